@@ -1,0 +1,38 @@
+#include "net/chunk.hpp"
+
+#include <cassert>
+#include <cstring>
+
+namespace drtp::net {
+
+chunk chunk::adopt(std::vector<char>&& bytes) {
+  chunk c;
+  c.size_ = bytes.size();
+  c.buf_ = std::make_shared<const std::vector<char>>(std::move(bytes));
+  return c;
+}
+
+chunk chunk::copy_of(const void* data, size_t n) {
+  std::vector<char> v(n);
+  if (n > 0)
+    std::memcpy(v.data(), data, n);
+  return adopt(std::move(v));
+}
+
+chunk chunk::slice(size_t offset, size_t n) const {
+  assert(offset + n <= size_);
+  chunk c;
+  c.buf_ = buf_;
+  c.offset_ = offset_ + offset;
+  c.size_ = n;
+  return c;
+}
+
+size_t total_size(const chunk_list& xs) noexcept {
+  size_t n = 0;
+  for (auto& x : xs)
+    n += x.size();
+  return n;
+}
+
+} // namespace drtp::net

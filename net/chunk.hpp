@@ -1,0 +1,46 @@
+#pragma once
+// A read-only slice of a reference-counted byte buffer. Payload bytes travel
+// between actors as chunks: passing one on never copies the bytes.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace drtp::net {
+
+class chunk {
+public:
+  chunk() = default;
+
+  /// Takes ownership of `bytes` without copying.
+  static chunk adopt(std::vector<char>&& bytes);
+  /// Copies `n` bytes from `data` (for small control frames and tests).
+  static chunk copy_of(const void* data, size_t n);
+  static chunk copy_of(const std::string& s) {
+    return copy_of(s.data(), s.size());
+  }
+
+  const char* data() const noexcept {
+    return buf_ ? buf_->data() + offset_ : nullptr;
+  }
+  size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
+
+  /// A sub-slice [offset, offset + n) of this chunk; shares the buffer.
+  chunk slice(size_t offset, size_t n) const;
+
+  std::string to_string() const { return std::string(data(), size_); }
+
+private:
+  std::shared_ptr<const std::vector<char>> buf_;
+  size_t offset_ = 0;
+  size_t size_ = 0;
+};
+
+using chunk_list = std::vector<chunk>;
+
+size_t total_size(const chunk_list& xs) noexcept;
+
+} // namespace drtp::net
