@@ -1,1 +1,199 @@
-// placeholder
+#include "actors/pop_server.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <unordered_map>
+
+#include "actors/messages.hpp"
+#include "actors/tunnel.hpp"
+#include "caf/all.hpp"
+
+namespace drtp {
+
+namespace {
+
+class pop_server_actor final : public caf::event_based_actor {
+public:
+  pop_server_actor(caf::actor_config& cfg, pop_params p)
+    : caf::event_based_actor(cfg), p_(std::move(p)) {
+    auto keys = std::make_shared<key_table>();
+    for (auto& s : p_.services)
+      (*keys)[s.name] = s.key;
+    keys_ = std::move(keys);
+  }
+
+  const char* name() const override {
+    return "drtp.pop";
+  }
+
+  caf::behavior make_behavior() override {
+    who_ = "pop#" + std::to_string(id());
+    // Tag 0 is the tunnel listener, tag i+1 the public port of service i.
+    send(p_.e.io, net::listen_req{0, p_.tunnel_host, p_.tunnel_port, true});
+    for (size_t i = 0; i < p_.services.size(); ++i) {
+      auto& s = p_.services[i];
+      send(p_.e.io, net::listen_req{i + 1, s.public_host, s.public_port, false});
+    }
+    services_.resize(p_.services.size());
+    set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
+    return {
+      [this](net::listening& ev) {
+        if (ev.tag == 0) {
+          tunnel_listener_ = ev.id;
+          ready_.tunnel_port = ev.port;
+        } else {
+          auto i = ev.tag - 1;
+          assert(i < services_.size());
+          services_[i].listener = ev.id;
+          ready_.public_ports[p_.services[i].name] = ev.port;
+          by_listener_[ev.id] = i;
+        }
+        if (++listening_ == p_.services.size() + 1) {
+          trace("ready: tunnels on port " + std::to_string(ready_.tunnel_port)
+                + ", " + std::to_string(p_.services.size()) + " service(s)");
+          if (p_.observer)
+            send(p_.observer, ready_);
+        }
+      },
+      [this](net::listen_failed& ev) {
+        trace(ev.what);
+        if (p_.observer)
+          send(p_.observer, pop_failed{ev.what});
+        quit();
+      },
+      [this](net::accepted& ev) {
+        if (ev.listener == tunnel_listener_)
+          on_tunnel_link(ev);
+        else
+          on_visitor(ev);
+      },
+      [this](tunnel_up& ev) {
+        auto i = find_service(ev.service);
+        if (i == services_.size()) {
+          send_exit(ev.tunnel, caf::exit_reason::kill);
+          return;
+        }
+        services_[i].tunnels.push_back(ev.tunnel);
+        monitor(ev.tunnel);
+        trace("service '" + ev.service + "' now has "
+              + std::to_string(services_[i].tunnels.size())
+              + " tunnel(s); agent " + ev.agent_id + " from " + ev.peer);
+      },
+      [this](auth_failed& ev) {
+        auto& f = failures_[ev.peer_host];
+        auto now = clock().now();
+        if (now - f.last > ms(p_.auth_failure_window_ms))
+          f.count = 0;
+        f.count = std::min<uint32_t>(f.count + 1, 16);
+        f.last = now;
+      },
+      [this](status_atom) {
+        uint32_t n = 0;
+        for (auto& s : services_)
+          n += static_cast<uint32_t>(s.tunnels.size());
+        return n;
+      },
+    };
+  }
+
+private:
+  struct service_state {
+    net::listener_id listener = 0;
+    std::vector<caf::actor> tunnels;
+    size_t next = 0; // round robin over tunnels
+  };
+
+  struct failure_state {
+    uint32_t count = 0;
+    caf::actor_clock::time_point last;
+  };
+
+  static std::chrono::milliseconds ms(uint32_t x) {
+    return std::chrono::milliseconds(x);
+  }
+
+  void trace(const std::string& what) {
+    p_.e.trace->emit(p_.e.host, who_, what);
+  }
+
+  size_t find_service(const std::string& name) const {
+    for (size_t i = 0; i < p_.services.size(); ++i)
+      if (p_.services[i].name == name)
+        return i;
+    return p_.services.size();
+  }
+
+  uint32_t auth_delay_ms(const std::string& host) {
+    auto i = failures_.find(host);
+    if (i == failures_.end() || i->second.count == 0)
+      return 0;
+    if (clock().now() - i->second.last > ms(p_.auth_failure_window_ms))
+      return 0;
+    // 100 ms after the first failure, doubling up to the cap.
+    uint64_t d = 100ull << std::min<uint32_t>(i->second.count - 1, 10);
+    return static_cast<uint32_t>(std::min<uint64_t>(d, p_.auth_delay_max_ms));
+  }
+
+  void on_tunnel_link(const net::accepted& ev) {
+    tunnel_params tp;
+    tp.e = p_.e;
+    tp.role = tunnel_params::pop_side;
+    tp.parent = this;
+    tp.conn = ev.id;
+    tp.peer_host = ev.peer_host;
+    tp.keys = keys_;
+    tp.auth_delay_ms = auth_delay_ms(ev.peer_host);
+    spawn_tunnel(system(), std::move(tp));
+  }
+
+  void on_visitor(const net::accepted& ev) {
+    auto it = by_listener_.find(ev.listener);
+    if (it == by_listener_.end()) {
+      send(p_.e.io, net::abort_req{ev.id});
+      return;
+    }
+    auto& s = services_[it->second];
+    if (s.tunnels.empty()) {
+      trace("refused visitor " + ev.peer_host + ":" + std::to_string(ev.peer_port)
+            + " of service '" + p_.services[it->second].name
+            + "': no tunnel is up");
+      send(p_.e.io, net::abort_req{ev.id});
+      return;
+    }
+    auto& t = s.tunnels[s.next++ % s.tunnels.size()];
+    send(t, attach_visitor{ev.id, ev.peer_host + ":" + std::to_string(ev.peer_port)});
+  }
+
+  void on_down(const caf::down_msg& dm) {
+    for (size_t i = 0; i < services_.size(); ++i) {
+      auto& ts = services_[i].tunnels;
+      auto before = ts.size();
+      ts.erase(std::remove_if(ts.begin(), ts.end(),
+                              [&](const caf::actor& a) {
+                                return a.address() == dm.source;
+                              }),
+               ts.end());
+      if (ts.size() != before)
+        trace("service '" + p_.services[i].name + "' lost a tunnel; "
+              + std::to_string(ts.size()) + " left");
+    }
+  }
+
+  pop_params p_;
+  std::string who_;
+  std::shared_ptr<const key_table> keys_;
+  net::listener_id tunnel_listener_ = 0;
+  std::vector<service_state> services_;
+  std::unordered_map<net::listener_id, size_t> by_listener_;
+  std::unordered_map<std::string, failure_state> failures_;
+  size_t listening_ = 0;
+  pop_ready ready_;
+};
+
+} // namespace
+
+caf::actor spawn_pop_server(caf::actor_system& sys, pop_params p) {
+  return sys.spawn<pop_server_actor>(std::move(p));
+}
+
+} // namespace drtp

@@ -8,7 +8,16 @@ namespace drtp::net {
 chunk chunk::adopt(std::vector<char>&& bytes) {
   chunk c;
   c.size_ = bytes.size();
-  c.buf_ = std::make_shared<const std::vector<char>>(std::move(bytes));
+  c.buf_ = std::make_shared<std::vector<char>>(std::move(bytes));
+  return c;
+}
+
+chunk chunk::allocate(size_t n, char** out) {
+  auto buf = std::make_shared<std::vector<char>>(n);
+  *out = buf->data();
+  chunk c;
+  c.size_ = n;
+  c.buf_ = std::move(buf);
   return c;
 }
 

@@ -18,6 +18,9 @@ public:
   static chunk adopt(std::vector<char>&& bytes);
   /// Copies `n` bytes from `data` (for small control frames and tests).
   static chunk copy_of(const void* data, size_t n);
+  /// A fresh buffer of `n` bytes; `*out` points at it for the one writer
+  /// that fills it before the chunk is shared.
+  static chunk allocate(size_t n, char** out);
   static chunk copy_of(const std::string& s) {
     return copy_of(s.data(), s.size());
   }

@@ -1,1 +1,140 @@
-// placeholder
+#include "net/control.hpp"
+
+#include <sstream>
+#include <streambuf>
+
+#include <cereal/archives/portable_binary.hpp>
+
+namespace drtp::net {
+
+namespace {
+
+/// A string whose length is checked against `Max` before it is allocated.
+template <size_t Max>
+struct bounded {
+  std::string& s;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    auto n = static_cast<uint16_t>(std::min(s.size(), Max));
+    ar(n);
+    ar(cereal::binary_data(s.data(), n));
+  }
+
+  template <class Archive>
+  void load(Archive& ar) {
+    uint16_t n = 0;
+    ar(n);
+    if (n > Max)
+      throw cereal::Exception("string exceeds its limit");
+    s.resize(n);
+    ar(cereal::binary_data(s.data(), n));
+  }
+};
+
+} // namespace
+
+template <class Archive>
+void serialize(Archive& ar, hello_msg& x) {
+  ar(x.version, bounded<name_bytes_max>{x.service},
+     bounded<name_bytes_max>{x.agent_id});
+}
+
+template <class Archive>
+void serialize(Archive& ar, challenge_msg& x) {
+  ar(bounded<nonce_bytes>{x.nonce});
+}
+
+template <class Archive>
+void serialize(Archive& ar, proof_msg& x) {
+  ar(bounded<mac_bytes>{x.mac});
+}
+
+template <class Archive>
+void serialize(Archive& ar, accept_msg& x) {
+  ar(bounded<name_bytes_max>{x.tunnel_id}, x.heartbeat_interval_ms,
+     x.window_bytes);
+}
+
+template <class Archive>
+void serialize(Archive& ar, reject_msg& x) {
+  ar(x.code, bounded<reason_bytes_max>{x.message});
+}
+
+template <class Archive>
+void serialize(Archive& ar, open_msg& x) {
+  ar(bounded<name_bytes_max>{x.peer});
+}
+
+template <class Archive>
+void serialize(Archive& ar, goaway_msg& x) {
+  ar(x.code, bounded<reason_bytes_max>{x.message});
+}
+
+namespace {
+
+/// Reads a chunk in place, without copying it into a stringstream.
+struct chunk_buf : std::streambuf {
+  explicit chunk_buf(const chunk& c) {
+    auto p = const_cast<char*>(c.data());
+    setg(p, p, p + c.size());
+  }
+};
+
+template <class T>
+chunk encode_any(const T& x) {
+  std::ostringstream out;
+  {
+    cereal::PortableBinaryOutputArchive ar{out};
+    ar(const_cast<T&>(x));
+  }
+  return chunk::copy_of(out.str());
+}
+
+template <class T>
+bool decode_any(const chunk& in, T& x) {
+  if (in.size() > 4096)
+    return false;
+  chunk_buf buf{in};
+  std::istream is{&buf};
+  try {
+    cereal::PortableBinaryInputArchive ar{is};
+    ar(x);
+  } catch (const std::exception&) {
+    return false;
+  }
+  // Trailing garbage is a protocol error too.
+  return is.peek() == std::char_traits<char>::eof();
+}
+
+} // namespace
+
+const char* to_string(reject_code c) noexcept {
+  switch (c) {
+    case reject_code::bad_version: return "unsupported protocol version";
+    case reject_code::unknown_service: return "unknown service";
+    case reject_code::bad_proof: return "wrong secret";
+    case reject_code::handshake_timeout: return "handshake timed out";
+    case reject_code::draining: return "POP is draining";
+    case reject_code::protocol_error: return "protocol error";
+  }
+  return "rejected";
+}
+
+chunk encode(const hello_msg& x) { return encode_any(x); }
+chunk encode(const challenge_msg& x) { return encode_any(x); }
+chunk encode(const proof_msg& x) { return encode_any(x); }
+chunk encode(const accept_msg& x) { return encode_any(x); }
+chunk encode(const reject_msg& x) { return encode_any(x); }
+chunk encode(const open_msg& x) { return encode_any(x); }
+chunk encode(const goaway_msg& x) { return encode_any(x); }
+
+bool decode(const chunk& in, hello_msg& x) { return decode_any(in, x); }
+bool decode(const chunk& in, challenge_msg& x) { return decode_any(in, x); }
+bool decode(const chunk& in, proof_msg& x) { return decode_any(in, x); }
+bool decode(const chunk& in, accept_msg& x) { return decode_any(in, x); }
+bool decode(const chunk& in, reject_msg& x) { return decode_any(in, x); }
+bool decode(const chunk& in, open_msg& x) { return decode_any(in, x); }
+bool decode(const chunk& in, goaway_msg& x) { return decode_any(in, x); }
+
+} // namespace drtp::net

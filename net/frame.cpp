@@ -1,1 +1,221 @@
-// placeholder
+#include "net/frame.hpp"
+
+#include <cassert>
+#include <cstring>
+
+namespace drtp::net {
+
+namespace {
+
+void put_u32(char* p, uint32_t v) noexcept {
+  p[0] = static_cast<char>(v >> 24);
+  p[1] = static_cast<char>(v >> 16);
+  p[2] = static_cast<char>(v >> 8);
+  p[3] = static_cast<char>(v);
+}
+
+bool known_type(uint8_t t) noexcept {
+  switch (static_cast<frame_type>(t)) {
+    case frame_type::hello:
+    case frame_type::challenge:
+    case frame_type::proof:
+    case frame_type::accept:
+    case frame_type::reject:
+    case frame_type::open:
+    case frame_type::data:
+    case frame_type::window:
+    case frame_type::fin:
+    case frame_type::rst:
+    case frame_type::ping:
+    case frame_type::pong:
+    case frame_type::goaway:
+      return true;
+  }
+  return false;
+}
+
+size_t payload_limit(frame_type t) noexcept {
+  switch (t) {
+    case frame_type::data: return frame_data_bytes_max;
+    case frame_type::window:
+    case frame_type::rst: return 4;
+    case frame_type::ping:
+    case frame_type::pong: return 8;
+    case frame_type::fin: return 0;
+    default: return frame_control_bytes_max;
+  }
+}
+
+} // namespace
+
+const char* to_string(frame_type t) noexcept {
+  switch (t) {
+    case frame_type::hello: return "hello";
+    case frame_type::challenge: return "challenge";
+    case frame_type::proof: return "proof";
+    case frame_type::accept: return "accept";
+    case frame_type::reject: return "reject";
+    case frame_type::open: return "open";
+    case frame_type::data: return "data";
+    case frame_type::window: return "window";
+    case frame_type::fin: return "fin";
+    case frame_type::rst: return "rst";
+    case frame_type::ping: return "ping";
+    case frame_type::pong: return "pong";
+    case frame_type::goaway: return "goaway";
+  }
+  return "unknown";
+}
+
+const char* to_string(frame_decoder::status s) noexcept {
+  switch (s) {
+    case frame_decoder::status::ok: return "ok";
+    case frame_decoder::status::bad_type: return "unknown frame type";
+    case frame_decoder::status::bad_reserved: return "reserved header bits set";
+    case frame_decoder::status::too_large: return "frame exceeds its size limit";
+  }
+  return "unknown";
+}
+
+uint32_t read_u32(const char* p) noexcept {
+  auto b = reinterpret_cast<const unsigned char*>(p);
+  return (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8)
+         | uint32_t{b[3]};
+}
+
+uint64_t read_u64(const char* p) noexcept {
+  return (uint64_t{read_u32(p)} << 32) | read_u32(p + 4);
+}
+
+void encode_header(char* out, frame_type t, uint8_t flags, uint32_t stream_id,
+                   uint32_t payload_bytes) noexcept {
+  assert(payload_bytes <= payload_limit(t));
+  out[0] = static_cast<char>(t);
+  out[1] = static_cast<char>(flags);
+  out[2] = 0;
+  out[3] = 0;
+  put_u32(out + 4, stream_id);
+  put_u32(out + 8, payload_bytes);
+}
+
+chunk encode_frame(frame_type t, uint32_t stream_id, const void* payload,
+                   size_t payload_bytes) {
+  std::vector<char> buf(frame_header_bytes + payload_bytes);
+  encode_header(buf.data(), t, 0, stream_id,
+                static_cast<uint32_t>(payload_bytes));
+  if (payload_bytes > 0)
+    std::memcpy(buf.data() + frame_header_bytes, payload, payload_bytes);
+  return chunk::adopt(std::move(buf));
+}
+
+chunk encode_u32_frame(frame_type t, uint32_t stream_id, uint32_t value) {
+  char p[4];
+  put_u32(p, value);
+  return encode_frame(t, stream_id, p, sizeof(p));
+}
+
+chunk encode_u64_frame(frame_type t, uint32_t stream_id, uint64_t value) {
+  char p[8];
+  put_u32(p, static_cast<uint32_t>(value >> 32));
+  put_u32(p + 4, static_cast<uint32_t>(value));
+  return encode_frame(t, stream_id, p, sizeof(p));
+}
+
+chunk header_pool::make(frame_type t, uint32_t stream_id,
+                        uint32_t payload_bytes) {
+  if (used_ + frame_header_bytes > block_bytes) {
+    // The old block stays alive as long as chunks of it are in flight.
+    block_chunk_ = chunk::allocate(block_bytes, &block_data_);
+    used_ = 0;
+  }
+  // The pool is the block's only writer and never rewrites a handed-out slice.
+  encode_header(block_data_ + used_, t, 0, stream_id, payload_bytes);
+  auto out = block_chunk_.slice(used_, frame_header_bytes);
+  used_ += frame_header_bytes;
+  return out;
+}
+
+frame_decoder::status frame_decoder::check_header(const char* h,
+                                                  size_t& payload_bytes) const {
+  auto t = static_cast<uint8_t>(h[0]);
+  if (!known_type(t))
+    return status::bad_type;
+  if (h[2] != 0 || h[3] != 0)
+    return status::bad_reserved;
+  payload_bytes = read_u32(h + 8);
+  if (payload_bytes > payload_limit(static_cast<frame_type>(t)))
+    return status::too_large;
+  return status::ok;
+}
+
+frame_decoder::status frame_decoder::feed(const chunk& in,
+                                          std::vector<frame>& out) {
+  if (failed_)
+    return status::too_large;
+  size_t pos = 0;
+  const char* p = in.data();
+  const size_t n = in.size();
+  auto emit = [&](const char* h, chunk payload) {
+    frame f;
+    f.type = static_cast<frame_type>(static_cast<uint8_t>(h[0]));
+    f.flags = static_cast<uint8_t>(h[1]);
+    f.stream_id = read_u32(h + 4);
+    f.payload = std::move(payload);
+    out.push_back(std::move(f));
+  };
+  // First finish a frame left over from earlier chunks (this copies).
+  while (!partial_.empty() && pos < n) {
+    if (partial_.size() < frame_header_bytes) {
+      auto take = std::min(frame_header_bytes - partial_.size(), n - pos);
+      partial_.insert(partial_.end(), p + pos, p + pos + take);
+      pos += take;
+      if (partial_.size() < frame_header_bytes)
+        return status::ok;
+    }
+    size_t len = 0;
+    if (auto st = check_header(partial_.data(), len); st != status::ok) {
+      failed_ = true;
+      return st;
+    }
+    auto want = frame_header_bytes + len;
+    auto take = std::min(want - partial_.size(), n - pos);
+    partial_.insert(partial_.end(), p + pos, p + pos + take);
+    pos += take;
+    if (partial_.size() < want)
+      return status::ok;
+    char h[frame_header_bytes];
+    std::memcpy(h, partial_.data(), frame_header_bytes);
+    std::vector<char> body(partial_.begin() + frame_header_bytes,
+                           partial_.end());
+    partial_.clear();
+    emit(h, chunk::adopt(std::move(body)));
+  }
+  // Then whole frames straight out of this chunk, without copying payloads.
+  while (n - pos >= frame_header_bytes) {
+    size_t len = 0;
+    if (auto st = check_header(p + pos, len); st != status::ok) {
+      failed_ = true;
+      return st;
+    }
+    if (n - pos - frame_header_bytes < len)
+      break;
+    emit(p + pos, in.slice(pos + frame_header_bytes, len));
+    pos += frame_header_bytes + len;
+  }
+  if (pos < n) {
+    partial_.assign(p + pos, p + n);
+    // Validate early so garbage does not make us wait for a huge frame.
+    if (partial_.size() >= frame_header_bytes) {
+      size_t len = 0;
+      if (auto st = check_header(partial_.data(), len); st != status::ok) {
+        failed_ = true;
+        return st;
+      }
+    }
+  }
+  assert(partial_.size() < frame_header_bytes + frame_data_bytes_max
+                             + frame_control_bytes_max);
+  return status::ok;
+}
+
+} // namespace drtp::net

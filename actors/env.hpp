@@ -1,0 +1,34 @@
+#pragma once
+// What every actor is handed at spawn instead of reaching for globals: the io
+// actor of its host (the seam), a tracer, randomness, and the limits it keeps.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "caf/actor.hpp"
+#include "net/handshake.hpp"
+#include "net/trace.hpp"
+
+namespace drtp {
+
+struct tunnel_limits {
+  uint32_t heartbeat_interval_ms = 1000;
+  /// A peer silent for this many heartbeat intervals is declared dead.
+  uint32_t heartbeat_misses_max = 3;
+  uint32_t handshake_timeout_ms = 10000;
+  uint32_t connect_timeout_ms = 5000;
+  /// Credit per stream and direction: bounds buffering per session.
+  uint32_t window_bytes = 256 * 1024;
+  uint32_t streams_per_tunnel_max = 1024;
+};
+
+struct env {
+  caf::actor io;                      // the seam for this host
+  std::shared_ptr<net::tracer> trace; // never null
+  std::shared_ptr<net::entropy> rng;  // never null
+  std::string host;                   // this host's name, for traces
+  tunnel_limits limits;
+};
+
+} // namespace drtp

@@ -1,0 +1,127 @@
+#pragma once
+// Messages between the actors of actors/ (never over the wire; the wire
+// format lives in net/frame.hpp and net/control.hpp).
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "caf/actor.hpp"
+#include "caf/allowed_unsafe_message_type.hpp"
+#include "caf/atom.hpp"
+#include "net/chunk.hpp"
+#include "net/io.hpp"
+
+namespace drtp {
+
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+using hs_timeout_atom = caf::atom_constant<caf::atom("hstimeout")>;
+using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
+using delayed_atom = caf::atom_constant<caf::atom("delayed")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+
+// -- session <-> tunnel: one stream -------------------------------------------
+// A session sends these to its tunnel to go to the peer; the tunnel sends the
+// same types to the session for what came from the peer.
+
+struct stream_data {
+  uint32_t sid = 0;
+  net::chunk data;
+};
+
+struct stream_fin {
+  uint32_t sid = 0;
+};
+
+enum class rst_code : uint32_t {
+  closed = 0,          // the local side reset its connection
+  connect_failed = 1,  // the agent could not reach the local service
+  tunnel_lost = 2,     // the tunnel carrying the stream went away
+  flow_violation = 3,  // the peer sent beyond its credit
+  refused = 4,         // too many streams, or draining
+};
+
+const char* to_string(rst_code c) noexcept;
+
+struct stream_rst {
+  uint32_t sid = 0;
+  uint32_t code = 0;
+};
+
+/// The receiver of a stream consumed `bytes`: the sender may send that much more.
+struct stream_window {
+  uint32_t sid = 0;
+  uint32_t bytes = 0;
+};
+
+/// A session is finished with its stream.
+struct stream_done {
+  uint32_t sid = 0;
+};
+
+// -- POP server -> tunnel --------------------------------------------------------
+
+/// Carry this accepted visitor connection over a new stream.
+struct attach_visitor {
+  net::conn_id conn = 0;
+  std::string peer;
+};
+
+// -- tunnel -> its parent (POP server or agent) ----------------------------------
+
+struct tunnel_up {
+  caf::actor tunnel;
+  std::string service;
+  std::string agent_id;
+  std::string peer;
+};
+
+/// The handshake failed for good: retrying with the same secret is pointless.
+struct tunnel_rejected {
+  uint16_t code = 0;
+  std::string message;
+};
+
+/// The tunnel could not be set up or went down (it quits right after).
+struct tunnel_failed {
+  std::string what;
+};
+
+/// POP side: the authentication of `peer_host` failed (for rate limiting).
+struct auth_failed {
+  std::string peer_host;
+  std::string service;
+};
+
+// -- to an observer (CLI, tests) -------------------------------------------------
+
+struct pop_ready {
+  uint16_t tunnel_port = 0;
+  std::map<std::string, uint16_t> public_ports; // service -> bound port
+};
+
+struct pop_failed {
+  std::string what;
+};
+
+/// Agent news: up, down, retrying, or fatal (then the agent has stopped).
+struct agent_event {
+  enum kind_t : uint8_t { up, down, retrying, fatal } kind = up;
+  std::string what;
+};
+
+} // namespace drtp
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_data)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_fin)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_rst)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_window)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::attach_visitor)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_up)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_rejected)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_failed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::auth_failed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_ready)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_failed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_event)

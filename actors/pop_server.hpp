@@ -1,0 +1,36 @@
+#pragma once
+// The POP server: accepts and authenticates tunnels, listens on one public
+// port per service, and hands each visitor to a tunnel of its service. A
+// visitor that arrives while no tunnel is up is refused at once.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/env.hpp"
+#include "caf/fwd.hpp"
+
+namespace drtp {
+
+struct service_config {
+  std::string name;
+  std::string key;                   // net::derive_key(secret)
+  std::string public_host = "0.0.0.0";
+  uint16_t public_port = 0;          // 0 = pick a free port (tests)
+};
+
+struct pop_params {
+  env e;
+  std::string tunnel_host = "0.0.0.0";
+  uint16_t tunnel_port = 0;
+  std::vector<service_config> services;
+  /// Receives pop_ready or pop_failed; may be null.
+  caf::actor observer;
+  /// Failed authentications from one source within this window slow it down.
+  uint32_t auth_failure_window_ms = 60000;
+  uint32_t auth_delay_max_ms = 5000;
+};
+
+caf::actor spawn_pop_server(caf::actor_system& sys, pop_params p);
+
+} // namespace drtp

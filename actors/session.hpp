@@ -1,0 +1,30 @@
+#pragma once
+// A session splices one local connection (a visitor at the POP, the local
+// service at the agent) to one stream of a tunnel, with credit-based flow
+// control: it never sends the peer more than the peer's window, and it pauses
+// reading its local socket while it has no credit. Buffering per session is
+// bounded by the window plus one socket read.
+
+#include <cstdint>
+#include <string>
+
+#include "actors/env.hpp"
+#include "caf/fwd.hpp"
+#include "net/io.hpp"
+
+namespace drtp {
+
+struct session_params {
+  env e;
+  caf::actor tunnel;
+  uint32_t sid = 0;
+  /// POP side: the accepted visitor connection (adopted by the session).
+  net::conn_id conn = 0;
+  /// Agent side (conn == 0): the local service to connect to.
+  std::string local_host;
+  uint16_t local_port = 0;
+};
+
+caf::actor spawn_session(caf::actor_system& sys, session_params p);
+
+} // namespace drtp

@@ -1,0 +1,48 @@
+#pragma once
+// A tunnel is one TLS link between an agent and a POP carrying many streams.
+// The same actor serves both ends: the agent side dials and proves it knows
+// the service secret; the POP side challenges and verifies. Once up, both
+// ends multiplex streams, relay flow-control credit, and ping each other; a
+// peer silent for heartbeat_misses_max intervals is declared dead.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "actors/env.hpp"
+#include "caf/fwd.hpp"
+#include "net/io.hpp"
+
+namespace drtp {
+
+/// service name -> key (net::derive_key of the secret)
+using key_table = std::map<std::string, std::string>;
+
+struct tunnel_params {
+  env e;
+  enum role_t : uint8_t { agent_side, pop_side } role = agent_side;
+  /// Told of tunnel_up / tunnel_rejected / tunnel_failed / auth_failed.
+  caf::actor parent;
+
+  // agent side: where to dial and what to prove
+  std::string pop_host;
+  uint16_t pop_port = 0;
+  std::shared_ptr<const net::tls_client_config> tls;
+  std::string service;
+  std::string agent_id;
+  std::string key;
+  std::string local_host; // where streams opened by the POP lead
+  uint16_t local_port = 0;
+
+  // POP side: the accepted link and who may authenticate
+  net::conn_id conn = 0;
+  std::string peer_host;
+  std::shared_ptr<const key_table> keys;
+  /// Slows down sources that failed recently.
+  uint32_t auth_delay_ms = 0;
+};
+
+caf::actor spawn_tunnel(caf::actor_system& sys, tunnel_params p);
+
+} // namespace drtp
