@@ -1,1 +1,148 @@
-// placeholder
+// drtp: the agent side. `drtp serve` runs next to a private service and
+// dials out to a POP, so nobody needs to open an inbound port.
+
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
+
+#include "actors/agent.hpp"
+#include "actors/messages.hpp"
+#include "caf/all.hpp"
+#include "net/handshake.hpp"
+#include "net/tls.hpp"
+#include "tools/cli_common.hpp"
+
+namespace {
+
+const char* usage = R"(drtp - reverse tunnel proxy
+
+Usage:
+  drtp serve --pop HOST:PORT --service NAME --local HOST:PORT [options]
+
+drtp serve dials out to a POP over TLS and carries the visitors of the
+service's public port at that POP to HOST:PORT here. No inbound port needed.
+
+Options:
+  --pop HOST:PORT          the POP's tunnel address
+  --service NAME           the service name the POP knows
+  --local HOST:PORT        the local service (e.g. 127.0.0.1:5432)
+  --secret-file FILE       the service secret (default: $DRTP_SECRET)
+  --ca FILE                trust POP certificates signed by this CA (PEM)
+  --pop-fingerprint SHA    trust exactly this POP certificate
+                           (sha256:HEX, as drtp-pop --dev prints it)
+  --server-name NAME       expected name in the POP certificate (with --ca)
+  --insecure               do not verify the POP certificate (testing only)
+  --agent-id ID            how the POP names this agent (default: hostname)
+  -v, --verbose            log every session
+  -h, --help               this text
+
+The POP certificate is verified by default: give --ca or --pop-fingerprint.
+)";
+
+int serve(drtp::cli::args& a) {
+  using namespace drtp;
+  auto pop = a.value("--pop");
+  auto service = a.value("--service");
+  auto local = a.value("--local");
+  auto secret_file = a.value("--secret-file");
+  auto ca = a.value("--ca");
+  auto fp = a.value("--pop-fingerprint");
+  auto server_name = a.value("--server-name");
+  bool insecure = a.flag("--insecure");
+  auto agent_id = a.value("--agent-id");
+  int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
+  a.finish();
+  if (!pop || !service || !local)
+    throw cli::error("serve needs --pop, --service and --local (see --help)");
+  agent_params ap;
+  cli::parse_host_port(*pop, "--pop", ap.pop_host, ap.pop_port);
+  cli::parse_host_port(*local, "--local", ap.local_host, ap.local_port);
+  ap.service = *service;
+  ap.key = net::derive_key(cli::read_secret(secret_file, "DRTP_SECRET"));
+  auto tls = std::make_shared<net::tls_client_config>();
+  if (insecure) {
+    tls->verify = false;
+  } else if (fp) {
+    auto hex = *fp;
+    if (hex.rfind("sha256:", 0) == 0)
+      hex = hex.substr(7);
+    if (!net::from_hex(hex, tls->fingerprint_sha256)
+        || tls->fingerprint_sha256.size() != 32)
+      throw cli::error("--pop-fingerprint must be sha256: and 64 hex digits");
+  } else if (ca) {
+    if (access(ca->c_str(), R_OK) != 0)
+      throw cli::error("cannot read CA file " + *ca + ": " + std::strerror(errno));
+    tls->ca_file = *ca;
+    tls->server_name = server_name ? *server_name : ap.pop_host;
+  } else {
+    throw cli::error("cannot verify the POP: pass --ca FILE or "
+                     "--pop-fingerprint sha256:HEX (or --insecure for tests)");
+  }
+  ap.tls = tls;
+  if (agent_id) {
+    ap.agent_id = *agent_id;
+  } else {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    ap.agent_id = host;
+  }
+
+  cli::install_stop_signals();
+  cli::runtime rt{net::make_stderr_tracer(verbosity), std::nullopt};
+  caf::scoped_actor self{rt.sys()};
+  ap.e.io = rt.io();
+  ap.e.trace = rt.trace();
+  ap.e.rng = net::make_system_entropy();
+  ap.e.host = "agent";
+  ap.observer = self;
+  std::printf("drtp serve: service '%s' -> %s, via POP %s\n", service->c_str(),
+              local->c_str(), pop->c_str());
+  std::fflush(stdout);
+  spawn_agent(rt.sys(), std::move(ap));
+  int rc = 0;
+  bool running = true;
+  while (running && !cli::stop_requested()) {
+    self->receive(
+      [&](agent_event& ev) {
+        if (ev.kind == agent_event::fatal) {
+          std::fprintf(stderr, "drtp serve: error: %s\n", ev.what.c_str());
+          rc = 1;
+          running = false;
+        } else if (ev.kind == agent_event::up) {
+          std::printf("drtp serve: %s\n", ev.what.c_str());
+          std::fflush(stdout);
+        }
+      },
+      caf::after(std::chrono::milliseconds(200)) >> [] {});
+  }
+  rt.stop();
+  std::fflush(nullptr);
+  std::_Exit(rc);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
+      std::fputs(usage, argc < 2 ? stderr : stdout);
+      return argc < 2 ? 2 : 0;
+    }
+    std::string cmd = argv[1];
+    drtp::cli::args a{argc, argv, 2};
+    if (cmd == "serve") {
+      if (a.flag("-h") || a.flag("--help")) {
+        std::fputs(usage, stdout);
+        return 0;
+      }
+      return serve(a);
+    }
+    throw drtp::cli::error("unknown command '" + cmd + "' (try: drtp serve --help)");
+  } catch (const drtp::cli::error& e) {
+    std::fprintf(stderr, "drtp: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "drtp: error: %s\n", e.what());
+    return 1;
+  }
+}

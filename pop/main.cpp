@@ -1,1 +1,184 @@
-// placeholder
+// drtp-pop: the point of presence. Agents dial in over TLS; visitors connect
+// to each service's public port and are carried through a tunnel.
+
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+
+#include "actors/messages.hpp"
+#include "actors/pop_server.hpp"
+#include "caf/all.hpp"
+#include "net/handshake.hpp"
+#include "net/tls.hpp"
+#include "pop/config.hpp"
+#include "tools/cli_common.hpp"
+
+namespace {
+
+const char* usage = R"(drtp-pop - a DRTP point of presence
+
+Agents (drtp serve) dial in over TLS; visitors connect to a service's public
+port and reach the service through an agent's tunnel.
+
+Usage:
+  drtp-pop --config FILE [options]
+  drtp-pop --service NAME --public HOST:PORT [--secret-file FILE] [options]
+  drtp-pop hash-secret          read a secret on stdin, print its secret_sha256
+
+Options:
+  --config FILE           YAML: listen, tls {cert, key}, services (see README)
+  --listen HOST:PORT      where agents dial in (default 0.0.0.0:7000)
+  --cert FILE --key FILE  TLS certificate and key (PEM)
+  --dev                   development mode: a fresh self-signed certificate;
+                          its SHA-256 fingerprint is printed for the agents
+  --fingerprint-out FILE  also write that fingerprint to FILE
+  --service NAME          one service without a config file, with
+  --public HOST:PORT      its public port, and its secret from
+  --secret-file FILE      a file (or the DRTP_SECRET environment variable)
+  -v, --verbose           log every session
+  -h, --help              this text
+
+SIGINT or SIGTERM stops the POP.
+)";
+
+int run(int argc, char** argv) {
+  using namespace drtp;
+  if (argc >= 2 && std::string(argv[1]) == "hash-secret") {
+    std::string secret{std::istreambuf_iterator<char>(std::cin), {}};
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+      secret.pop_back();
+    if (secret.empty())
+      throw cli::error("no secret on standard input");
+    std::printf("%s\n", net::to_hex(net::derive_key(secret)).c_str());
+    return 0;
+  }
+  cli::args a{argc, argv, 1};
+  if (a.flag("-h") || a.flag("--help")) {
+    std::fputs(usage, stdout);
+    return 0;
+  }
+  auto config_file = a.value("--config");
+  auto listen = a.value("--listen");
+  auto cert = a.value("--cert");
+  auto key = a.value("--key");
+  bool dev = a.flag("--dev");
+  auto fp_out = a.value("--fingerprint-out");
+  auto service = a.value("--service");
+  auto public_addr = a.value("--public");
+  auto secret_file = a.value("--secret-file");
+  int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
+  auto extra = a.positional();
+  if (!extra.empty())
+    throw cli::error("unexpected argument '" + extra.front() + "' (see --help)");
+  a.finish();
+
+  pop::config cfg;
+  if (config_file) {
+    cfg = pop::load_config(*config_file);
+    if (service)
+      throw cli::error("use either --config or --service, not both");
+  } else if (service) {
+    if (!public_addr)
+      throw cli::error("--service needs --public HOST:PORT");
+    service_config sc;
+    sc.name = *service;
+    sc.key = net::derive_key(cli::read_secret(secret_file, "DRTP_SECRET"));
+    cli::parse_host_port(*public_addr, "--public", sc.public_host,
+                         sc.public_port);
+    cfg.services.push_back(std::move(sc));
+  } else {
+    throw cli::error("no services: pass --config FILE or --service NAME "
+                     "(see --help)");
+  }
+  if (listen)
+    cli::parse_host_port(*listen, "--listen", cfg.listen_host, cfg.listen_port);
+  if (cert || key) {
+    if (!cert || !key)
+      throw cli::error("--cert and --key go together");
+    cfg.cert_file = *cert;
+    cfg.key_file = *key;
+  }
+
+  net::tls_identity identity;
+  if (dev) {
+    identity = net::make_self_signed("drtp-pop");
+  } else if (!cfg.cert_file.empty()) {
+    try {
+      identity = net::load_identity(cfg.cert_file, cfg.key_file);
+    } catch (const std::exception& e) {
+      throw cli::error(e.what());
+    }
+  } else {
+    throw cli::error("no TLS certificate: pass --cert/--key, a 'tls' section "
+                     "in the config, or --dev for a self-signed one");
+  }
+  auto fp = "sha256:" + net::to_hex(net::fingerprint_sha256(identity.cert_pem));
+  if (dev) {
+    std::printf("drtp-pop: development mode, self-signed certificate %s\n",
+                fp.c_str());
+    if (fp_out) {
+      FILE* f = std::fopen(fp_out->c_str(), "w");
+      if (!f)
+        throw cli::error("cannot write " + *fp_out);
+      std::fprintf(f, "%s\n", fp.c_str());
+      std::fclose(f);
+    }
+  }
+
+  cli::install_stop_signals();
+  cli::runtime rt{net::make_stderr_tracer(verbosity), identity};
+  caf::scoped_actor self{rt.sys()};
+  pop_params pp;
+  pp.e.io = rt.io();
+  pp.e.trace = rt.trace();
+  pp.e.rng = net::make_system_entropy();
+  pp.e.host = "pop";
+  pp.tunnel_host = cfg.listen_host;
+  pp.tunnel_port = cfg.listen_port;
+  pp.services = cfg.services;
+  pp.observer = self;
+  auto pop = spawn_pop_server(rt.sys(), std::move(pp));
+  int rc = 0;
+  bool ready = false;
+  self->receive(
+    [&](pop_ready& r) {
+      ready = true;
+      std::printf("drtp-pop: agents dial %s:%u (TLS)\n", cfg.listen_host.c_str(),
+                  r.tunnel_port);
+      for (auto& s : cfg.services)
+        std::printf("drtp-pop: service '%s' public on %s:%u\n", s.name.c_str(),
+                    s.public_host.c_str(), r.public_ports[s.name]);
+      std::fflush(stdout);
+    },
+    [&](pop_failed& f) {
+      std::fprintf(stderr, "drtp-pop: error: %s\n", f.what.c_str());
+      rc = 1;
+    },
+    caf::after(std::chrono::seconds(10)) >> [&] {
+      std::fprintf(stderr, "drtp-pop: error: listeners not ready after 10 s\n");
+      rc = 1;
+    });
+  while (ready && !cli::stop_requested()) {
+    self->receive([](const caf::message&) {},
+                  caf::after(std::chrono::milliseconds(200)) >> [] {});
+  }
+  if (ready)
+    std::fprintf(stderr, "drtp-pop: stopping (signal %d)\n", cli::stop_signal());
+  rt.stop();
+  std::fflush(nullptr);
+  std::_Exit(rc); // actors may still hold sockets' handles; nothing to flush
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const drtp::cli::error& e) {
+    std::fprintf(stderr, "drtp-pop: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "drtp-pop: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,32 @@
+#pragma once
+// drtp-pop's configuration file (YAML):
+//
+//   listen: 0.0.0.0:7000          # where agents dial in (TLS)
+//   tls:                          # omit with --dev
+//     cert: /etc/drtp/pop.crt
+//     key: /etc/drtp/pop.key
+//   services:
+//     - name: joes-pg
+//       secret_sha256: 3b1f...    # `drtp-pop hash-secret` prints it
+//       # or: secret_file: /etc/drtp/joes-pg.secret
+//       public: 0.0.0.0:15432     # visitors connect here
+
+#include <string>
+#include <vector>
+
+#include "actors/pop_server.hpp"
+
+namespace drtp::pop {
+
+struct config {
+  std::string listen_host = "0.0.0.0";
+  uint16_t listen_port = 7000;
+  std::string cert_file;
+  std::string key_file;
+  std::vector<service_config> services;
+};
+
+/// Throws cli::error with the file, line and key that are wrong.
+config load_config(const std::string& path);
+
+} // namespace drtp::pop
