@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <sys/stat.h>
 
 #include "actors/messages.hpp"
 #include "actors/pop_server.hpp"
@@ -24,6 +25,9 @@ Usage:
   drtp-pop --config FILE [options]
   drtp-pop --service NAME --public HOST:PORT [--secret-file FILE] [options]
   drtp-pop hash-secret          read a secret on stdin, print its secret_sha256
+  drtp-pop gen-cert --cert FILE --key FILE [--name NAME]
+                                write a self-signed certificate, print its
+                                fingerprint (for --pop-fingerprint)
 
 Options:
   --config FILE           YAML: listen, tls {cert, key}, services (see README)
@@ -50,6 +54,28 @@ int run(int argc, char** argv) {
     if (secret.empty())
       throw cli::error("no secret on standard input");
     std::printf("%s\n", net::to_hex(net::derive_key(secret)).c_str());
+    return 0;
+  }
+  if (argc >= 2 && std::string(argv[1]) == "gen-cert") {
+    cli::args g{argc, argv, 2};
+    auto cert = g.value("--cert");
+    auto key = g.value("--key");
+    auto name = g.value("--name");
+    g.finish();
+    if (!cert || !key)
+      throw cli::error("gen-cert needs --cert FILE and --key FILE");
+    auto id = net::make_self_signed(name ? *name : "drtp-pop");
+    auto write = [](const std::string& path, const std::string& text) {
+      FILE* f = std::fopen(path.c_str(), "w");
+      if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size())
+        throw cli::error("cannot write " + path);
+      std::fclose(f);
+    };
+    write(*cert, id.cert_pem);
+    write(*key, id.key_pem);
+    chmod(key->c_str(), 0600);
+    std::printf("sha256:%s\n",
+                net::to_hex(net::fingerprint_sha256(id.cert_pem)).c_str());
     return 0;
   }
   cli::args a{argc, argv, 1};

@@ -1,0 +1,92 @@
+#include "tests/proc.hpp"
+
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace drtp::test {
+
+process::process(const std::vector<std::string>& argv,
+                 const std::vector<std::string>& env_extra) {
+  static int counter = 0;
+  log_path_ = "/tmp/drtp-test-" + std::to_string(getpid()) + "-"
+              + std::to_string(counter++) + ".log";
+  pid_ = fork();
+  if (pid_ == 0) {
+    int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    for (auto& e : env_extra)
+      putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+}
+
+process::~process() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+  }
+  ::unlink(log_path_.c_str());
+}
+
+std::string process::output() const {
+  std::ifstream in{log_path_};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool process::wait_for(const std::string& needle,
+                       std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (output().find(needle) != std::string::npos)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+void process::signal(int sig) {
+  if (pid_ > 0 && !reaped_)
+    ::kill(pid_, sig);
+}
+
+int process::wait_exit(std::chrono::milliseconds timeout) {
+  if (reaped_)
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid_, &status_, WNOHANG) == pid_) {
+      reaped_ = true;
+      return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+std::string bin_dir() {
+  return DRTP_BIN_DIR;
+}
+
+unsigned number_after(const std::string& text, const std::string& prefix) {
+  auto i = text.find(prefix);
+  if (i == std::string::npos)
+    return 0;
+  return static_cast<unsigned>(std::strtoul(text.c_str() + i + prefix.size(),
+                                            nullptr, 10));
+}
+
+} // namespace drtp::test

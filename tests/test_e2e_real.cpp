@@ -1,0 +1,184 @@
+// End to end on real sockets: the drtp-pop and drtp binaries, a plain echo
+// service, and visitors on loopback.
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+#include "tests/proc.hpp"
+#include "tools/sock.hpp"
+
+using namespace std::chrono_literals;
+using drtp::test::process;
+
+namespace {
+
+class e2e : public ::testing::Test {
+protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/drtp-e2e-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    cert_ = dir_ + "/pop.crt";
+    key_ = dir_ + "/pop.key";
+    process gen({bin("drtp-pop"), "gen-cert", "--cert", cert_, "--key", key_});
+    ASSERT_EQ(gen.wait_exit(10s), 0) << gen.output();
+    fingerprint_ = gen.output().substr(0, gen.output().find('\n'));
+    ASSERT_EQ(fingerprint_.rfind("sha256:", 0), 0u);
+    write_file(dir_ + "/secret", "correct horse battery staple\n");
+    write_file(dir_ + "/wrong", "not the secret\n");
+  }
+
+  void TearDown() override {
+    agent_.reset();
+    pop_.reset();
+    std::string cmd = "rm -rf " + dir_;
+    (void) std::system(cmd.c_str());
+  }
+
+  static std::string bin(const std::string& name) {
+    return drtp::test::bin_dir() + "/" + name;
+  }
+
+  static void write_file(const std::string& path, const std::string& text) {
+    std::ofstream out{path};
+    out << text;
+  }
+
+  /// Starts a POP; port 0 picks free ports, remembered for restarts.
+  void start_pop() {
+    pop_ = std::make_unique<process>(std::vector<std::string>{
+      bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen",
+      "127.0.0.1:" + std::to_string(tunnel_port_), "--service", "echo",
+      "--public", "127.0.0.1:" + std::to_string(public_port_), "--secret-file",
+      dir_ + "/secret"});
+    ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
+    auto out = pop_->output();
+    tunnel_port_ = drtp::test::number_after(out, "agents dial 127.0.0.1:");
+    public_port_ = drtp::test::number_after(out, "public on 127.0.0.1:");
+    ASSERT_NE(tunnel_port_, 0u);
+    ASSERT_NE(public_port_, 0u);
+  }
+
+  void start_agent(const std::string& secret = "secret") {
+    agent_ = std::make_unique<process>(std::vector<std::string>{
+      bin("drtp"), "serve", "--pop", "127.0.0.1:" + std::to_string(tunnel_port_),
+      "--service", "echo", "--local",
+      "127.0.0.1:" + std::to_string(echo_.port()), "--secret-file",
+      dir_ + "/" + secret, "--pop-fingerprint", fingerprint_, "--agent-id",
+      "test-agent"});
+  }
+
+  /// One visitor: sends `data`, half-closes, expects it echoed back whole.
+  bool echo_round(const std::vector<char>& data) {
+    auto s = drtp::sock::connect_tcp("127.0.0.1", public_port_, 20000);
+    if (!s)
+      return false;
+    std::thread writer([&] {
+      drtp::sock::send_all(s.get(), data.data(), data.size());
+      ::shutdown(s.get(), SHUT_WR);
+    });
+    std::vector<char> back;
+    bool ok = drtp::sock::recv_to_eof(s.get(), back, data.size() + 1);
+    writer.join();
+    return ok && back == data;
+  }
+
+  std::string dir_, cert_, key_, fingerprint_;
+  unsigned tunnel_port_ = 0;
+  unsigned public_port_ = 0;
+  drtp::sock::echo_server echo_;
+  std::unique_ptr<process> pop_;
+  std::unique_ptr<process> agent_;
+};
+
+TEST_F(e2e, hundred_concurrent_visitors_get_their_bytes_back) {
+  start_pop();
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  constexpr int visitors = 100;
+  constexpr size_t bytes = 1 << 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < visitors; ++i)
+    threads.emplace_back([&, i] {
+      if (echo_round(drtp::sock::random_bytes(bytes, 1000 + i)))
+        ++ok;
+    });
+  for (auto& t : threads)
+    t.join();
+  EXPECT_EQ(ok.load(), visitors);
+  EXPECT_GE(echo_.connections(), static_cast<uint64_t>(visitors));
+}
+
+TEST_F(e2e, half_close_still_delivers_the_whole_response) {
+  start_pop();
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  // echo_round shuts the write side first and then reads everything back.
+  EXPECT_TRUE(echo_round(drtp::sock::random_bytes(3 * 1000 * 1000 + 7, 5)));
+  EXPECT_TRUE(echo_round(drtp::sock::random_bytes(1, 6)));
+}
+
+TEST_F(e2e, wrong_secret_is_refused_with_a_clear_error) {
+  start_pop();
+  start_agent("wrong");
+  EXPECT_EQ(agent_->wait_exit(10s), 1) << agent_->output();
+  EXPECT_NE(agent_->output().find("wrong secret"), std::string::npos)
+    << agent_->output();
+  ASSERT_TRUE(pop_->wait_for("refused agent", 5s)) << pop_->output();
+  EXPECT_EQ(pop_->output().find("not the secret"), std::string::npos);
+  EXPECT_EQ(agent_->output().find("not the secret"), std::string::npos);
+}
+
+TEST_F(e2e, visitor_without_tunnel_is_refused_within_a_second) {
+  start_pop();
+  auto start = std::chrono::steady_clock::now();
+  auto s = drtp::sock::connect_tcp("127.0.0.1", public_port_, 2000);
+  ASSERT_TRUE(s);
+  char c;
+  auto n = ::recv(s.get(), &c, 1, 0);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_LE(n, 0); // EOF or reset, not data and not a timeout
+  EXPECT_LT(elapsed, 1s);
+}
+
+TEST_F(e2e, agent_reconnects_after_the_pop_restarts) {
+  start_pop();
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  ASSERT_TRUE(echo_round(drtp::sock::random_bytes(1000, 1)));
+  pop_->signal(SIGKILL);
+  pop_->wait_exit(5s);
+  start_pop(); // same ports, same certificate
+  bool ok = false;
+  for (int i = 0; i < 100 && !ok; ++i) {
+    ok = echo_round(drtp::sock::random_bytes(1000, 2));
+    if (!ok)
+      std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(ok) << agent_->output();
+}
+
+TEST(cli, help_and_bad_flags) {
+  process help({drtp::test::bin_dir() + "/drtp", "serve", "--help"});
+  EXPECT_EQ(help.wait_exit(5s), 0);
+  EXPECT_NE(help.output().find("--pop"), std::string::npos);
+  process bad({drtp::test::bin_dir() + "/drtp", "serve", "--bogus"});
+  EXPECT_EQ(bad.wait_exit(5s), 2);
+  EXPECT_NE(bad.output().find("unknown option"), std::string::npos);
+  process pop_help({drtp::test::bin_dir() + "/drtp-pop", "--help"});
+  EXPECT_EQ(pop_help.wait_exit(5s), 0);
+  process no_pop({drtp::test::bin_dir() + "/drtp", "serve", "--pop",
+                  "127.0.0.1:1", "--service", "x", "--local", "127.0.0.1:2",
+                  "--insecure"},
+                 {"DRTP_SECRET=s"});
+  // An unreachable POP is retried, not fatal; it must say why.
+  EXPECT_TRUE(no_pop.wait_for("connection refused", 5s)) << no_pop.output();
+}
+
+} // namespace

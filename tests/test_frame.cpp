@@ -1,0 +1,167 @@
+// The wire format: frames and control messages round-trip, and truncated,
+// oversized or garbage input is rejected without crashing or over-allocating.
+
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include "net/control.hpp"
+#include "net/frame.hpp"
+#include "net/handshake.hpp"
+
+using namespace drtp::net;
+
+namespace {
+
+std::vector<frame> decode_all(const std::string& bytes,
+                              const std::vector<size_t>& cuts,
+                              frame_decoder::status& st) {
+  frame_decoder dec;
+  std::vector<frame> out;
+  size_t pos = 0;
+  st = frame_decoder::status::ok;
+  for (auto cut : cuts) {
+    if (pos >= bytes.size())
+      break;
+    auto n = std::min(cut % 70000 + 1, bytes.size() - pos);
+    st = dec.feed(chunk::copy_of(bytes.data() + pos, n), out);
+    pos += n;
+    if (st != frame_decoder::status::ok)
+      return out;
+  }
+  if (pos < bytes.size())
+    st = dec.feed(chunk::copy_of(bytes.data() + pos, bytes.size() - pos), out);
+  return out;
+}
+
+} // namespace
+
+RC_GTEST_PROP(frame_codec, data_frames_round_trip_across_any_split, ()) {
+  auto payloads = *rc::gen::container<std::vector<std::string>>(
+    rc::gen::resize(3000, rc::gen::arbitrary<std::string>()));
+  std::string wire;
+  header_pool pool;
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    auto h = pool.make(frame_type::data, static_cast<uint32_t>(2 * i + 1),
+                       static_cast<uint32_t>(payloads[i].size()));
+    wire += h.to_string() + payloads[i];
+  }
+  auto cuts = *rc::gen::container<std::vector<size_t>>(rc::gen::arbitrary<size_t>());
+  frame_decoder::status st;
+  auto frames = decode_all(wire, cuts, st);
+  RC_ASSERT(st == frame_decoder::status::ok);
+  RC_ASSERT(frames.size() == payloads.size());
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    RC_ASSERT(frames[i].type == frame_type::data);
+    RC_ASSERT(frames[i].stream_id == 2 * i + 1);
+    RC_ASSERT(frames[i].payload.to_string() == payloads[i]);
+  }
+}
+
+RC_GTEST_PROP(frame_codec, truncated_input_yields_no_partial_frame, ()) {
+  auto payload = *rc::gen::arbitrary<std::string>();
+  RC_PRE(payload.size() <= frame_data_bytes_max);
+  auto wire = encode_frame(frame_type::data, 7, payload.data(), payload.size())
+                .to_string();
+  auto cut = *rc::gen::inRange<size_t>(0, wire.size());
+  frame_decoder dec;
+  std::vector<frame> out;
+  RC_ASSERT(dec.feed(chunk::copy_of(wire.data(), cut), out)
+            == frame_decoder::status::ok);
+  RC_ASSERT(out.empty());
+  RC_ASSERT(dec.buffered_bytes() == cut);
+}
+
+RC_GTEST_PROP(frame_codec, garbage_never_crashes_and_stays_bounded, ()) {
+  auto bytes = *rc::gen::arbitrary<std::string>();
+  frame_decoder dec;
+  std::vector<frame> out;
+  auto st = dec.feed(chunk::copy_of(bytes), out);
+  // Whatever came out respects the limits.
+  for (auto& f : out)
+    RC_ASSERT(f.payload.size() <= frame_data_bytes_max);
+  RC_ASSERT(dec.buffered_bytes()
+            <= frame_header_bytes + frame_data_bytes_max);
+  (void) st;
+}
+
+TEST(frame_codec, oversized_frame_is_rejected_from_its_header) {
+  char h[frame_header_bytes];
+  encode_header(h, frame_type::data, 0, 1, 0);
+  // Claim 16 MiB of payload: rejected before any of it is awaited.
+  h[8] = 1;
+  h[9] = 0;
+  frame_decoder dec;
+  std::vector<frame> out;
+  EXPECT_EQ(dec.feed(chunk::copy_of(h, sizeof(h)), out),
+            frame_decoder::status::too_large);
+  // An unknown type and set reserved bits are errors too.
+  frame_decoder d2;
+  char bad[frame_header_bytes] = {99};
+  EXPECT_EQ(d2.feed(chunk::copy_of(bad, sizeof(bad)), out),
+            frame_decoder::status::bad_type);
+  frame_decoder d3;
+  encode_header(bad, frame_type::ping, 0, 0, 8);
+  bad[2] = 1;
+  EXPECT_EQ(d3.feed(chunk::copy_of(bad, sizeof(bad)), out),
+            frame_decoder::status::bad_reserved);
+  // A window frame must be exactly its size or less; 5 bytes is too large.
+  frame_decoder d4;
+  encode_header(bad, frame_type::ping, 0, 0, 8);
+  bad[11] = 9;
+  EXPECT_EQ(d4.feed(chunk::copy_of(bad, sizeof(bad)), out),
+            frame_decoder::status::too_large);
+}
+
+RC_GTEST_PROP(control_codec, hello_round_trips, ()) {
+  hello_msg in;
+  in.version = *rc::gen::arbitrary<uint16_t>();
+  in.service = *rc::gen::resize(name_bytes_max, rc::gen::arbitrary<std::string>());
+  in.agent_id = *rc::gen::resize(name_bytes_max, rc::gen::arbitrary<std::string>());
+  RC_PRE(in.service.size() <= name_bytes_max && in.agent_id.size() <= name_bytes_max);
+  hello_msg out;
+  RC_ASSERT(decode(encode(in), out));
+  RC_ASSERT(out.version == in.version);
+  RC_ASSERT(out.service == in.service);
+  RC_ASSERT(out.agent_id == in.agent_id);
+}
+
+RC_GTEST_PROP(control_codec, garbage_and_truncation_are_rejected, ()) {
+  reject_msg in;
+  in.code = 3;
+  in.message = *rc::gen::resize(200, rc::gen::arbitrary<std::string>());
+  auto wire = encode(in).to_string();
+  auto cut = *rc::gen::inRange<size_t>(0, wire.size());
+  reject_msg out;
+  RC_ASSERT(!decode(chunk::copy_of(wire.substr(0, cut)), out));
+  auto garbage = *rc::gen::arbitrary<std::string>();
+  hello_msg h;
+  if (decode(chunk::copy_of(garbage), h)) {
+    RC_ASSERT(h.service.size() <= name_bytes_max);
+    RC_ASSERT(h.agent_id.size() <= name_bytes_max);
+  }
+}
+
+TEST(control_codec, huge_length_prefix_is_not_allocated) {
+  // A hello claiming a 65535-byte service name in a 10-byte payload.
+  std::string wire = encode(hello_msg{}).to_string();
+  std::string evil = wire.substr(0, 3) + std::string("\xff\xff", 2) + "abc";
+  hello_msg out;
+  EXPECT_FALSE(decode(chunk::copy_of(evil), out));
+}
+
+TEST(handshake, proof_depends_on_key_and_transcript) {
+  auto k1 = derive_key("secret one");
+  auto k2 = derive_key("secret two");
+  EXPECT_EQ(k1.size(), key_bytes);
+  auto hello = chunk::copy_of(std::string("hello"));
+  auto ch1 = chunk::copy_of(std::string("nonce-1"));
+  auto ch2 = chunk::copy_of(std::string("nonce-2"));
+  auto p = make_proof(k1, hello, ch1);
+  EXPECT_TRUE(equal_ct(p, make_proof(k1, hello, ch1)));
+  EXPECT_FALSE(equal_ct(p, make_proof(k2, hello, ch1)));
+  EXPECT_FALSE(equal_ct(p, make_proof(k1, hello, ch2)));
+  EXPECT_FALSE(equal_ct(p, p.substr(0, 31)));
+  // The secret itself appears nowhere in what crosses the wire.
+  EXPECT_EQ(p.find("secret one"), std::string::npos);
+}
