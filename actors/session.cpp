@@ -84,8 +84,21 @@ public:
         if (ev.id != conn_)
           return;
         conn_ = 0;
+        if (!rst_ && ev.reason == net::close_reason::peer) {
+          // Both directions of the socket ended in order; bytes still held
+          // for lack of credit go out first, then the FIN, then we finish.
+          local_eof_ = true;
+          local_gone_ = true;
+          flush_held();
+          if (fin_sent_)
+            finish();
+          return;
+        }
         if (!rst_ && !(fin_sent_ && peer_fin_)) {
           // The local side went away before both directions finished.
+          trace(std::string("local connection ") + net::to_string(ev.reason)
+                + (ev.what.empty() ? "" : ": " + ev.what)
+                + " before the stream finished; resetting it");
           rst_ = true;
           send(p_.tunnel,
                stream_rst{p_.sid, static_cast<uint32_t>(rst_code::closed)});
@@ -168,6 +181,8 @@ private:
     if (local_eof_ && held_.empty() && !fin_sent_ && !rst_) {
       fin_sent_ = true;
       send(p_.tunnel, stream_fin{p_.sid});
+      if (local_gone_)
+        finish();
     }
   }
 
@@ -194,6 +209,7 @@ private:
   bool peer_fin_ = false;
   bool rst_ = false;
   bool finished_ = false;
+  bool local_gone_ = false; // the socket closed gracefully, stream not yet
 };
 
 } // namespace

@@ -680,6 +680,8 @@ template <class Stream>
 void connection<Stream>::finish(close_reason reason, std::string what) {
   if (closed_)
     return;
+  // The map may hold the last reference; stay alive until this returns.
+  auto self = this->shared_from_this();
   auto owner = std::move(owner_);
   kill();
   io_.forget(id_);

@@ -155,7 +155,7 @@ tls_identity make_self_signed(const std::string& common_name) {
     add_alt_name(alt.get(), "localhost");
   if (common_name != "127.0.0.1")
     add_alt_name(alt.get(), "127.0.0.1");
-  if (X509_add1_i2d(cert.get(), NID_subject_alt_name, alt.get(), 0,
+  if (X509_add1_ext_i2d(cert.get(), NID_subject_alt_name, alt.get(), 0,
                     X509V3_ADD_DEFAULT)
       != 1)
     fail("cannot add subjectAltName");

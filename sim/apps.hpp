@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "caf/fwd.hpp"
+#include "caf/actor.hpp"
 
 namespace drtp::sim {
 

@@ -11,10 +11,13 @@
 #include <optional>
 #include <random>
 
+#include "caf/actor_cast.hpp"
 #include "caf/actor_system.hpp"
 #include "caf/actor_system_config.hpp"
 #include "caf/atom.hpp"
+#include "caf/exit_reason.hpp"
 #include "caf/scheduler/test_coordinator.hpp"
+#include "caf/send.hpp"
 
 namespace drtp::sim {
 
@@ -157,6 +160,39 @@ struct driver::impl {
     return next;
   }
 
+  /// At shutdown, every actor that is ready to run or waits for a timer is
+  /// told to die: periodic timers and reference cycles would otherwise keep
+  /// actors (and their memory) alive past the system. Idle actors in a cycle
+  /// cannot be found this way.
+  void kill_busy_actors() {
+    std::vector<caf::strong_actor_ptr> xs;
+    for (auto& entry : clock().schedule()) {
+      auto& ev = *entry.second;
+      switch (ev.subtype) {
+        case caf_clock::ordinary_timeout_type:
+          xs.push_back(static_cast<caf_clock::ordinary_timeout&>(ev).self);
+          break;
+        case caf_clock::multi_timeout_type:
+          xs.push_back(static_cast<caf_clock::multi_timeout&>(ev).self);
+          break;
+        case caf_clock::request_timeout_type:
+          xs.push_back(static_cast<caf_clock::request_timeout&>(ev).self);
+          break;
+        case caf_clock::actor_msg_type:
+          xs.push_back(static_cast<caf_clock::actor_msg&>(ev).receiver);
+          break;
+        default:
+          break;
+      }
+    }
+    for (auto* job : sched->jobs)
+      if (auto a = dynamic_cast<caf::abstract_actor*>(job))
+        xs.push_back(caf::actor_cast<caf::strong_actor_ptr>(a));
+    for (auto& x : xs)
+      if (x)
+        caf::anon_send_exit(x, caf::exit_reason::kill);
+  }
+
   /// Runs one ready job, chosen by the seeded generator; the others keep
   /// their order.
   void run_one_job() {
@@ -176,9 +212,11 @@ driver::~driver() {
   auto& d = *impl_;
   // 1. The world kills the actors it knows and lets go of every handle.
   d.net.reset();
-  // 2. No timer may fire again; let the killed actors run to their end.
-  //    Draining can arm new timers, so repeat until both are empty.
+  // 2. Kill whatever still runs or waits for a timer, drop the timers, and
+  //    let the dying actors run to their end. Dying can wake others (down
+  //    and exit messages), so repeat until nothing is left.
   for (int round = 0; round < max_drain_rounds; ++round) {
+    d.kill_busy_actors();
     d.clock().cancel_all();
     uint64_t n = 0;
     while (!d.sched->jobs.empty() && n++ < max_drain_jobs)

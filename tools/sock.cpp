@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <random>
+#include <stdexcept>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -152,7 +153,10 @@ void serve_one(int c, const std::atomic<bool>& stop) {
   fd guard{c};
   int one = 1;
   setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  set_timeouts(c, 200);
+  // A receive timeout lets the worker notice stop(); no send timeout: a
+  // tunnel that applies backpressure may hold a send for a long time.
+  timeval tv{0, 200 * 1000};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   std::vector<char> buf(256 * 1024);
   enum { unknown, echo, sink } mode = unknown;
   uint64_t sunk = 0;

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's test command: set up, build, and pass every test, first in
+# the fast debug build, then under ASan + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh debug
+(cd build/debug && ctest --output-on-failure -j2 --timeout 600)
+if [[ ${DRTP_SKIP_ASAN:-0} != 1 ]]; then
+  scripts/build.sh asan
+  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$PWD/tests/ubsan.supp
+  (cd build/asan && ctest --output-on-failure -j2 --timeout 900)
+fi
