@@ -52,7 +52,9 @@ constexpr size_t tls_staging_bytes = 64 * 1024;
 /// The actors bound write queues by flow control; past this, something is off.
 constexpr size_t queue_warn_bytes = 64 * 1024 * 1024;
 constexpr auto tls_accept_handshake_timeout = 10s;
-constexpr auto tls_close_timeout = 1s;
+/// How long a graceful close waits for the peer to finish (TLS: its
+/// close_notify; plain TCP: its FIN) before closing the socket anyway.
+constexpr auto close_linger_timeout = 1s;
 /// Back-off after a failing accept (EMFILE and the like) so it does not spin.
 constexpr auto accept_retry_delay = 100ms;
 /// How long stop() lets the I/O loop wind down before it cuts it off.
@@ -252,6 +254,8 @@ private:
   void finish(close_reason reason, std::string what);
   /// close_req after the queue drained.
   void graceful_close();
+  void linger_read();
+  void end_linger();
 
   Stream stream_;
   /// Setup deadline (connect / accept handshake), later the TLS close timer;
@@ -275,6 +279,7 @@ private:
   bool shutdown_requested_ = false;
   bool write_shut_ = false; // our send side is shut
   bool close_requested_ = false;
+  bool lingering_ = false; // plain TCP: closed, discarding input until EOF
 };
 
 /// The client side checks a pinned certificate here: only the leaf matters,
@@ -507,6 +512,13 @@ void connection<Stream>::maybe_read() {
 template <class Stream>
 void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
   read_in_flight_ = false;
+  if (lingering_) {
+    if (ec)
+      end_linger();
+    else
+      linger_read();
+    return;
+  }
   if (closed_)
     return;
   if (n > 0) {
@@ -699,7 +711,7 @@ void connection<Stream>::graceful_close() {
       auto owner = std::move(owner_);
       caf::anon_send(owner, closed{id_, close_reason::local, ""});
       auto self = this->shared_from_this();
-      timer_.expires_after(tls_close_timeout);
+      timer_.expires_after(close_linger_timeout);
       timer_.async_wait([self](const asio::error_code& ec) {
         if (!ec) {
           asio::error_code ignored;
@@ -715,8 +727,56 @@ void connection<Stream>::graceful_close() {
       });
       return;
     }
+  } else {
+    if (!eof_) {
+      // close() on a socket with unread input makes Linux send RST and drop
+      // what is still in our send buffer, so the peer could lose the tail of
+      // what we wrote. Instead: FIN now, discard input until the peer's FIN
+      // (or a timeout), then close. The owner hears `closed` now.
+      asio::error_code ec;
+      socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (!ec) {
+        closed_ = true;
+        lingering_ = true;
+        auto owner = std::move(owner_);
+        caf::anon_send(owner, closed{id_, close_reason::local, ""});
+        timer_.expires_after(close_linger_timeout);
+        timer_.async_wait(
+          [self = this->shared_from_this()](const asio::error_code& ec) {
+            if (!ec)
+              self->end_linger();
+          });
+        if (!read_in_flight_)
+          linger_read(); // else the read in flight continues the loop
+        return;
+      }
+    }
   }
   finish(close_reason::local, "");
+}
+
+template <class Stream>
+void connection<Stream>::linger_read() {
+  if (read_buf_.size() != read_buffer_bytes)
+    read_buf_.resize(read_buffer_bytes);
+  read_in_flight_ = true;
+  stream_.async_read_some(asio::buffer(read_buf_),
+                          [self = this->shared_from_this()](
+                            const asio::error_code& ec, size_t n) {
+                            self->on_read(ec, n);
+                          });
+}
+
+template <class Stream>
+void connection<Stream>::end_linger() {
+  if (!lingering_)
+    return;
+  lingering_ = false;
+  timer_.cancel();
+  asio::error_code ignored;
+  socket().close(ignored);
+  // Stayed registered until now so stop() could cut this short.
+  io_.forget(id_);
 }
 
 // -- io_core implementation ------------------------------------------------------

@@ -319,6 +319,27 @@ TEST_F(asio_io_test, half_close_lets_the_reply_through) {
   expect_silence(p->server);
 }
 
+TEST_F(asio_io_test, close_with_unread_input_still_delivers_output) {
+  auto port = listen();
+  auto p = connect(port, nullptr, false);
+  ASSERT_TRUE(p);
+  // The server never reads: its input stays unread in the kernel.
+  send(pause_read_req{p->server});
+  send(adopt_req{p->server, *self});
+  write(p->client, pattern(64 * 1024, 7));
+  auto reply = pattern(1 << 20, 8);
+  write(p->server, reply, 64 * 1024);
+  send(close_req{p->server});
+  auto s = await_id<closed>(p->server);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->reason, close_reason::local);
+  EXPECT_TRUE(read_exact(p->client, reply.size()) == reply);
+  EXPECT_TRUE(await_id<read_closed>(p->client));
+  EXPECT_FALSE(await_id<closed>(p->client, 100ms)) << "peer saw a reset";
+  send(close_req{p->client});
+  EXPECT_TRUE(await_id<closed>(p->client));
+}
+
 TEST_F(asio_io_test, abort_resets_the_peer) {
   auto port = listen();
   auto p = connect(port);
@@ -414,6 +435,54 @@ TEST_F(asio_io_test, destroying_the_backend_with_open_connections) {
   EXPECT_LT(clock_type::now() - start, 1s);
   // Requests after stop are dropped, not queued.
   write(p->client, "late");
+}
+
+TEST_F(asio_io_test, ping_pong_and_bulk_smoke) {
+  auto port = listen();
+  auto p = connect(port);
+  ASSERT_TRUE(p);
+  // 64-byte ping-pong: this owner plays both ends, so each round trip is
+  // two I/O thread -> actor -> I/O thread hops.
+  constexpr int rounds = 1000;
+  auto ping = chunk::copy_of(pattern(64, 5));
+  auto start = clock_type::now();
+  int done = 0;
+  for (; done < rounds; ++done) {
+    send(write_req{p->client, {ping}});
+    if (read_exact(p->server, 64).size() != 64)
+      break;
+    send(write_req{p->server, {ping}});
+    if (read_exact(p->client, 64).size() != 64)
+      break;
+    pending.clear(); // `sent` events pile up otherwise
+  }
+  ASSERT_EQ(done, rounds);
+  auto rtt_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  clock_type::now() - start)
+                  .count()
+                / double(rounds);
+  // Bulk: 32 MiB in 64 KiB chunks sharing one buffer, counted, not copied.
+  constexpr size_t total_bytes = 32u << 20;
+  auto block = chunk::copy_of(pattern(64 * 1024, 6));
+  chunk_list blocks(total_bytes / block.size(), block);
+  start = clock_type::now();
+  send(write_req{p->client, std::move(blocks)});
+  size_t got = 0;
+  auto deadline = start + 10s;
+  while (got < total_bytes && clock_type::now() < deadline) {
+    (*self)->receive(
+      [&](const received& x) {
+        if (x.id == p->server)
+          got += x.data.size();
+      },
+      [](const sent&) {}, caf::after(std::chrono::seconds(1)) >> [] {});
+  }
+  ASSERT_EQ(got, total_bytes);
+  auto secs = std::chrono::duration<double>(clock_type::now() - start).count();
+  std::printf("[ info     ] ping-pong 64 B: %.1f us per round trip; bulk: %.0f "
+              "MiB/s\n",
+              rtt_us, total_bytes / secs / (1 << 20));
+  EXPECT_LT(rtt_us, 5000.0);
 }
 
 // -- TLS -------------------------------------------------------------------------
