@@ -162,10 +162,10 @@ private:
       auto n = std::min<uint64_t>({front.size(), send_credit_bytes_,
                                    net::frame_data_bytes_max});
       if (n == front.size()) {
-        send(p_.tunnel, stream_data{p_.sid, std::move(front)});
+        write_data(std::move(front));
         held_.pop_front();
       } else {
-        send(p_.tunnel, stream_data{p_.sid, front.slice(0, n)});
+        write_data(front.slice(0, n));
         front = front.slice(n, front.size() - n);
       }
       send_credit_bytes_ -= n;
@@ -180,10 +180,19 @@ private:
   void maybe_send_fin() {
     if (local_eof_ && held_.empty() && !fin_sent_ && !rst_) {
       fin_sent_ = true;
-      send(p_.tunnel, stream_fin{p_.sid});
+      send(p_.e.io, net::write_req{p_.tunnel_conn,
+                                   {net::encode_frame(net::frame_type::fin,
+                                                      p_.sid, nullptr, 0)}});
       if (local_gone_)
         finish();
     }
+  }
+
+  void write_data(net::chunk data) {
+    assert(data.size() <= net::frame_data_bytes_max);
+    auto hdr = headers_.make(net::frame_type::data, p_.sid,
+                             static_cast<uint32_t>(data.size()));
+    send(p_.e.io, net::write_req{p_.tunnel_conn, {std::move(hdr), std::move(data)}});
   }
 
   void finish() {
@@ -196,6 +205,7 @@ private:
 
   session_params p_;
   std::string who_;
+  net::header_pool headers_;
   net::conn_id conn_ = 0;
   /// Peer bytes that arrived before the local connection was up.
   net::chunk_list to_local_;

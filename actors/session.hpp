@@ -17,6 +17,9 @@ namespace drtp {
 struct session_params {
   env e;
   caf::actor tunnel;
+  /// The tunnel's link: data and FIN frames go straight to the io, in order,
+  /// without a hop through the tunnel actor.
+  net::conn_id tunnel_conn = 0;
   uint32_t sid = 0;
   /// POP side: the accepted visitor connection (adopted by the session).
   net::conn_id conn = 0;

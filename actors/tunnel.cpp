@@ -102,15 +102,6 @@ public:
       [this](heartbeat_atom) { on_heartbeat(); },
       // -- streams -----------------------------------------------------------------
       [this](attach_visitor& ev) { open_stream(ev.conn, ev.peer); },
-      [this](stream_data& ev) {
-        auto i = streams_.find(ev.sid);
-        if (i == streams_.end() || conn_ == 0)
-          return;
-        assert(ev.data.size() <= net::frame_data_bytes_max);
-        auto hdr = headers_.make(frame_type::data, ev.sid,
-                                 static_cast<uint32_t>(ev.data.size()));
-        send(p_.e.io, net::write_req{conn_, {std::move(hdr), std::move(ev.data)}});
-      },
       [this](stream_window& ev) {
         auto i = streams_.find(ev.sid);
         if (i == streams_.end())
@@ -119,10 +110,6 @@ public:
         s.recv_outstanding_bytes -= std::min<uint64_t>(ev.bytes,
                                                        s.recv_outstanding_bytes);
         write(net::encode_u32_frame(frame_type::window, ev.sid, ev.bytes));
-      },
-      [this](stream_fin& ev) {
-        if (streams_.count(ev.sid))
-          write(net::encode_frame(frame_type::fin, ev.sid, nullptr, 0));
       },
       [this](stream_rst& ev) {
         if (streams_.erase(ev.sid))
@@ -373,6 +360,7 @@ private:
     session_params sp;
     sp.e = p_.e;
     sp.tunnel = this;
+    sp.tunnel_conn = conn_;
     sp.sid = f.stream_id;
     sp.local_host = p_.local_host;
     sp.local_port = p_.local_port;
@@ -390,16 +378,19 @@ private:
     }
     auto sid = next_sid_;
     next_sid_ += 2;
+    // OPEN goes to the io before the session exists, so it precedes every
+    // DATA frame the session writes on the link.
+    net::open_msg open;
+    open.peer = peer;
+    write_control(frame_type::open, sid, net::encode(open));
     session_params sp;
     sp.e = p_.e;
     sp.tunnel = this;
+    sp.tunnel_conn = conn_;
     sp.sid = sid;
     sp.conn = visitor;
     auto s = spawn_session(system(), std::move(sp));
     streams_.emplace(sid, stream_state{s, 0});
-    net::open_msg open;
-    open.peer = peer;
-    write_control(frame_type::open, sid, net::encode(open));
   }
 
   // -- liveness ----------------------------------------------------------------------
@@ -460,7 +451,6 @@ private:
   net::conn_id conn_ = 0;
   net::frame_decoder decoder_;
   std::vector<frame> frames_;
-  net::header_pool headers_;
   net::chunk hello_payload_;
   net::chunk challenge_payload_;
   std::string service_;
