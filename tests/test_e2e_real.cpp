@@ -164,6 +164,81 @@ TEST_F(e2e, agent_reconnects_after_the_pop_restarts) {
   EXPECT_TRUE(ok) << agent_->output();
 }
 
+long rss_kib(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::strtol(line.c_str() + 6, nullptr, 10);
+  return -1;
+}
+
+TEST_F(e2e, slow_reader_neither_stalls_others_nor_grows_memory) {
+  start_pop();
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  ASSERT_TRUE(echo_round(drtp::sock::random_bytes(1 << 20, 1)));
+  auto pop_before = rss_kib(pop_->pid());
+  auto agent_before = rss_kib(agent_->pid());
+  // The slow visitor pushes 256 MiB and never reads its echo: the echo
+  // service blocks, the agent stops reading it, credit runs out, the POP
+  // stops reading the visitor. Nothing piles up in between.
+  auto slow = drtp::sock::connect_tcp("127.0.0.1", public_port_, 30000);
+  ASSERT_TRUE(slow);
+  std::atomic<uint64_t> pushed{0};
+  std::thread pusher([&] {
+    std::vector<char> buf(1 << 20, 's');
+    timeval tv{3, 0}; // give up once backpressure has held for 3 s
+    setsockopt(slow.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    for (int i = 0; i < 256; ++i) {
+      if (!drtp::sock::send_all(slow.get(), buf.data(), buf.size()))
+        break;
+      pushed += buf.size();
+    }
+  });
+  std::this_thread::sleep_for(1s);
+  // Meanwhile other visitors on the same tunnel go at full speed.
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(echo_round(drtp::sock::random_bytes(1 << 20, 10 + i)));
+  pusher.join();
+  EXPECT_LT(pushed.load(), 64ull << 20) << "backpressure never reached the visitor";
+  auto pop_growth = rss_kib(pop_->pid()) - pop_before;
+  auto agent_growth = rss_kib(agent_->pid()) - agent_before;
+  // One window (256 KiB) plus socket reads in flight, not the 256 MiB pushed.
+  EXPECT_LT(pop_growth, 16 * 1024) << "POP grew by " << pop_growth << " KiB";
+  EXPECT_LT(agent_growth, 16 * 1024) << "agent grew by " << agent_growth << " KiB";
+}
+
+TEST(cli, busy_port_and_unreadable_files_give_one_clear_line) {
+  auto bin = drtp::test::bin_dir();
+  uint16_t port = 0;
+  auto busy = drtp::sock::listen_tcp("127.0.0.1", 0, port);
+  ASSERT_TRUE(busy);
+  process pop({bin + "/drtp-pop", "--dev", "--listen",
+               "127.0.0.1:" + std::to_string(port), "--service", "x",
+               "--public", "127.0.0.1:0"},
+              {"DRTP_SECRET=s"});
+  EXPECT_EQ(pop.wait_exit(10s), 1) << pop.output();
+  EXPECT_NE(pop.output().find("already in use"), std::string::npos)
+    << pop.output();
+  process nofile({bin + "/drtp", "serve", "--pop", "127.0.0.1:1", "--service",
+                  "x", "--local", "127.0.0.1:2", "--insecure", "--secret-file",
+                  "/nonexistent/secret"});
+  EXPECT_EQ(nofile.wait_exit(5s), 2);
+  EXPECT_NE(nofile.output().find("cannot read secret file /nonexistent/secret"),
+            std::string::npos)
+    << nofile.output();
+  process noverify({bin + "/drtp", "serve", "--pop", "127.0.0.1:1", "--service",
+                    "x", "--local", "127.0.0.1:2"},
+                   {"DRTP_SECRET=s"});
+  EXPECT_EQ(noverify.wait_exit(5s), 2);
+  EXPECT_NE(noverify.output().find("cannot verify the POP"), std::string::npos)
+    << noverify.output();
+  process badcfg({bin + "/drtp-pop", "--dev", "--config", "/nonexistent.yaml"});
+  EXPECT_EQ(badcfg.wait_exit(5s), 2);
+  EXPECT_NE(badcfg.output().find("cannot read config file"), std::string::npos);
+}
+
 TEST(cli, help_and_bad_flags) {
   process help({drtp::test::bin_dir() + "/drtp", "serve", "--help"});
   EXPECT_EQ(help.wait_exit(5s), 0);
