@@ -430,7 +430,12 @@ private:
     // rather than queue it forever.
     if (stopping_.load(std::memory_order_relaxed))
       return;
-    asio::post(io_, std::forward<F>(f));
+    // Checked again when it runs: a request that raced with stop() must not
+    // open anything after close_all(), nor run on the stopping thread.
+    asio::post(io_, [this, f = std::forward<F>(f)]() mutable {
+      if (!stopping_.load(std::memory_order_relaxed))
+        f();
+    });
   }
 
   conn_base* find(conn_id id) {
@@ -841,7 +846,7 @@ void io_core::stop() {
     }
     thread_.join();
     // A request that raced with stopping_ may still sit in the queue holding
-    // actor handles: run it (it finds nothing) so they are released now.
+    // actor handles: run it (it does nothing now) so they are released.
     io_.restart();
     io_.poll();
   }
