@@ -263,7 +263,9 @@ private:
   asio::steady_timer timer_;
   caf::actor owner_;
 
-  std::vector<char> read_buf_;
+  // The next read lands here; handed to the actors whole after a large read.
+  chunk read_chunk_;
+  char* read_ptr_ = nullptr;
   bool reading_ = false; // adopted or connected: reads may run
   bool paused_ = false;
   bool read_in_flight_ = false;
@@ -504,10 +506,10 @@ void connection<Stream>::maybe_read() {
   if (!reading_ || paused_ || read_in_flight_ || eof_ || closed_)
     return;
   assert(io_.on_io_thread());
-  if (read_buf_.size() != read_buffer_bytes)
-    read_buf_.resize(read_buffer_bytes); // after a large read gave it away
+  if (!read_ptr_) // after a large read gave the buffer away
+    read_chunk_ = chunk::allocate(read_buffer_bytes, &read_ptr_);
   read_in_flight_ = true;
-  stream_.async_read_some(asio::buffer(read_buf_),
+  stream_.async_read_some(asio::buffer(read_ptr_, read_buffer_bytes),
                           [self = this->shared_from_this()](
                             const asio::error_code& ec, size_t n) {
                             self->on_read(ec, n);
@@ -530,13 +532,12 @@ void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
     assert(n <= read_buffer_bytes);
     chunk data;
     if (n <= small_read_copy_bytes) {
-      data = chunk::copy_of(read_buf_.data(), n);
+      data = chunk::copy_of(read_ptr_, n);
     } else {
-      // Hand the buffer itself to the actors: no copy. Shrinking the size
-      // keeps the allocation.
-      read_buf_.resize(n);
-      data = chunk::adopt(std::move(read_buf_));
-      read_buf_ = std::vector<char>();
+      // Hand the buffer itself to the actors: no copy.
+      data = chunk::shrink(std::move(read_chunk_), n);
+      read_chunk_ = chunk{};
+      read_ptr_ = nullptr;
     }
     caf::anon_send(owner_, received{id_, std::move(data)});
   }
@@ -762,10 +763,10 @@ void connection<Stream>::graceful_close() {
 
 template <class Stream>
 void connection<Stream>::linger_read() {
-  if (read_buf_.size() != read_buffer_bytes)
-    read_buf_.resize(read_buffer_bytes);
+  if (!read_ptr_)
+    read_chunk_ = chunk::allocate(read_buffer_bytes, &read_ptr_);
   read_in_flight_ = true;
-  stream_.async_read_some(asio::buffer(read_buf_),
+  stream_.async_read_some(asio::buffer(read_ptr_, read_buffer_bytes),
                           [self = this->shared_from_this()](
                             const asio::error_code& ec, size_t n) {
                             self->on_read(ec, n);

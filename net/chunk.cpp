@@ -8,16 +8,26 @@ namespace drtp::net {
 chunk chunk::adopt(std::vector<char>&& bytes) {
   chunk c;
   c.size_ = bytes.size();
-  c.buf_ = std::make_shared<std::vector<char>>(std::move(bytes));
+  auto owner = std::make_shared<std::vector<char>>(std::move(bytes));
+  // Aliasing constructor: shares ownership of the vector, points at its bytes.
+  c.buf_ = std::shared_ptr<const char>(owner, owner->data());
   return c;
 }
 
 chunk chunk::allocate(size_t n, char** out) {
-  auto buf = std::make_shared<std::vector<char>>(n);
-  *out = buf->data();
+  // new char[n] leaves the bytes uninitialised: the writer fills them, and
+  // zeroing 64 KiB per socket read showed up in profiles.
+  std::shared_ptr<char> buf(new char[n], std::default_delete<char[]>());
+  *out = buf.get();
   chunk c;
   c.size_ = n;
   c.buf_ = std::move(buf);
+  return c;
+}
+
+chunk chunk::shrink(chunk c, size_t n) {
+  assert(n <= c.size_);
+  c.size_ = n;
   return c;
 }
 

@@ -21,12 +21,14 @@ public:
   /// A fresh buffer of `n` bytes; `*out` points at it for the one writer
   /// that fills it before the chunk is shared.
   static chunk allocate(size_t n, char** out);
+  /// The first `n` bytes of `c` (a buffer filled only partly).
+  static chunk shrink(chunk c, size_t n);
   static chunk copy_of(const std::string& s) {
     return copy_of(s.data(), s.size());
   }
 
   const char* data() const noexcept {
-    return buf_ ? buf_->data() + offset_ : nullptr;
+    return buf_ ? buf_.get() + offset_ : nullptr;
   }
   size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return size_ == 0; }
@@ -37,7 +39,7 @@ public:
   std::string to_string() const { return std::string(data(), size_); }
 
 private:
-  std::shared_ptr<const std::vector<char>> buf_;
+  std::shared_ptr<const char> buf_;
   size_t offset_ = 0;
   size_t size_ = 0;
 };

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <malloc.h>
 #include <sstream>
 
 #include "caf/actor_system.hpp"
@@ -147,10 +148,21 @@ struct runtime::impl {
 runtime::runtime(std::shared_ptr<net::tracer> trace,
                  std::optional<net::tls_identity> server_identity)
   : impl_(std::make_unique<impl>()) {
+  // Socket buffers of 64 KiB come and go at line rate: keep freed memory in
+  // the heap instead of trimming it and faulting it back in on each read.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
   // Two workers on a two-core machine, and no sleeping between polls: the
   // default 50 us sleep doubles the latency of a round trip.
-  impl_->cfg.set("scheduler.max-threads", 2);
-  impl_->cfg.set("work-stealing.moderate-poll-attempts", 0);
+  auto env_or = [](const char* name, int fallback) {
+    auto v = std::getenv(name);
+    return v ? std::atoi(v) : fallback;
+  };
+  impl_->cfg.set("scheduler.max-threads", env_or("DRTP_WORKERS", 2));
+  impl_->cfg.set("work-stealing.aggressive-poll-attempts",
+                 env_or("DRTP_SPIN", 100));
+  impl_->cfg.set("work-stealing.moderate-poll-attempts",
+                 env_or("DRTP_MODERATE", 0));
   impl_->cfg.set("logger.console", caf::atom("none"));
   impl_->cfg.set("logger.file-verbosity", caf::atom("quiet"));
   impl_->sys = std::make_unique<caf::actor_system>(impl_->cfg);
