@@ -19,7 +19,7 @@ struct tunnel_limits {
   uint32_t handshake_timeout_ms = 10000;
   uint32_t connect_timeout_ms = 5000;
   /// Credit per stream and direction: bounds buffering per session.
-  uint32_t window_bytes = 4096 * 1024;
+  uint32_t window_bytes = 1024 * 1024;
   uint32_t streams_per_tunnel_max = 1024;
 };
 

@@ -202,9 +202,12 @@ TEST_F(e2e, slow_reader_neither_stalls_others_nor_grows_memory) {
     EXPECT_TRUE(echo_round(drtp::sock::random_bytes(1 << 20, 10 + i)));
   pusher.join();
   EXPECT_LT(pushed.load(), 64ull << 20) << "backpressure never reached the visitor";
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "ASan's quarantine holds freed memory: RSS says nothing here";
+#endif
   auto pop_growth = rss_kib(pop_->pid()) - pop_before;
   auto agent_growth = rss_kib(agent_->pid()) - agent_before;
-  // One window (256 KiB) plus socket reads in flight, not the 256 MiB pushed.
+  // One window (1 MiB) plus socket reads in flight, not the 256 MiB pushed.
   EXPECT_LT(pop_growth, 16 * 1024) << "POP grew by " << pop_growth << " KiB";
   EXPECT_LT(agent_growth, 16 * 1024) << "agent grew by " << agent_growth << " KiB";
 }
