@@ -1,6 +1,8 @@
 #include "actors/agent.hpp"
 
 #include <algorithm>
+#include <cassert>
+#include <set>
 
 #include "actors/messages.hpp"
 #include "actors/tunnel.hpp"
@@ -10,10 +12,22 @@ namespace drtp {
 
 namespace {
 
+using time_point = caf::actor_clock::time_point;
+
 class agent_actor final : public caf::event_based_actor {
 public:
   agent_actor(caf::actor_config& cfg, agent_params p)
     : caf::event_based_actor(cfg), p_(std::move(p)) {
+    assert(!p_.pops.empty());
+    target_ = std::clamp<uint32_t>(p_.tunnels_target, 1, tunnels_target_max);
+    target_ = std::min<uint32_t>(target_, static_cast<uint32_t>(p_.pops.size()));
+    for (auto& ep : p_.pops) {
+      pop_state ps;
+      ps.ep = ep;
+      if (ps.ep.name.empty())
+        ps.ep.name = ep.host + ":" + std::to_string(ep.port);
+      pops_.push_back(std::move(ps));
+    }
   }
 
   const char* name() const override {
@@ -23,35 +37,74 @@ public:
   caf::behavior make_behavior() override {
     who_ = "agent#" + std::to_string(id());
     set_down_handler([this](caf::down_msg& dm) {
-      if (dm.source != tunnel_.address())
-        return;
-      tunnel_ = nullptr;
-      on_tunnel_gone();
+      if (auto i = find(dm.source); i != npos)
+        on_tunnel_gone(i);
     });
-    dial();
+    rebalance();
     return {
       [this](tunnel_up& ev) {
-        up_since_ = clock().now();
-        is_up_ = true;
-        notify(agent_event::up, "tunnel up to POP " + p_.pop_host + ":"
-                                  + std::to_string(p_.pop_port) + " for service '"
-                                  + p_.service + "'");
+        auto i = find(ev.tunnel.address());
+        if (i == npos)
+          return;
+        auto& ps = pops_[i];
+        ps.phase = pop_state::up;
+        ps.up_since = clock().now();
+        ps.last_error.clear();
+        notify(agent_event::up,
+               "tunnel up to POP " + ps.ep.name + region_of(ps) + " for service '"
+                 + p_.service + "'; " + std::to_string(count(pop_state::up))
+                 + " of " + std::to_string(target_) + " up");
+        rebalance();
       },
       [this](tunnel_rejected& ev) {
+        auto i = find(current_sender());
         fatal_ = true;
-        notify(agent_event::fatal, "POP " + p_.pop_host + ":"
-                                     + std::to_string(p_.pop_port)
-                                     + " rejected service '" + p_.service
-                                     + "': " + ev.message);
+        notify(agent_event::fatal,
+               "POP " + (i == npos ? std::string("?") : pops_[i].ep.name)
+                 + " rejected service '" + p_.service + "': " + ev.message);
+        for (auto& ps : pops_)
+          if (ps.tunnel)
+            send_exit(ps.tunnel, caf::exit_reason::user_shutdown);
         quit();
       },
-      [this](tunnel_failed& ev) { last_error_ = ev.what; },
-      [this](reconnect_atom) { dial(); },
-      [this](status_atom) { return is_up_; },
+      [this](tunnel_failed& ev) {
+        if (auto i = find(current_sender()); i != npos)
+          pops_[i].last_error = ev.what;
+      },
+      [this](tunnel_draining& ev) {
+        auto i = find(current_sender());
+        if (i == npos || pops_[i].phase == pop_state::draining)
+          return;
+        pops_[i].phase = pop_state::draining;
+        trace("POP " + pops_[i].ep.name + " is draining (" + ev.why
+              + "); opening a replacement");
+        rebalance();
+      },
+      [this](reconnect_atom) {
+        timer_pending_ = false;
+        rebalance();
+      },
+      [this](status_atom) { return count(pop_state::up); },
     };
   }
 
 private:
+  struct pop_state {
+    pop_endpoint ep;
+    enum phase_t { idle, connecting, up, draining } phase = idle;
+    caf::actor tunnel;
+    uint32_t failures = 0; // in a row
+    time_point not_before{};
+    time_point up_since{};
+    std::string last_error;
+  };
+
+  static constexpr size_t npos = static_cast<size_t>(-1);
+
+  static std::string region_of(const pop_state& ps) {
+    return ps.ep.region.empty() ? "" : " (" + ps.ep.region + ")";
+  }
+
   void trace(const std::string& what) {
     p_.e.trace->emit(p_.e.host, who_, what);
   }
@@ -62,52 +115,164 @@ private:
       send(p_.observer, agent_event{kind, what});
   }
 
-  void dial() {
+  size_t find(const caf::actor_addr& a) const {
+    for (size_t i = 0; i < pops_.size(); ++i)
+      if (pops_[i].tunnel && pops_[i].tunnel.address() == a)
+        return i;
+    return npos;
+  }
+
+  size_t find(const caf::strong_actor_ptr& a) const {
+    return find(caf::actor_cast<caf::actor_addr>(a));
+  }
+
+  uint32_t count(pop_state::phase_t ph) const {
+    return static_cast<uint32_t>(std::count_if(
+      pops_.begin(), pops_.end(), [&](const pop_state& ps) { return ps.phase == ph; }));
+  }
+
+  /// Opens tunnels until K are up or connecting (never more than K+1 in
+  /// all), lets draining tunnels go once K others are up, and arms a timer
+  /// for the next POP that leaves its backoff.
+  void rebalance() {
+    if (fatal_)
+      return;
+    auto now = clock().now();
+    auto active = count(pop_state::connecting) + count(pop_state::up);
+    auto total = active + count(pop_state::draining);
+    while (active < target_ && total < target_ + 1) {
+      auto i = pick(now);
+      if (i == npos)
+        break;
+      dial(i);
+      ++active;
+      ++total;
+    }
+    if (count(pop_state::up) >= target_)
+      for (auto& ps : pops_)
+        if (ps.phase == pop_state::draining && ps.tunnel
+            && !let_go_.count(ps.tunnel.address())) {
+          send(ps.tunnel, drain_atom::value);
+          let_go_.insert(ps.tunnel.address());
+        }
+    if (active < target_)
+      arm_timer(now);
+  }
+
+  /// The best POP to dial now: idle and out of backoff, in a region we do
+  /// not hold yet if possible, then fewest recent failures, then list order.
+  size_t pick(time_point now) const {
+    std::set<std::string> held;
+    for (auto& ps : pops_)
+      if (ps.phase == pop_state::connecting || ps.phase == pop_state::up)
+        held.insert(ps.ep.region);
+    size_t best = npos;
+    auto better = [&](size_t a, size_t b) {
+      bool a_new = !held.count(pops_[a].ep.region);
+      bool b_new = !held.count(pops_[b].ep.region);
+      if (a_new != b_new)
+        return a_new;
+      return pops_[a].failures < pops_[b].failures;
+    };
+    for (size_t i = 0; i < pops_.size(); ++i) {
+      auto& ps = pops_[i];
+      if (ps.phase != pop_state::idle || ps.not_before > now)
+        continue;
+      if (best == npos || better(i, best))
+        best = i;
+    }
+    return best;
+  }
+
+  void arm_timer(time_point now) {
+    time_point next = time_point::max();
+    for (auto& ps : pops_)
+      if (ps.phase == pop_state::idle)
+        next = std::min(next, std::max(ps.not_before, now));
+    if (next == time_point::max())
+      return;
+    if (timer_pending_ && timer_at_ <= next)
+      return;
+    timer_pending_ = true;
+    timer_at_ = next;
+    auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(next - now);
+    delayed_send(this, std::max(delay, std::chrono::milliseconds(1)),
+                 reconnect_atom::value);
+  }
+
+  void dial(size_t i) {
+    auto& ps = pops_[i];
     tunnel_params tp;
     tp.e = p_.e;
     tp.role = tunnel_params::agent_side;
     tp.parent = this;
-    tp.pop_host = p_.pop_host;
-    tp.pop_port = p_.pop_port;
+    tp.pop_host = ps.ep.host;
+    tp.pop_port = ps.ep.port;
     tp.tls = p_.tls;
+    if (tp.tls && !tp.tls->ca_file.empty() && tp.tls->server_name.empty()) {
+      // Verified against a CA: each POP must present its own name.
+      auto per_pop = std::make_shared<net::tls_client_config>(*tp.tls);
+      per_pop->server_name = ps.ep.host;
+      tp.tls = std::move(per_pop);
+    }
     tp.service = p_.service;
     tp.agent_id = p_.agent_id;
     tp.key = p_.key;
     tp.local_host = p_.local_host;
     tp.local_port = p_.local_port;
-    tunnel_ = spawn_tunnel(system(), std::move(tp));
-    monitor(tunnel_);
+    ps.tunnel = spawn_tunnel(system(), std::move(tp));
+    ps.phase = pop_state::connecting;
+    monitor(ps.tunnel);
   }
 
-  void on_tunnel_gone() {
+  void on_tunnel_gone(size_t i) {
+    auto& ps = pops_[i];
+    let_go_.erase(ps.tunnel.address());
+    ps.tunnel = nullptr;
+    auto phase = ps.phase;
+    ps.phase = pop_state::idle;
     if (fatal_)
       return;
     auto now = clock().now();
-    if (is_up_ && now - up_since_ >= std::chrono::milliseconds(p_.stable_ms))
-      attempt_ = 0;
-    bool was_up = is_up_;
-    is_up_ = false;
-    // Full jitter: a POP that comes back does not see all agents at once.
-    uint64_t cap = std::min<uint64_t>(
-      p_.backoff_max_ms,
-      uint64_t{p_.backoff_initial_ms} << std::min<uint32_t>(attempt_, 16));
-    auto delay_ms = p_.e.rng->uniform(cap + 1);
-    ++attempt_;
-    notify(was_up ? agent_event::down : agent_event::retrying,
-           (last_error_.empty() ? "tunnel down" : last_error_) + "; retrying in "
-             + std::to_string(delay_ms) + " ms");
-    last_error_.clear();
-    delayed_send(this, std::chrono::milliseconds(delay_ms),
-                 reconnect_atom::value);
+    uint64_t delay_ms = 0;
+    if (phase == pop_state::draining) {
+      // Not a failure: the POP asked us to go. Give it time to restart.
+      delay_ms = p_.drain_retry_ms;
+    } else {
+      if (phase == pop_state::up
+          && now - ps.up_since >= std::chrono::milliseconds(p_.stable_ms))
+        ps.failures = 0;
+      ++ps.failures;
+      // Full jitter: a POP that comes back does not see all agents at once.
+      uint64_t cap = std::min<uint64_t>(
+        p_.backoff_max_ms,
+        uint64_t{p_.backoff_initial_ms} << std::min<uint32_t>(ps.failures - 1, 16));
+      delay_ms = p_.e.rng->uniform(cap + 1);
+      // Set a failing POP aside only when a spare one can take its place.
+      if (ps.failures >= p_.failures_before_set_aside && pops_.size() > target_)
+        delay_ms = std::max<uint64_t>(delay_ms, p_.set_aside_ms);
+    }
+    ps.not_before = now + std::chrono::milliseconds(delay_ms);
+    auto what = ps.last_error.empty() ? "tunnel to POP " + ps.ep.name + " closed"
+                                      : ps.last_error;
+    ps.last_error.clear();
+    notify(phase == pop_state::up ? agent_event::down : agent_event::retrying,
+           what + "; " + std::to_string(count(pop_state::up)) + " of "
+             + std::to_string(target_) + " up; retrying it in "
+             + std::to_string(delay_ms) + " ms"
+             + (delay_ms >= p_.set_aside_ms && phase != pop_state::draining
+                  ? " (set aside after " + std::to_string(ps.failures) + " failures)"
+                  : ""));
+    rebalance();
   }
 
   agent_params p_;
+  uint32_t target_ = 2;
   std::string who_;
-  caf::actor tunnel_;
-  caf::actor_clock::time_point up_since_;
-  std::string last_error_;
-  uint32_t attempt_ = 0;
-  bool is_up_ = false;
+  std::vector<pop_state> pops_;
+  std::set<caf::actor_addr> let_go_;
+  bool timer_pending_ = false;
+  time_point timer_at_{};
   bool fatal_ = false;
 };
 

@@ -1,12 +1,19 @@
 #pragma once
-// The agent runs next to the private service (`drtp serve`). It keeps a
-// tunnel to its POP up: when the tunnel fails it dials again after an
-// exponential backoff with full jitter, reset once a tunnel stayed up for a
-// while. A rejected secret or unknown service stops it: retrying cannot help.
+// The agent runs next to the private service (`drtp serve`). Its failover
+// controller holds tunnels to K POPs (default 2, at most 3), in distinct
+// regions where it can: a dead tunnel is replaced by one to another POP,
+// preferring a region not yet held; a draining POP (goaway) is replaced
+// before its tunnel is let go. Never more than K+1 tunnels at once.
+//
+// Reconnect delays use exponential backoff with full jitter from the seeded
+// generator, capped, and reset once a tunnel stayed up for stable_ms; a POP
+// that failed failures_before_set_aside times in a row is set aside for
+// set_aside_ms. A rejected secret or unknown service stops the agent.
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "actors/env.hpp"
 #include "caf/fwd.hpp"
@@ -14,10 +21,17 @@
 
 namespace drtp {
 
+struct pop_endpoint {
+  std::string name; // for logs; defaults to host:port
+  std::string host;
+  uint16_t port = 0;
+  std::string region;
+};
+
 struct agent_params {
   env e;
-  std::string pop_host;
-  uint16_t pop_port = 0;
+  std::vector<pop_endpoint> pops;
+  uint32_t tunnels_target = 2; // K, clamped to [1, 3] and to pops.size()
   std::shared_ptr<const net::tls_client_config> tls;
   std::string service;
   std::string agent_id;
@@ -28,9 +42,15 @@ struct agent_params {
   caf::actor observer;
   uint32_t backoff_initial_ms = 200;
   uint32_t backoff_max_ms = 10000;
-  /// A tunnel up this long resets the backoff.
+  /// A tunnel up this long resets its POP's backoff.
   uint32_t stable_ms = 10000;
+  uint32_t failures_before_set_aside = 3;
+  uint32_t set_aside_ms = 30000;
+  /// How long a draining POP waits before we dial it again.
+  uint32_t drain_retry_ms = 2000;
 };
+
+constexpr uint32_t tunnels_target_max = 3;
 
 caf::actor spawn_agent(caf::actor_system& sys, agent_params p);
 

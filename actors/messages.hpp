@@ -19,6 +19,10 @@ using hs_timeout_atom = caf::atom_constant<caf::atom("hstimeout")>;
 using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
 using delayed_atom = caf::atom_constant<caf::atom("delayed")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
+/// POP: stop taking visitors, goaway to agents, exit once sessions end.
+/// Agent-side tunnel: close once no stream is left.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using grace_atom = caf::atom_constant<caf::atom("grace")>;
 
 // -- session <-> tunnel: one stream -------------------------------------------
 // A session sends these to its tunnel to go to the peer; the tunnel sends the
@@ -87,6 +91,16 @@ struct tunnel_failed {
   std::string what;
 };
 
+/// Agent side: the POP sent goaway; open no new work here.
+struct tunnel_draining {
+  std::string why;
+};
+
+/// POP side: how many streams the tunnel carries now (for load balancing).
+struct tunnel_load {
+  uint32_t streams = 0;
+};
+
 /// POP side: the authentication of `peer_host` failed (for rate limiting).
 struct auth_failed {
   std::string peer_host;
@@ -102,6 +116,11 @@ struct pop_ready {
 
 struct pop_failed {
   std::string what;
+};
+
+/// The drain finished (all sessions ended, or the grace period ran out).
+struct pop_drained {
+  uint32_t sessions_cut = 0;
 };
 
 /// Agent news: up, down, retrying, or fatal (then the agent has stopped).
@@ -122,6 +141,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_up)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_rejected)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_failed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::auth_failed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_draining)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_load)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_drained)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_ready)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_failed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_event)

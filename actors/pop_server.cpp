@@ -73,7 +73,10 @@ public:
           send_exit(ev.tunnel, caf::exit_reason::kill);
           return;
         }
-        services_[i].tunnels.push_back(ev.tunnel);
+        if (draining_) {
+          send(ev.tunnel, drain_atom::value);
+        }
+        services_[i].tunnels.push_back(tunnel_entry{ev.tunnel, 0});
         monitor(ev.tunnel);
         trace("service '" + ev.service + "' now has "
               + std::to_string(services_[i].tunnels.size())
@@ -87,6 +90,25 @@ public:
         f.count = std::min<uint32_t>(f.count + 1, 16);
         f.last = now;
       },
+      [this](tunnel_load& ev) {
+        auto src = caf::actor_cast<caf::actor_addr>(current_sender());
+        for (auto& s : services_)
+          for (auto& t : s.tunnels)
+            if (t.tunnel.address() == src)
+              t.streams = ev.streams;
+        if (draining_)
+          check_drained();
+      },
+      [this](drain_atom) { start_drain(); },
+      [this](grace_atom) {
+        uint32_t left = 0;
+        for (auto& s : services_)
+          for (auto& t : s.tunnels)
+            left += t.streams;
+        trace("drain grace period over; cutting " + std::to_string(left)
+              + " session(s)");
+        finish_drain(left);
+      },
       [this](status_atom) {
         uint32_t n = 0;
         for (auto& s : services_)
@@ -97,10 +119,15 @@ public:
   }
 
 private:
+  struct tunnel_entry {
+    caf::actor tunnel;
+    uint32_t streams = 0; // as last reported, plus visitors handed since
+  };
+
   struct service_state {
     net::listener_id listener = 0;
-    std::vector<caf::actor> tunnels;
-    size_t next = 0; // round robin over tunnels
+    std::vector<tunnel_entry> tunnels;
+    size_t next = 0; // rotates the start among equally loaded tunnels
   };
 
   struct failure_state {
@@ -160,8 +187,18 @@ private:
       send(p_.e.io, net::abort_req{ev.id});
       return;
     }
-    auto& t = s.tunnels[s.next++ % s.tunnels.size()];
-    send(t, attach_visitor{ev.id, ev.peer_host + ":" + std::to_string(ev.peer_port)});
+    // Fewest active streams first; ties rotate so equal tunnels share.
+    size_t n = s.tunnels.size();
+    size_t best = s.next++ % n;
+    for (size_t k = 1; k < n; ++k) {
+      size_t j = (best + k) % n;
+      if (s.tunnels[j].streams < s.tunnels[best].streams)
+        best = j;
+    }
+    auto& t = s.tunnels[best];
+    ++t.streams; // until the tunnel reports, count this visitor
+    send(t.tunnel,
+         attach_visitor{ev.id, ev.peer_host + ":" + std::to_string(ev.peer_port)});
   }
 
   void on_down(const caf::down_msg& dm) {
@@ -169,14 +206,55 @@ private:
       auto& ts = services_[i].tunnels;
       auto before = ts.size();
       ts.erase(std::remove_if(ts.begin(), ts.end(),
-                              [&](const caf::actor& a) {
-                                return a.address() == dm.source;
+                              [&](const tunnel_entry& t) {
+                                return t.tunnel.address() == dm.source;
                               }),
                ts.end());
       if (ts.size() != before)
         trace("service '" + p_.services[i].name + "' lost a tunnel; "
               + std::to_string(ts.size()) + " left");
     }
+    if (draining_)
+      check_drained();
+  }
+
+  void start_drain() {
+    if (draining_)
+      return;
+    draining_ = true;
+    trace("draining: no new visitors or agents; sessions get "
+          + std::to_string(p_.drain_grace_ms) + " ms to finish");
+    // Closed listeners make new visitors fail fast and try another POP.
+    send(p_.e.io, net::stop_listen_req{tunnel_listener_});
+    for (auto& s : services_) {
+      send(p_.e.io, net::stop_listen_req{s.listener});
+      for (auto& t : s.tunnels)
+        send(t.tunnel, drain_atom::value);
+    }
+    delayed_send(this, ms(p_.drain_grace_ms), grace_atom::value);
+    check_drained();
+  }
+
+  void check_drained() {
+    for (auto& s : services_)
+      for (auto& t : s.tunnels)
+        if (t.streams > 0)
+          return;
+    finish_drain(0);
+  }
+
+  void finish_drain(uint32_t cut) {
+    if (drained_)
+      return;
+    drained_ = true;
+    trace("drained" + (cut > 0 ? ", " + std::to_string(cut) + " session(s) cut"
+                                : std::string{", every session finished"}));
+    if (p_.observer)
+      send(p_.observer, pop_drained{cut});
+    for (auto& s : services_)
+      for (auto& t : s.tunnels)
+        send_exit(t.tunnel, caf::exit_reason::user_shutdown);
+    quit();
   }
 
   pop_params p_;
@@ -187,6 +265,8 @@ private:
   std::unordered_map<net::listener_id, size_t> by_listener_;
   std::unordered_map<std::string, failure_state> failures_;
   size_t listening_ = 0;
+  bool draining_ = false;
+  bool drained_ = false;
   pop_ready ready_;
 };
 

@@ -1,7 +1,13 @@
 #pragma once
 // The POP server: accepts and authenticates tunnels, listens on one public
 // port per service, and hands each visitor to a tunnel of its service. A
-// visitor that arrives while no tunnel is up is refused at once.
+// visitor that arrives while no tunnel is up is refused at once. Visitors go
+// to the tunnel of their service with the fewest active streams.
+//
+// drain_atom starts a graceful drain: the public and tunnel listeners close,
+// every agent gets goaway (and opens its replacement elsewhere), open
+// sessions run to their end for up to drain_grace_ms, then the observer gets
+// pop_drained and the server stops.
 
 #include <cstdint>
 #include <string>
@@ -29,6 +35,8 @@ struct pop_params {
   /// Failed authentications from one source within this window slow it down.
   uint32_t auth_failure_window_ms = 60000;
   uint32_t auth_delay_max_ms = 5000;
+  /// After drain_atom: how long open sessions may run before the POP exits.
+  uint32_t drain_grace_ms = 30000;
 };
 
 caf::actor spawn_pop_server(caf::actor_system& sys, pop_params p);

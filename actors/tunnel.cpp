@@ -112,10 +112,28 @@ public:
         write(net::encode_u32_frame(frame_type::window, ev.sid, ev.bytes));
       },
       [this](stream_rst& ev) {
-        if (streams_.erase(ev.sid))
+        if (streams_.erase(ev.sid)) {
           write(net::encode_u32_frame(frame_type::rst, ev.sid, ev.code));
+          streams_changed();
+        }
       },
-      [this](stream_done& ev) { streams_.erase(ev.sid); },
+      [this](stream_done& ev) {
+        if (streams_.erase(ev.sid))
+          streams_changed();
+      },
+      [this](drain_atom) {
+        if (p_.role == tunnel_params::pop_side) {
+          // Tell the agent to move on; carry the open streams to their end.
+          draining_ = true;
+          net::goaway_msg g;
+          g.code = static_cast<uint16_t>(net::reject_code::draining);
+          g.message = "POP is draining";
+          write_control(frame_type::goaway, 0, net::encode(g));
+        } else {
+          letting_go_ = true;
+          streams_changed();
+        }
+      },
       [this](status_atom) { return static_cast<uint32_t>(streams_.size()); },
     };
   }
@@ -287,6 +305,7 @@ private:
           send(s.session, stream_rst{f.stream_id, code});
           write(net::encode_u32_frame(frame_type::rst, f.stream_id, code));
           streams_.erase(i);
+          streams_changed();
           return true;
         }
         send(s.session, stream_data{f.stream_id, f.payload});
@@ -312,6 +331,7 @@ private:
                                                 : 0;
           send(i->second.session, stream_rst{f.stream_id, code});
           streams_.erase(i);
+          streams_changed();
         }
         return true;
       }
@@ -334,6 +354,8 @@ private:
         if (!net::decode(f.payload, g))
           return protocol_error("malformed goaway");
         trace(peer_name() + " is going away: " + g.message);
+        if (p_.role == tunnel_params::agent_side)
+          send(p_.parent, tunnel_draining{g.message});
         return true;
       }
       default:
@@ -366,13 +388,15 @@ private:
     sp.local_port = p_.local_port;
     auto s = spawn_session(system(), std::move(sp));
     streams_.emplace(f.stream_id, stream_state{s, 0});
+    streams_changed();
     if (p_.e.trace->verbose())
       trace("stream " + std::to_string(f.stream_id) + " opened for " + open.peer);
     return true;
   }
 
   void open_stream(net::conn_id visitor, const std::string& peer) {
-    if (!up_ || dead_ || streams_.size() >= p_.e.limits.streams_per_tunnel_max) {
+    if (!up_ || dead_ || draining_
+        || streams_.size() >= p_.e.limits.streams_per_tunnel_max) {
       send(p_.e.io, net::abort_req{visitor});
       return;
     }
@@ -391,6 +415,17 @@ private:
     sp.conn = visitor;
     auto s = spawn_session(system(), std::move(sp));
     streams_.emplace(sid, stream_state{s, 0});
+    streams_changed();
+  }
+
+  void streams_changed() {
+    if (p_.role == tunnel_params::pop_side && up_)
+      send(p_.parent, tunnel_load{static_cast<uint32_t>(streams_.size())});
+    if (letting_go_ && streams_.empty() && !dead_ && conn_ != 0) {
+      trace("let go of draining " + peer_name());
+      let_go_done_ = true;
+      send(p_.e.io, net::close_req{conn_});
+    }
   }
 
   // -- liveness ----------------------------------------------------------------------
@@ -433,7 +468,8 @@ private:
     if (dead_)
       return;
     dead_ = true;
-    trace(what);
+    if (!let_go_done_)
+      trace(what);
     for (auto& [sid, s] : streams_)
       send(s.session, stream_rst{sid, static_cast<uint32_t>(rst_code::tunnel_lost)});
     streams_.clear();
@@ -463,6 +499,9 @@ private:
   bool up_ = false;
   bool dead_ = false;
   bool rejected_ = false;
+  bool draining_ = false;    // POP side: goaway sent, no new streams
+  bool letting_go_ = false;  // agent side: close once the last stream ends
+  bool let_go_done_ = false;
 };
 
 } // namespace

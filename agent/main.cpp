@@ -17,13 +17,17 @@ namespace {
 const char* usage = R"(drtp - reverse tunnel proxy
 
 Usage:
-  drtp serve --pop HOST:PORT --service NAME --local HOST:PORT [options]
+  drtp serve --pop HOST:PORT[@REGION] [--pop ...] --service NAME
+             --local HOST:PORT [options]
 
-drtp serve dials out to a POP over TLS and carries the visitors of the
-service's public port at that POP to HOST:PORT here. No inbound port needed.
+drtp serve dials out to POPs over TLS and carries the visitors of the
+service's public port at those POPs to HOST:PORT here. No inbound port needed.
+Given several POPs, it holds tunnels to --tunnels of them, in distinct regions
+where it can, and replaces a tunnel whose POP dies or drains.
 
 Options:
-  --pop HOST:PORT          the POP's tunnel address
+  --pop HOST:PORT[@REGION] a POP's tunnel address; repeat for several POPs
+  --tunnels K              how many POPs to hold tunnels to (default 2, max 3)
   --service NAME           the service name the POP knows
   --local HOST:PORT        the local service (e.g. 127.0.0.1:5432)
   --secret-file FILE       the service secret (default: $DRTP_SECRET)
@@ -41,7 +45,8 @@ The POP certificate is verified by default: give --ca or --pop-fingerprint.
 
 int serve(drtp::cli::args& a) {
   using namespace drtp;
-  auto pop = a.value("--pop");
+  auto pops = a.values("--pop");
+  auto tunnels = a.value("--tunnels");
   auto service = a.value("--service");
   auto local = a.value("--local");
   auto secret_file = a.value("--secret-file");
@@ -52,10 +57,25 @@ int serve(drtp::cli::args& a) {
   auto agent_id = a.value("--agent-id");
   int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
   a.finish();
-  if (!pop || !service || !local)
+  if (pops.empty() || !service || !local)
     throw cli::error("serve needs --pop, --service and --local (see --help)");
   agent_params ap;
-  cli::parse_host_port(*pop, "--pop", ap.pop_host, ap.pop_port);
+  for (auto& spec : pops) {
+    pop_endpoint ep;
+    auto at = spec.find('@');
+    cli::parse_host_port(spec.substr(0, at), "--pop", ep.host, ep.port);
+    if (at != std::string::npos)
+      ep.region = spec.substr(at + 1);
+    ep.name = spec.substr(0, at);
+    ap.pops.push_back(std::move(ep));
+  }
+  if (tunnels) {
+    char* end = nullptr;
+    auto k = std::strtoul(tunnels->c_str(), &end, 10);
+    if (*end != '\0' || k < 1 || k > tunnels_target_max)
+      throw cli::error("--tunnels must be 1, 2 or 3");
+    ap.tunnels_target = static_cast<uint32_t>(k);
+  }
   cli::parse_host_port(*local, "--local", ap.local_host, ap.local_port);
   ap.service = *service;
   ap.key = net::derive_key(cli::read_secret(secret_file, "DRTP_SECRET"));
@@ -73,7 +93,8 @@ int serve(drtp::cli::args& a) {
     if (access(ca->c_str(), R_OK) != 0)
       throw cli::error("cannot read CA file " + *ca + ": " + std::strerror(errno));
     tls->ca_file = *ca;
-    tls->server_name = server_name ? *server_name : ap.pop_host;
+    if (server_name)
+      tls->server_name = *server_name; // else each POP's own host name
   } else {
     throw cli::error("cannot verify the POP: pass --ca FILE or "
                      "--pop-fingerprint sha256:HEX (or --insecure for tests)");
@@ -95,8 +116,11 @@ int serve(drtp::cli::args& a) {
   ap.e.rng = net::make_system_entropy();
   ap.e.host = "agent";
   ap.observer = self;
+  std::string via;
+  for (auto& ep : ap.pops)
+    via += (via.empty() ? "" : ", ") + ep.name;
   std::printf("drtp serve: service '%s' -> %s, via POP %s\n", service->c_str(),
-              local->c_str(), pop->c_str());
+              local->c_str(), via.c_str());
   std::fflush(stdout);
   spawn_agent(rt.sys(), std::move(ap));
   int rc = 0;

@@ -1,6 +1,7 @@
 // drtp-pop: the point of presence. Agents dial in over TLS; visitors connect
 // to each service's public port and are carried through a tunnel.
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -39,10 +40,13 @@ Options:
   --service NAME          one service without a config file, with
   --public HOST:PORT      its public port, and its secret from
   --secret-file FILE      a file (or the DRTP_SECRET environment variable)
+  --drain-grace SECONDS    how long a drain lets sessions run (default 30)
   -v, --verbose           log every session
   -h, --help              this text
 
-SIGINT or SIGTERM stops the POP.
+SIGTERM drains the POP: its listeners close, agents get goaway and move to
+other POPs, open sessions run to their end (at most the grace period), then
+it exits. A second SIGTERM, or SIGINT, stops it at once.
 )";
 
 int run(int argc, char** argv) {
@@ -92,6 +96,7 @@ int run(int argc, char** argv) {
   auto service = a.value("--service");
   auto public_addr = a.value("--public");
   auto secret_file = a.value("--secret-file");
+  auto grace = a.value("--drain-grace");
   int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
   auto extra = a.positional();
   if (!extra.empty())
@@ -163,6 +168,13 @@ int run(int argc, char** argv) {
   pp.tunnel_port = cfg.listen_port;
   pp.services = cfg.services;
   pp.observer = self;
+  if (grace) {
+    char* end = nullptr;
+    auto g = std::strtoul(grace->c_str(), &end, 10);
+    if (*end != '\0' || g > 3600)
+      throw cli::error("--drain-grace must be 0-3600 seconds");
+    pp.drain_grace_ms = static_cast<uint32_t>(g * 1000);
+  }
   auto pop = spawn_pop_server(rt.sys(), std::move(pp));
   int rc = 0;
   bool ready = false;
@@ -184,12 +196,30 @@ int run(int argc, char** argv) {
       std::fprintf(stderr, "drtp-pop: error: listeners not ready after 10 s\n");
       rc = 1;
     });
-  while (ready && !cli::stop_requested()) {
-    self->receive([](const caf::message&) {},
-                  caf::after(std::chrono::milliseconds(200)) >> [] {});
+  bool draining = false;
+  bool drained = false;
+  while (ready && !drained) {
+    if (cli::stop_requested()) {
+      if (cli::stop_signal() == SIGTERM && !draining) {
+        std::fprintf(stderr, "drtp-pop: SIGTERM: draining (again to stop now)\n");
+        draining = true;
+        cli::clear_stop_signal();
+        self->send(pop, drain_atom::value);
+      } else {
+        std::fprintf(stderr, "drtp-pop: stopping now (signal %d)\n",
+                     cli::stop_signal());
+        break;
+      }
+    }
+    self->receive(
+      [&](const pop_drained& d) {
+        drained = true;
+        std::fprintf(stderr, "drtp-pop: drained, %u session(s) cut; exiting\n",
+                     d.sessions_cut);
+      },
+      [](const caf::message&) {},
+      caf::after(std::chrono::milliseconds(100)) >> [] {});
   }
-  if (ready)
-    std::fprintf(stderr, "drtp-pop: stopping (signal %d)\n", cli::stop_signal());
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc); // actors may still hold sockets' handles; nothing to flush

@@ -69,8 +69,7 @@ struct scenario {
   void start_agent(const std::string& secret = "the secret") {
     agent_params ap;
     ap.e = make_env("agent", 100 + ++incarnation);
-    ap.pop_host = "pop";
-    ap.pop_port = tunnel_port;
+    ap.pops.push_back(pop_endpoint{"pop", "pop", tunnel_port, "eu"});
     ap.tls = std::make_shared<net::tls_client_config>();
     ap.service = "echo";
     ap.agent_id = "joe";

@@ -42,6 +42,24 @@ std::optional<std::string> args::value(const std::string& name) {
   return result;
 }
 
+std::vector<std::string> args::values(const std::string& name) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < words_.size(); ++i) {
+    if (used_[i])
+      continue;
+    if (words_[i] == name) {
+      if (i + 1 >= words_.size())
+        throw error("option " + name + " needs a value");
+      used_[i] = used_[i + 1] = true;
+      out.push_back(words_[++i]);
+    } else if (words_[i].rfind(name + "=", 0) == 0) {
+      used_[i] = true;
+      out.push_back(words_[i].substr(name.size() + 1));
+    }
+  }
+  return out;
+}
+
 bool args::flag(const std::string& name) {
   bool found = false;
   for (size_t i = 0; i < words_.size(); ++i) {
@@ -136,6 +154,10 @@ bool stop_requested() {
 
 int stop_signal() {
   return stop_signal_;
+}
+
+void clear_stop_signal() {
+  stop_signal_ = 0;
 }
 
 struct runtime::impl {

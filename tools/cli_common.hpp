@@ -28,6 +28,8 @@ public:
   /// Declares an option that takes a value; returns it if present.
   std::optional<std::string> value(const std::string& name);
   bool flag(const std::string& name);
+  /// Every value of an option that may repeat, in order.
+  std::vector<std::string> values(const std::string& name);
   std::vector<std::string> positional();
   /// Throws on anything not consumed by value()/flag()/positional().
   void finish();
@@ -51,6 +53,8 @@ void install_stop_signals();
 bool stop_requested();
 /// Which signal arrived (0 if none).
 int stop_signal();
+/// Forget the signal seen so far (to notice a second one).
+void clear_stop_signal();
 
 /// The actor system tuned for latency (2 workers, no polling sleep) plus the
 /// real network.
