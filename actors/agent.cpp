@@ -112,7 +112,7 @@ private:
   void notify(agent_event::kind_t kind, const std::string& what) {
     trace(what);
     if (p_.observer)
-      send(p_.observer, agent_event{kind, what});
+      send(p_.observer, agent_event{kind, what, count(pop_state::up)});
   }
 
   size_t find(const caf::actor_addr& a) const {

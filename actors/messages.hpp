@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "caf/actor.hpp"
 #include "caf/allowed_unsafe_message_type.hpp"
@@ -127,6 +128,13 @@ struct pop_drained {
 struct agent_event {
   enum kind_t : uint8_t { up, down, retrying, fatal } kind = up;
   std::string what;
+  uint32_t tunnels_up = 0;
+};
+
+/// POP news for observers: which agents hold tunnels for which service.
+struct pop_status {
+  std::map<std::string, std::vector<std::string>> agents; // service -> ids
+  bool draining = false;
 };
 
 } // namespace drtp
@@ -144,6 +152,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::auth_failed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_draining)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_load)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_drained)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_status)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_ready)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_failed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_event)

@@ -76,8 +76,9 @@ public:
         if (draining_) {
           send(ev.tunnel, drain_atom::value);
         }
-        services_[i].tunnels.push_back(tunnel_entry{ev.tunnel, 0});
+        services_[i].tunnels.push_back(tunnel_entry{ev.tunnel, 0, ev.agent_id});
         monitor(ev.tunnel);
+        report_status();
         trace("service '" + ev.service + "' now has "
               + std::to_string(services_[i].tunnels.size())
               + " tunnel(s); agent " + ev.agent_id + " from " + ev.peer);
@@ -122,6 +123,7 @@ private:
   struct tunnel_entry {
     caf::actor tunnel;
     uint32_t streams = 0; // as last reported, plus visitors handed since
+    std::string agent_id;
   };
 
   struct service_state {
@@ -214,8 +216,22 @@ private:
         trace("service '" + p_.services[i].name + "' lost a tunnel; "
               + std::to_string(ts.size()) + " left");
     }
+    report_status();
     if (draining_)
       check_drained();
+  }
+
+  void report_status() {
+    if (!p_.observer)
+      return;
+    pop_status st;
+    st.draining = draining_;
+    for (size_t i = 0; i < services_.size(); ++i) {
+      auto& ids = st.agents[p_.services[i].name];
+      for (auto& t : services_[i].tunnels)
+        ids.push_back(t.agent_id);
+    }
+    send(p_.observer, std::move(st));
   }
 
   void start_drain() {
@@ -232,6 +248,7 @@ private:
         send(t.tunnel, drain_atom::value);
     }
     delayed_send(this, ms(p_.drain_grace_ms), grace_atom::value);
+    report_status();
     check_drained();
   }
 

@@ -34,7 +34,7 @@ struct scenario {
     w.add_host("pop");
     w.add_host("agent");
     w.add_host("visitors");
-    sim::spawn_echo_service(d.sys(), w.io("agent"), service_port);
+    sim::spawn_app_service(d.sys(), w.io("agent"), service_port, 0x5a);
     start_pop();
   }
 
@@ -87,6 +87,7 @@ struct scenario {
     vp.port = public_port;
     vp.bytes = bytes;
     vp.seed = seed;
+    vp.key = 0x5a;
     vp.result = std::make_shared<sim::visitor_result>();
     vp.now_us = [this] { return d.now_us(); };
     auto r = vp.result;

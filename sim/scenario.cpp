@@ -1,0 +1,735 @@
+#include "sim/scenario.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "actors/agent.hpp"
+#include "actors/messages.hpp"
+#include "actors/pop_server.hpp"
+#include "caf/all.hpp"
+#include "net/handshake.hpp"
+#include "sim/driver.hpp"
+
+namespace drtp::sim {
+
+namespace {
+
+constexpr uint16_t tunnel_port = 7000;
+constexpr uint16_t service_port_base = 5000;
+constexpr const char* visitors_host = "visitors";
+/// Probes at the end get this long to get through.
+constexpr uint64_t probe_us = 10'000'000;
+
+std::string secs(uint64_t us) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f s", us / 1e6);
+  return buf;
+}
+
+struct window {
+  uint64_t from_us;
+  uint64_t to_us;
+};
+
+struct visit {
+  std::shared_ptr<visitor_result> result;
+  std::string pop;
+  bool serving = false; // the POP served the service when the visit began
+  bool probe = false;
+};
+
+class runner {
+public:
+  runner(const scenario_spec& s, uint64_t seed, const run_options& opts)
+    : s_(s), seed_(seed), opts_(opts), d_(seed), rng_(seed ^ 0xC0FFEEull) {
+  }
+
+  ~runner() {
+    // Actor handles must not outlive the actor system inside d_; the
+    // observers are idle, so nothing else would ever stop them.
+    for (auto& o : observers_)
+      caf::anon_send_exit(o, caf::exit_reason::kill);
+    observers_.clear();
+    pops_.clear();
+    d_.run_for(1);
+  }
+
+  scenario_report run();
+
+private:
+  // -- the oracle: what the POPs and agents report ------------------------------
+
+  caf::actor observer_for_pop(const std::string& pop) {
+    auto self = this;
+    auto a = d_.sys().spawn([self, pop](caf::event_based_actor*) -> caf::behavior {
+      return {
+        [self, pop](pop_status& st) { self->on_pop_status(pop, std::move(st)); },
+        [](const pop_ready&) {},
+        [](const pop_failed&) {},
+        [](const pop_drained&) {},
+      };
+    });
+    observers_.push_back(a);
+    return a;
+  }
+
+  caf::actor observer_for_agent(const std::string& agent) {
+    auto self = this;
+    auto a = d_.sys().spawn([self, agent](caf::event_based_actor*) -> caf::behavior {
+      return {
+        [self, agent](const agent_event& ev) {
+          self->on_agent_event(agent, ev);
+        },
+      };
+    });
+    observers_.push_back(a);
+    return a;
+  }
+
+  void on_pop_status(const std::string& pop, pop_status st) {
+    for (auto& [svc, ids] : st.agents)
+      for (auto& id : ids)
+        if (bad_agents_.count(id))
+          violation("isolation: agent '" + id + "' with a wrong secret holds a "
+                    "tunnel for '" + svc + "' at " + pop);
+    status_[pop] = std::move(st);
+    sample();
+  }
+
+  void on_agent_event(const std::string& agent, const agent_event& ev) {
+    auto& prev = agent_up_[agent];
+    if (ev.tunnels_up < prev)
+      drops_.push_back({d_.now_us(), agent});
+    prev = ev.tunnels_up;
+  }
+
+  bool serves(const std::string& pop, const std::string& service) const {
+    if (!pop_alive_.at(pop))
+      return false;
+    auto i = status_.find(pop);
+    if (i == status_.end() || i->second.draining)
+      return false;
+    auto j = i->second.agents.find(service);
+    return j != i->second.agents.end() && !j->second.empty();
+  }
+
+  /// POPs an agent could hold a tunnel to right now.
+  std::vector<std::string> reachable_pops(const agent_spec& a) const {
+    std::vector<std::string> out;
+    for (auto& p : s_.pops) {
+      if (!a.pops.empty()
+          && std::find(a.pops.begin(), a.pops.end(), p.name) == a.pops.end())
+        continue;
+      if (!pop_alive_.at(p.name) || cut_.count({a.name, p.name})
+          || cut_.count({p.name, a.name}))
+        continue;
+      out.push_back(p.name);
+    }
+    return out;
+  }
+
+  bool agent_at_target(const agent_spec& a) const {
+    auto want = std::min<size_t>(a.tunnels, reachable_pops(a).size());
+    size_t held = 0;
+    for (auto& p : reachable_pops(a)) {
+      auto i = status_.find(p);
+      if (i == status_.end() || i->second.draining)
+        continue;
+      for (auto& [svc, ids] : i->second.agents)
+        if (std::find(ids.begin(), ids.end(), a.name) != ids.end())
+          ++held;
+    }
+    return held >= want;
+  }
+
+  /// Records whether every agent is at target and every service reachable.
+  void sample() {
+    bool targets = true;
+    for (auto& a : s_.agents)
+      if (!bad_agents_.count(a.name) && !agent_at_target(a))
+        targets = false;
+    bool reachable = true;
+    for (auto& svc : s_.services) {
+      bool any = false;
+      for (auto& p : s_.pops)
+        any = any || serves(p.name, svc.name);
+      bool has_agent = false;
+      for (auto& a : s_.agents)
+        has_agent = has_agent || (a.service == svc.name && !bad_agents_.count(a.name));
+      if (has_agent && !any)
+        reachable = false;
+    }
+    timeline_.push_back({d_.now_us(), targets, reachable});
+  }
+
+  // -- actions ---------------------------------------------------------------------
+
+  env make_env(const std::string& host) {
+    env e;
+    e.io = d_.net().io(host);
+    e.trace = d_.trace();
+    e.rng = net::make_seeded_entropy(seed_ * 7919 + ++salt_);
+    e.host = host;
+    e.limits = s_.limits;
+    return e;
+  }
+
+  size_t service_index(const std::string& name) const {
+    for (size_t i = 0; i < s_.services.size(); ++i)
+      if (s_.services[i].name == name)
+        return i;
+    return s_.services.size();
+  }
+
+  static uint8_t key_of(size_t service_index) {
+    return static_cast<uint8_t>(0x11 + 0x22 * service_index);
+  }
+
+  void start_pop(const pop_spec& p) {
+    pop_params pp;
+    pp.e = make_env(p.name);
+    pp.tunnel_port = tunnel_port;
+    pp.drain_grace_ms = s_.drain_grace_ms;
+    for (auto& svc : s_.services) {
+      service_config sc;
+      sc.name = svc.name;
+      sc.key = net::derive_key(svc.secret);
+      sc.public_port = svc.public_port;
+      pp.services.push_back(std::move(sc));
+    }
+    pp.observer = observer_for_pop(p.name);
+    auto a = spawn_pop_server(d_.sys(), std::move(pp));
+    d_.net().register_actor(p.name, a);
+    pops_[p.name] = a;
+    pop_alive_[p.name] = true;
+    status_.erase(p.name);
+    sample();
+  }
+
+  void start_agent(const agent_spec& a) {
+    auto si = service_index(a.service);
+    auto& svc = s_.services[si];
+    auto app = spawn_app_service(d_.sys(), d_.net().io(a.name),
+                                 static_cast<uint16_t>(service_port_base + si),
+                                 key_of(si));
+    d_.net().register_actor(a.name, app);
+    agent_params ap;
+    ap.e = make_env(a.name);
+    for (auto& p : s_.pops)
+      if (a.pops.empty()
+          || std::find(a.pops.begin(), a.pops.end(), p.name) != a.pops.end())
+        ap.pops.push_back(pop_endpoint{p.name, p.name, tunnel_port, p.region});
+    ap.tunnels_target = a.tunnels;
+    ap.tls = std::make_shared<net::tls_client_config>();
+    ap.service = a.service;
+    ap.agent_id = a.name;
+    ap.key = net::derive_key(a.secret.empty() ? svc.secret : a.secret);
+    ap.local_host = a.name;
+    ap.local_port = static_cast<uint16_t>(service_port_base + si);
+    ap.observer = observer_for_agent(a.name);
+    auto agent = spawn_agent(d_.sys(), std::move(ap));
+    d_.net().register_actor(a.name, agent);
+  }
+
+  void start_visit(const workload_spec& w, uint32_t i, bool probe = false,
+                   const std::string& forced_pop = "") {
+    auto si = service_index(w.service);
+    visit v;
+    v.probe = probe;
+    std::vector<std::string> serving;
+    for (auto& p : s_.pops)
+      if (serves(p.name, w.service))
+        serving.push_back(p.name);
+    if (!forced_pop.empty())
+      v.pop = forced_pop;
+    else if (!w.pop.empty())
+      v.pop = w.pop;
+    else if (!serving.empty())
+      v.pop = serving[rng_() % serving.size()];
+    else
+      v.pop = s_.pops[rng_() % s_.pops.size()].name;
+    v.serving = serves(v.pop, w.service);
+    visitor_params vp;
+    vp.io = d_.net().io(visitors_host);
+    vp.host = v.pop;
+    vp.port = s_.services[si].public_port;
+    vp.kind = w.kind;
+    vp.bytes = w.bytes;
+    vp.rounds = w.rounds;
+    vp.seed = seed_ * 1'000'003 + visits_.size();
+    vp.key = key_of(si);
+    vp.result = std::make_shared<visitor_result>();
+    vp.now_us = [this] { return d_.now_us(); };
+    v.result = vp.result;
+    visits_.push_back(v);
+    (void) i;
+    spawn_visitor(d_.sys(), std::move(vp));
+  }
+
+  uint64_t slack_us() const {
+    // Time to notice a dead peer and route around it.
+    return uint64_t{s_.limits.heartbeat_interval_ms}
+             * (s_.limits.heartbeat_misses_max + 2) * 1000
+           + 2'000'000;
+  }
+
+  void apply(const fault_spec& f, size_t index) {
+    auto& w = d_.net();
+    auto now = d_.now_us();
+    auto end_of_effect = f.duration_us > 0 ? now + f.duration_us : UINT64_MAX;
+    std::string what = std::string(to_string(f.kind)) + " " + f.a
+                       + (f.b.empty() ? "" : (f.both_ways ? " <-> " : " -> ") + f.b)
+                       + " at " + secs(now);
+    fault_outcome out;
+    out.what = what;
+    switch (f.kind) {
+      case fault_kind::crash:
+      case fault_kind::crash_silent:
+        w.crash(f.a, f.kind == fault_kind::crash ? crash_mode::reset
+                                                 : crash_mode::silent);
+        if (pop_alive_.count(f.a))
+          pop_alive_[f.a] = false;
+        break;
+      case fault_kind::restart: {
+        bool crashed = !w.is_up(f.a);
+        if (crashed)
+          w.restart(f.a);
+        for (auto& p : s_.pops)
+          if (p.name == f.a && !pop_alive_[p.name]) // crashed or drained
+            start_pop(p);
+        for (auto& a : s_.agents)
+          if (a.name == f.a && crashed)
+            start_agent(a);
+        end_of_effect = now;
+        break;
+      }
+      case fault_kind::drain:
+        if (pops_.count(f.a))
+          caf::anon_send(pops_[f.a], drain_atom::value);
+        pop_alive_[f.a] = false;
+        break;
+      case fault_kind::partition:
+        w.partition(f.a, f.b, f.both_ways);
+        cut_.insert({f.a, f.b});
+        if (f.both_ways)
+          cut_.insert({f.b, f.a});
+        if (f.duration_us > 0)
+          later_.push_back({now + f.duration_us, [this, f] { heal(f.a, f.b); }});
+        break;
+      case fault_kind::heal:
+        heal(f.a, f.b);
+        end_of_effect = now;
+        break;
+      case fault_kind::latency_spike:
+      case fault_kind::loss_burst: {
+        link_params p = s_.default_link;
+        for (auto& l : s_.links)
+          if ((l.a == f.a && l.b == f.b) || (l.a == f.b && l.b == f.a))
+            p = l.p;
+        auto spiked = p;
+        if (f.kind == fault_kind::latency_spike)
+          spiked.latency_us = f.latency_us;
+        else
+          spiked.loss = f.loss;
+        w.set_link(f.a, f.b, spiked);
+        auto restore_at = now + (f.duration_us > 0 ? f.duration_us : 1'000'000);
+        end_of_effect = restore_at;
+        later_.push_back({restore_at, [this, f, p] {
+                            d_.net().set_link(f.a, f.b, p);
+                          }});
+        break;
+      }
+    }
+    // A heal or restart ends earlier faults' windows at the same time.
+    windows_.push_back({now, end_of_effect == UINT64_MAX
+                               ? UINT64_MAX
+                               : end_of_effect + slack_us()});
+    fault_at_.push_back(now);
+    fault_kinds_.push_back(f.kind);
+    outcomes_.push_back(out);
+    sample();
+    (void) index;
+  }
+
+  void heal(const std::string& a, const std::string& b) {
+    d_.net().heal(a, b);
+    cut_.erase({a, b});
+    cut_.erase({b, a});
+    // Faults that were waiting for this heal end now (plus slack).
+    for (auto& w : windows_)
+      if (w.to_us == UINT64_MAX)
+        w.to_us = d_.now_us() + slack_us();
+    sample();
+  }
+
+  void violation(const std::string& what) {
+    if (violations_.size() < 100)
+      violations_.push_back(what);
+  }
+
+  bool excused(const visit& v) const {
+    if (!v.serving)
+      return true;
+    auto from = v.result->started_us;
+    auto to = v.result->done ? v.result->finished_us : UINT64_MAX;
+    for (auto& w : windows_)
+      if (from <= w.to_us && to >= w.from_us)
+        return true;
+    return false;
+  }
+
+  const scenario_spec& s_;
+  uint64_t seed_;
+  run_options opts_;
+  driver d_;
+  std::mt19937_64 rng_;
+  uint64_t salt_ = 0;
+  std::vector<caf::actor> observers_;
+  std::map<std::string, caf::actor> pops_;
+  std::map<std::string, bool> pop_alive_;
+  std::map<std::string, pop_status> status_;
+  std::map<std::string, uint32_t> agent_up_;
+  std::set<std::string> bad_agents_;
+  std::set<std::pair<std::string, std::string>> cut_;
+  struct drop {
+    uint64_t t;
+    std::string agent;
+  };
+  std::vector<drop> drops_;
+  struct point {
+    uint64_t t;
+    bool targets;
+    bool reachable;
+  };
+  std::vector<point> timeline_;
+  std::vector<visit> visits_;
+  std::vector<window> windows_;
+  std::vector<uint64_t> fault_at_;
+  std::vector<fault_kind> fault_kinds_;
+  std::vector<fault_outcome> outcomes_;
+  std::vector<std::pair<uint64_t, std::function<void()>>> later_;
+  std::vector<std::string> violations_;
+};
+
+scenario_report runner::run() {
+  scenario_report rep;
+  rep.name = s_.name;
+  rep.seed = seed_;
+  auto& w = d_.net();
+  w.set_default_link(s_.default_link);
+  for (auto& p : s_.pops) {
+    w.add_host(p.name);
+    pop_alive_[p.name] = false;
+  }
+  for (auto& a : s_.agents) {
+    w.add_host(a.name);
+    auto& svc = s_.services[service_index(a.service)];
+    if (!a.secret.empty() && a.secret != svc.secret)
+      bad_agents_.insert(a.name);
+  }
+  w.add_host(visitors_host);
+  for (auto& l : s_.links)
+    w.set_link(l.a, l.b, l.p);
+  for (auto& p : s_.pops)
+    start_pop(p);
+  for (auto& a : s_.agents)
+    start_agent(a);
+
+  // One timeline of actions: faults and visitor starts, in time order.
+  struct action {
+    uint64_t t;
+    int order; // faults before visits at the same instant
+    std::function<void()> run;
+  };
+  std::vector<action> plan;
+  for (size_t i = 0; i < s_.faults.size(); ++i)
+    plan.push_back({s_.faults[i].at_us, 0, [this, i] { apply(s_.faults[i], i); }});
+  for (auto& wl : s_.workload)
+    for (uint32_t i = 0; i < wl.count; ++i)
+      plan.push_back({wl.start_us + i * wl.spacing_us, 1,
+                      [this, &wl, i] { start_visit(wl, i); }});
+  std::stable_sort(plan.begin(), plan.end(), [](const action& a, const action& b) {
+    return a.t != b.t ? a.t < b.t : a.order < b.order;
+  });
+  uint64_t last_fault_us = 0;
+  for (auto& f : s_.faults)
+    last_fault_us = std::max(last_fault_us, f.at_us + f.duration_us);
+  auto run_to = [&](uint64_t t) {
+    // Deferred restores (end of a spike, timed heals) interleave with the plan.
+    for (;;) {
+      auto next = std::min_element(later_.begin(), later_.end(),
+                                   [](auto& a, auto& b) { return a.first < b.first; });
+      if (next == later_.end() || next->first > t)
+        break;
+      if (next->first > d_.now_us())
+        d_.run_for(next->first - d_.now_us());
+      auto fn = std::move(next->second);
+      later_.erase(next);
+      fn();
+    }
+    if (t > d_.now_us())
+      d_.run_for(t - d_.now_us());
+  };
+  for (auto& a : plan) {
+    if (a.t > s_.duration_us)
+      break;
+    run_to(a.t);
+    a.run();
+  }
+  // Let the workload finish and the system heal, then check liveness.
+  auto settle_until = std::max(last_fault_us + s_.quiet_us, d_.now_us() + 1'000'000);
+  run_to(std::min(settle_until, std::max(s_.duration_us, last_fault_us + s_.quiet_us)));
+  auto all_done = [&] {
+    return std::all_of(visits_.begin(), visits_.end(),
+                       [](const visit& v) { return v.result->done; });
+  };
+  d_.run_until(all_done, s_.duration_us > d_.now_us() ? s_.duration_us - d_.now_us()
+                                                      : 1'000'000);
+  run_to(d_.now_us()); // flush deferred restores that are due
+
+  // Liveness: every agent at min(K, reachable POPs) ...
+  sample();
+  for (auto& a : s_.agents) {
+    if (bad_agents_.count(a.name)) {
+      if (agent_up_[a.name] > 0)
+        violation("isolation: agent '" + a.name + "' with a wrong secret got a tunnel");
+      continue;
+    }
+    if (!agent_at_target(a))
+      violation("liveness: agent '" + a.name + "' holds fewer than min(K="
+                + std::to_string(a.tunnels) + ", "
+                + std::to_string(reachable_pops(a).size())
+                + " reachable POPs) tunnels after the quiet period");
+  }
+  // ... and every service reachable through every POP that holds a tunnel.
+  size_t first_probe = visits_.size();
+  for (auto& svc : s_.services)
+    for (auto& p : s_.pops)
+      if (serves(p.name, svc.name) && !cut_.count({visitors_host, p.name})
+          && !cut_.count({p.name, visitors_host})) {
+        workload_spec probe;
+        probe.service = svc.name;
+        probe.bytes = 4096;
+        start_visit(probe, 0, true, p.name);
+      }
+  d_.run_until([&] {
+    for (size_t i = first_probe; i < visits_.size(); ++i)
+      if (!visits_[i].result->done)
+        return false;
+    return true;
+  }, probe_us);
+  for (size_t i = first_probe; i < visits_.size(); ++i)
+    if (!visits_[i].result->ok)
+      violation("liveness: service not reachable through POP " + visits_[i].pop
+                + ": " + visits_[i].result->error);
+
+  // Safety over every session.
+  for (size_t i = 0; i < first_probe; ++i) {
+    auto& v = visits_[i];
+    auto& r = *v.result;
+    ++rep.sessions;
+    rep.bytes_sent += r.bytes_sent;
+    rep.bytes_back += r.bytes_back;
+    if (r.corrupt)
+      violation("integrity: session " + std::to_string(i) + " via " + v.pop + ": "
+                + r.error);
+    if (r.ok) {
+      ++rep.sessions_ok;
+      continue;
+    }
+    ++rep.sessions_failed;
+    if (excused(v)) {
+      ++rep.sessions_excused;
+    } else if (!r.done) {
+      violation("hang: session " + std::to_string(i) + " via " + v.pop
+                + " never finished, with no fault in its way");
+    } else if (!r.corrupt) {
+      violation("session " + std::to_string(i) + " via " + v.pop + " at "
+                + secs(r.started_us) + " failed with no fault in its way: "
+                + r.error);
+    }
+  }
+
+  // What each fault cost.
+  for (size_t i = 0; i < outcomes_.size(); ++i) {
+    auto t = fault_at_[i];
+    auto kind = fault_kinds_[i];
+    bool breaks_tunnels = kind == fault_kind::crash || kind == fault_kind::crash_silent
+                          || kind == fault_kind::partition;
+    for (auto& dr : drops_)
+      if (breaks_tunnels && dr.t >= t) {
+        outcomes_[i].detected_us = static_cast<int64_t>(dr.t - t);
+        break;
+      }
+    for (auto& p : timeline_)
+      if (p.t >= t && p.targets) {
+        outcomes_[i].restored_us = static_cast<int64_t>(p.t - t);
+        break;
+      }
+  }
+  for (auto& e : s_.expectations) {
+    check_result cr;
+    switch (e.kind) {
+      case expectation_kind::sessions_failed_max:
+        cr.what = "at most " + std::to_string(e.value) + " session(s) failed";
+        cr.ok = rep.sessions_failed <= e.value;
+        cr.detail = std::to_string(rep.sessions_failed) + " failed";
+        break;
+      case expectation_kind::tunnels_restored_within:
+      case expectation_kind::reachable_within: {
+        bool tunnels = e.kind == expectation_kind::tunnels_restored_within;
+        cr.what = std::string(tunnels ? "tunnels restored" : "reachable")
+                  + " within " + secs(e.value) + " of fault " + std::to_string(e.fault);
+        if (e.fault >= fault_at_.size()) {
+          cr.detail = "no such fault happened";
+          break;
+        }
+        auto t = fault_at_[e.fault];
+        int64_t took = -1;
+        for (auto& p : timeline_)
+          if (p.t >= t && (tunnels ? p.targets : p.reachable)) {
+            took = static_cast<int64_t>(p.t - t);
+            break;
+          }
+        cr.ok = took >= 0 && static_cast<uint64_t>(took) <= e.value;
+        cr.detail = took < 0 ? "never" : "took " + secs(static_cast<uint64_t>(took));
+        break;
+      }
+    }
+    rep.expectations.push_back(cr);
+  }
+  rep.faults = outcomes_;
+  rep.violations = violations_;
+  rep.trace_hash = d_.trace_hash();
+  rep.steps = d_.steps();
+  rep.virtual_us = d_.now_us();
+  if (opts_.keep_trace)
+    rep.trace = d_.trace_lines();
+  return rep;
+}
+
+} // namespace
+
+const char* to_string(fault_kind k) noexcept {
+  switch (k) {
+    case fault_kind::crash: return "crash";
+    case fault_kind::crash_silent: return "crash-silent";
+    case fault_kind::restart: return "restart";
+    case fault_kind::drain: return "drain";
+    case fault_kind::partition: return "partition";
+    case fault_kind::heal: return "heal";
+    case fault_kind::latency_spike: return "latency-spike";
+    case fault_kind::loss_burst: return "loss-burst";
+  }
+  return "?";
+}
+
+bool scenario_report::ok() const {
+  if (!violations.empty())
+    return false;
+  for (auto& e : expectations)
+    if (!e.ok)
+      return false;
+  return true;
+}
+
+std::string validate(const scenario_spec& s) {
+  std::set<std::string> hosts{visitors_host};
+  std::set<std::string> pops;
+  if (s.pops.empty())
+    return "a scenario needs at least one POP";
+  if (s.services.empty())
+    return "a scenario needs at least one service";
+  for (auto& p : s.pops) {
+    if (p.name.empty() || !hosts.insert(p.name).second)
+      return "POP name '" + p.name + "' is empty or used twice";
+    pops.insert(p.name);
+  }
+  std::set<std::string> services;
+  std::set<uint16_t> ports;
+  for (auto& svc : s.services) {
+    if (svc.name.empty() || !services.insert(svc.name).second)
+      return "service name '" + svc.name + "' is empty or used twice";
+    if (svc.public_port == tunnel_port || !ports.insert(svc.public_port).second)
+      return "service '" + svc.name + "' has a public port that is taken";
+  }
+  for (auto& a : s.agents) {
+    if (a.name.empty() || !hosts.insert(a.name).second)
+      return "agent name '" + a.name + "' is empty or used twice";
+    if (!services.count(a.service))
+      return "agent '" + a.name + "' serves unknown service '" + a.service + "'";
+    if (a.tunnels < 1 || a.tunnels > tunnels_target_max)
+      return "agent '" + a.name + "': tunnels must be 1-3";
+    for (auto& p : a.pops)
+      if (!pops.count(p))
+        return "agent '" + a.name + "' names unknown POP '" + p + "'";
+  }
+  for (auto& l : s.links)
+    if (!hosts.count(l.a) || !hosts.count(l.b))
+      return "link " + l.a + " - " + l.b + " names an unknown host";
+  for (auto& w : s.workload) {
+    if (!services.count(w.service))
+      return "workload for unknown service '" + w.service + "'";
+    if (!w.pop.empty() && !pops.count(w.pop))
+      return "workload names unknown POP '" + w.pop + "'";
+    if (w.count > 100000)
+      return "workload count above 100000";
+  }
+  for (auto& f : s.faults) {
+    if (!hosts.count(f.a))
+      return std::string(to_string(f.kind)) + " names unknown host '" + f.a + "'";
+    bool pair = f.kind == fault_kind::partition || f.kind == fault_kind::heal
+                || f.kind == fault_kind::latency_spike
+                || f.kind == fault_kind::loss_burst;
+    if (pair && !hosts.count(f.b))
+      return std::string(to_string(f.kind)) + " needs a second host, got '" + f.b + "'";
+    if (f.kind == fault_kind::drain && !pops.count(f.a))
+      return "drain names '" + f.a + "', which is not a POP";
+  }
+  for (auto& e : s.expectations)
+    if (e.kind != expectation_kind::sessions_failed_max && e.fault >= s.faults.size())
+      return "an expectation refers to fault " + std::to_string(e.fault)
+             + ", but there are only " + std::to_string(s.faults.size());
+  return "";
+}
+
+scenario_report run_scenario(const scenario_spec& s, uint64_t seed,
+                             const run_options& opts) {
+  runner r{s, seed, opts};
+  return r.run();
+}
+
+std::string summarize(const scenario_report& r) {
+  std::ostringstream out;
+  out << "scenario " << r.name << ", seed " << r.seed << ": "
+      << (r.ok() ? "PASS" : "FAIL") << "\n";
+  out << "  sessions: " << r.sessions_ok << " ok, " << r.sessions_failed
+      << " failed (" << r.sessions_excused << " during faults) of " << r.sessions
+      << "; " << r.bytes_sent << " bytes sent, " << r.bytes_back << " back\n";
+  for (auto& f : r.faults) {
+    out << "  fault: " << f.what;
+    if (f.detected_us >= 0)
+      out << "; detected after " << secs(static_cast<uint64_t>(f.detected_us));
+    if (f.restored_us >= 0)
+      out << "; tunnels at target after " << secs(static_cast<uint64_t>(f.restored_us));
+    out << "\n";
+  }
+  for (auto& e : r.expectations)
+    out << "  expect " << e.what << ": " << (e.ok ? "ok" : "FAILED") << " ("
+        << e.detail << ")\n";
+  for (auto& v : r.violations)
+    out << "  VIOLATION " << v << "\n";
+  char hash[32];
+  std::snprintf(hash, sizeof(hash), "%016llx",
+                static_cast<unsigned long long>(r.trace_hash));
+  out << "  virtual time " << secs(r.virtual_us) << ", " << r.steps
+      << " steps, trace hash " << hash << "\n";
+  return out.str();
+}
+
+} // namespace drtp::sim
