@@ -13,8 +13,10 @@
 namespace drtp {
 
 struct tunnel_limits {
-  uint32_t heartbeat_interval_ms = 1000;
-  /// A peer silent for this many heartbeat intervals is declared dead.
+  /// Ping period; liveness is checked four times per interval.
+  uint32_t heartbeat_interval_ms = 800;
+  /// A peer silent for this many heartbeat intervals is declared dead:
+  /// by default within 800 ms * 3.25 = 2.6 s.
   uint32_t heartbeat_misses_max = 3;
   uint32_t handshake_timeout_ms = 10000;
   uint32_t connect_timeout_ms = 5000;

@@ -281,8 +281,7 @@ private:
                               agent_id_.empty() ? p_.agent_id : agent_id_,
                               p_.role == tunnel_params::pop_side ? p_.peer_host
                                                                  : p_.pop_host});
-    delayed_send(this, ms(p_.e.limits.heartbeat_interval_ms),
-                 heartbeat_atom::value);
+    delayed_send(this, check_period(), heartbeat_atom::value);
   }
 
   // -- frames once up ----------------------------------------------------------------
@@ -437,10 +436,17 @@ private:
         .count());
   }
 
+  /// Liveness is checked four times per heartbeat interval, so a dead peer
+  /// is declared within interval * (misses_max + 1/4).
+  std::chrono::milliseconds check_period() const {
+    return ms(std::max<uint32_t>(p_.e.limits.heartbeat_interval_ms / 4, 1));
+  }
+
   void on_heartbeat() {
     if (dead_)
       return;
-    auto silent = clock().now() - last_rx_;
+    auto now = clock().now();
+    auto silent = now - last_rx_;
     auto limit = ms(p_.e.limits.heartbeat_interval_ms
                     * p_.e.limits.heartbeat_misses_max);
     if (silent > limit) {
@@ -450,10 +456,13 @@ private:
            + " ms: declared dead");
       return;
     }
-    write(net::encode_u64_frame(frame_type::ping, 0, now_us()));
-    delayed_send(this, ms(p_.e.limits.heartbeat_interval_ms),
-                 heartbeat_atom::value);
+    if (now - last_ping_ >= ms(p_.e.limits.heartbeat_interval_ms)) {
+      last_ping_ = now;
+      write(net::encode_u64_frame(frame_type::ping, 0, now_us()));
+    }
+    delayed_send(this, check_period(), heartbeat_atom::value);
   }
+
 
   bool protocol_error(const std::string& what) {
     if (!dead_ && p_.role == tunnel_params::pop_side && !up_ && conn_ != 0) {
@@ -495,6 +504,7 @@ private:
   std::unordered_map<uint32_t, stream_state> streams_;
   uint32_t next_sid_;
   caf::actor_clock::time_point last_rx_;
+  caf::actor_clock::time_point last_ping_{};
   uint64_t rtt_us_ = 0;
   bool up_ = false;
   bool dead_ = false;

@@ -37,7 +37,7 @@ struct proof_msg {
 /// POP -> agent: the tunnel is up.
 struct accept_msg {
   std::string tunnel_id;
-  uint32_t heartbeat_interval_ms = 1000;
+  uint32_t heartbeat_interval_ms = 800;
   uint32_t window_bytes = 256 * 1024;
 };
 

@@ -58,6 +58,26 @@ bool process::wait_for(const std::string& needle,
   return false;
 }
 
+size_t process::count(const std::string& needle) const {
+  auto out = output();
+  size_t n = 0;
+  for (auto i = out.find(needle); i != std::string::npos;
+       i = out.find(needle, i + needle.size()))
+    ++n;
+  return n;
+}
+
+bool process::wait_for_count(const std::string& needle, size_t n,
+                             std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (count(needle) >= n)
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 void process::signal(int sig) {
   if (pid_ > 0 && !reaped_)
     ::kill(pid_, sig);

@@ -20,6 +20,11 @@ public:
   /// Waits until the combined stdout/stderr contains `needle`.
   bool wait_for(const std::string& needle, std::chrono::milliseconds timeout);
   std::string output() const;
+  /// How often `needle` occurs in the output so far.
+  size_t count(const std::string& needle) const;
+  /// Waits until `needle` occurs at least `n` times.
+  bool wait_for_count(const std::string& needle, size_t n,
+                      std::chrono::milliseconds timeout);
   void signal(int sig);
   /// Waits for exit; returns the exit status, or -1 on timeout.
   int wait_exit(std::chrono::milliseconds timeout);
