@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cassert>
+#include <map>
 #include <set>
 
 #include "actors/messages.hpp"
+#include "actors/rsession.hpp"
 #include "actors/tunnel.hpp"
 #include "caf/all.hpp"
 
@@ -37,11 +39,71 @@ public:
   caf::behavior make_behavior() override {
     who_ = "agent#" + std::to_string(id());
     set_down_handler([this](caf::down_msg& dm) {
-      if (auto i = find(dm.source); i != npos)
+      if (auto i = find(dm.source); i != npos) {
         on_tunnel_gone(i);
+      } else if (auto j = session_ids_.find(dm.source); j != session_ids_.end()) {
+        sessions_.erase(j->second);
+        session_ids_.erase(j);
+      }
     });
+    if (p_.client)
+      send(p_.e.io, net::listen_req{1, p_.listen_host, p_.listen_port, false});
     rebalance();
     return {
+      // -- drtp connect: the local listener -------------------------------------
+      [this](const net::listening& ev) {
+        notify(agent_event::listening,
+               "listening on " + p_.listen_host + ":" + std::to_string(ev.port)
+                 + " for service '" + p_.service + "'");
+      },
+      [this](const net::listen_failed& ev) {
+        fatal_ = true;
+        notify(agent_event::fatal, ev.what);
+        stop_all();
+      },
+      [this](const net::accepted& ev) {
+        rsession_params rp;
+        rp.e = p_.e;
+        rp.client_end = true;
+        rp.session_id = p_.e.rng->bytes(net::session_id_bytes);
+        rp.principal = p_.agent_id;
+        rp.local_conn = ev.id;
+        rp.controller = this;
+        rp.service = p_.service;
+        rp.resume_timeout_ms = p_.resume_timeout_ms;
+        spawn_rsession(system(), std::move(rp));
+      },
+      [this](best_tunnel_atom) {
+        // Up tunnels, lowest RTT first: the session tries them in order.
+        std::vector<std::pair<uint32_t, caf::actor>> up;
+        for (auto& ps : pops_)
+          if (ps.phase == pop_state::up && ps.tunnel)
+            up.emplace_back(ps.rtt_us, ps.tunnel);
+        std::stable_sort(up.begin(), up.end(),
+                         [](auto& a, auto& b) { return a.first < b.first; });
+        std::vector<caf::actor> out;
+        for (auto& u : up)
+          out.push_back(u.second);
+        return out;
+      },
+      [this](const tunnel_rtt& ev) {
+        if (auto i = find(current_sender()); i != npos)
+          pops_[i].rtt_us = ev.rtt_us;
+      },
+      // -- drtp serve: resumable sessions by id ---------------------------------
+      [this](register_session& ev) {
+        if (sessions_.size() >= sessions_max_ || sessions_.count(ev.id)) {
+          send_exit(ev.session, caf::exit_reason::user_shutdown);
+          return;
+        }
+        session_ids_[ev.session.address()] = ev.id;
+        sessions_[ev.id] = ev.session;
+        monitor(ev.session);
+      },
+      [this](lookup_atom, const std::string& id) {
+        auto i = sessions_.find(id);
+        return i == sessions_.end() ? caf::actor{} : i->second;
+      },
       [this](tunnel_up& ev) {
         auto i = find(ev.tunnel.address());
         if (i == npos)
@@ -59,13 +121,13 @@ public:
       [this](tunnel_rejected& ev) {
         auto i = find(current_sender());
         fatal_ = true;
+        auto pop = i == npos ? std::string("?") : pops_[i].ep.name;
         notify(agent_event::fatal,
-               "POP " + (i == npos ? std::string("?") : pops_[i].ep.name)
-                 + " rejected service '" + p_.service + "': " + ev.message);
-        for (auto& ps : pops_)
-          if (ps.tunnel)
-            send_exit(ps.tunnel, caf::exit_reason::user_shutdown);
-        quit();
+               p_.client ? "POP " + pop + " refused principal '" + p_.agent_id
+                             + "' for service '" + p_.service + "': " + ev.message
+                         : "POP " + pop + " rejected service '" + p_.service
+                             + "': " + ev.message);
+        stop_all();
       },
       [this](tunnel_failed& ev) {
         if (auto i = find(current_sender()); i != npos)
@@ -97,12 +159,20 @@ private:
     time_point not_before{};
     time_point up_since{};
     std::string last_error;
+    uint32_t rtt_us = UINT32_MAX; // unknown until the first pong
   };
 
   static constexpr size_t npos = static_cast<size_t>(-1);
 
   static std::string region_of(const pop_state& ps) {
     return ps.ep.region.empty() ? "" : " (" + ps.ep.region + ")";
+  }
+
+  void stop_all() {
+    for (auto& ps : pops_)
+      if (ps.tunnel)
+        send_exit(ps.tunnel, caf::exit_reason::user_shutdown);
+    quit();
   }
 
   void trace(const std::string& what) {
@@ -218,10 +288,12 @@ private:
     tp.service = p_.service;
     tp.agent_id = p_.agent_id;
     tp.key = p_.key;
+    tp.client = p_.client;
     tp.local_host = p_.local_host;
     tp.local_port = p_.local_port;
     ps.tunnel = spawn_tunnel(system(), std::move(tp));
     ps.phase = pop_state::connecting;
+    ps.rtt_us = UINT32_MAX;
     monitor(ps.tunnel);
   }
 
@@ -271,6 +343,10 @@ private:
   std::string who_;
   std::vector<pop_state> pops_;
   std::set<caf::actor_addr> let_go_;
+  /// Serve end of the patch panel: sessions that may be resumed, by id.
+  std::map<std::string, caf::actor> sessions_;
+  std::map<caf::actor_addr, std::string> session_ids_;
+  static constexpr size_t sessions_max_ = 100000;
   bool timer_pending_ = false;
   time_point timer_at_{};
   bool fatal_ = false;

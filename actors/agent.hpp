@@ -9,6 +9,9 @@
 // generator, capped, and reset once a tunnel stayed up for stable_ms; a POP
 // that failed failures_before_set_aside times in a row is set aside for
 // set_aside_ms. A rejected secret or unknown service stops the agent.
+//
+// The same controller serves `drtp connect` (client = true): there it also
+// owns the local listener and hands sessions the tunnels ordered by RTT.
 
 #include <cstdint>
 #include <memory>
@@ -48,6 +51,14 @@ struct agent_params {
   uint32_t set_aside_ms = 30000;
   /// How long a draining POP waits before we dial it again.
   uint32_t drain_retry_ms = 2000;
+
+  /// `drtp connect`: dial as a client (agent_id is then the principal),
+  /// listen on listen_host:listen_port, and carry each local connection as
+  /// a resumable session on the up tunnel with the lowest RTT.
+  bool client = false;
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 0;
+  uint32_t resume_timeout_ms = 30000;
 };
 
 constexpr uint32_t tunnels_target_max = 3;

@@ -11,6 +11,7 @@
 #include "caf/allowed_unsafe_message_type.hpp"
 #include "caf/atom.hpp"
 #include "net/chunk.hpp"
+#include "net/control.hpp"
 #include "net/io.hpp"
 
 namespace drtp {
@@ -24,6 +25,9 @@ using status_atom = caf::atom_constant<caf::atom("status")>;
 /// Agent-side tunnel: close once no stream is left.
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using grace_atom = caf::atom_constant<caf::atom("grace")>;
+using best_tunnel_atom = caf::atom_constant<caf::atom("besttunnel")>;
+using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
 
 // -- session <-> tunnel: one stream -------------------------------------------
 // A session sends these to its tunnel to go to the peer; the tunnel sends the
@@ -77,8 +81,65 @@ struct attach_visitor {
 struct tunnel_up {
   caf::actor tunnel;
   std::string service;
-  std::string agent_id;
+  std::string agent_id; // a client's principal
   std::string peer;
+  bool client = false;  // a patch-panel client, not an agent
+};
+
+/// Agent side: the latest round-trip time of the tunnel's link.
+struct tunnel_rtt {
+  uint32_t rtt_us = 0;
+};
+
+// -- the patch panel ---------------------------------------------------------------
+
+/// POP: a client opened a stream for its service; splice it to an agent.
+struct client_stream {
+  caf::actor tunnel;
+  net::conn_id conn = 0;
+  uint32_t sid = 0;
+  net::open_msg open;
+  std::string service;
+};
+
+/// POP server -> agent tunnel: open a stream to the agent and splice it.
+struct attach_splice {
+  caf::actor client_tunnel;
+  net::conn_id client_conn = 0;
+  uint32_t client_sid = 0;
+  net::open_msg open;
+};
+
+/// Who owns a stream that was opened before its owner existed; a null owner
+/// refuses the stream (reset with `code`).
+struct set_owner {
+  uint32_t sid = 0;
+  caf::actor owner;
+  uint32_t code = 0;
+};
+
+/// Client side: open a stream on this tunnel; answered with stream_opened.
+struct open_stream_req {
+  net::open_msg open;
+};
+
+struct stream_opened {
+  caf::actor tunnel;
+  net::conn_id conn = 0; // the tunnel's link, for direct writes
+  uint32_t sid = 0;
+};
+
+/// Agent side: a resumable session exists under this id.
+struct register_session {
+  std::string id;
+  caf::actor session;
+};
+
+/// Agent side: the session continues on a new stream.
+struct attach_stream {
+  caf::actor tunnel;
+  net::conn_id conn = 0;
+  uint32_t sid = 0;
 };
 
 /// The handshake failed for good: retrying with the same secret is pointless.
@@ -126,7 +187,7 @@ struct pop_drained {
 
 /// Agent news: up, down, retrying, or fatal (then the agent has stopped).
 struct agent_event {
-  enum kind_t : uint8_t { up, down, retrying, fatal } kind = up;
+  enum kind_t : uint8_t { up, down, retrying, fatal, listening } kind = up;
   std::string what;
   uint32_t tunnels_up = 0;
 };
@@ -153,6 +214,14 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_draining)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_load)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_drained)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_rtt)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::client_stream)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::attach_splice)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::set_owner)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::open_stream_req)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_opened)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::register_session)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::attach_stream)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_ready)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_failed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_event)

@@ -16,10 +16,14 @@ class pop_server_actor final : public caf::event_based_actor {
 public:
   pop_server_actor(caf::actor_config& cfg, pop_params p)
     : caf::event_based_actor(cfg), p_(std::move(p)) {
-    auto keys = std::make_shared<key_table>();
-    for (auto& s : p_.services)
-      (*keys)[s.name] = s.key;
-    keys_ = std::move(keys);
+    auto db = std::make_shared<auth_db>();
+    for (auto& s : p_.services) {
+      db->service_keys[s.name] = s.key;
+      db->allow[s.name] = s.allow;
+    }
+    for (auto& pr : p_.principals)
+      db->principals[pr.name] = pr;
+    auth_ = std::move(db);
   }
 
   const char* name() const override {
@@ -32,7 +36,10 @@ public:
     send(p_.e.io, net::listen_req{0, p_.tunnel_host, p_.tunnel_port, true});
     for (size_t i = 0; i < p_.services.size(); ++i) {
       auto& s = p_.services[i];
-      send(p_.e.io, net::listen_req{i + 1, s.public_host, s.public_port, false});
+      if (s.is_public) {
+        send(p_.e.io, net::listen_req{i + 1, s.public_host, s.public_port, false});
+        ++listeners_wanted_;
+      }
     }
     services_.resize(p_.services.size());
     set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
@@ -48,7 +55,7 @@ public:
           ready_.public_ports[p_.services[i].name] = ev.port;
           by_listener_[ev.id] = i;
         }
-        if (++listening_ == p_.services.size() + 1) {
+        if (++listening_ == listeners_wanted_) {
           trace("ready: tunnels on port " + std::to_string(ready_.tunnel_port)
                 + ", " + std::to_string(p_.services.size()) + " service(s)");
           if (p_.observer)
@@ -68,6 +75,13 @@ public:
           on_visitor(ev);
       },
       [this](tunnel_up& ev) {
+        if (ev.client) {
+          client_tunnels_.push_back(ev.tunnel);
+          monitor(ev.tunnel);
+          if (draining_)
+            send(ev.tunnel, drain_atom::value);
+          return;
+        }
         auto i = find_service(ev.service);
         if (i == services_.size()) {
           send_exit(ev.tunnel, caf::exit_reason::kill);
@@ -101,6 +115,7 @@ public:
           check_drained();
       },
       [this](drain_atom) { start_drain(); },
+      [this](client_stream& ev) { on_client_stream(ev); },
       [this](grace_atom) {
         uint32_t left = 0;
         for (auto& s : services_)
@@ -170,7 +185,7 @@ private:
     tp.parent = this;
     tp.conn = ev.id;
     tp.peer_host = ev.peer_host;
-    tp.keys = keys_;
+    tp.auth = auth_;
     tp.auth_delay_ms = auth_delay_ms(ev.peer_host);
     spawn_tunnel(system(), std::move(tp));
   }
@@ -203,7 +218,43 @@ private:
          attach_visitor{ev.id, ev.peer_host + ":" + std::to_string(ev.peer_port)});
   }
 
+  /// The patch panel: a principal's stream goes to an agent of its service;
+  /// a resume goes to the agent that holds the session.
+  void on_client_stream(client_stream& ev) {
+    auto i = find_service(ev.service);
+    tunnel_entry* best = nullptr;
+    if (i < services_.size() && !draining_)
+      for (auto& t : services_[i].tunnels) {
+        if (ev.open.resume && t.agent_id != ev.open.agent_id)
+          continue;
+        if (!best || t.streams < best->streams)
+          best = &t;
+      }
+    if (!best) {
+      p_.e.trace->emit(p_.e.host, "audit",
+                       "principal '" + ev.open.principal + "' to service '"
+                         + ev.service + "': no agent here"
+                         + (ev.open.resume ? " for the resume" : ""));
+      send(ev.tunnel, set_owner{ev.sid, nullptr,
+                                static_cast<uint32_t>(rst_code::refused)});
+      return;
+    }
+    ++best->streams;
+    p_.e.trace->emit(p_.e.host, "audit",
+                     std::string(ev.open.resume ? "resumed" : "opened")
+                       + " session for principal '" + ev.open.principal
+                       + "' to service '" + ev.service + "' via agent "
+                       + best->agent_id);
+    send(best->tunnel, attach_splice{ev.tunnel, ev.conn, ev.sid, ev.open});
+  }
+
   void on_down(const caf::down_msg& dm) {
+    client_tunnels_.erase(std::remove_if(client_tunnels_.begin(),
+                                         client_tunnels_.end(),
+                                         [&](const caf::actor& a) {
+                                           return a.address() == dm.source;
+                                         }),
+                          client_tunnels_.end());
     for (size_t i = 0; i < services_.size(); ++i) {
       auto& ts = services_[i].tunnels;
       auto before = ts.size();
@@ -242,8 +293,11 @@ private:
           + std::to_string(p_.drain_grace_ms) + " ms to finish");
     // Closed listeners make new visitors fail fast and try another POP.
     send(p_.e.io, net::stop_listen_req{tunnel_listener_});
+    for (auto& c : client_tunnels_)
+      send(c, drain_atom::value);
     for (auto& s : services_) {
-      send(p_.e.io, net::stop_listen_req{s.listener});
+      if (s.listener != 0)
+        send(p_.e.io, net::stop_listen_req{s.listener});
       for (auto& t : s.tunnels)
         send(t.tunnel, drain_atom::value);
     }
@@ -271,12 +325,16 @@ private:
     for (auto& s : services_)
       for (auto& t : s.tunnels)
         send_exit(t.tunnel, caf::exit_reason::user_shutdown);
+    for (auto& c : client_tunnels_)
+      send_exit(c, caf::exit_reason::user_shutdown);
     quit();
   }
 
   pop_params p_;
   std::string who_;
-  std::shared_ptr<const key_table> keys_;
+  std::shared_ptr<const auth_db> auth_;
+  std::vector<caf::actor> client_tunnels_;
+  size_t listeners_wanted_ = 1; // the tunnel listener, then public ports
   net::listener_id tunnel_listener_ = 0;
   std::vector<service_state> services_;
   std::unordered_map<net::listener_id, size_t> by_listener_;

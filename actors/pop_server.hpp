@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/auth.hpp"
 #include "actors/env.hpp"
 #include "caf/fwd.hpp"
 
@@ -21,8 +22,11 @@ namespace drtp {
 struct service_config {
   std::string name;
   std::string key;                   // net::derive_key(secret)
+  bool is_public = true;             // listens on public_host:public_port
   std::string public_host = "0.0.0.0";
   uint16_t public_port = 0;          // 0 = pick a free port (tests)
+  /// Patch-panel access: principal names or "group:NAME"; empty = nobody.
+  std::vector<std::string> allow;
 };
 
 struct pop_params {
@@ -30,6 +34,7 @@ struct pop_params {
   std::string tunnel_host = "0.0.0.0";
   uint16_t tunnel_port = 0;
   std::vector<service_config> services;
+  std::vector<principal_config> principals;
   /// Receives pop_ready or pop_failed; may be null.
   caf::actor observer;
   /// Failed authentications from one source within this window slow it down.

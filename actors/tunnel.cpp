@@ -5,7 +5,9 @@
 #include <vector>
 
 #include "actors/messages.hpp"
+#include "actors/rsession.hpp"
 #include "actors/session.hpp"
+#include "actors/splice.hpp"
 #include "caf/all.hpp"
 #include "net/control.hpp"
 #include "net/frame.hpp"
@@ -56,6 +58,8 @@ public:
         net::hello_msg hello;
         hello.service = p_.service;
         hello.agent_id = p_.agent_id;
+        if (p_.client)
+          hello.role = static_cast<uint8_t>(net::peer_role::client);
         hello_payload_ = net::encode(hello);
         write_control(frame_type::hello, 0, hello_payload_);
       },
@@ -102,6 +106,14 @@ public:
       [this](heartbeat_atom) { on_heartbeat(); },
       // -- streams -----------------------------------------------------------------
       [this](attach_visitor& ev) { open_stream(ev.conn, ev.peer); },
+      [this](attach_splice& ev) { splice(ev); },
+      [this](open_stream_req& ev) { open_client_stream(ev); },
+      [this](set_owner& ev) {
+        if (ev.owner)
+          adopt_stream(ev.sid, ev.owner);
+        else
+          refuse_stream(ev.sid, static_cast<rst_code>(ev.code));
+      },
       [this](stream_window& ev) {
         auto i = streams_.find(ev.sid);
         if (i == streams_.end())
@@ -140,9 +152,19 @@ public:
 
 private:
   struct stream_state {
-    caf::actor session;
+    caf::actor session; // null until its owner exists (patch panel)
     uint64_t recv_outstanding_bytes = 0; // received, credit not yet returned
+    /// What arrived before the owner: bounded by the window (flow control).
+    std::vector<caf::message> pending;
   };
+
+  template <class T>
+  void deliver(stream_state& s, T msg) {
+    if (s.session)
+      send(s.session, std::move(msg));
+    else
+      s.pending.push_back(caf::make_message(std::move(msg)));
+  }
 
   static std::chrono::milliseconds ms(uint32_t x) {
     return std::chrono::milliseconds(x);
@@ -151,11 +173,17 @@ private:
   std::string peer_name() const {
     return p_.role == tunnel_params::agent_side
              ? "POP " + p_.pop_host + ":" + std::to_string(p_.pop_port)
-             : "agent " + (agent_id_.empty() ? p_.peer_host : agent_id_);
+             : (peer_is_client_ ? "client " : "agent ")
+                 + (agent_id_.empty() ? p_.peer_host : agent_id_);
   }
 
   void trace(const std::string& what) {
     p_.e.trace->emit(p_.e.host, who_, what);
+  }
+
+  /// Authorization decisions, always logged (never with secrets).
+  void audit(const std::string& what) {
+    p_.e.trace->emit(p_.e.host, "audit", what);
   }
 
   void write(net::chunk c) {
@@ -184,10 +212,12 @@ private:
   }
 
   void refuse(net::reject_code code, const std::string& service) {
-    trace("refused agent from " + p_.peer_host + " for service '" + service
+    trace(std::string("refused ") + (peer_is_client_ ? "client" : "agent") + " from "
+          + p_.peer_host + " for service '" + service
           + "': " + to_string(code));
     if (code == net::reject_code::bad_proof
-        || code == net::reject_code::unknown_service)
+        || code == net::reject_code::unknown_service
+        || code == net::reject_code::unknown_principal)
       send(p_.parent, auth_failed{p_.peer_host, service});
     reject(code);
     // Let the reject reach the agent, then go.
@@ -208,12 +238,28 @@ private:
           refuse(net::reject_code::bad_version, hello.service);
           return false;
         }
-        auto i = p_.keys->find(hello.service);
-        if (i == p_.keys->end()) {
+        auto i = p_.auth->service_keys.find(hello.service);
+        if (i == p_.auth->service_keys.end()) {
           refuse(net::reject_code::unknown_service, hello.service);
           return false;
         }
-        key_ = i->second;
+        if (hello.role == static_cast<uint8_t>(net::peer_role::client)) {
+          peer_is_client_ = true;
+          auto pr = p_.auth->principals.find(hello.agent_id);
+          if (pr == p_.auth->principals.end() || pr->second.revoked) {
+            audit("denied principal '" + hello.agent_id + "' from " + p_.peer_host
+                  + " for service '" + hello.service + "': "
+                  + (pr == p_.auth->principals.end() ? "unknown principal"
+                                                     : "revoked"));
+            refuse(net::reject_code::unknown_principal, hello.service);
+            return false;
+          }
+          key_ = pr->second.key;
+        } else if (hello.role == static_cast<uint8_t>(net::peer_role::agent)) {
+          key_ = i->second;
+        } else {
+          return protocol_error("unknown role");
+        }
         if (p_.auth_delay_ms > 0)
           delayed_send(this, ms(p_.auth_delay_ms), delayed_atom::value);
         else
@@ -226,9 +272,24 @@ private:
           return protocol_error("malformed proof");
         auto expected = net::make_proof(key_, hello_payload_, challenge_payload_);
         if (!net::equal_ct(expected, proof.mac)) {
-          refuse(net::reject_code::bad_proof, service_);
+          if (peer_is_client_) {
+            audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
+                  + " for service '" + service_ + "': wrong secret");
+            refuse(net::reject_code::unknown_principal, service_);
+          } else {
+            refuse(net::reject_code::bad_proof, service_);
+          }
           return false;
         }
+        if (peer_is_client_ && !p_.auth->allowed(agent_id_, service_)) {
+          audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
+                + " for service '" + service_ + "': not on its allow list");
+          refuse(net::reject_code::not_authorized, service_);
+          return false;
+        }
+        if (peer_is_client_)
+          audit("allowed principal '" + agent_id_ + "' from " + p_.peer_host
+                + " for service '" + service_ + "'");
         net::accept_msg acc;
         acc.tunnel_id = who_;
         acc.heartbeat_interval_ms = p_.e.limits.heartbeat_interval_ms;
@@ -280,7 +341,8 @@ private:
     send(p_.parent, tunnel_up{this, service_.empty() ? p_.service : service_,
                               agent_id_.empty() ? p_.agent_id : agent_id_,
                               p_.role == tunnel_params::pop_side ? p_.peer_host
-                                                                 : p_.pop_host});
+                                                                 : p_.pop_host,
+                              peer_is_client_});
     delayed_send(this, check_period(), heartbeat_atom::value);
   }
 
@@ -301,26 +363,26 @@ private:
         s.recv_outstanding_bytes += f.payload.size();
         if (s.recv_outstanding_bytes > p_.e.limits.window_bytes) {
           auto code = static_cast<uint32_t>(rst_code::flow_violation);
-          send(s.session, stream_rst{f.stream_id, code});
+          deliver(s, stream_rst{f.stream_id, code});
           write(net::encode_u32_frame(frame_type::rst, f.stream_id, code));
           streams_.erase(i);
           streams_changed();
           return true;
         }
-        send(s.session, stream_data{f.stream_id, f.payload});
+        deliver(s, stream_data{f.stream_id, f.payload});
         return true;
       }
       case frame_type::window: {
         auto i = streams_.find(f.stream_id);
         if (i != streams_.end())
-          send(i->second.session,
-               stream_window{f.stream_id, net::read_u32(f.payload.data())});
+          deliver(i->second,
+                  stream_window{f.stream_id, net::read_u32(f.payload.data())});
         return true;
       }
       case frame_type::fin: {
         auto i = streams_.find(f.stream_id);
         if (i != streams_.end())
-          send(i->second.session, stream_fin{f.stream_id});
+          deliver(i->second, stream_fin{f.stream_id});
         return true;
       }
       case frame_type::rst: {
@@ -328,7 +390,7 @@ private:
         if (i != streams_.end()) {
           uint32_t code = f.payload.size() == 4 ? net::read_u32(f.payload.data())
                                                 : 0;
-          send(i->second.session, stream_rst{f.stream_id, code});
+          deliver(i->second, stream_rst{f.stream_id, code});
           streams_.erase(i);
           streams_changed();
         }
@@ -344,8 +406,12 @@ private:
         if (f.payload.size() == 8) {
           auto sent_us = net::read_u64(f.payload.data());
           auto now = now_us();
-          if (now >= sent_us)
+          if (now >= sent_us) {
             rtt_us_ = now - sent_us;
+            if (p_.role == tunnel_params::agent_side)
+              send(p_.parent, tunnel_rtt{static_cast<uint32_t>(
+                                std::min<uint64_t>(rtt_us_, UINT32_MAX))});
+          }
         }
         return true;
       case frame_type::goaway: {
@@ -371,11 +437,53 @@ private:
                           == (p_.role == tunnel_params::pop_side);
     if (!peer_parity_ok || f.stream_id == 0 || streams_.count(f.stream_id))
       return protocol_error("bad stream id " + std::to_string(f.stream_id));
-    if (streams_.size() >= p_.e.limits.streams_per_tunnel_max
-        || p_.role == tunnel_params::pop_side) {
-      // POPs accept no streams from agents (yet): refuse, keep the tunnel.
-      write(net::encode_u32_frame(frame_type::rst, f.stream_id,
-                                  static_cast<uint32_t>(rst_code::refused)));
+    bool acceptable = p_.role == tunnel_params::pop_side ? peer_is_client_
+                                                         : !p_.client;
+    if (streams_.size() >= p_.e.limits.streams_per_tunnel_max || !acceptable
+        || draining_) {
+      refuse_stream(f.stream_id, rst_code::refused);
+      return true;
+    }
+    if (p_.role == tunnel_params::pop_side) {
+      // A patch-panel client: the POP server finds an agent to splice to.
+      streams_.emplace(f.stream_id, stream_state{});
+      streams_changed();
+      open.principal = agent_id_;
+      send(p_.parent, client_stream{this, conn_, f.stream_id, open, service_});
+      return true;
+    }
+    if (open.resumable) {
+      if (open.session_id.size() != net::session_id_bytes)
+        return protocol_error("bad session id");
+      streams_.emplace(f.stream_id, stream_state{});
+      streams_changed();
+      if (open.resume) {
+        // The session lives on; it picks up this stream.
+        auto sid = f.stream_id;
+        request(p_.parent, caf::infinite, lookup_atom::value, open.session_id)
+          .then([this, sid](caf::actor s) {
+            if (s) {
+              send(s, attach_stream{this, conn_, sid});
+              adopt_stream(sid, s);
+            } else {
+              refuse_stream(sid, rst_code::refused);
+            }
+          });
+        return true;
+      }
+      rsession_params rp;
+      rp.e = p_.e;
+      rp.session_id = open.session_id;
+      rp.principal = open.principal;
+      rp.tunnel = this;
+      rp.tunnel_conn = conn_;
+      rp.sid = f.stream_id;
+      rp.local_host = p_.local_host;
+      rp.local_port = p_.local_port;
+      rp.agent_id = p_.agent_id;
+      auto s = spawn_rsession(system(), std::move(rp));
+      send(p_.parent, register_session{open.session_id, s});
+      adopt_stream(f.stream_id, s);
       return true;
     }
     session_params sp;
@@ -386,11 +494,67 @@ private:
     sp.local_host = p_.local_host;
     sp.local_port = p_.local_port;
     auto s = spawn_session(system(), std::move(sp));
-    streams_.emplace(f.stream_id, stream_state{s, 0});
+    streams_.emplace(f.stream_id, stream_state{s, 0, {}});
     streams_changed();
     if (p_.e.trace->verbose())
       trace("stream " + std::to_string(f.stream_id) + " opened for " + open.peer);
     return true;
+  }
+
+  void refuse_stream(uint32_t sid, rst_code code) {
+    if (streams_.erase(sid))
+      streams_changed();
+    write(net::encode_u32_frame(frame_type::rst, sid, static_cast<uint32_t>(code)));
+  }
+
+  /// `owner` takes over a stream opened before it existed.
+  void adopt_stream(uint32_t sid, caf::actor owner) {
+    auto i = streams_.find(sid);
+    if (i == streams_.end()) {
+      // Reset meanwhile: tell the owner so it does not wait for nothing.
+      send(owner, stream_rst{sid, static_cast<uint32_t>(rst_code::tunnel_lost)});
+      return;
+    }
+    i->second.session = owner;
+    for (auto& m : i->second.pending)
+      send(owner, std::move(m));
+    i->second.pending.clear();
+  }
+
+  /// POP side, agent tunnel: splice a client's stream to a new one here.
+  void splice(attach_splice& ev) {
+    if (!up_ || dead_ || draining_
+        || streams_.size() >= p_.e.limits.streams_per_tunnel_max) {
+      send(ev.client_tunnel,
+           set_owner{ev.client_sid, nullptr, static_cast<uint32_t>(rst_code::refused)});
+      return;
+    }
+    auto sid = next_sid_;
+    next_sid_ += 2;
+    write_control(frame_type::open, sid, net::encode(ev.open));
+    auto sp = spawn_splice(system(), p_.e,
+                           splice_leg{ev.client_tunnel, ev.client_conn, ev.client_sid},
+                           splice_leg{this, conn_, sid});
+    streams_.emplace(sid, stream_state{sp, 0, {}});
+    streams_changed();
+    send(ev.client_tunnel, set_owner{ev.client_sid, sp, 0});
+  }
+
+  /// Client side: a session asks for a new stream to its service.
+  void open_client_stream(open_stream_req& req) {
+    auto who = caf::actor_cast<caf::actor>(current_sender());
+    if (!up_ || dead_ || !who
+        || streams_.size() >= p_.e.limits.streams_per_tunnel_max) {
+      if (who)
+        send(who, stream_rst{0, static_cast<uint32_t>(rst_code::refused)});
+      return;
+    }
+    auto sid = next_sid_;
+    next_sid_ += 2;
+    write_control(frame_type::open, sid, net::encode(req.open));
+    streams_.emplace(sid, stream_state{who, 0, {}});
+    streams_changed();
+    send(who, stream_opened{this, conn_, sid});
   }
 
   void open_stream(net::conn_id visitor, const std::string& peer) {
@@ -413,7 +577,7 @@ private:
     sp.sid = sid;
     sp.conn = visitor;
     auto s = spawn_session(system(), std::move(sp));
-    streams_.emplace(sid, stream_state{s, 0});
+    streams_.emplace(sid, stream_state{s, 0, {}});
     streams_changed();
   }
 
@@ -480,7 +644,8 @@ private:
     if (!let_go_done_)
       trace(what);
     for (auto& [sid, s] : streams_)
-      send(s.session, stream_rst{sid, static_cast<uint32_t>(rst_code::tunnel_lost)});
+      if (s.session)
+        send(s.session, stream_rst{sid, static_cast<uint32_t>(rst_code::tunnel_lost)});
     streams_.clear();
     if (conn_ != 0 && rejected_)
       send(p_.e.io, net::close_req{conn_});
@@ -510,6 +675,7 @@ private:
   bool dead_ = false;
   bool rejected_ = false;
   bool draining_ = false;    // POP side: goaway sent, no new streams
+  bool peer_is_client_ = false; // POP side: a patch-panel client
   bool letting_go_ = false;  // agent side: close once the last stream ends
   bool let_go_done_ = false;
 };

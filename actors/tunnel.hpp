@@ -10,14 +10,13 @@
 #include <memory>
 #include <string>
 
+#include "actors/auth.hpp"
 #include "actors/env.hpp"
 #include "caf/fwd.hpp"
 #include "net/io.hpp"
 
 namespace drtp {
 
-/// service name -> key (net::derive_key of the secret)
-using key_table = std::map<std::string, std::string>;
 
 struct tunnel_params {
   env e;
@@ -30,15 +29,16 @@ struct tunnel_params {
   uint16_t pop_port = 0;
   std::shared_ptr<const net::tls_client_config> tls;
   std::string service;
-  std::string agent_id;
+  std::string agent_id;   // a client's principal name
   std::string key;
+  bool client = false;    // drtp connect: opens streams, carries none
   std::string local_host; // where streams opened by the POP lead
   uint16_t local_port = 0;
 
   // POP side: the accepted link and who may authenticate
   net::conn_id conn = 0;
   std::string peer_host;
-  std::shared_ptr<const key_table> keys;
+  std::shared_ptr<const auth_db> auth;
   /// Slows down sources that failed recently.
   uint32_t auth_delay_ms = 0;
 };

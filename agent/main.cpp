@@ -19,6 +19,8 @@ const char* usage = R"(drtp - reverse tunnel proxy
 Usage:
   drtp serve --pop HOST:PORT[@REGION] [--pop ...] --service NAME
              --local HOST:PORT [options]
+  drtp connect --pop HOST:PORT[@REGION] [--pop ...] --service NAME
+             --listen HOST:PORT --principal NAME [options]
 
 drtp serve dials out to POPs over TLS and carries the visitors of the
 service's public port at those POPs to HOST:PORT here. No inbound port needed.
@@ -37,18 +39,31 @@ Options:
   --server-name NAME       expected name in the POP certificate (with --ca)
   --insecure               do not verify the POP certificate (testing only)
   --agent-id ID            how the POP names this agent (default: hostname)
+  --listen HOST:PORT       connect: where the service appears locally
+  --principal NAME         connect: who you are to the POP
+  --resume-timeout SECONDS connect: how long a session waits for a new path
   -v, --verbose            log every session
   -h, --help               this text
 
 The POP certificate is verified by default: give --ca or --pop-fingerprint.
+
+drtp connect (the patch panel) makes a service appear on --listen here, even
+a private one with no public port anywhere. It authenticates as --principal
+with that principal's secret (--secret-file or $DRTP_SECRET), holds tunnels
+to --tunnels POPs (default 2), and carries each connection as a session that
+survives the death of the POP carrying it: it resumes through another POP
+without losing a byte, for up to --resume-timeout seconds (default 30).
 )";
 
-int serve(drtp::cli::args& a) {
+int serve(drtp::cli::args& a, bool connect) {
   using namespace drtp;
+  auto listen = connect ? a.value("--listen") : std::nullopt;
+  auto principal = connect ? a.value("--principal") : std::nullopt;
+  auto resume_timeout = connect ? a.value("--resume-timeout") : std::nullopt;
   auto pops = a.values("--pop");
   auto tunnels = a.value("--tunnels");
   auto service = a.value("--service");
-  auto local = a.value("--local");
+  auto local = connect ? std::nullopt : a.value("--local");
   auto secret_file = a.value("--secret-file");
   auto ca = a.value("--ca");
   auto fp = a.value("--pop-fingerprint");
@@ -57,9 +72,24 @@ int serve(drtp::cli::args& a) {
   auto agent_id = a.value("--agent-id");
   int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
   a.finish();
-  if (pops.empty() || !service || !local)
+  if (connect && (pops.empty() || !service || !listen || !principal))
+    throw cli::error("connect needs --pop, --service, --listen and --principal "
+                     "(see --help)");
+  if (!connect && (pops.empty() || !service || !local))
     throw cli::error("serve needs --pop, --service and --local (see --help)");
   agent_params ap;
+  ap.client = connect;
+  if (connect) {
+    cli::parse_host_port(*listen, "--listen", ap.listen_host, ap.listen_port);
+    ap.agent_id = *principal;
+    if (resume_timeout) {
+      char* end = nullptr;
+      auto t = std::strtoul(resume_timeout->c_str(), &end, 10);
+      if (*end != '\0' || t < 1 || t > 3600)
+        throw cli::error("--resume-timeout must be 1-3600 seconds");
+      ap.resume_timeout_ms = static_cast<uint32_t>(t * 1000);
+    }
+  }
   for (auto& spec : pops) {
     pop_endpoint ep;
     auto at = spec.find('@');
@@ -76,7 +106,8 @@ int serve(drtp::cli::args& a) {
       throw cli::error("--tunnels must be 1, 2 or 3");
     ap.tunnels_target = static_cast<uint32_t>(k);
   }
-  cli::parse_host_port(*local, "--local", ap.local_host, ap.local_port);
+  if (local)
+    cli::parse_host_port(*local, "--local", ap.local_host, ap.local_port);
   ap.service = *service;
   ap.key = net::derive_key(cli::read_secret(secret_file, "DRTP_SECRET"));
   auto tls = std::make_shared<net::tls_client_config>();
@@ -100,7 +131,9 @@ int serve(drtp::cli::args& a) {
                      "--pop-fingerprint sha256:HEX (or --insecure for tests)");
   }
   ap.tls = tls;
-  if (agent_id) {
+  if (connect) {
+    // the principal is the identity
+  } else if (agent_id) {
     ap.agent_id = *agent_id;
   } else {
     char host[256] = {};
@@ -119,8 +152,13 @@ int serve(drtp::cli::args& a) {
   std::string via;
   for (auto& ep : ap.pops)
     via += (via.empty() ? "" : ", ") + ep.name;
-  std::printf("drtp serve: service '%s' -> %s, via POP %s\n", service->c_str(),
-              local->c_str(), via.c_str());
+  const char* me = connect ? "drtp connect" : "drtp serve";
+  if (connect)
+    std::printf("%s: service '%s' as principal '%s', via POP %s\n", me,
+                service->c_str(), principal->c_str(), via.c_str());
+  else
+    std::printf("%s: service '%s' -> %s, via POP %s\n", me, service->c_str(),
+                local->c_str(), via.c_str());
   std::fflush(stdout);
   spawn_agent(rt.sys(), std::move(ap));
   int rc = 0;
@@ -129,11 +167,11 @@ int serve(drtp::cli::args& a) {
     self->receive(
       [&](agent_event& ev) {
         if (ev.kind == agent_event::fatal) {
-          std::fprintf(stderr, "drtp serve: error: %s\n", ev.what.c_str());
+          std::fprintf(stderr, "%s: error: %s\n", me, ev.what.c_str());
           rc = 1;
           running = false;
-        } else if (ev.kind == agent_event::up) {
-          std::printf("drtp serve: %s\n", ev.what.c_str());
+        } else if (ev.kind == agent_event::up || ev.kind == agent_event::listening) {
+          std::printf("%s: %s\n", me, ev.what.c_str());
           std::fflush(stdout);
         }
       },
@@ -154,14 +192,14 @@ int main(int argc, char** argv) {
     }
     std::string cmd = argv[1];
     drtp::cli::args a{argc, argv, 2};
-    if (cmd == "serve") {
+    if (cmd == "serve" || cmd == "connect") {
       if (a.flag("-h") || a.flag("--help")) {
         std::fputs(usage, stdout);
         return 0;
       }
-      return serve(a);
+      return serve(a, cmd == "connect");
     }
-    throw drtp::cli::error("unknown command '" + cmd + "' (try: drtp serve --help)");
+    throw drtp::cli::error("unknown command '" + cmd + "' (try: drtp --help)");
   } catch (const drtp::cli::error& e) {
     std::fprintf(stderr, "drtp: error: %s\n", e.what());
     return 2;

@@ -37,7 +37,7 @@ struct bounded {
 template <class Archive>
 void serialize(Archive& ar, hello_msg& x) {
   ar(x.version, bounded<name_bytes_max>{x.service},
-     bounded<name_bytes_max>{x.agent_id});
+     bounded<name_bytes_max>{x.agent_id}, x.role);
 }
 
 template <class Archive>
@@ -63,7 +63,9 @@ void serialize(Archive& ar, reject_msg& x) {
 
 template <class Archive>
 void serialize(Archive& ar, open_msg& x) {
-  ar(bounded<name_bytes_max>{x.peer});
+  ar(bounded<name_bytes_max>{x.peer}, x.resumable, x.resume,
+     bounded<session_id_bytes>{x.session_id},
+     bounded<name_bytes_max>{x.agent_id}, bounded<name_bytes_max>{x.principal});
 }
 
 template <class Archive>
@@ -117,6 +119,8 @@ const char* to_string(reject_code c) noexcept {
     case reject_code::handshake_timeout: return "handshake timed out";
     case reject_code::draining: return "POP is draining";
     case reject_code::protocol_error: return "protocol error";
+    case reject_code::not_authorized: return "not authorized for this service";
+    case reject_code::unknown_principal: return "unknown principal or wrong secret";
   }
   return "rejected";
 }

@@ -17,11 +17,18 @@ constexpr size_t nonce_bytes = 32;
 constexpr size_t mac_bytes = 32;
 constexpr size_t reason_bytes_max = 512;
 
-/// Agent -> POP: who I am.
+enum class peer_role : uint8_t {
+  agent = 0,  // drtp serve: carries a service
+  client = 1, // drtp connect: a principal that wants to reach a service
+};
+
+/// Dialer -> POP: who I am. An agent proves the service secret; a client
+/// proves its principal's secret (agent_id is then the principal's name).
 struct hello_msg {
   uint16_t version = protocol_version;
   std::string service;
   std::string agent_id;
+  uint8_t role = static_cast<uint8_t>(peer_role::agent);
 };
 
 /// POP -> agent: prove you know the service secret.
@@ -48,6 +55,8 @@ enum class reject_code : uint16_t {
   handshake_timeout = 4,
   draining = 5,
   protocol_error = 6,
+  not_authorized = 7,   // the principal may not reach this service
+  unknown_principal = 8,
 };
 
 const char* to_string(reject_code c) noexcept;
@@ -58,9 +67,18 @@ struct reject_msg {
   std::string message;
 };
 
+constexpr size_t session_id_bytes = 16;
+
 /// Opener -> peer: a new stream; `peer` describes the visitor, for logs.
+/// Patch-panel streams are resumable: they carry the end-to-end session id,
+/// and a resume names the agent that holds the session.
 struct open_msg {
   std::string peer;
+  bool resumable = false;
+  bool resume = false;
+  std::string session_id; // session_id_bytes when resumable
+  std::string agent_id;   // resume: route to this agent; else empty
+  std::string principal;  // who asked, for the audit log
 };
 
 /// Either side: I am going away; open no new streams here.

@@ -29,6 +29,22 @@ std::string scalar(const std::string& path, const YAML::Node& n,
   return n.as<std::string>();
 }
 
+std::string read_key(const std::string& path, const YAML::Node& n,
+                     const std::string& what) {
+  std::string key;
+  if (auto h = n["secret_sha256"]) {
+    if (!net::from_hex(scalar(path, h, "secret_sha256"), key)
+        || key.size() != net::key_bytes)
+      fail(path, h, "'secret_sha256' must be 64 hex digits "
+                    "(see `drtp-pop hash-secret`)");
+    return key;
+  }
+  if (auto f = n["secret_file"])
+    return net::derive_key(
+      cli::read_secret(scalar(path, f, "secret_file"), "DRTP_SECRET"));
+  fail(path, n, what + " needs 'secret_sha256' or 'secret_file'");
+}
+
 } // namespace
 
 config load_config(const std::string& path) {
@@ -47,7 +63,8 @@ config load_config(const std::string& path) {
     fail(path, root, "expected a map with 'listen' and 'services'");
   for (auto kv : root) {
     auto key = kv.first.as<std::string>();
-    if (key != "listen" && key != "tls" && key != "services")
+    if (key != "listen" && key != "tls" && key != "services"
+        && key != "principals")
       fail(path, kv.first, "unknown key '" + key + "'");
   }
   if (auto n = root["listen"])
@@ -69,7 +86,7 @@ config load_config(const std::string& path) {
     for (auto kv : s) {
       auto key = kv.first.as<std::string>();
       if (key != "name" && key != "secret_sha256" && key != "secret_file"
-          && key != "public")
+          && key != "public" && key != "allow")
         fail(path, kv.first, "unknown service key '" + key + "'");
     }
     service_config sc;
@@ -80,24 +97,60 @@ config load_config(const std::string& path) {
       fail(path, s["name"], "service name must be 1-128 characters");
     if (!names.insert(sc.name).second)
       fail(path, s["name"], "service '" + sc.name + "' is listed twice");
-    if (auto h = s["secret_sha256"]) {
-      if (!net::from_hex(scalar(path, h, "secret_sha256"), sc.key)
-          || sc.key.size() != net::key_bytes)
-        fail(path, h, "'secret_sha256' must be 64 hex digits "
-                      "(see `drtp-pop hash-secret`)");
-    } else if (auto f = s["secret_file"]) {
-      sc.key = net::derive_key(
-        cli::read_secret(scalar(path, f, "secret_file"), "DRTP_SECRET"));
+    sc.key = read_key(path, s, "service '" + sc.name + "'");
+    if (s["public"]) {
+      cli::parse_host_port(scalar(path, s["public"], "public"),
+                           path + ": public port of '" + sc.name + "'",
+                           sc.public_host, sc.public_port);
     } else {
-      fail(path, s, "service '" + sc.name
-                      + "' needs 'secret_sha256' or 'secret_file'");
+      sc.is_public = false;
     }
-    if (!s["public"])
-      fail(path, s, "service '" + sc.name + "' needs 'public: HOST:PORT'");
-    cli::parse_host_port(scalar(path, s["public"], "public"),
-                         path + ": public port of '" + sc.name + "'",
-                         sc.public_host, sc.public_port);
+    if (auto al = s["allow"]) {
+      if (!al.IsSequence())
+        fail(path, al, "'allow' must be a list of principals or group:NAME");
+      for (auto x : al)
+        sc.allow.push_back(scalar(path, x, "allow"));
+    }
+    if (!sc.is_public && sc.allow.empty())
+      fail(path, s, "service '" + sc.name
+                      + "' has no 'public' port and no 'allow' list: nobody "
+                        "could reach it");
     cfg.services.push_back(std::move(sc));
+  }
+  std::set<std::string> principal_names;
+  if (auto ps = root["principals"]) {
+    if (!ps.IsSequence())
+      fail(path, ps, "'principals' must be a list");
+    for (auto p : ps) {
+      if (!p.IsMap() || !p["name"])
+        fail(path, p, "each principal needs a 'name'");
+      for (auto kv : p) {
+        auto key = kv.first.as<std::string>();
+        if (key != "name" && key != "secret_sha256" && key != "secret_file"
+            && key != "groups" && key != "revoked")
+          fail(path, kv.first, "unknown principal key '" + key + "'");
+      }
+      principal_config pc;
+      pc.name = scalar(path, p["name"], "name");
+      if (pc.name.empty() || pc.name.size() > 128
+          || !principal_names.insert(pc.name).second)
+        fail(path, p["name"], "principal names must be 1-128 characters and unique");
+      pc.key = read_key(path, p, "principal '" + pc.name + "'");
+      if (auto g = p["groups"]) {
+        if (!g.IsSequence())
+          fail(path, g, "'groups' must be a list");
+        for (auto x : g)
+          pc.groups.push_back(scalar(path, x, "groups"));
+      }
+      if (auto r = p["revoked"]) {
+        try {
+          pc.revoked = r.as<bool>();
+        } catch (const YAML::Exception&) {
+          fail(path, r, "'revoked' must be true or false");
+        }
+      }
+      cfg.principals.push_back(std::move(pc));
+    }
   }
   return cfg;
 }

@@ -9,7 +9,13 @@
 //     - name: joes-pg
 //       secret_sha256: 3b1f...    # `drtp-pop hash-secret` prints it
 //       # or: secret_file: /etc/drtp/joes-pg.secret
-//       public: 0.0.0.0:15432     # visitors connect here
+//       public: 0.0.0.0:15432     # visitors connect here; omit: private
+//       allow: [sam, group:partners]  # patch-panel principals (drtp connect)
+//   principals:
+//     - name: sam
+//       secret_sha256: 9d0e...    # or secret_file
+//       groups: [partners]
+//       revoked: false
 
 #include <string>
 #include <vector>
@@ -24,6 +30,7 @@ struct config {
   std::string cert_file;
   std::string key_file;
   std::vector<service_config> services;
+  std::vector<principal_config> principals;
 };
 
 /// Throws cli::error with the file, line and key that are wrong.

@@ -40,6 +40,10 @@ Options:
   --service NAME          one service without a config file, with
   --public HOST:PORT      its public port, and its secret from
   --secret-file FILE      a file (or the DRTP_SECRET environment variable)
+  --private               with --service: no public port, patch panel only
+  --allow NAME            with --service: a principal (or group:NAME) that may
+                          reach it through drtp connect; repeatable
+  --principal NAME=FILE   a principal and its secret file; repeatable
   --drain-grace SECONDS    how long a drain lets sessions run (default 30)
   -v, --verbose           log every session
   -h, --help              this text
@@ -97,6 +101,9 @@ int run(int argc, char** argv) {
   auto public_addr = a.value("--public");
   auto secret_file = a.value("--secret-file");
   auto grace = a.value("--drain-grace");
+  bool is_private = a.flag("--private");
+  auto allows = a.values("--allow");
+  auto principal_specs = a.values("--principal");
   int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
   auto extra = a.positional();
   if (!extra.empty())
@@ -109,13 +116,20 @@ int run(int argc, char** argv) {
     if (service)
       throw cli::error("use either --config or --service, not both");
   } else if (service) {
-    if (!public_addr)
-      throw cli::error("--service needs --public HOST:PORT");
+    if (!public_addr && !is_private)
+      throw cli::error("--service needs --public HOST:PORT (or --private)");
     service_config sc;
     sc.name = *service;
     sc.key = net::derive_key(cli::read_secret(secret_file, "DRTP_SECRET"));
-    cli::parse_host_port(*public_addr, "--public", sc.public_host,
-                         sc.public_port);
+    if (is_private) {
+      sc.is_public = false;
+      if (public_addr)
+        throw cli::error("--private and --public exclude each other");
+    } else {
+      cli::parse_host_port(*public_addr, "--public", sc.public_host,
+                           sc.public_port);
+    }
+    sc.allow = allows;
     cfg.services.push_back(std::move(sc));
   } else {
     throw cli::error("no services: pass --config FILE or --service NAME "
@@ -123,6 +137,15 @@ int run(int argc, char** argv) {
   }
   if (listen)
     cli::parse_host_port(*listen, "--listen", cfg.listen_host, cfg.listen_port);
+  for (auto& spec : principal_specs) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw cli::error("--principal must be NAME=SECRET_FILE, got '" + spec + "'");
+    principal_config pc;
+    pc.name = spec.substr(0, eq);
+    pc.key = net::derive_key(cli::read_secret(spec.substr(eq + 1), "DRTP_SECRET"));
+    cfg.principals.push_back(std::move(pc));
+  }
   if (cert || key) {
     if (!cert || !key)
       throw cli::error("--cert and --key go together");
@@ -167,6 +190,7 @@ int run(int argc, char** argv) {
   pp.tunnel_host = cfg.listen_host;
   pp.tunnel_port = cfg.listen_port;
   pp.services = cfg.services;
+  pp.principals = cfg.principals;
   pp.observer = self;
   if (grace) {
     char* end = nullptr;
@@ -184,8 +208,12 @@ int run(int argc, char** argv) {
       std::printf("drtp-pop: agents dial %s:%u (TLS)\n", cfg.listen_host.c_str(),
                   r.tunnel_port);
       for (auto& s : cfg.services)
-        std::printf("drtp-pop: service '%s' public on %s:%u\n", s.name.c_str(),
-                    s.public_host.c_str(), r.public_ports[s.name]);
+        if (s.is_public)
+          std::printf("drtp-pop: service '%s' public on %s:%u\n", s.name.c_str(),
+                      s.public_host.c_str(), r.public_ports[s.name]);
+        else
+          std::printf("drtp-pop: service '%s' private (patch panel only)\n",
+                      s.name.c_str());
       std::fflush(stdout);
     },
     [&](pop_failed& f) {

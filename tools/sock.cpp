@@ -6,7 +6,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
+#include <map>
+#include <mutex>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <random>
 #include <stdexcept>
 #include <sys/socket.h>
@@ -149,7 +153,9 @@ void echo_server::stop() {
 
 namespace {
 
-void serve_one(int c, const std::atomic<bool>& stop) {
+// `pre`: bytes already read from c (by epoll_server), handled as if they
+// were the first receive.
+void serve_one(int c, const std::atomic<bool>& stop, std::string pre = {}) {
   fd guard{c};
   int one = 1;
   setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -163,7 +169,14 @@ void serve_one(int c, const std::atomic<bool>& stop) {
   char head[4];
   size_t head_len = 0;
   for (;;) {
-    auto k = ::recv(c, buf.data(), buf.size(), 0);
+    ssize_t k;
+    if (!pre.empty()) {
+      std::memcpy(buf.data(), pre.data(), pre.size());
+      k = static_cast<ssize_t>(pre.size());
+      pre.clear();
+    } else {
+      k = ::recv(c, buf.data(), buf.size(), 0);
+    }
     if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       if (stop)
         return;
@@ -237,7 +250,184 @@ void echo_server::accept_loop() {
     if (c < 0)
       continue;
     ++connections_;
-    workers_.emplace_back(serve_one, c, std::cref(stop_));
+    workers_.emplace_back([c, this] { serve_one(c, stop_); });
+  }
+}
+
+struct epoll_server::impl {
+  struct conn {
+    std::string head; // bytes seen while they could still be "SINK"/"SRCE"
+    std::string pending; // echo bytes the socket would not take yet
+    bool decided = false;
+  };
+  int ep = -1;
+  int wake = -1; // a pipe's read end: stop() writes to the other
+  int wake_w = -1;
+  std::map<int, conn> conns;
+  std::mutex mtx; // guards bulk
+  std::vector<std::thread> bulk;
+};
+
+epoll_server::epoll_server(uint16_t port, const std::string& host)
+  : impl_(std::make_unique<impl>()) {
+  listener_ = listen_tcp(host, port, port_);
+  if (!listener_)
+    throw std::runtime_error("epoll server: cannot listen on " + host + ":"
+                             + std::to_string(port) + ": " + std::strerror(errno));
+  ::listen(listener_.get(), 4096);
+  ::fcntl(listener_.get(), F_SETFL, O_NONBLOCK);
+  int p[2];
+  if (::pipe(p) != 0)
+    throw std::runtime_error("epoll server: pipe failed");
+  impl_->wake = p[0];
+  impl_->wake_w = p[1];
+  impl_->ep = ::epoll_create1(0);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = listener_.get();
+  ::epoll_ctl(impl_->ep, EPOLL_CTL_ADD, listener_.get(), &ev);
+  ev.data.fd = impl_->wake;
+  ::epoll_ctl(impl_->ep, EPOLL_CTL_ADD, impl_->wake, &ev);
+  thread_ = std::thread([this] { loop(); });
+}
+
+epoll_server::~epoll_server() {
+  stop();
+  ::close(impl_->ep);
+  ::close(impl_->wake);
+  ::close(impl_->wake_w);
+}
+
+void epoll_server::stop() {
+  if (stop_.exchange(true))
+    return;
+  char x = 1;
+  (void) !::write(impl_->wake_w, &x, 1);
+  if (thread_.joinable())
+    thread_.join();
+  for (auto& [c, st] : impl_->conns)
+    ::close(c);
+  impl_->conns.clear();
+  open_ = 0;
+  std::lock_guard<std::mutex> g{impl_->mtx};
+  for (auto& t : impl_->bulk)
+    if (t.joinable())
+      t.join();
+}
+
+void epoll_server::loop() {
+  auto& I = *impl_;
+  std::vector<epoll_event> evs(1024);
+  std::vector<char> buf(64 * 1024);
+  auto drop = [&](int c) {
+    ::epoll_ctl(I.ep, EPOLL_CTL_DEL, c, nullptr);
+    ::close(c);
+    I.conns.erase(c);
+    --open_;
+  };
+  // Echo as much as the socket takes; keep the rest for EPOLLOUT.
+  auto echo = [&](int c, impl::conn& st, const char* p, size_t n) {
+    if (st.pending.empty()) {
+      auto k = ::send(c, p, n, MSG_NOSIGNAL);
+      if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return false;
+      size_t sent = k > 0 ? static_cast<size_t>(k) : 0;
+      p += sent;
+      n -= sent;
+      if (n == 0)
+        return true;
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLOUT;
+      ev.data.fd = c;
+      ::epoll_ctl(I.ep, EPOLL_CTL_MOD, c, &ev);
+    }
+    st.pending.append(p, n);
+    return true;
+  };
+  while (!stop_) {
+    int n = ::epoll_wait(I.ep, evs.data(), static_cast<int>(evs.size()), 200);
+    for (int i = 0; i < n && !stop_; ++i) {
+      int c = evs[i].data.fd;
+      if (c == I.wake)
+        break;
+      if (c == listener_.get()) {
+        for (;;) {
+          int a = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK);
+          if (a < 0)
+            break;
+          ++connections_;
+          ++open_;
+          int one = 1;
+          setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+          I.conns[a];
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.fd = a;
+          ::epoll_ctl(I.ep, EPOLL_CTL_ADD, a, &ev);
+        }
+        continue;
+      }
+      auto it = I.conns.find(c);
+      if (it == I.conns.end())
+        continue;
+      auto& st = it->second;
+      if (evs[i].events & EPOLLOUT) {
+        auto k = ::send(c, st.pending.data(), st.pending.size(), MSG_NOSIGNAL);
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+          drop(c);
+          continue;
+        }
+        if (k > 0)
+          st.pending.erase(0, static_cast<size_t>(k));
+        if (st.pending.empty()) {
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.fd = c;
+          ::epoll_ctl(I.ep, EPOLL_CTL_MOD, c, &ev);
+        }
+      }
+      if (!(evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        continue;
+      auto k = ::recv(c, buf.data(), buf.size(), 0);
+      if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        continue;
+      if (k <= 0) { // EOF: echo what is held back, then close
+        if (!st.decided && !st.head.empty())
+          echo(c, st, st.head.data(), st.head.size());
+        if (st.pending.empty())
+          ::shutdown(c, SHUT_WR);
+        drop(c);
+        continue;
+      }
+      if (st.decided) {
+        if (!echo(c, st, buf.data(), static_cast<size_t>(k)))
+          drop(c);
+        continue;
+      }
+      st.head.append(buf.data(), static_cast<size_t>(k));
+      auto prefix_of = [&](const char* magic) {
+        auto m = std::min<size_t>(st.head.size(), 4);
+        return std::memcmp(st.head.data(), magic, m) == 0;
+      };
+      if ((prefix_of("SINK") || prefix_of("SRCE")) && st.head.size() < 4)
+        continue; // may still become a bulk transfer
+      if (prefix_of("SINK") || prefix_of("SRCE")) {
+        // Bulk: a thread of its own, blocking, as in echo_server.
+        std::string pre = std::move(st.head);
+        ::epoll_ctl(I.ep, EPOLL_CTL_DEL, c, nullptr);
+        I.conns.erase(it);
+        --open_;
+        ::fcntl(c, F_SETFL, 0);
+        std::lock_guard<std::mutex> g{I.mtx};
+        I.bulk.emplace_back(
+          [c, this, pre = std::move(pre)]() mutable { serve_one(c, stop_, std::move(pre)); });
+        continue;
+      }
+      st.decided = true;
+      std::string head = std::move(st.head);
+      if (!echo(c, st, head.data(), head.size()))
+        drop(c);
+    }
   }
 }
 

@@ -61,6 +61,35 @@ private:
   std::vector<std::thread> workers_;
 };
 
+/// One epoll thread that echoes any number of connections, cheaply: the
+/// benchmark's service for round trips, new connections per second and
+/// thousands of idle sessions (a thread per connection would put the
+/// harness's own memory in the way). A connection that starts with "SINK"
+/// or "SRCE" is handed to a thread of its own and behaves as in
+/// echo_server (bulk throughput); any other first byte means echo at once,
+/// so a 1-byte probe comes straight back.
+class epoll_server {
+public:
+  explicit epoll_server(uint16_t port = 0, const std::string& host = "127.0.0.1");
+  ~epoll_server();
+  uint16_t port() const { return port_; }
+  uint64_t connections() const { return connections_; }
+  /// Connections held open by the epoll thread right now.
+  uint64_t open_now() const { return open_; }
+  void stop();
+
+private:
+  struct impl;
+  void loop();
+  std::unique_ptr<impl> impl_;
+  fd listener_;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> connections_{0};
+  std::atomic<uint64_t> open_{0};
+  std::thread thread_;
+};
+
 /// Deterministic pseudo-random bytes.
 std::vector<char> random_bytes(size_t n, uint64_t seed);
 

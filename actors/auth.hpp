@@ -1,0 +1,43 @@
+#pragma once
+// Who may do what at a POP: service keys for agents, principals (with their
+// keys and groups) for patch-panel clients, and per-service allow lists.
+// Private services deny by default: only listed principals or groups pass.
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace drtp {
+
+struct principal_config {
+  std::string name;
+  std::string key; // net::derive_key(secret)
+  std::vector<std::string> groups;
+  bool revoked = false;
+};
+
+struct auth_db {
+  /// service -> key proven by its agents
+  std::map<std::string, std::string> service_keys;
+  std::map<std::string, principal_config> principals;
+  /// service -> allowed principal names, or "group:NAME"
+  std::map<std::string, std::vector<std::string>> allow;
+
+  bool allowed(const std::string& principal, const std::string& service) const {
+    auto p = principals.find(principal);
+    auto a = allow.find(service);
+    if (p == principals.end() || p->second.revoked || a == allow.end())
+      return false;
+    for (auto& entry : a->second) {
+      if (entry == principal)
+        return true;
+      if (entry.rfind("group:", 0) == 0)
+        for (auto& g : p->second.groups)
+          if (entry.compare(6, std::string::npos, g) == 0)
+            return true;
+    }
+    return false;
+  }
+};
+
+} // namespace drtp

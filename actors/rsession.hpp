@@ -1,0 +1,51 @@
+#pragma once
+// A resumable session: the patch panel's end-to-end session between
+// `drtp connect` (client end) and `drtp serve` (serve end). It survives the
+// POP that carries it: both ends number the bytes they send, acknowledge
+// what they delivered to their local socket, and keep what is not yet
+// acknowledged in a bounded retransmit buffer. When the carrying stream is
+// lost, the client end opens a new stream through another POP and resumes
+// with the session id and its secret token; both ends then resend from the
+// offset the other confirms. No byte is lost, duplicated or reordered, and
+// the applications' TCP connections stay open. Without a path for
+// resume_timeout_ms, both ends close cleanly.
+//
+// Records inside the stream: [type u8][length u32][payload].
+
+#include <cstdint>
+#include <string>
+
+#include "actors/env.hpp"
+#include "caf/fwd.hpp"
+#include "net/io.hpp"
+
+namespace drtp {
+
+struct rsession_params {
+  env e;
+  bool client_end = false;
+  std::string session_id; // net::session_id_bytes, chosen by the client end
+  std::string principal;  // for the audit log
+
+  // serve end: the stream it was opened on and the service behind it
+  caf::actor tunnel;
+  net::conn_id tunnel_conn = 0;
+  uint32_t sid = 0;
+  std::string local_host;
+  uint16_t local_port = 0;
+  std::string agent_id; // told to the client end, to route its resumes
+
+  // client end: the accepted local connection, and who hands out tunnels
+  net::conn_id local_conn = 0;
+  caf::actor controller;
+  std::string service;
+
+  uint32_t resume_timeout_ms = 30000;
+  /// Sent but unacknowledged bytes kept for a resend; reading the local
+  /// socket pauses at this bound.
+  uint32_t retransmit_bytes_max = 1024 * 1024;
+};
+
+caf::actor spawn_rsession(caf::actor_system& sys, rsession_params p);
+
+} // namespace drtp

@@ -1,0 +1,25 @@
+#pragma once
+// The patch panel's splice, at a POP: one stream on a client's tunnel joined
+// to one stream on an agent's tunnel. Frames pass straight through, and so
+// does flow-control credit, so the POP holds no bytes beyond those in
+// flight. Either leg's loss resets the other; the end-to-end session above
+// (actors/rsession) then resumes through another POP.
+
+#include <cstdint>
+
+#include "actors/env.hpp"
+#include "caf/fwd.hpp"
+#include "net/io.hpp"
+
+namespace drtp {
+
+struct splice_leg {
+  caf::actor tunnel;
+  net::conn_id conn = 0;
+  uint32_t sid = 0;
+};
+
+caf::actor spawn_splice(caf::actor_system& sys, env e, splice_leg client,
+                        splice_leg agent);
+
+} // namespace drtp

@@ -1,0 +1,1124 @@
+#include "sim/scenario_file.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "actors/agent.hpp"
+
+namespace drtp::sim {
+
+namespace {
+
+/// All visitors run on this host; links may name it, POPs and agents may not.
+constexpr const char* visitors_host = "visitors";
+constexpr uint64_t workload_count_max = 100000;
+
+const char* const clock_skew_message =
+  "clock skew is not supported: the simulator runs every host on one "
+  "virtual clock";
+
+// -- errors ------------------------------------------------------------------------
+
+std::string line_of(const std::string& file, const YAML::Mark& m) {
+  if (m.is_null())
+    return file;
+  return file + ":" + std::to_string(m.line + 1);
+}
+
+[[noreturn]] void fail(const std::string& file, const YAML::Mark& m,
+                       const std::string& key, const std::string& what) {
+  std::string msg = line_of(file, m) + ": ";
+  if (!key.empty())
+    msg += "key '" + key + "': ";
+  throw scenario_error(msg + what);
+}
+
+// -- scalars -------------------------------------------------------------------------
+
+std::string trim(const std::string& s) {
+  auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos)
+    return "";
+  auto e = s.find_last_not_of(" \t");
+  return s.substr(b, e - b + 1);
+}
+
+/// "12.345" times `scale` exactly (no binary floating point on the way, so
+/// "1.1s" is 1100000 us, not 1099999). False if not a plain decimal or if the
+/// result is not whole or overflows.
+bool scaled_decimal(const std::string& num, uint64_t scale, uint64_t& out,
+                    std::string& why) {
+  if (num.empty() || num == ".") {
+    why = "expected a number";
+    return false;
+  }
+  if (num[0] == '-') {
+    why = "must not be negative";
+    return false;
+  }
+  uint64_t whole = 0;
+  size_t i = 0;
+  bool digits = false;
+  for (; i < num.size() && num[i] >= '0' && num[i] <= '9'; ++i) {
+    digits = true;
+    auto d = static_cast<uint64_t>(num[i] - '0');
+    if (whole > (std::numeric_limits<uint64_t>::max() - d) / 10) {
+      why = "is too large";
+      return false;
+    }
+    whole = whole * 10 + d;
+  }
+  // The fraction as num/den, then times `scale`: exact for any scale
+  // (1024 is not a power of ten).
+  unsigned __int128 frac_num = 0, frac_den = 1;
+  if (i < num.size() && num[i] == '.') {
+    ++i;
+    for (int k = 0; i < num.size() && num[i] >= '0' && num[i] <= '9'; ++i, ++k) {
+      digits = true;
+      if (k >= 24) {
+        if (num[i] != '0') {
+          why = "has too many digits";
+          return false;
+        }
+        continue;
+      }
+      frac_num = frac_num * 10 + static_cast<unsigned>(num[i] - '0');
+      frac_den *= 10;
+    }
+  }
+  unsigned __int128 frac_total = frac_num * scale;
+  if (frac_total % frac_den != 0) {
+    why = "is finer than the smallest unit";
+    return false;
+  }
+  auto frac_scaled = static_cast<uint64_t>(frac_total / frac_den);
+  if (i != num.size() || !digits) {
+    why = "expected a number";
+    return false;
+  }
+  if (whole > (std::numeric_limits<uint64_t>::max() - frac_scaled) / scale) {
+    why = "is too large";
+    return false;
+  }
+  out = whole * scale + frac_scaled;
+  return true;
+}
+
+/// Splits "1.5s" into "1.5" and "s".
+void split_unit(const std::string& text, std::string& num, std::string& unit) {
+  size_t i = 0;
+  while (i < text.size()
+         && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.' || text[i] == '-'
+             || text[i] == '+'))
+    ++i;
+  num = text.substr(0, i);
+  unit = trim(text.substr(i));
+}
+
+/// Shortest exact "<n><unit>" of `v` among the units (largest first).
+std::string format_units(uint64_t v,
+                         std::initializer_list<std::pair<uint64_t, const char*>> units,
+                         const char* base) {
+  for (auto& [scale, name] : units)
+    if (v != 0 && v % scale == 0)
+      return std::to_string(v / scale) + name;
+  return std::to_string(v) + base;
+}
+
+/// Strings that YAML would read as something other than the same plain
+/// string get double quotes.
+std::string quote(const std::string& s) {
+  bool plain = !s.empty() && s.size() < 200;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+          || c == '_' || c == '-' || c == '.'))
+      plain = false;
+  if (plain && (s[0] == '-' || s[0] == '.'))
+    plain = false;
+  if (plain) {
+    std::string lower;
+    for (char c : s)
+      lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    static const std::set<std::string> special{"null", "true", "false", "yes", "no",
+                                               "on", "off", "y", "n", "nan", "inf"};
+    if (special.count(lower))
+      plain = false;
+  }
+  if (plain)
+    return s;
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string format_fraction(double v) {
+  // The shortest spelling that reads back as the same double.
+  for (int digits = 6; digits <= 17; ++digits) {
+    char buf[40];
+    std::snprintf(buf, sizeof(buf), "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v)
+      return buf;
+  }
+  return "0";
+}
+
+// -- maps ----------------------------------------------------------------------------
+
+/// One YAML map: checks its keys once (unknown, duplicate, clock skew) and
+/// hands out typed values with errors that point at the right line.
+class fields {
+public:
+  fields(const std::string& file, const YAML::Node& n, const std::string& what,
+         std::initializer_list<const char*> allowed, const std::string& parent_key = "")
+    : file_(file), mark_(n.Mark()) {
+    if (!n.IsMap())
+      fail(file, n.Mark(), parent_key, what + " must be a map of keys");
+    std::string expected;
+    for (auto a : allowed)
+      expected += std::string(expected.empty() ? "" : ", ") + a;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->first.IsScalar())
+        fail(file, it->first.Mark(), "", "a key in " + what + " must be a plain word");
+      auto key = it->first.Scalar();
+      if (key == "clock_skew")
+        fail(file, it->first.Mark(), key, clock_skew_message);
+      if (std::find_if(allowed.begin(), allowed.end(),
+                       [&](const char* a) { return key == a; })
+          == allowed.end())
+        fail(file, it->first.Mark(), key,
+             "unknown key in " + what + " (expected one of: " + expected + ")");
+      if (!entries_.emplace(key, entry{it->first.Mark(), it->second}).second)
+        fail(file, it->first.Mark(), key, "given twice in " + what);
+    }
+  }
+
+  bool has(const std::string& key) const {
+    return entries_.count(key) > 0;
+  }
+
+  const YAML::Node& node(const std::string& key) const {
+    return entries_.at(key).value;
+  }
+
+  const YAML::Mark& mark(const std::string& key) const {
+    auto i = entries_.find(key);
+    return i == entries_.end() ? mark_ : i->second.mark;
+  }
+
+  const YAML::Mark& where() const {
+    return mark_;
+  }
+
+  [[noreturn]] void bad(const std::string& key, const std::string& what) const {
+    fail(file_, mark(key), key, what);
+  }
+
+  void require(const std::string& key, const std::string& what) const {
+    if (!has(key))
+      fail(file_, mark_, key, "missing: " + what);
+  }
+
+  std::string str(const std::string& key) const {
+    auto& n = node(key);
+    if (!n.IsScalar())
+      bad(key, "must be a string");
+    return n.Scalar();
+  }
+
+  /// Host, POP, service and agent names: they become addresses and words in
+  /// trace lines, so no spaces or punctuation.
+  std::string name(const std::string& key) const {
+    return name_of(node(key), key);
+  }
+
+  std::string name_of(const YAML::Node& n, const std::string& key) const {
+    if (!n.IsScalar())
+      fail(file_, n.Mark(), key, "must be a name");
+    auto s = n.Scalar();
+    bool good = !s.empty() && s.size() <= 64;
+    for (char c : s)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || c == '_' || c == '-' || c == '.'))
+        good = false;
+    if (!good)
+      fail(file_, n.Mark(), key,
+           "'" + s + "' is not a name (1-64 letters, digits, '_', '-', '.')");
+    return s;
+  }
+
+  std::vector<std::string> names(const std::string& key) const {
+    auto& n = node(key);
+    if (!n.IsSequence())
+      bad(key, "must be a list of names, e.g. [pop1, pop2]");
+    std::vector<std::string> out;
+    for (auto it = n.begin(); it != n.end(); ++it)
+      out.push_back(name_of(*it, key));
+    return out;
+  }
+
+  std::pair<std::string, std::string> pair(const std::string& key) const {
+    auto& n = node(key);
+    if (!n.IsSequence() || n.size() != 2)
+      bad(key, "must name two hosts, e.g. [joe, pop1]");
+    auto a = name_of(n[0], key);
+    auto b = name_of(n[1], key);
+    if (a == b)
+      bad(key, "names '" + a + "' twice; a link joins two different hosts");
+    return {a, b};
+  }
+
+  uint64_t uint(const std::string& key, uint64_t min, uint64_t max) const {
+    auto& n = node(key);
+    if (!n.IsScalar())
+      bad(key, "must be a whole number");
+    auto s = trim(n.Scalar());
+    uint64_t v = 0;
+    std::string why;
+    if (s.find('.') != std::string::npos || !scaled_decimal(s, 1, v, why))
+      bad(key, "must be a whole number, got '" + s + "'"
+                 + (s.size() > 0 && s[0] == '-' ? " (negative)" : ""));
+    if (v < min || v > max)
+      bad(key, "must be between " + std::to_string(min) + " and "
+                 + std::to_string(max) + ", got " + std::to_string(v));
+    return v;
+  }
+
+  bool boolean(const std::string& key) const {
+    auto& n = node(key);
+    auto s = n.IsScalar() ? n.Scalar() : "";
+    if (s == "true" || s == "yes")
+      return true;
+    if (s == "false" || s == "no")
+      return false;
+    bad(key, "must be true or false");
+  }
+
+  uint64_t duration(const std::string& key, uint64_t max_us = UINT64_MAX) const {
+    auto& n = node(key);
+    if (!n.IsScalar())
+      bad(key, "must be a duration such as 250ms, 3s, 1.5s, 2m or 500us");
+    uint64_t us = 0;
+    std::string why;
+    if (!parse_duration_us(n.Scalar(), us, why))
+      bad(key, why);
+    if (us > max_us)
+      bad(key, "'" + n.Scalar() + "' is too long (at most " + format_duration(max_us)
+                 + ")");
+    return us;
+  }
+
+  uint32_t duration_ms(const std::string& key) const {
+    auto us = duration(key, uint64_t{UINT32_MAX} * 1000);
+    if (us % 1000 != 0)
+      bad(key, "must be whole milliseconds");
+    return static_cast<uint32_t>(us / 1000);
+  }
+
+  uint64_t size(const std::string& key) const {
+    auto& n = node(key);
+    if (!n.IsScalar())
+      bad(key, "must be a size such as 1000, 64KiB or 1MiB");
+    uint64_t bytes = 0;
+    std::string why;
+    if (!parse_size_bytes(n.Scalar(), bytes, why))
+      bad(key, why);
+    return bytes;
+  }
+
+  /// A chance: 0.05 or 5%.
+  double fraction(const std::string& key) const {
+    auto& n = node(key);
+    if (!n.IsScalar())
+      bad(key, "must be a fraction between 0 and 1, e.g. 0.05 or 5%");
+    auto s = trim(n.Scalar());
+    bool percent = !s.empty() && s.back() == '%';
+    auto num = percent ? trim(s.substr(0, s.size() - 1)) : s;
+    char* end = nullptr;
+    errno = 0;
+    double v = num.empty() ? NAN : std::strtod(num.c_str(), &end);
+    if (num.empty() || errno != 0 || *end != '\0' || !std::isfinite(v))
+      bad(key, "must be a fraction between 0 and 1, e.g. 0.05 or 5%, got '" + s + "'");
+    if (percent)
+      v /= 100;
+    if (v < 0 || v > 1)
+      bad(key, "must be between 0 and 1 (or 0% and 100%), got '" + s + "'");
+    return v;
+  }
+
+private:
+  struct entry {
+    YAML::Mark mark;
+    YAML::Node value;
+  };
+  std::string file_;
+  YAML::Mark mark_;
+  std::map<std::string, entry> entries_;
+};
+
+/// A list under `key` of `f`, or an empty one if the key is absent.
+std::vector<YAML::Node> list(const std::string& file, const fields& f,
+                             const std::string& key) {
+  std::vector<YAML::Node> out;
+  if (!f.has(key))
+    return out;
+  auto& n = f.node(key);
+  if (n.IsNull())
+    return out;
+  if (!n.IsSequence())
+    f.bad(key, "must be a list (one '- ...' entry per item)");
+  for (auto it = n.begin(); it != n.end(); ++it)
+    out.push_back(*it);
+  return out;
+}
+
+// -- the parser ----------------------------------------------------------------------
+
+class parser {
+public:
+  explicit parser(std::string file) : file_(std::move(file)) {
+  }
+
+  scenario_spec parse(const YAML::Node& root) {
+    if (!root.IsDefined() || root.IsNull())
+      fail(file_, root.Mark(), "", "the scenario is empty (see scenarios/README.md)");
+    fields top{file_, root, "the scenario",
+               {"name", "duration", "quiet", "drain_grace", "limits", "links", "pops",
+                "services", "agents", "workload", "faults", "expect"}};
+    if (top.has("name"))
+      s_.name = top.name("name");
+    if (top.has("duration"))
+      s_.duration_us = top.duration("duration");
+    if (top.has("quiet"))
+      s_.quiet_us = top.duration("quiet");
+    if (top.has("drain_grace"))
+      s_.drain_grace_ms = top.duration_ms("drain_grace");
+    if (top.has("limits"))
+      parse_limits(top);
+    top.require("pops", "list the POPs, e.g. pops: [{name: pop1, region: eu}]");
+    top.require("services", "list the services, e.g. services: [{name: pg}]");
+    parse_pops(top);
+    parse_services(top);
+    parse_agents(top);
+    if (top.has("links"))
+      parse_links(top);
+    parse_workload(top);
+    parse_faults(top);
+    parse_expect(top);
+    // The checks above point at the line; this one catches whatever they
+    // missed, in the engine's own words.
+    auto why = validate(s_);
+    if (!why.empty())
+      fail(file_, top.where(), "", why);
+    return s_;
+  }
+
+private:
+  void parse_limits(const fields& top) {
+    fields f{file_, top.node("limits"), "limits",
+             {"heartbeat_interval", "heartbeat_misses", "handshake_timeout",
+              "connect_timeout", "window", "streams_per_tunnel"},
+             "limits"};
+    auto& l = s_.limits;
+    auto positive_ms = [&](const std::string& key, uint32_t& out) {
+      if (!f.has(key))
+        return;
+      out = f.duration_ms(key);
+      if (out == 0)
+        f.bad(key, "must be at least 1ms");
+    };
+    positive_ms("heartbeat_interval", l.heartbeat_interval_ms);
+    positive_ms("handshake_timeout", l.handshake_timeout_ms);
+    positive_ms("connect_timeout", l.connect_timeout_ms);
+    if (f.has("heartbeat_misses"))
+      l.heartbeat_misses_max = static_cast<uint32_t>(f.uint("heartbeat_misses", 1, 1000));
+    if (f.has("window")) {
+      auto w = f.size("window");
+      if (w < 1024 || w > UINT32_MAX)
+        f.bad("window", "must be between 1KiB and 4GiB");
+      l.window_bytes = static_cast<uint32_t>(w);
+    }
+    if (f.has("streams_per_tunnel"))
+      l.streams_per_tunnel_max =
+        static_cast<uint32_t>(f.uint("streams_per_tunnel", 1, 1'000'000));
+  }
+
+  link_params parse_link(const fields& f, link_params p) {
+    if (f.has("latency"))
+      p.latency_us = static_cast<uint32_t>(f.duration("latency", UINT32_MAX));
+    if (f.has("jitter"))
+      p.jitter_us = static_cast<uint32_t>(f.duration("jitter", UINT32_MAX));
+    if (f.has("bandwidth")) {
+      auto& n = f.node("bandwidth");
+      auto text = n.IsScalar() ? trim(n.Scalar()) : "";
+      if (text == "unlimited") {
+        p.bandwidth_bytes_per_s = 0;
+      } else {
+        // "100MiB" and "100MiB/s" both mean per second.
+        if (text.size() > 2 && text.compare(text.size() - 2, 2, "/s") == 0)
+          text = text.substr(0, text.size() - 2);
+        std::string why;
+        if (!n.IsScalar() || !parse_size_bytes(text, p.bandwidth_bytes_per_s, why))
+          f.bad("bandwidth", "must be bytes per second such as 100MiB, 10MB/s or "
+                             "unlimited");
+      }
+    }
+    if (f.has("loss"))
+      p.loss = f.fraction("loss");
+    return p;
+  }
+
+  void parse_pops(const fields& top) {
+    auto items = list(file_, top, "pops");
+    if (items.empty())
+      top.bad("pops", "a scenario needs at least one POP");
+    for (auto& n : items) {
+      fields f{file_, n, "a POP", {"name", "region"}, "pops"};
+      f.require("name", "every POP needs a name");
+      pop_spec p;
+      p.name = f.name("name");
+      if (f.has("region"))
+        p.region = f.name("region");
+      add_host(f, "name", p.name);
+      pops_.insert(p.name);
+      s_.pops.push_back(p);
+    }
+  }
+
+  void parse_services(const fields& top) {
+    auto items = list(file_, top, "services");
+    if (items.empty())
+      top.bad("services", "a scenario needs at least one service");
+    std::set<uint64_t> ports;
+    for (auto& n : items) {
+      fields f{file_, n, "a service", {"name", "secret", "public_port"}, "services"};
+      f.require("name", "every service needs a name");
+      service_spec svc;
+      svc.name = f.name("name");
+      if (!services_.insert(svc.name).second)
+        f.bad("name", "service '" + svc.name + "' is listed twice");
+      if (f.has("secret"))
+        svc.secret = f.str("secret");
+      if (f.has("public_port")) {
+        auto port = f.uint("public_port", 1, 65535);
+        // The POPs' tunnel listener sits on 7000 in the simulator.
+        if (port == 7000)
+          f.bad("public_port", "7000 is the POPs' tunnel port; pick another");
+        svc.public_port = static_cast<uint16_t>(port);
+      }
+      if (!ports.insert(svc.public_port).second)
+        f.bad(f.has("public_port") ? "public_port" : "name",
+              "public port " + std::to_string(svc.public_port)
+                + " is taken by another service");
+      s_.services.push_back(svc);
+    }
+  }
+
+  void parse_agents(const fields& top) {
+    for (auto& n : list(file_, top, "agents")) {
+      fields f{file_, n, "an agent", {"name", "service", "tunnels", "pops", "secret"},
+               "agents"};
+      f.require("name", "every agent needs a name (its host name)");
+      f.require("service", "which service the agent serves");
+      agent_spec a;
+      a.name = f.name("name");
+      add_host(f, "name", a.name);
+      a.service = f.name("service");
+      if (!services_.count(a.service))
+        f.bad("service", "unknown service '" + a.service + "'");
+      if (f.has("tunnels"))
+        a.tunnels = static_cast<uint32_t>(f.uint("tunnels", 1, tunnels_target_max));
+      if (f.has("pops")) {
+        a.pops = f.names("pops");
+        for (auto& p : a.pops)
+          if (!pops_.count(p))
+            f.bad("pops", "unknown POP '" + p + "'");
+        if (a.pops.empty())
+          f.bad("pops", "leave 'pops' out to use every POP; an empty list means none");
+      }
+      if (f.has("secret")) {
+        a.secret = f.str("secret");
+        if (a.secret.empty())
+          f.bad("secret", "must not be empty (leave it out to use the service's)");
+      }
+      s_.agents.push_back(a);
+    }
+  }
+
+  void parse_links(const fields& top) {
+    fields links{file_, top.node("links"), "links", {"default", "overrides"}, "links"};
+    if (links.has("default")) {
+      fields d{file_, links.node("default"), "the default link",
+               {"latency", "jitter", "bandwidth", "loss"}, "default"};
+      s_.default_link = parse_link(d, s_.default_link);
+    }
+    for (auto& n : list(file_, links, "overrides")) {
+      fields f{file_, n, "a link override",
+               {"between", "latency", "jitter", "bandwidth", "loss"}, "overrides"};
+      f.require("between", "the two hosts, e.g. between: [joe, pop1]");
+      link_spec l;
+      std::tie(l.a, l.b) = f.pair("between");
+      for (auto& h : {l.a, l.b})
+        if (!hosts_.count(h))
+          f.bad("between", "unknown host '" + h + "' (POPs, agents and 'visitors')");
+      // Unset fields are the default link's.
+      l.p = parse_link(f, s_.default_link);
+      s_.links.push_back(l);
+    }
+  }
+
+  void parse_workload(const fields& top) {
+    for (auto& n : list(file_, top, "workload")) {
+      fields f{file_, n, "a workload",
+               {"service", "kind", "count", "start", "every", "bytes", "rounds", "pop"},
+               "workload"};
+      f.require("service", "which service the visitors call");
+      workload_spec w;
+      w.service = f.name("service");
+      if (!services_.count(w.service))
+        f.bad("service", "unknown service '" + w.service + "'");
+      if (f.has("kind")) {
+        auto k = f.str("kind");
+        if (k == "echo")
+          w.kind = workload_kind::echo;
+        else if (k == "upload")
+          w.kind = workload_kind::upload;
+        else if (k == "download")
+          w.kind = workload_kind::download;
+        else if (k == "request-response" || k == "request_response")
+          w.kind = workload_kind::request_response;
+        else
+          f.bad("kind", "'" + k
+                          + "' is not one of echo, upload, download, request-response");
+      }
+      if (f.has("count"))
+        w.count = static_cast<uint32_t>(f.uint("count", 0, workload_count_max));
+      if (f.has("start"))
+        w.start_us = f.duration("start");
+      if (f.has("every"))
+        w.spacing_us = f.duration("every");
+      if (f.has("bytes"))
+        w.bytes = f.size("bytes");
+      if (f.has("rounds"))
+        w.rounds = static_cast<uint32_t>(f.uint("rounds", 1, 1'000'000));
+      if (f.has("pop")) {
+        w.pop = f.name("pop");
+        if (!pops_.count(w.pop))
+          f.bad("pop", "unknown POP '" + w.pop + "'");
+      }
+      s_.workload.push_back(w);
+    }
+  }
+
+  void parse_faults(const fields& top) {
+    static const std::pair<const char*, fault_kind> kinds[] = {
+      {"crash", fault_kind::crash},
+      {"crash_silent", fault_kind::crash_silent},
+      {"restart", fault_kind::restart},
+      {"drain", fault_kind::drain},
+      {"partition", fault_kind::partition},
+      {"heal", fault_kind::heal},
+      {"latency_spike", fault_kind::latency_spike},
+      {"loss_burst", fault_kind::loss_burst},
+    };
+    uint64_t last_at = 0;
+    for (auto& n : list(file_, top, "faults")) {
+      fields f{file_, n, "a fault",
+               {"at", "crash", "crash_silent", "restart", "drain", "partition", "heal",
+                "latency_spike", "loss_burst", "one_way", "for", "latency", "loss"},
+               "faults"};
+      f.require("at", "when the fault happens, e.g. at: 20s");
+      fault_spec fs;
+      fs.at_us = f.duration("at");
+      // Expectations name faults by their place in the list, and the engine
+      // applies them in time order: the two must agree.
+      if (fs.at_us < last_at)
+        f.bad("at", "faults must be listed in time order ("
+                      + format_duration(fs.at_us) + " comes after "
+                      + format_duration(last_at) + ")");
+      last_at = fs.at_us;
+      std::string kind_key;
+      for (auto& [key, kind] : kinds) {
+        if (!f.has(key))
+          continue;
+        if (!kind_key.empty())
+          f.bad(key, "a fault has one kind, but '" + kind_key + "' and '" + key
+                       + "' are both given");
+        kind_key = key;
+        fs.kind = kind;
+      }
+      if (kind_key.empty())
+        fail(file_, f.where(), "", "a fault needs one of crash, crash_silent, "
+                                   "restart, drain, partition, heal, latency_spike, "
+                                   "loss_burst");
+      bool pair = fs.kind == fault_kind::partition || fs.kind == fault_kind::heal
+                  || fs.kind == fault_kind::latency_spike
+                  || fs.kind == fault_kind::loss_burst;
+      if (pair) {
+        std::tie(fs.a, fs.b) = f.pair(kind_key);
+        for (auto& h : {fs.a, fs.b})
+          if (!hosts_.count(h))
+            f.bad(kind_key, "unknown host '" + h + "' (POPs, agents and 'visitors')");
+      } else {
+        fs.a = f.name(kind_key);
+        if (fs.kind == fault_kind::drain && !pops_.count(fs.a))
+          f.bad(kind_key, "'" + fs.a + "' is not a POP; only POPs drain");
+        if (fs.a == visitors_host || !hosts_.count(fs.a))
+          f.bad(kind_key, "unknown host '" + fs.a + "' (a POP or an agent)");
+      }
+      if (f.has("one_way")) {
+        if (!pair)
+          f.bad("one_way", "only for partition (and the other two-host faults)");
+        fs.both_ways = !f.boolean("one_way");
+      }
+      if (f.has("for"))
+        fs.duration_us = f.duration("for");
+      if (f.has("latency") != (fs.kind == fault_kind::latency_spike))
+        f.bad("latency", fs.kind == fault_kind::latency_spike
+                           ? "missing: how long a latency spike makes the link, "
+                             "e.g. latency: 200ms"
+                           : "only for latency_spike");
+      if (f.has("latency"))
+        fs.latency_us = static_cast<uint32_t>(f.duration("latency", UINT32_MAX));
+      if (f.has("loss") != (fs.kind == fault_kind::loss_burst))
+        f.bad("loss", fs.kind == fault_kind::loss_burst
+                        ? "missing: the loss during the burst, e.g. loss: 0.2"
+                        : "only for loss_burst");
+      if (f.has("loss"))
+        fs.loss = f.fraction("loss");
+      s_.faults.push_back(fs);
+    }
+  }
+
+  void parse_expect(const fields& top) {
+    for (auto& n : list(file_, top, "expect")) {
+      fields f{file_, n, "an expectation",
+               {"sessions_failed_max", "tunnels_restored_within", "reachable_within",
+                "after_fault"},
+               "expect"};
+      expectation_spec e;
+      int kinds = 0;
+      for (auto key : {"sessions_failed_max", "tunnels_restored_within",
+                       "reachable_within"}) {
+        if (!f.has(key))
+          continue;
+        if (++kinds > 1)
+          f.bad(key, "an expectation checks one thing; write one entry per check");
+        std::string k = key;
+        if (k == "sessions_failed_max") {
+          e.kind = expectation_kind::sessions_failed_max;
+          e.value = f.uint(key, 0, workload_count_max * 1000);
+        } else {
+          e.kind = k == "tunnels_restored_within" ? expectation_kind::tunnels_restored_within
+                                                  : expectation_kind::reachable_within;
+          e.value = f.duration(key);
+        }
+      }
+      if (kinds == 0)
+        fail(file_, f.where(), "", "an expectation needs one of sessions_failed_max, "
+                                   "tunnels_restored_within, reachable_within");
+      if (e.kind == expectation_kind::sessions_failed_max) {
+        if (f.has("after_fault"))
+          f.bad("after_fault", "only for tunnels_restored_within and reachable_within");
+      } else {
+        f.require("after_fault", "which fault the clock starts at (0 is the first "
+                                 "in 'faults')");
+        if (s_.faults.empty())
+          f.bad("after_fault", "there are no faults");
+        e.fault = static_cast<size_t>(f.uint("after_fault", 0, s_.faults.size() - 1));
+      }
+      s_.expectations.push_back(e);
+    }
+  }
+
+  void add_host(const fields& f, const std::string& key, const std::string& name) {
+    if (name == visitors_host)
+      f.bad(key, "'visitors' is the host every visitor runs on; pick another name");
+    if (!hosts_.insert(name).second)
+      f.bad(key, "'" + name + "' is used twice (POP and agent names share one space)");
+  }
+
+  std::string file_;
+  scenario_spec s_;
+  std::set<std::string> hosts_{visitors_host};
+  std::set<std::string> pops_;
+  std::set<std::string> services_;
+};
+
+// -- the writer ----------------------------------------------------------------------
+
+std::string link_fields(const link_params& p) {
+  return "latency: " + format_duration(p.latency_us)
+         + ", jitter: " + format_duration(p.jitter_us)
+         + ", bandwidth: "
+         + (p.bandwidth_bytes_per_s == 0 ? std::string{"unlimited"}
+                                         : format_size(p.bandwidth_bytes_per_s))
+         + ", loss: " + format_fraction(p.loss);
+}
+
+const char* kind_key(fault_kind k) {
+  switch (k) {
+    case fault_kind::crash: return "crash";
+    case fault_kind::crash_silent: return "crash_silent";
+    case fault_kind::restart: return "restart";
+    case fault_kind::drain: return "drain";
+    case fault_kind::partition: return "partition";
+    case fault_kind::heal: return "heal";
+    case fault_kind::latency_spike: return "latency_spike";
+    case fault_kind::loss_burst: return "loss_burst";
+  }
+  return "crash";
+}
+
+// -- sweep randomness: splitmix64, the same on every platform ------------------------
+
+struct splitmix {
+  uint64_t state;
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in [0, n).
+  uint64_t below(uint64_t n) {
+    return n == 0 ? 0 : next() % n;
+  }
+};
+
+} // namespace
+
+// -- units ---------------------------------------------------------------------------
+
+bool parse_duration_us(const std::string& text, uint64_t& us, std::string& why) {
+  auto t = trim(text);
+  std::string num, unit;
+  split_unit(t, num, unit);
+  static const std::pair<const char*, uint64_t> units[] = {
+    {"us", 1}, {"ms", 1000}, {"s", 1'000'000}, {"m", 60'000'000}, {"h", 3'600'000'000ull},
+  };
+  const std::string hint = " (write e.g. 250ms, 3s, 1.5s, 2m or 500us)";
+  if (unit.empty()) {
+    // A bare 0 is unambiguous; any other bare number is not.
+    uint64_t v = 1;
+    std::string ignored;
+    if (scaled_decimal(num, 1, v, ignored) && v == 0) {
+      us = 0;
+      return true;
+    }
+    why = "duration '" + t + "' needs a unit" + hint;
+    return false;
+  }
+  for (auto& [name, scale] : units) {
+    if (unit != name)
+      continue;
+    std::string detail;
+    if (!scaled_decimal(num, scale, us, detail)) {
+      why = "bad duration '" + t + "': " + detail + hint;
+      return false;
+    }
+    return true;
+  }
+  why = "bad duration '" + t + "': unknown unit '" + unit + "'" + hint;
+  return false;
+}
+
+std::string format_duration(uint64_t us) {
+  if (us == 0)
+    return "0s";
+  return format_units(us, {{60'000'000, "m"}, {1'000'000, "s"}, {1000, "ms"}}, "us");
+}
+
+bool parse_size_bytes(const std::string& text, uint64_t& bytes, std::string& why) {
+  auto t = trim(text);
+  std::string num, unit;
+  split_unit(t, num, unit);
+  static const std::pair<const char*, uint64_t> units[] = {
+    {"", 1}, {"B", 1}, {"KiB", 1024}, {"MiB", 1024 * 1024}, {"GiB", 1024ull << 20},
+    {"KB", 1000}, {"kB", 1000}, {"MB", 1'000'000}, {"GB", 1'000'000'000},
+  };
+  for (auto& [name, scale] : units) {
+    if (unit != name)
+      continue;
+    std::string detail;
+    if (!scaled_decimal(num, scale, bytes, detail)) {
+      why = "bad size '" + t + "': "
+            + (detail == "is finer than the smallest unit" ? "not a whole number of bytes"
+                                                            : detail)
+            + " (write e.g. 1000, 64KiB or 1MiB)";
+      return false;
+    }
+    return true;
+  }
+  why = "bad size '" + t + "': unknown unit '" + unit
+        + "' (B, KiB, MiB, GiB, KB, MB, GB)";
+  return false;
+}
+
+std::string format_size(uint64_t bytes) {
+  return format_units(bytes, {{1024ull << 20, "GiB"}, {1024 * 1024, "MiB"}, {1024, "KiB"}},
+                      "");
+}
+
+// -- files ---------------------------------------------------------------------------
+
+scenario_spec parse_scenario(const std::string& yaml_text,
+                             const std::string& name_for_errors) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw scenario_error(line_of(name_for_errors, e.mark) + ": " + e.msg);
+  }
+  try {
+    return parser{name_for_errors}.parse(root);
+  } catch (const scenario_error&) {
+    throw;
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp refusing something we did not foresee: still one line.
+    throw scenario_error(line_of(name_for_errors, e.mark) + ": " + e.msg);
+  } catch (const std::exception& e) {
+    throw scenario_error(name_for_errors + ": " + e.what());
+  }
+}
+
+scenario_spec load_scenario(const std::string& path) {
+  std::ifstream in{path, std::ios::binary};
+  if (!in)
+    throw scenario_error(path + ": cannot read the scenario file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    throw scenario_error(path + ": cannot read the scenario file");
+  return parse_scenario(text.str(), path);
+}
+
+std::string to_yaml(const scenario_spec& s) {
+  std::ostringstream out;
+  out << "name: " << quote(s.name) << "\n";
+  out << "duration: " << format_duration(s.duration_us) << "\n";
+  out << "quiet: " << format_duration(s.quiet_us) << "\n";
+  out << "drain_grace: " << format_duration(uint64_t{s.drain_grace_ms} * 1000) << "\n";
+  auto& l = s.limits;
+  out << "limits:\n"
+      << "  heartbeat_interval: " << format_duration(uint64_t{l.heartbeat_interval_ms} * 1000)
+      << "\n  heartbeat_misses: " << l.heartbeat_misses_max
+      << "\n  handshake_timeout: " << format_duration(uint64_t{l.handshake_timeout_ms} * 1000)
+      << "\n  connect_timeout: " << format_duration(uint64_t{l.connect_timeout_ms} * 1000)
+      << "\n  window: " << format_size(l.window_bytes)
+      << "\n  streams_per_tunnel: " << l.streams_per_tunnel_max << "\n";
+  out << "links:\n  default: {" << link_fields(s.default_link) << "}\n";
+  if (!s.links.empty()) {
+    out << "  overrides:\n";
+    for (auto& k : s.links)
+      out << "    - {between: [" << quote(k.a) << ", " << quote(k.b) << "], "
+          << link_fields(k.p) << "}\n";
+  }
+  out << "pops:\n";
+  for (auto& p : s.pops) {
+    out << "  - {name: " << quote(p.name);
+    if (!p.region.empty())
+      out << ", region: " << quote(p.region);
+    out << "}\n";
+  }
+  out << "services:\n";
+  for (auto& svc : s.services) {
+    out << "  - {name: " << quote(svc.name);
+    // A secret is always quoted: an empty one must stay an empty string.
+    std::string q = quote(svc.secret);
+    if (q.empty() || q[0] != '"')
+      q = "\"" + q + "\"";
+    out << ", secret: " << q << ", public_port: " << svc.public_port << "}\n";
+  }
+  if (!s.agents.empty()) {
+    out << "agents:\n";
+    for (auto& a : s.agents) {
+      out << "  - {name: " << quote(a.name) << ", service: " << quote(a.service)
+           << ", tunnels: " << a.tunnels;
+      if (!a.pops.empty()) {
+        out << ", pops: [";
+        for (size_t i = 0; i < a.pops.size(); ++i)
+          out << (i ? ", " : "") << quote(a.pops[i]);
+        out << "]";
+      }
+      if (!a.secret.empty())
+        out << ", secret: " << quote(a.secret);
+      out << "}\n";
+    }
+  }
+  if (!s.workload.empty()) {
+    out << "workload:\n";
+    for (auto& w : s.workload) {
+      out << "  - {service: " << quote(w.service) << ", kind: " << to_string(w.kind)
+           << ", count: " << w.count << ", start: " << format_duration(w.start_us)
+           << ", every: " << format_duration(w.spacing_us)
+           << ", bytes: " << format_size(w.bytes) << ", rounds: " << w.rounds;
+      if (!w.pop.empty())
+        out << ", pop: " << quote(w.pop);
+      out << "}\n";
+    }
+  }
+  if (!s.faults.empty()) {
+    out << "faults:\n";
+    for (size_t i = 0; i < s.faults.size(); ++i) {
+      auto& f = s.faults[i];
+      out << "  - {at: " << format_duration(f.at_us) << ", " << kind_key(f.kind) << ": ";
+      bool pair = f.kind == fault_kind::partition || f.kind == fault_kind::heal
+                  || f.kind == fault_kind::latency_spike
+                  || f.kind == fault_kind::loss_burst;
+      if (pair) {
+        out << "[" << quote(f.a) << ", " << quote(f.b) << "]";
+        if (!f.both_ways)
+          out << ", one_way: true";
+      } else {
+        out << quote(f.a);
+      }
+      if (f.duration_us > 0)
+        out << ", for: " << format_duration(f.duration_us);
+      if (f.kind == fault_kind::latency_spike)
+        out << ", latency: " << format_duration(f.latency_us);
+      if (f.kind == fault_kind::loss_burst)
+        out << ", loss: " << format_fraction(f.loss);
+      out << "}   # fault " << i << "\n";
+    }
+  }
+  if (!s.expectations.empty()) {
+    out << "expect:\n";
+    for (auto& e : s.expectations) {
+      switch (e.kind) {
+        case expectation_kind::sessions_failed_max:
+          out << "  - {sessions_failed_max: " << e.value << "}\n";
+          break;
+        case expectation_kind::tunnels_restored_within:
+          out << "  - {tunnels_restored_within: " << format_duration(e.value)
+               << ", after_fault: " << e.fault << "}\n";
+          break;
+        case expectation_kind::reachable_within:
+          out << "  - {reachable_within: " << format_duration(e.value)
+               << ", after_fault: " << e.fault << "}\n";
+          break;
+      }
+    }
+  }
+  return out.str();
+}
+
+// -- sweeps --------------------------------------------------------------------------
+
+scenario_spec sweep_variant(const scenario_spec& s, uint64_t variant) {
+  auto out = s;
+  if (variant == 0 || s.faults.empty())
+    return out;
+  splitmix rng{variant * 0x2545f4914f6cdd1dull + 0x5eed};
+  // Timing: each fault within +-50% of the gap to its neighbours. Two
+  // neighbours can at most meet half way, so the order (which expectations
+  // rely on) survives.
+  auto n = s.faults.size();
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t t = s.faults[i].at_us;
+    uint64_t prev = i == 0 ? 0 : s.faults[i - 1].at_us;
+    uint64_t next = i + 1 < n ? s.faults[i + 1].at_us : std::max(s.duration_us, t);
+    uint64_t lo = t - (t - prev) / 2;
+    uint64_t hi = t + (next - t) / 2;
+    // Whole milliseconds: schedules stay readable when printed.
+    uint64_t lo_ms = (lo + 999) / 1000;
+    uint64_t hi_ms = hi / 1000;
+    out.faults[i].at_us = lo_ms <= hi_ms ? (lo_ms + rng.below(hi_ms - lo_ms + 1)) * 1000
+                                         : t;
+  }
+  // Choice: a POP named by a fault becomes a random POP with chance 1/2.
+  std::set<std::string> pops;
+  for (auto& p : s.pops)
+    pops.insert(p.name);
+  std::map<std::string, std::string> downed;  // as written -> as run, until restart
+  std::set<std::string> down;                 // POPs down in the variant
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> cut;
+  auto reroll = [&](const std::string& host, const std::set<std::string>& avoid) {
+    if (!pops.count(host) || rng.below(2) == 0)
+      return host;
+    std::vector<std::string> choice;
+    for (auto& p : s.pops)
+      if (!avoid.count(p.name))
+        choice.push_back(p.name);
+    return choice.empty() ? host : choice[rng.below(choice.size())];
+  };
+  for (auto& f : out.faults) {
+    switch (f.kind) {
+      case fault_kind::crash:
+      case fault_kind::crash_silent:
+      case fault_kind::drain: {
+        // Never take down a POP the variant already took down: the budget is
+        // how many are down at once.
+        auto avoid = down;
+        avoid.erase(f.a);
+        auto as_written = f.a;
+        f.a = reroll(f.a, avoid);
+        downed[as_written] = f.a;
+        if (pops.count(f.a))
+          down.insert(f.a);
+        break;
+      }
+      case fault_kind::restart: {
+        auto i = downed.find(f.a);
+        if (i != downed.end()) {
+          f.a = i->second;
+          downed.erase(i);
+        }
+        down.erase(f.a);
+        break;
+      }
+      case fault_kind::partition: {
+        auto as_written = std::make_pair(f.a, f.b);
+        f.a = reroll(f.a, {f.b});
+        f.b = reroll(f.b, {f.a});
+        cut[as_written] = {f.a, f.b};
+        cut[{as_written.second, as_written.first}] = {f.b, f.a};
+        break;
+      }
+      case fault_kind::heal: {
+        auto i = cut.find({f.a, f.b});
+        if (i != cut.end()) {
+          auto mapped = i->second;
+          cut.erase({f.a, f.b});
+          cut.erase({f.b, f.a});
+          f.a = mapped.first;
+          f.b = mapped.second;
+        }
+        break;
+      }
+      case fault_kind::latency_spike:
+      case fault_kind::loss_burst:
+        f.a = reroll(f.a, {f.b});
+        f.b = reroll(f.b, {f.a});
+        break;
+    }
+  }
+  return out;
+}
+
+} // namespace drtp::sim
