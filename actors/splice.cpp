@@ -21,6 +21,10 @@ public:
   }
 
   caf::behavior make_behavior() override {
+    // A splice lives and dies with its two tunnels (it only ever quits
+    // normally, which leaves them be).
+    link_to(legs_[0].tunnel);
+    link_to(legs_[1].tunnel);
     return {
       [this](stream_data& ev) {
         auto from = leg_of_sender();

@@ -39,6 +39,8 @@ struct window {
 struct visit {
   std::shared_ptr<visitor_result> result;
   std::string pop;
+  std::string via;      // patch-panel client, or empty
+  std::string agent_host; // patch panel: where the service runs (any agent)
   bool serving = false; // the POP served the service when the visit began
   bool probe = false;
 };
@@ -108,7 +110,21 @@ private:
     prev = ev.tunnels_up;
   }
 
+  /// The POP holds a tunnel for the service (not whether it is public).
+  bool holds(const std::string& pop, const std::string& service) const {
+    if (!pop_alive_.at(pop))
+      return false;
+    auto i = status_.find(pop);
+    if (i == status_.end() || i->second.draining)
+      return false;
+    auto j = i->second.agents.find(service);
+    return j != i->second.agents.end() && !j->second.empty();
+  }
+
   bool serves(const std::string& pop, const std::string& service) const {
+    auto si = service_index(service);
+    if (si >= s_.services.size() || !s_.services[si].is_public)
+      return false;
     if (!pop_alive_.at(pop))
       return false;
     auto i = status_.find(pop);
@@ -157,14 +173,17 @@ private:
     for (auto& svc : s_.services) {
       bool any = false;
       for (auto& p : s_.pops)
-        any = any || serves(p.name, svc.name);
+        any = any || holds(p.name, svc.name);
       bool has_agent = false;
       for (auto& a : s_.agents)
         has_agent = has_agent || (a.service == svc.name && !bad_agents_.count(a.name));
       if (has_agent && !any)
         reachable = false;
     }
-    timeline_.push_back({d_.now_us(), targets, reachable});
+    size_t alive = 0;
+    for (auto& [name, up] : pop_alive_)
+      alive += up ? 1 : 0;
+    timeline_.push_back({d_.now_us(), targets, reachable, alive});
   }
 
   // -- actions ---------------------------------------------------------------------
@@ -200,7 +219,17 @@ private:
       sc.name = svc.name;
       sc.key = net::derive_key(svc.secret);
       sc.public_port = svc.public_port;
+      sc.is_public = svc.is_public;
+      sc.allow = svc.allow;
       pp.services.push_back(std::move(sc));
+    }
+    for (auto& pr : s_.principals) {
+      principal_config pc;
+      pc.name = pr.name;
+      pc.key = net::derive_key(pr.secret);
+      pc.groups = pr.groups;
+      pc.revoked = pr.revoked;
+      pp.principals.push_back(std::move(pc));
     }
     pp.observer = observer_for_pop(p.name);
     auto a = spawn_pop_server(d_.sys(), std::move(pp));
@@ -236,6 +265,59 @@ private:
     d_.net().register_actor(a.name, agent);
   }
 
+  const principal_spec* principal_of(const client_spec& c) const {
+    for (auto& p : s_.principals)
+      if (p.name == c.principal)
+        return &p;
+    return nullptr;
+  }
+
+  /// Whether the POPs should let this client reach its service.
+  bool authorized(const client_spec& c) const {
+    auto pr = principal_of(c);
+    if (!pr || pr->revoked || (!c.secret.empty() && c.secret != pr->secret))
+      return false;
+    auto& svc = s_.services[service_index(c.service)];
+    for (auto& a : svc.allow) {
+      if (a == pr->name)
+        return true;
+      for (auto& g : pr->groups)
+        if (a == "group:" + g)
+          return true;
+    }
+    return false;
+  }
+
+  const client_spec* client_named(const std::string& name) const {
+    for (auto& c : s_.clients)
+      if (c.name == name)
+        return &c;
+    return nullptr;
+  }
+
+  void start_client(const client_spec& c) {
+    agent_params ap;
+    ap.e = make_env(c.name);
+    for (auto& p : s_.pops)
+      if (c.pops.empty()
+          || std::find(c.pops.begin(), c.pops.end(), p.name) != c.pops.end())
+        ap.pops.push_back(pop_endpoint{p.name, p.name, tunnel_port, p.region});
+    ap.tunnels_target = c.tunnels;
+    ap.tls = std::make_shared<net::tls_client_config>();
+    ap.service = c.service;
+    ap.agent_id = c.principal;
+    auto pr = principal_of(c);
+    ap.key = net::derive_key(!c.secret.empty() ? c.secret
+                                               : (pr ? pr->secret : "unknown"));
+    ap.client = true;
+    ap.listen_host = c.name;
+    ap.listen_port = c.listen_port;
+    ap.resume_timeout_ms = s_.resume_timeout_ms;
+    ap.observer = observer_for_agent(c.name);
+    auto a = spawn_agent(d_.sys(), std::move(ap));
+    d_.net().register_actor(c.name, a);
+  }
+
   void start_visit(const workload_spec& w, uint32_t i, bool probe = false,
                    const std::string& forced_pop = "") {
     auto si = service_index(w.service);
@@ -245,6 +327,29 @@ private:
     for (auto& p : s_.pops)
       if (serves(p.name, w.service))
         serving.push_back(p.name);
+    if (!w.via.empty()) {
+      auto c = client_named(w.via);
+      assert(c);
+      v.via = w.via;
+      v.pop = "(patch panel)";
+      v.serving = authorized(*c) && w.service == c->service;
+      visitor_params vp;
+      vp.io = d_.net().io(c->name);
+      vp.host = c->name;
+      vp.port = c->listen_port;
+      vp.kind = w.kind;
+      vp.bytes = w.bytes;
+      vp.rounds = w.rounds;
+      vp.seed = seed_ * 1'000'003 + visits_.size();
+      vp.key = key_of(si);
+      vp.connect_timeout_ms = 5000;
+      vp.result = std::make_shared<visitor_result>();
+      vp.now_us = [this] { return d_.now_us(); };
+      v.result = vp.result;
+      visits_.push_back(v);
+      spawn_visitor(d_.sys(), std::move(vp));
+      return;
+    }
     if (!forced_pop.empty())
       v.pop = forced_pop;
     else if (!w.pop.empty())
@@ -305,6 +410,9 @@ private:
         for (auto& a : s_.agents)
           if (a.name == f.a && crashed)
             start_agent(a);
+        for (auto& c : s_.clients)
+          if (c.name == f.a && crashed)
+            start_client(c);
         end_of_effect = now;
         break;
       }
@@ -351,6 +459,7 @@ private:
                                : end_of_effect + slack_us()});
     fault_at_.push_back(now);
     fault_kinds_.push_back(f.kind);
+    fault_hosts_.push_back(f.a);
     outcomes_.push_back(out);
     sample();
     (void) index;
@@ -377,6 +486,21 @@ private:
       return true;
     auto from = v.result->started_us;
     auto to = v.result->done ? v.result->finished_us : UINT64_MAX;
+    if (!v.via.empty()) {
+      // A patch-panel session survives POP faults: only a crash of one of
+      // its ends, or a time with no POP at all, may end it.
+      for (size_t i = 0; i < fault_at_.size(); ++i) {
+        auto k = fault_kinds_[i];
+        bool end_host = fault_hosts_[i] == v.via || agent_hosts_.count(fault_hosts_[i]);
+        if ((k == fault_kind::crash || k == fault_kind::crash_silent) && end_host
+            && fault_at_[i] <= to && windows_[i].to_us >= from)
+          return true;
+      }
+      for (auto& p : timeline_)
+        if (p.t >= from && p.t <= to && p.alive_pops == 0)
+          return true;
+      return false;
+    }
     for (auto& w : windows_)
       if (from <= w.to_us && to >= w.from_us)
         return true;
@@ -405,12 +529,15 @@ private:
     uint64_t t;
     bool targets;
     bool reachable;
+    size_t alive_pops;
   };
   std::vector<point> timeline_;
   std::vector<visit> visits_;
   std::vector<window> windows_;
   std::vector<uint64_t> fault_at_;
   std::vector<fault_kind> fault_kinds_;
+  std::vector<std::string> fault_hosts_;
+  std::set<std::string> agent_hosts_;
   std::vector<fault_outcome> outcomes_;
   std::vector<std::pair<uint64_t, std::function<void()>>> later_;
   std::vector<std::string> violations_;
@@ -432,6 +559,10 @@ scenario_report runner::run() {
     if (!a.secret.empty() && a.secret != svc.secret)
       bad_agents_.insert(a.name);
   }
+  for (auto& a : s_.agents)
+    agent_hosts_.insert(a.name);
+  for (auto& c : s_.clients)
+    w.add_host(c.name);
   w.add_host(visitors_host);
   for (auto& l : s_.links)
     w.set_link(l.a, l.b, l.p);
@@ -439,6 +570,8 @@ scenario_report runner::run() {
     start_pop(p);
   for (auto& a : s_.agents)
     start_agent(a);
+  for (auto& c : s_.clients)
+    start_client(c);
 
   // One timeline of actions: faults and visitor starts, in time order.
   struct action {
@@ -517,6 +650,15 @@ scenario_report runner::run() {
         probe.bytes = 4096;
         start_visit(probe, 0, true, p.name);
       }
+  // ... and through every authorized patch-panel client.
+  for (auto& c : s_.clients)
+    if (authorized(c) && w.is_up(c.name)) {
+      workload_spec probe;
+      probe.service = c.service;
+      probe.bytes = 4096;
+      probe.via = c.name;
+      start_visit(probe, 0, true);
+    }
   d_.run_until([&] {
     for (size_t i = first_probe; i < visits_.size(); ++i)
       if (!visits_[i].result->done)
@@ -525,7 +667,9 @@ scenario_report runner::run() {
   }, probe_us);
   for (size_t i = first_probe; i < visits_.size(); ++i)
     if (!visits_[i].result->ok)
-      violation("liveness: service not reachable through POP " + visits_[i].pop
+      violation("liveness: service not reachable through "
+                + (visits_[i].via.empty() ? "POP " + visits_[i].pop
+                                          : "client " + visits_[i].via)
                 + ": " + visits_[i].result->error);
 
   // Safety over every session.
@@ -538,6 +682,13 @@ scenario_report runner::run() {
     if (r.corrupt)
       violation("integrity: session " + std::to_string(i) + " via " + v.pop + ": "
                 + r.error);
+    if (!v.via.empty()) {
+      ++rep.patch_sessions;
+      rep.patch_sessions_ok += r.ok ? 1 : 0;
+      if (r.ok && !authorized(*client_named(v.via)))
+        violation("isolation: client '" + v.via + "' reached service '"
+                  + client_named(v.via)->service + "' without authorization");
+    }
     if (r.ok) {
       ++rep.sessions_ok;
       continue;
@@ -669,6 +820,22 @@ std::string validate(const scenario_spec& s) {
       if (!pops.count(p))
         return "agent '" + a.name + "' names unknown POP '" + p + "'";
   }
+  std::set<std::string> principals;
+  for (auto& p : s.principals)
+    if (p.name.empty() || !principals.insert(p.name).second)
+      return "principal name '" + p.name + "' is empty or used twice";
+  std::set<uint16_t> unused;
+  for (auto& c : s.clients) {
+    if (c.name.empty() || !hosts.insert(c.name).second)
+      return "client name '" + c.name + "' is empty or used twice";
+    if (!services.count(c.service))
+      return "client '" + c.name + "' wants unknown service '" + c.service + "'";
+    if (c.tunnels < 1 || c.tunnels > tunnels_target_max)
+      return "client '" + c.name + "': tunnels must be 1-3";
+    for (auto& p : c.pops)
+      if (!pops.count(p))
+        return "client '" + c.name + "' names unknown POP '" + p + "'";
+  }
   for (auto& l : s.links)
     if (!hosts.count(l.a) || !hosts.count(l.b))
       return "link " + l.a + " - " + l.b + " names an unknown host";
@@ -677,6 +844,13 @@ std::string validate(const scenario_spec& s) {
       return "workload for unknown service '" + w.service + "'";
     if (!w.pop.empty() && !pops.count(w.pop))
       return "workload names unknown POP '" + w.pop + "'";
+    if (!w.via.empty()) {
+      bool found = false;
+      for (auto& c : s.clients)
+        found = found || c.name == w.via;
+      if (!found)
+        return "workload goes via unknown client '" + w.via + "'";
+    }
     if (w.count > 100000)
       return "workload count above 100000";
   }
@@ -711,6 +885,9 @@ std::string summarize(const scenario_report& r) {
   out << "  sessions: " << r.sessions_ok << " ok, " << r.sessions_failed
       << " failed (" << r.sessions_excused << " during faults) of " << r.sessions
       << "; " << r.bytes_sent << " bytes sent, " << r.bytes_back << " back\n";
+  if (r.patch_sessions > 0)
+    out << "  patch panel: " << r.patch_sessions_ok << " of " << r.patch_sessions
+        << " sessions ok\n";
   for (auto& f : r.faults) {
     out << "  fault: " << f.what;
     if (f.detected_us >= 0)

@@ -23,6 +23,26 @@ struct service_spec {
   std::string name;
   std::string secret = "secret";
   uint16_t public_port = 8000;
+  bool is_public = true;          // false: patch panel only
+  std::vector<std::string> allow; // principals or "group:NAME"
+};
+
+struct principal_spec {
+  std::string name;
+  std::string secret = "principal secret";
+  std::vector<std::string> groups;
+  bool revoked = false;
+};
+
+/// `drtp connect`: a patch-panel client on its own host.
+struct client_spec {
+  std::string name;      // also its host name
+  std::string service;
+  std::string principal;
+  std::string secret;    // empty: the principal's (set to test a wrong one)
+  uint32_t tunnels = 2;
+  std::vector<std::string> pops; // empty: every POP
+  uint16_t listen_port = 6000;
 };
 
 struct agent_spec {
@@ -48,6 +68,7 @@ struct workload_spec {
   uint64_t bytes = 1024;
   uint32_t rounds = 1;
   std::string pop; // empty: any POP that serves the service at the time
+  std::string via; // a client's name: through the patch panel instead
 };
 
 enum class fault_kind : uint8_t {
@@ -91,6 +112,8 @@ struct scenario_spec {
   std::vector<pop_spec> pops;
   std::vector<service_spec> services;
   std::vector<agent_spec> agents;
+  std::vector<principal_spec> principals;
+  std::vector<client_spec> clients;
   link_params default_link;
   std::vector<link_spec> links;
   std::vector<workload_spec> workload;
@@ -102,6 +125,7 @@ struct scenario_spec {
   /// liveness check.
   uint64_t quiet_us = 20'000'000;
   uint32_t drain_grace_ms = 30000;
+  uint32_t resume_timeout_ms = 30000;
   tunnel_limits limits;
 };
 
@@ -127,6 +151,8 @@ struct scenario_report {
   size_t sessions_ok = 0;
   size_t sessions_failed = 0;
   size_t sessions_excused = 0; // failed while a fault was in the way
+  size_t patch_sessions = 0;   // of which through the patch panel
+  size_t patch_sessions_ok = 0;
   uint64_t bytes_sent = 0;
   uint64_t bytes_back = 0;
   std::vector<std::string> violations; // broken invariants

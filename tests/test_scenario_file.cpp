@@ -92,6 +92,88 @@ void expect_same(const scenario_spec& a, const scenario_spec& b) {
   }
 }
 
+// Built field by field, not by aggregate braces: the spec structs grow.
+pop_spec pop(const std::string& name, const std::string& region) {
+  pop_spec p;
+  p.name = name;
+  p.region = region;
+  return p;
+}
+
+service_spec service(const std::string& name, const std::string& secret, uint16_t port) {
+  service_spec s;
+  s.name = name;
+  s.secret = secret;
+  s.public_port = port;
+  return s;
+}
+
+agent_spec agent(const std::string& name, const std::string& svc, uint32_t k,
+                 std::vector<std::string> pops, const std::string& secret) {
+  agent_spec a;
+  a.name = name;
+  a.service = svc;
+  a.tunnels = k;
+  a.pops = std::move(pops);
+  a.secret = secret;
+  return a;
+}
+
+link_params link(uint32_t latency_us, uint32_t jitter_us, uint64_t bandwidth, double loss) {
+  link_params p;
+  p.latency_us = latency_us;
+  p.jitter_us = jitter_us;
+  p.bandwidth_bytes_per_s = bandwidth;
+  p.loss = loss;
+  return p;
+}
+
+link_spec link_between(const std::string& a, const std::string& b, link_params p) {
+  link_spec l;
+  l.a = a;
+  l.b = b;
+  l.p = p;
+  return l;
+}
+
+workload_spec load(const std::string& svc, workload_kind kind, uint32_t count,
+                   uint64_t start_us, uint64_t spacing_us, uint64_t bytes, uint32_t rounds,
+                   const std::string& pop) {
+  workload_spec w;
+  w.service = svc;
+  w.kind = kind;
+  w.count = count;
+  w.start_us = start_us;
+  w.spacing_us = spacing_us;
+  w.bytes = bytes;
+  w.rounds = rounds;
+  w.pop = pop;
+  return w;
+}
+
+fault_spec fault(uint64_t at_us, fault_kind kind, const std::string& a,
+                 const std::string& b = "", bool both_ways = true, uint64_t duration_us = 0,
+                 uint32_t latency_us = 0, double loss = 0) {
+  fault_spec f;
+  f.at_us = at_us;
+  f.kind = kind;
+  f.a = a;
+  f.b = b;
+  f.both_ways = both_ways;
+  f.duration_us = duration_us;
+  f.latency_us = latency_us;
+  f.loss = loss;
+  return f;
+}
+
+expectation_spec expect(expectation_kind kind, uint64_t value, size_t fault_index) {
+  expectation_spec e;
+  e.kind = kind;
+  e.value = value;
+  e.fault = fault_index;
+  return e;
+}
+
 /// A spec that uses every field, with values that are awkward to spell.
 scenario_spec everything() {
   scenario_spec s;
@@ -105,33 +187,33 @@ scenario_spec everything() {
   s.limits.connect_timeout_ms = 60000;
   s.limits.window_bytes = 65536 + 3;
   s.limits.streams_per_tunnel_max = 77;
-  s.default_link = {1500, 333, 100 * 1024 * 1024, 0.001};
-  s.pops = {{"pop1", "eu"}, {"pop2", "us"}, {"pop3", ""}};
-  s.services = {{"pg", "it's a \"secret\": yes", 5432}, {"web", "", 8080},
-                {"true", "null", 8081}};
-  s.agents = {{"joe", "pg", 2, {"pop1", "pop2"}, ""},
-              {"ann", "web", 3, {}, ""},
-              {"mallory", "pg", 1, {}, "wrong #1"}};
-  s.links = {{"joe", "pop1", {40000, 0, 0, 0.1}},
-             {"visitors", "pop2", {123, 7, 2'000'001, 1.0 / 3}}};
-  s.workload = {{"pg", workload_kind::request_response, 100, 2'000'000, 200'000, 4096, 5, ""},
-                {"web", workload_kind::download, 3, 1'500'000, 0, 1'000'000, 1, "pop2"},
-                {"pg", workload_kind::upload, 0, 0, 1, 1, 1, ""},
-                {"true", workload_kind::echo, 1, 999, 0, 1 << 20, 1, "pop3"}};
+  s.default_link = link(1500, 333, 100 * 1024 * 1024, 0.001);
+  s.pops = {pop("pop1", "eu"), pop("pop2", "us"), pop("pop3", "")};
+  s.services = {service("pg", "it's a \"secret\": yes", 5432), service("web", "", 8080),
+                service("true", "null", 8081)};
+  s.agents = {agent("joe", "pg", 2, {"pop1", "pop2"}, ""), agent("ann", "web", 3, {}, ""),
+              agent("mallory", "pg", 1, {}, "wrong #1")};
+  s.links = {link_between("joe", "pop1", link(40000, 0, 0, 0.1)),
+             link_between("visitors", "pop2", link(123, 7, 2'000'001, 1.0 / 3))};
+  s.workload = {
+    load("pg", workload_kind::request_response, 100, 2'000'000, 200'000, 4096, 5, ""),
+    load("web", workload_kind::download, 3, 1'500'000, 0, 1'000'000, 1, "pop2"),
+    load("pg", workload_kind::upload, 0, 0, 1, 1, 1, ""),
+    load("true", workload_kind::echo, 1, 999, 0, 1 << 20, 1, "pop3")};
   s.faults = {
-    {20'000'000, fault_kind::crash, "pop1", "", true, 0},
-    {20'000'000, fault_kind::crash_silent, "ann", "", true, 3'000'000},
-    {21'000'001, fault_kind::restart, "pop1", "", true, 0},
-    {22'000'000, fault_kind::drain, "pop2", "", true, 0},
-    {30'000'000, fault_kind::partition, "joe", "pop2", false, 5'000'000},
-    {31'000'000, fault_kind::partition, "visitors", "pop3", true, 0},
-    {32'000'000, fault_kind::heal, "visitors", "pop3", true, 0},
-    {33'000'000, fault_kind::latency_spike, "joe", "pop1", true, 2'500'000, 200'000},
-    {34'000'000, fault_kind::loss_burst, "ann", "pop3", false, 1'000'000, 0, 0.2},
+    fault(20'000'000, fault_kind::crash, "pop1"),
+    fault(20'000'000, fault_kind::crash_silent, "ann", "", true, 3'000'000),
+    fault(21'000'001, fault_kind::restart, "pop1"),
+    fault(22'000'000, fault_kind::drain, "pop2"),
+    fault(30'000'000, fault_kind::partition, "joe", "pop2", false, 5'000'000),
+    fault(31'000'000, fault_kind::partition, "visitors", "pop3"),
+    fault(32'000'000, fault_kind::heal, "visitors", "pop3"),
+    fault(33'000'000, fault_kind::latency_spike, "joe", "pop1", true, 2'500'000, 200'000),
+    fault(34'000'000, fault_kind::loss_burst, "ann", "pop3", false, 1'000'000, 0, 0.2),
   };
-  s.expectations = {{expectation_kind::sessions_failed_max, 7, 0},
-                    {expectation_kind::tunnels_restored_within, 5'000'000, 0},
-                    {expectation_kind::reachable_within, 1500, 8}};
+  s.expectations = {expect(expectation_kind::sessions_failed_max, 7, 0),
+                    expect(expectation_kind::tunnels_restored_within, 5'000'000, 0),
+                    expect(expectation_kind::reachable_within, 1500, 8)};
   return s;
 }
 
@@ -223,16 +305,16 @@ TEST(scenario_file, round_trip) {
   EXPECT_EQ(to_yaml(back), text);
   // And the defaults: a spec nobody touched.
   scenario_spec d;
-  d.pops = {{"p", ""}};
-  d.services = {{"svc", "secret", 8000}};
+  d.pops = {pop("p", "")};
+  d.services = {service("svc", "secret", 8000)};
   expect_same(d, parse_scenario(to_yaml(d), "defaults.yaml"));
 }
 
 TEST(scenario_file, defaults_match_the_engine) {
   auto s = parse_scenario("pops: [{name: p}]\nservices: [{name: svc}]\n", "d.yaml");
   scenario_spec d;
-  d.pops = {{"p", ""}};
-  d.services = {{"svc", "secret", 8000}};
+  d.pops = {pop("p", "")};
+  d.services = {service("svc", "secret", 8000)};
   expect_same(d, s);
 }
 

@@ -513,12 +513,61 @@ void setup_drtp(setup_ctx& c, path& p) {
   p.procs = {{"pop", pop.pid}, {"agent", agent.pid}};
 }
 
-/// The DRTP patch panel does not exist yet. When it does: start what it
-/// needs here (as setup_drtp does), set p.port to the port visitors dial and
-/// p.procs to the processes whose RSS and CPU count, and leave p.na empty;
-/// every figure and the tables then include it with no other change.
-void setup_patch_panel(setup_ctx&, path& p) {
-  p.na = "not implemented yet; hook: setup_patch_panel in tools/bench_run.cpp";
+/// The patch panel: visitor -> `drtp connect` (a local listener) -> POP
+/// (splice) -> `drtp serve` -> service; a private service with no public
+/// port, on a POP of its own so that its processes count apart.
+void setup_patch_panel(setup_ctx& c, path& p) {
+  std::string fp;
+  {
+    child gen({c.bin + "/drtp-pop", "gen-cert", "--cert", c.dir + "/pc.pem",
+               "--key", c.dir + "/pk.pem"},
+              c.dir + "/pgen.log");
+    if (!gen.wait_for("sha256:", 10000)) {
+      p.na = "gen-cert failed: " + last_line(gen.output());
+      return;
+    }
+    auto out = gen.output();
+    fp = out.substr(0, out.find('\n'));
+  }
+  write_text(c.dir + "/joe.secret", "bench service secret\n");
+  write_text(c.dir + "/sam.secret", "bench principal secret\n");
+  auto& pop = spawn(c,
+                    {c.bin + "/drtp-pop", "--cert", c.dir + "/pc.pem", "--key",
+                     c.dir + "/pk.pem", "--listen", "127.0.0.1:0", "--service",
+                     "bench", "--private", "--allow", "sam", "--secret-file",
+                     c.dir + "/joe.secret", "--principal",
+                     "sam=" + c.dir + "/sam.secret"},
+                    "ppop.log", {}, SIGINT);
+  if (!pop.wait_for("private", 10000)) {
+    p.na = "drtp-pop (private service) did not start: " + last_line(pop.output());
+    return;
+  }
+  auto tunnel = "127.0.0.1:"
+                + std::to_string(number_after(pop.output(), "agents dial 127.0.0.1:"));
+  auto& agent = spawn(c,
+                      {c.bin + "/drtp", "serve", "--pop", tunnel, "--service",
+                       "bench", "--local",
+                       "127.0.0.1:" + std::to_string(c.service_port),
+                       "--secret-file", c.dir + "/joe.secret", "--pop-fingerprint",
+                       fp, "--tunnels", "1"},
+                      "pagent.log", {}, SIGINT);
+  if (!agent.wait_for(" up", 10000)) {
+    p.na = "drtp serve did not connect: " + last_line(agent.output());
+    return;
+  }
+  auto port = free_port();
+  auto& conn = spawn(c,
+                     {c.bin + "/drtp", "connect", "--pop", tunnel, "--service",
+                      "bench", "--listen", "127.0.0.1:" + std::to_string(port),
+                      "--principal", "sam", "--secret-file", c.dir + "/sam.secret",
+                      "--pop-fingerprint", fp, "--tunnels", "1"},
+                     "connect.log", {}, SIGINT);
+  if (!conn.wait_for(" up", 10000) || !wait_accepts(port, 10000, &conn)) {
+    p.na = "drtp connect did not come up: " + last_line(conn.output());
+    return;
+  }
+  p.port = port;
+  p.procs = {{"connect", conn.pid}, {"pop", pop.pid}, {"agent", agent.pid}};
 }
 
 void setup_haproxy(setup_ctx& c, path& p) {
@@ -797,7 +846,7 @@ int cmd_run(cli::args& a) {
   };
   add("direct", "direct loopback", nullptr);
   add("drtp", "DRTP public (TLS tunnel)", setup_drtp);
-  add("panel", "DRTP patch panel", setup_patch_panel);
+  add("panel", "DRTP patch panel (drtp connect)", setup_patch_panel);
   add("haproxy", "haproxy (TCP mode)", setup_haproxy);
   add("ssh", "ssh -R (aes128-gcm)", setup_ssh);
   auto live = [&](auto f) {
