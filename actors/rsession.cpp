@@ -312,7 +312,9 @@ private:
   }
 
   bool can_send(size_t n) const {
-    return tunnel_ && !awaiting_resume_ && (welcomed_ || !p_.client_end)
+    // Nothing goes out before the welcome: a client that was never welcomed
+    // has received nothing, which makes a second hello safe.
+    return tunnel_ && !awaiting_resume_ && welcomed_
            && stream_credit_ >= rec_header_bytes + n;
   }
 
@@ -425,8 +427,21 @@ private:
       case rec::hello:
         if (p_.client_end || body.size() != token_bytes)
           return protocol_error("unexpected hello");
+        if (!token_.empty() && !net::equal_ct(body, token_)) {
+          trace("refused a hello with another session's token");
+          send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(rst_code::refused)});
+          tunnel_ = nullptr;
+          return;
+        }
+        if (welcomed_) {
+          // The client lost its first path before our welcome reached it,
+          // so it has none of our bytes: start over from offset 0.
+          rewind_to(0);
+          path_back();
+        }
         token_ = body;
         welcomed_ = true;
+        awaiting_resume_ = false;
         send_record(rec::welcome, p_.agent_id.data(),
                     std::min(p_.agent_id.size(), rec_control_bytes_max));
         pump();

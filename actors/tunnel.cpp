@@ -457,33 +457,21 @@ private:
         return protocol_error("bad session id");
       streams_.emplace(f.stream_id, stream_state{});
       streams_changed();
-      if (open.resume) {
-        // The session lives on; it picks up this stream.
-        auto sid = f.stream_id;
-        request(p_.parent, caf::infinite, lookup_atom::value, open.session_id)
-          .then([this, sid](caf::actor s) {
-            if (s) {
-              send(s, attach_stream{this, conn_, sid});
-              adopt_stream(sid, s);
-            } else {
-              refuse_stream(sid, rst_code::refused);
-            }
-          });
-        return true;
-      }
-      rsession_params rp;
-      rp.e = p_.e;
-      rp.session_id = open.session_id;
-      rp.principal = open.principal;
-      rp.tunnel = this;
-      rp.tunnel_conn = conn_;
-      rp.sid = f.stream_id;
-      rp.local_host = p_.local_host;
-      rp.local_port = p_.local_port;
-      rp.agent_id = p_.agent_id;
-      auto s = spawn_rsession(system(), std::move(rp));
-      send(p_.parent, register_session{open.session_id, s});
-      adopt_stream(f.stream_id, s);
+      // The session may exist already: a resume, or a client that lost its
+      // first path before the welcome and opens again. Either way it
+      // continues there; only a fresh id makes a new session.
+      auto sid = f.stream_id;
+      request(p_.parent, caf::infinite, lookup_atom::value, open.session_id)
+        .then([this, sid, open](caf::actor s) {
+          if (s) {
+            send(s, attach_stream{this, conn_, sid});
+            adopt_stream(sid, s);
+          } else if (open.resume) {
+            refuse_stream(sid, rst_code::refused);
+          } else {
+            start_rsession(sid, open);
+          }
+        });
       return true;
     }
     session_params sp;
@@ -499,6 +487,24 @@ private:
     if (p_.e.trace->verbose())
       trace("stream " + std::to_string(f.stream_id) + " opened for " + open.peer);
     return true;
+  }
+
+  void start_rsession(uint32_t sid, const net::open_msg& open) {
+    if (!streams_.count(sid))
+      return; // reset while we looked
+    rsession_params rp;
+    rp.e = p_.e;
+    rp.session_id = open.session_id;
+    rp.principal = open.principal;
+    rp.tunnel = this;
+    rp.tunnel_conn = conn_;
+    rp.sid = sid;
+    rp.local_host = p_.local_host;
+    rp.local_port = p_.local_port;
+    rp.agent_id = p_.agent_id;
+    auto s = spawn_rsession(system(), std::move(rp));
+    send(p_.parent, register_session{open.session_id, s});
+    adopt_stream(sid, s);
   }
 
   void refuse_stream(uint32_t sid, rst_code code) {

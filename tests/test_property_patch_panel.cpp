@@ -12,6 +12,9 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "sim/scenario.hpp"
 
 using namespace drtp::sim;
@@ -32,6 +35,17 @@ struct raw_load {
   uint32_t bytes;
   uint32_t start_ms;
 };
+
+void showValue(const raw_fault& f, std::ostream& os) {
+  os << "{at_ms " << f.at_ms << ", kind " << f.kind << ", pop " << f.pop << ", end "
+     << f.end << ", both_ways " << f.both_ways << ", duration_ms " << f.duration_ms
+     << "}";
+}
+
+void showValue(const raw_load& l, std::ostream& os) {
+  os << "{kind " << l.kind << ", bytes " << l.bytes << ", start_ms " << l.start_ms
+     << "}";
+}
 
 } // namespace
 
@@ -113,7 +127,11 @@ RC_GTEST_PROP(patch_panel, sessions_survive_pop_faults_and_stay_isolated, ()) {
   s.drain_grace_ms = 5000;
   s.resume_timeout_ms = 30000;
   RC_ASSERT(validate(s).empty());
-  auto r = run_scenario(s, seed);
+  run_options opts;
+  opts.keep_trace = std::getenv("DRTP_SIM_TRACE") != nullptr;
+  auto r = run_scenario(s, seed, opts);
+  for (auto& line : r.trace)
+    std::printf("%s\n", line.c_str());
   RC_CLASSIFY(r.sessions_failed > 2, "sessions ended by faults");
   if (!r.ok())
     RC_LOG() << summarize(r);
