@@ -33,8 +33,9 @@ namespace {
 // Measured on the release build (2-core VM); see scenarios/README.md.
 const char* const speed_note =
   "In our measurements the 3-POP, 100-session scenario (joes-pg-3-pops.yaml)\n"
-  "runs at about N x real time, and a sweep of pop-crash.yaml does about N\n"
-  "seeds per minute on 2 cores.\n";
+  "runs at about 1000 x real time (23 s of virtual time in 16-24 ms), and a\n"
+  "sweep of pop-crash.yaml does about 2900 seeds per minute on 2 cores\n"
+  "(release build, 2-core VM).\n";
 
 const char* const main_help =
   "usage: drtp-sim COMMAND ...\n"
