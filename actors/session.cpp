@@ -120,6 +120,12 @@ public:
           send(p_.e.io, net::shutdown_write_req{conn_});
       },
       [this](stream_rst& ev) {
+        if (peer_fin_ && fin_sent_) {
+          // Both directions were complete; only the stream's bookkeeping was
+          // cut (a drained tunnel let go). The bytes queued for the local
+          // socket still go out, then it closes as usual.
+          return;
+        }
         rst_ = true;
         if (p_.e.trace->verbose())
           trace(std::string("stream reset by peer: ")

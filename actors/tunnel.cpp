@@ -43,10 +43,11 @@ public:
       req.port = p_.pop_port;
       req.timeout_ms = p_.e.limits.connect_timeout_ms;
       req.tls = p_.tls;
+      req.report_sent = false; // credit is per stream, in the sessions
       send(p_.e.io, std::move(req));
     } else {
       conn_ = p_.conn;
-      send(p_.e.io, net::adopt_req{conn_, this});
+      send(p_.e.io, net::adopt_req{conn_, this, false});
     }
     delayed_send(this, ms(p_.e.limits.handshake_timeout_ms),
                  hs_timeout_atom::value);

@@ -150,7 +150,7 @@ public:
   conn_id id() const noexcept { return id_; }
   bool is_closed() const noexcept { return closed_; }
 
-  virtual void adopt(caf::actor owner) = 0;
+  virtual void adopt(caf::actor owner, bool report_sent) = 0;
   virtual void write(chunk_list&& data) = 0;
   virtual void shutdown_write() = 0;
   virtual void close() = 0;
@@ -187,10 +187,11 @@ public:
   tcp::socket& socket() { return lowest(stream_); }
   asio::steady_timer& timer() { return timer_; }
 
-  void adopt(caf::actor owner) override {
+  void adopt(caf::actor owner, bool report_sent) override {
     if (closed_)
       return;
     owner_ = std::move(owner);
+    report_sent_ = report_sent;
     reading_ = true;
     maybe_read();
   }
@@ -267,6 +268,7 @@ private:
   chunk read_chunk_;
   char* read_ptr_ = nullptr;
   bool reading_ = false; // adopted or connected: reads may run
+  bool report_sent_ = true;
   bool paused_ = false;
   bool read_in_flight_ = false;
   bool eof_ = false; // read_closed went out
@@ -325,6 +327,7 @@ struct dial_state {
   std::string what; // "connect to host:port"
   std::shared_ptr<const tls_client_config> tls;
   tcp::resolver resolver;
+  bool report_sent = true;
   bool done = false; // answered; late completions are ignored
 };
 
@@ -362,7 +365,7 @@ public:
   void on_adopt(adopt_req req) override {
     run_on_io([this, req = std::move(req)]() mutable {
       if (auto* c = find(req.id))
-        c->adopt(std::move(req.owner));
+        c->adopt(std::move(req.owner), req.report_sent);
     });
   }
 
@@ -645,7 +648,7 @@ void connection<Stream>::on_write(const asio::error_code& ec, size_t n) {
     queue_warned_ = false;
   // Start the next write before telling the owner: keeps the socket busy.
   maybe_write();
-  if (!closed_)
+  if (!closed_ && report_sent_)
     caf::anon_send(owner_, sent{id_, n});
 }
 
@@ -1053,6 +1056,7 @@ void io_core::do_connect(const caf::actor& owner, const connect_req& req) {
   st->timeout_ms = req.timeout_ms;
   st->what = "connect to " + endpoint_text(req.host, req.port);
   st->tls = req.tls;
+  st->report_sent = req.report_sent;
   auto id = ++next_id_;
   if (!req.tls) {
     auto c = std::make_shared<connection<tcp::socket>>(*this, id, io_,
@@ -1186,7 +1190,7 @@ void io_core::dial_done(conn_base& c, dial_state& st) {
   st.done = true;
   c.established = true;
   caf::anon_send(st.owner, connected{st.tag, c.id()});
-  c.adopt(std::move(st.owner)); // reads at once; events follow `connected`
+  c.adopt(std::move(st.owner), st.report_sent); // reads at once; events follow `connected`
 }
 
 } // namespace

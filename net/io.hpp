@@ -81,12 +81,16 @@ struct connect_req {
   uint16_t port = 0;
   uint32_t timeout_ms = 5000;
   std::shared_ptr<const tls_client_config> tls; // null = plain TCP
+  /// false: no `sent` events (owners that do not count bytes, like tunnels,
+  /// are spared one message per write).
+  bool report_sent = true;
 };
 
 /// Makes `owner` the receiver of this connection's events and starts reading.
 struct adopt_req {
   conn_id id = 0;
   caf::actor owner;
+  bool report_sent = true; // as in connect_req
 };
 
 struct write_req {

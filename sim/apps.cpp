@@ -177,7 +177,21 @@ caf::behavior visitor(caf::event_based_actor* self, visitor_params p) {
           break;
       }
     },
-    [=](const net::connect_failed& ev) { finish(false, "connect: " + ev.what); },
+    [=](const net::connect_failed& ev) {
+      if (!st->p.fallback_hosts.empty()) {
+        st->p.host = st->p.fallback_hosts.front();
+        st->p.fallback_hosts.erase(st->p.fallback_hosts.begin());
+        res->target = st->p.host + ":" + std::to_string(st->p.port);
+        net::connect_req again;
+        again.tag = 1;
+        again.host = st->p.host;
+        again.port = st->p.port;
+        again.timeout_ms = st->p.connect_timeout_ms;
+        self->send(st->p.io, std::move(again));
+        return;
+      }
+      finish(false, "connect: " + ev.what);
+    },
     [=](const net::received& ev) {
       auto back = res->bytes_back;
       for (size_t i = 0; i < ev.data.size(); ++i) {

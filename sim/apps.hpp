@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "caf/actor.hpp"
 
@@ -48,6 +49,9 @@ struct visitor_params {
   uint8_t key = 0;              // of the service it means to reach
   uint32_t write_bytes = 16 * 1024; // one write_req each
   uint32_t connect_timeout_ms = 5000;
+  /// Hosts to try next when a connect is refused or fails (nothing was sent
+  /// yet, so a retry is safe): what a client behind DNS or a gateway does.
+  std::vector<std::string> fallback_hosts;
   std::shared_ptr<visitor_result> result;
   /// Virtual time for the result's timestamps (us).
   std::function<uint64_t()> now_us;

@@ -360,6 +360,10 @@ private:
       v.pop = s_.pops[rng_() % s_.pops.size()].name;
     v.serving = serves(v.pop, w.service);
     visitor_params vp;
+    if (forced_pop.empty() && w.pop.empty())
+      for (auto& p : serving)
+        if (p != v.pop)
+          vp.fallback_hosts.push_back(p);
     vp.io = d_.net().io(visitors_host);
     vp.host = v.pop;
     vp.port = s_.services[si].public_port;
@@ -694,6 +698,10 @@ scenario_report runner::run() {
       continue;
     }
     ++rep.sessions_failed;
+    if (rep.failed_examples.size() < 5)
+      rep.failed_examples.push_back("session " + std::to_string(i) + " via "
+                                    + v.pop + " at " + secs(r.started_us) + ": "
+                                    + (r.done ? r.error : "never finished"));
     if (excused(v)) {
       ++rep.sessions_excused;
     } else if (!r.done) {
@@ -896,6 +904,8 @@ std::string summarize(const scenario_report& r) {
       out << "; tunnels at target after " << secs(static_cast<uint64_t>(f.restored_us));
     out << "\n";
   }
+  for (auto& f : r.failed_examples)
+    out << "  failed: " << f << "\n";
   for (auto& e : r.expectations)
     out << "  expect " << e.what << ": " << (e.ok ? "ok" : "FAILED") << " ("
         << e.detail << ")\n";

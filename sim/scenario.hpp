@@ -156,6 +156,7 @@ struct scenario_report {
   uint64_t bytes_sent = 0;
   uint64_t bytes_back = 0;
   std::vector<std::string> violations; // broken invariants
+  std::vector<std::string> failed_examples; // the first failed sessions, why
   std::vector<check_result> expectations;
   std::vector<fault_outcome> faults;
   std::vector<std::string> trace; // only with keep_trace

@@ -62,6 +62,7 @@ struct conn_end {
   caf::actor owner;     // null until adopted (accepted ends)
   bool adopted = false; // reads only once adopted
   bool paused = false;
+  bool report_sent = true; // `sent` events wanted
   std::deque<flight> inbox;  // arrived, not yet handed to the owner
   std::deque<flight> outbox; // on the way to the peer, stream order
   uint64_t last_out_us = 0;  // delivery time of the newest outbox item
@@ -371,12 +372,12 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
         // still answers with RST.
         return connect_failed(host, sender, req.tag, target,
                               net::connect_error::refused, now_us());
-      establish(*h, sender, req.tag, *dst, listeners.at(p->second));
+      establish(*h, sender, req.tag, *dst, listeners.at(p->second), req.report_sent);
     });
   }
 
   void establish(host_state& src, const caf::actor& sender, uint64_t tag,
-                 host_state& dst, const listener_state& l) {
+                 host_state& dst, const listener_state& l, bool report_sent) {
     auto a_id = next_conn_id++;
     auto b_id = next_conn_id++;
     auto& a = conns[a_id];
@@ -392,6 +393,7 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
     a.peer_port = l.port;
     a.owner = sender;
     a.adopted = true; // a connecting end reads at once
+    a.report_sent = report_sent;
     auto& b = conns[b_id];
     b.id = b_id;
     b.peer_id = a_id;
@@ -598,6 +600,7 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
       return;
     e->owner = std::move(req.owner);
     e->adopted = true;
+    e->report_sent = req.report_sent;
     at(now_us(), [this, id = e->id] { flush(id); });
     watch(e->owner);
   }
@@ -618,6 +621,8 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
         push_flight(*e, due, flight_kind::data, std::move(c));
     e->bytes_written += n;
     total_bytes_written += n;
+    if (!e->report_sent)
+      return;
     e->last_sent_event_us = std::max(e->last_sent_event_us, tx_end);
     at(tx_end, [this, id = e->id, n] {
       auto e = find_conn(id);
