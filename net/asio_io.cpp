@@ -531,6 +531,25 @@ void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
   }
   if (closed_)
     return;
+  asio::error_code more_ec = ec;
+  if constexpr (is_tls) {
+    // An SSL read returns one record (16 KiB at most): drain what is already
+    // here, without waiting, so one message carries up to a whole buffer.
+    // The socket is non-blocking for synchronous calls; no async operation
+    // is in flight inside this handler.
+    while (!more_ec && n > 0 && n < read_buffer_bytes && !paused_) {
+      asio::error_code e2;
+      auto k = stream_.read_some(asio::buffer(read_ptr_ + n, read_buffer_bytes - n), e2);
+      n += k;
+      if (e2) {
+        if (e2 != asio::error::would_block && e2 != asio::error::try_again)
+          more_ec = e2;
+        break;
+      }
+      if (k == 0)
+        break;
+    }
+  }
   if (n > 0) {
     assert(n <= read_buffer_bytes);
     chunk data;
@@ -544,22 +563,22 @@ void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
     }
     caf::anon_send(owner_, received{id_, std::move(data)});
   }
-  if (!ec) {
+  if (!more_ec) {
     maybe_read();
     return;
   }
   // A TLS peer that shut its TCP send side without close_notify (our own
   // shutdown_write does that, see on_drained) shows up as stream_truncated.
-  bool eof = ec == asio::error::eof;
+  bool eof = more_ec == asio::error::eof;
   if constexpr (is_tls)
-    eof = eof || ec == asio::ssl::error::stream_truncated;
+    eof = eof || more_ec == asio::ssl::error::stream_truncated;
   if (eof) {
     eof_ = true;
     caf::anon_send(owner_, read_closed{id_});
     maybe_finish_peer();
     return;
   }
-  fail_with(ec);
+  fail_with(more_ec);
 }
 
 template <class Stream>
@@ -954,6 +973,7 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
   if (ec)
     return; // already gone again; nobody has heard of it
   sock.set_option(tcp::no_delay(true), ec);
+  sock.non_blocking(true, ec); // synchronous drains never wait
   auto peer_host = peer.address().to_string();
   auto peer_port = peer.port();
   auto id = ++next_id_;
@@ -1147,6 +1167,7 @@ void io_core::on_tcp_connected(const std::shared_ptr<connection<Stream>>& c,
   }
   asio::error_code ignored;
   c->socket().set_option(tcp::no_delay(true), ignored);
+  c->socket().non_blocking(true, ignored); // synchronous drains never wait
   if constexpr (std::is_same_v<Stream, tls_stream>) {
     c->stream().async_handshake(
       asio::ssl::stream_base::client,

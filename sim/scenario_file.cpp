@@ -408,8 +408,9 @@ public:
     if (!root.IsDefined() || root.IsNull())
       fail(file_, root.Mark(), "", "the scenario is empty (see scenarios/README.md)");
     fields top{file_, root, "the scenario",
-               {"name", "duration", "quiet", "drain_grace", "limits", "links", "pops",
-                "services", "agents", "workload", "faults", "expect"}};
+               {"name", "duration", "quiet", "drain_grace", "resume_timeout", "limits",
+                "links", "pops", "principals", "services", "agents", "clients",
+                "workload", "faults", "expect"}};
     if (top.has("name"))
       s_.name = top.name("name");
     if (top.has("duration"))
@@ -418,13 +419,20 @@ public:
       s_.quiet_us = top.duration("quiet");
     if (top.has("drain_grace"))
       s_.drain_grace_ms = top.duration_ms("drain_grace");
+    if (top.has("resume_timeout")) {
+      s_.resume_timeout_ms = top.duration_ms("resume_timeout");
+      if (s_.resume_timeout_ms == 0)
+        top.bad("resume_timeout", "must be at least 1ms");
+    }
     if (top.has("limits"))
       parse_limits(top);
     top.require("pops", "list the POPs, e.g. pops: [{name: pop1, region: eu}]");
     top.require("services", "list the services, e.g. services: [{name: pg}]");
     parse_pops(top);
+    parse_principals(top);
     parse_services(top);
     parse_agents(top);
+    parse_clients(top);
     if (top.has("links"))
       parse_links(top);
     parse_workload(top);
@@ -516,7 +524,8 @@ private:
       top.bad("services", "a scenario needs at least one service");
     std::set<uint64_t> ports;
     for (auto& n : items) {
-      fields f{file_, n, "a service", {"name", "secret", "public_port"}, "services"};
+      fields f{file_, n, "a service", {"name", "secret", "public_port", "public", "allow"},
+               "services"};
       f.require("name", "every service needs a name");
       service_spec svc;
       svc.name = f.name("name");
@@ -535,6 +544,10 @@ private:
         f.bad(f.has("public_port") ? "public_port" : "name",
               "public port " + std::to_string(svc.public_port)
                 + " is taken by another service");
+      if (f.has("public"))
+        svc.is_public = f.boolean("public");
+      if (f.has("allow"))
+        svc.allow = parse_allow(f);
       s_.services.push_back(svc);
     }
   }
@@ -570,6 +583,115 @@ private:
     }
   }
 
+  /// `allow: [sam, group:partners]`: declared principals, or groups some
+  /// declared principal is in (anything else is a typo that would quietly
+  /// lock everyone out).
+  std::vector<std::string> parse_allow(const fields& f) {
+    auto& n = f.node("allow");
+    if (!n.IsSequence())
+      f.bad("allow", "must be a list of principals and groups, e.g. "
+                     "[sam, \"group:partners\"]");
+    std::vector<std::string> out;
+    std::set<std::string> seen;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      if (!it->IsScalar())
+        fail(file_, it->Mark(), "allow", "must be a principal name or group:NAME");
+      auto entry = it->Scalar();
+      const std::string prefix = "group:";
+      if (entry.compare(0, prefix.size(), prefix) == 0) {
+        auto g = entry.substr(prefix.size());
+        bool good = !g.empty() && g.size() <= 64;
+        for (char c : g)
+          if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                || c == '_' || c == '-' || c == '.'))
+            good = false;
+        if (!good)
+          fail(file_, it->Mark(), "allow",
+               "'" + g + "' is not a group name (1-64 letters, digits, '_', '-', '.')");
+        if (!groups_.count(g))
+          fail(file_, it->Mark(), "allow",
+               "no principal is in group '" + g + "' (see 'principals')");
+      } else {
+        auto name = f.name_of(*it, "allow");
+        if (!principals_.count(name))
+          fail(file_, it->Mark(), "allow",
+               "unknown principal '" + name + "' (see 'principals'; groups are "
+               "written group:NAME)");
+      }
+      if (!seen.insert(entry).second)
+        fail(file_, it->Mark(), "allow", "'" + entry + "' is listed twice");
+      out.push_back(entry);
+    }
+    return out;
+  }
+
+  void parse_principals(const fields& top) {
+    for (auto& n : list(file_, top, "principals")) {
+      fields f{file_, n, "a principal", {"name", "secret", "groups", "revoked"},
+               "principals"};
+      f.require("name", "every principal needs a name");
+      principal_spec p;
+      p.name = f.name("name");
+      if (!principals_.insert(p.name).second)
+        f.bad("name", "principal '" + p.name + "' is listed twice");
+      if (f.has("secret"))
+        p.secret = f.str("secret");
+      if (f.has("groups")) {
+        p.groups = f.names("groups");
+        std::set<std::string> mine;
+        for (auto& g : p.groups)
+          if (!mine.insert(g).second)
+            f.bad("groups", "group '" + g + "' is listed twice");
+        groups_.insert(p.groups.begin(), p.groups.end());
+      }
+      if (f.has("revoked"))
+        p.revoked = f.boolean("revoked");
+      s_.principals.push_back(p);
+    }
+  }
+
+  void parse_clients(const fields& top) {
+    for (auto& n : list(file_, top, "clients")) {
+      fields f{file_, n, "a client",
+               {"name", "service", "principal", "secret", "tunnels", "pops",
+                "listen_port"},
+               "clients"};
+      f.require("name", "every client needs a name (its host name)");
+      f.require("service", "which service the client connects to");
+      f.require("principal", "who the client authenticates as");
+      client_spec c;
+      c.name = f.name("name");
+      add_host(f, "name", c.name);
+      c.service = f.name("service");
+      if (!services_.count(c.service))
+        f.bad("service", "unknown service '" + c.service + "'");
+      c.principal = f.name("principal");
+      if (!principals_.count(c.principal))
+        f.bad("principal", "unknown principal '" + c.principal
+                             + "' (declare it under 'principals'; one on no allow "
+                               "list plays a stranger)");
+      if (f.has("secret")) {
+        c.secret = f.str("secret");
+        if (c.secret.empty())
+          f.bad("secret", "must not be empty (leave it out to use the principal's)");
+      }
+      if (f.has("tunnels"))
+        c.tunnels = static_cast<uint32_t>(f.uint("tunnels", 1, tunnels_target_max));
+      if (f.has("pops")) {
+        c.pops = f.names("pops");
+        for (auto& p : c.pops)
+          if (!pops_.count(p))
+            f.bad("pops", "unknown POP '" + p + "'");
+        if (c.pops.empty())
+          f.bad("pops", "leave 'pops' out to use every POP; an empty list means none");
+      }
+      if (f.has("listen_port"))
+        c.listen_port = static_cast<uint16_t>(f.uint("listen_port", 1, 65535));
+      clients_[c.name] = c.service;
+      s_.clients.push_back(c);
+    }
+  }
+
   void parse_links(const fields& top) {
     fields links{file_, top.node("links"), "links", {"default", "overrides"}, "links"};
     if (links.has("default")) {
@@ -585,7 +707,8 @@ private:
       std::tie(l.a, l.b) = f.pair("between");
       for (auto& h : {l.a, l.b})
         if (!hosts_.count(h))
-          f.bad("between", "unknown host '" + h + "' (POPs, agents and 'visitors')");
+          f.bad("between", "unknown host '" + h
+                             + "' (POPs, agents, clients and 'visitors')");
       // Unset fields are the default link's.
       l.p = parse_link(f, s_.default_link);
       s_.links.push_back(l);
@@ -595,13 +718,29 @@ private:
   void parse_workload(const fields& top) {
     for (auto& n : list(file_, top, "workload")) {
       fields f{file_, n, "a workload",
-               {"service", "kind", "count", "start", "every", "bytes", "rounds", "pop"},
+               {"service", "kind", "count", "start", "every", "bytes", "rounds", "pop",
+                "via"},
                "workload"};
-      f.require("service", "which service the visitors call");
       workload_spec w;
-      w.service = f.name("service");
-      if (!services_.count(w.service))
-        f.bad("service", "unknown service '" + w.service + "'");
+      if (f.has("via")) {
+        w.via = f.name("via");
+        auto c = clients_.find(w.via);
+        if (c == clients_.end())
+          f.bad("via", "unknown client '" + w.via + "' (see 'clients')");
+        if (f.has("pop"))
+          f.bad("pop", "a workload goes through a POP's public port ('pop') or "
+                       "through a client ('via'), not both");
+        // The service is the client's; naming it is optional.
+        w.service = c->second;
+        if (f.has("service") && f.name("service") != w.service)
+          f.bad("service", "client '" + w.via + "' connects to service '" + w.service
+                             + "', not '" + f.name("service") + "'");
+      } else {
+        f.require("service", "which service the visitors call");
+        w.service = f.name("service");
+        if (!services_.count(w.service))
+          f.bad("service", "unknown service '" + w.service + "'");
+      }
       if (f.has("kind")) {
         auto k = f.str("kind");
         if (k == "echo")
@@ -683,13 +822,14 @@ private:
         std::tie(fs.a, fs.b) = f.pair(kind_key);
         for (auto& h : {fs.a, fs.b})
           if (!hosts_.count(h))
-            f.bad(kind_key, "unknown host '" + h + "' (POPs, agents and 'visitors')");
+            f.bad(kind_key, "unknown host '" + h
+                              + "' (POPs, agents, clients and 'visitors')");
       } else {
         fs.a = f.name(kind_key);
         if (fs.kind == fault_kind::drain && !pops_.count(fs.a))
           f.bad(kind_key, "'" + fs.a + "' is not a POP; only POPs drain");
         if (fs.a == visitors_host || !hosts_.count(fs.a))
-          f.bad(kind_key, "unknown host '" + fs.a + "' (a POP or an agent)");
+          f.bad(kind_key, "unknown host '" + fs.a + "' (a POP, an agent or a client)");
       }
       if (f.has("one_way")) {
         if (!pair)
@@ -760,7 +900,8 @@ private:
     if (name == visitors_host)
       f.bad(key, "'visitors' is the host every visitor runs on; pick another name");
     if (!hosts_.insert(name).second)
-      f.bad(key, "'" + name + "' is used twice (POP and agent names share one space)");
+      f.bad(key, "'" + name
+                   + "' is used twice (POP, agent and client names share one space)");
   }
 
   std::string file_;
@@ -768,6 +909,9 @@ private:
   std::set<std::string> hosts_{visitors_host};
   std::set<std::string> pops_;
   std::set<std::string> services_;
+  std::set<std::string> principals_;
+  std::set<std::string> groups_;
+  std::map<std::string, std::string> clients_; // name -> service
 };
 
 // -- the writer ----------------------------------------------------------------------
@@ -779,6 +923,21 @@ std::string link_fields(const link_params& p) {
          + (p.bandwidth_bytes_per_s == 0 ? std::string{"unlimited"}
                                          : format_size(p.bandwidth_bytes_per_s))
          + ", loss: " + format_fraction(p.loss);
+}
+
+/// Secrets are always quoted: an empty one must stay an empty string.
+std::string quoted_secret(const std::string& s) {
+  std::string q = quote(s);
+  if (q.empty() || q[0] != '"')
+    q = "\"" + q + "\"";
+  return q;
+}
+
+std::string name_list(const std::vector<std::string>& names) {
+  std::string out = "[";
+  for (size_t i = 0; i < names.size(); ++i)
+    out += (i ? ", " : "") + quote(names[i]);
+  return out + "]";
 }
 
 const char* kind_key(fault_kind k) {
@@ -924,6 +1083,8 @@ std::string to_yaml(const scenario_spec& s) {
   out << "duration: " << format_duration(s.duration_us) << "\n";
   out << "quiet: " << format_duration(s.quiet_us) << "\n";
   out << "drain_grace: " << format_duration(uint64_t{s.drain_grace_ms} * 1000) << "\n";
+  out << "resume_timeout: " << format_duration(uint64_t{s.resume_timeout_ms} * 1000)
+      << "\n";
   auto& l = s.limits;
   out << "limits:\n"
       << "  heartbeat_interval: " << format_duration(uint64_t{l.heartbeat_interval_ms} * 1000)
@@ -946,14 +1107,26 @@ std::string to_yaml(const scenario_spec& s) {
       out << ", region: " << quote(p.region);
     out << "}\n";
   }
+  if (!s.principals.empty()) {
+    out << "principals:\n";
+    for (auto& p : s.principals) {
+      out << "  - {name: " << quote(p.name) << ", secret: " << quoted_secret(p.secret);
+      if (!p.groups.empty())
+        out << ", groups: " << name_list(p.groups);
+      if (p.revoked)
+        out << ", revoked: true";
+      out << "}\n";
+    }
+  }
   out << "services:\n";
   for (auto& svc : s.services) {
     out << "  - {name: " << quote(svc.name);
-    // A secret is always quoted: an empty one must stay an empty string.
-    std::string q = quote(svc.secret);
-    if (q.empty() || q[0] != '"')
-      q = "\"" + q + "\"";
-    out << ", secret: " << q << ", public_port: " << svc.public_port << "}\n";
+    out << ", secret: " << quoted_secret(svc.secret) << ", public_port: " << svc.public_port;
+    if (!svc.is_public)
+      out << ", public: false";
+    if (!svc.allow.empty())
+      out << ", allow: " << name_list(svc.allow);
+    out << "}\n";
   }
   if (!s.agents.empty()) {
     out << "agents:\n";
@@ -971,6 +1144,18 @@ std::string to_yaml(const scenario_spec& s) {
       out << "}\n";
     }
   }
+  if (!s.clients.empty()) {
+    out << "clients:\n";
+    for (auto& c : s.clients) {
+      out << "  - {name: " << quote(c.name) << ", service: " << quote(c.service)
+          << ", principal: " << quote(c.principal) << ", tunnels: " << c.tunnels;
+      if (!c.pops.empty())
+        out << ", pops: " << name_list(c.pops);
+      if (!c.secret.empty())
+        out << ", secret: " << quoted_secret(c.secret);
+      out << ", listen_port: " << c.listen_port << "}\n";
+    }
+  }
   if (!s.workload.empty()) {
     out << "workload:\n";
     for (auto& w : s.workload) {
@@ -980,6 +1165,8 @@ std::string to_yaml(const scenario_spec& s) {
            << ", bytes: " << format_size(w.bytes) << ", rounds: " << w.rounds;
       if (!w.pop.empty())
         out << ", pop: " << quote(w.pop);
+      if (!w.via.empty())
+        out << ", via: " << quote(w.via);
       out << "}\n";
     }
   }

@@ -18,6 +18,7 @@ void expect_same(const scenario_spec& a, const scenario_spec& b) {
   EXPECT_EQ(a.duration_us, b.duration_us);
   EXPECT_EQ(a.quiet_us, b.quiet_us);
   EXPECT_EQ(a.drain_grace_ms, b.drain_grace_ms);
+  EXPECT_EQ(a.resume_timeout_ms, b.resume_timeout_ms);
   EXPECT_EQ(a.limits.heartbeat_interval_ms, b.limits.heartbeat_interval_ms);
   EXPECT_EQ(a.limits.heartbeat_misses_max, b.limits.heartbeat_misses_max);
   EXPECT_EQ(a.limits.handshake_timeout_ms, b.limits.handshake_timeout_ms);
@@ -47,6 +48,25 @@ void expect_same(const scenario_spec& a, const scenario_spec& b) {
     EXPECT_EQ(a.services[i].name, b.services[i].name);
     EXPECT_EQ(a.services[i].secret, b.services[i].secret);
     EXPECT_EQ(a.services[i].public_port, b.services[i].public_port);
+    EXPECT_EQ(a.services[i].is_public, b.services[i].is_public);
+    EXPECT_EQ(a.services[i].allow, b.services[i].allow);
+  }
+  ASSERT_EQ(a.principals.size(), b.principals.size());
+  for (size_t i = 0; i < a.principals.size(); ++i) {
+    EXPECT_EQ(a.principals[i].name, b.principals[i].name);
+    EXPECT_EQ(a.principals[i].secret, b.principals[i].secret);
+    EXPECT_EQ(a.principals[i].groups, b.principals[i].groups);
+    EXPECT_EQ(a.principals[i].revoked, b.principals[i].revoked);
+  }
+  ASSERT_EQ(a.clients.size(), b.clients.size());
+  for (size_t i = 0; i < a.clients.size(); ++i) {
+    EXPECT_EQ(a.clients[i].name, b.clients[i].name);
+    EXPECT_EQ(a.clients[i].service, b.clients[i].service);
+    EXPECT_EQ(a.clients[i].principal, b.clients[i].principal);
+    EXPECT_EQ(a.clients[i].secret, b.clients[i].secret);
+    EXPECT_EQ(a.clients[i].tunnels, b.clients[i].tunnels);
+    EXPECT_EQ(a.clients[i].pops, b.clients[i].pops);
+    EXPECT_EQ(a.clients[i].listen_port, b.clients[i].listen_port);
   }
   ASSERT_EQ(a.agents.size(), b.agents.size());
   for (size_t i = 0; i < a.agents.size(); ++i) {
@@ -68,6 +88,7 @@ void expect_same(const scenario_spec& a, const scenario_spec& b) {
     EXPECT_EQ(x.bytes, y.bytes);
     EXPECT_EQ(x.rounds, y.rounds);
     EXPECT_EQ(x.pop, y.pop);
+    EXPECT_EQ(x.via, y.via);
   }
   ASSERT_EQ(a.faults.size(), b.faults.size());
   for (size_t i = 0; i < a.faults.size(); ++i) {
@@ -117,6 +138,30 @@ agent_spec agent(const std::string& name, const std::string& svc, uint32_t k,
   a.pops = std::move(pops);
   a.secret = secret;
   return a;
+}
+
+principal_spec principal(const std::string& name, const std::string& secret,
+                         std::vector<std::string> groups, bool revoked) {
+  principal_spec p;
+  p.name = name;
+  p.secret = secret;
+  p.groups = std::move(groups);
+  p.revoked = revoked;
+  return p;
+}
+
+client_spec client(const std::string& name, const std::string& svc,
+                   const std::string& principal_name, const std::string& secret,
+                   uint32_t k, std::vector<std::string> pops, uint16_t listen_port) {
+  client_spec c;
+  c.name = name;
+  c.service = svc;
+  c.principal = principal_name;
+  c.secret = secret;
+  c.tunnels = k;
+  c.pops = std::move(pops);
+  c.listen_port = listen_port;
+  return c;
 }
 
 link_params link(uint32_t latency_us, uint32_t jitter_us, uint64_t bandwidth, double loss) {
@@ -181,6 +226,7 @@ scenario_spec everything() {
   s.duration_us = 61'500'001;
   s.quiet_us = 90'000'000;
   s.drain_grace_ms = 1234;
+  s.resume_timeout_ms = 4321;
   s.limits.heartbeat_interval_ms = 750;
   s.limits.heartbeat_misses_max = 4;
   s.limits.handshake_timeout_ms = 9000;
@@ -190,7 +236,16 @@ scenario_spec everything() {
   s.default_link = link(1500, 333, 100 * 1024 * 1024, 0.001);
   s.pops = {pop("pop1", "eu"), pop("pop2", "us"), pop("pop3", "")};
   s.services = {service("pg", "it's a \"secret\": yes", 5432), service("web", "", 8080),
-                service("true", "null", 8081)};
+                service("true", "null", 8081), service("vault", "v", 8082)};
+  s.services[0].allow = {"sam", "group:partners"}; // public and patch panel
+  s.services[3].is_public = false;                 // patch panel only
+  s.services[3].allow = {"group:ops", "no"};
+  s.principals = {principal("sam", "sam's \"key\"", {}, false),
+                  principal("no", "", {"partners", "ops"}, false),
+                  principal("old", "yes", {"ops"}, true)};
+  s.clients = {client("sam-laptop", "pg", "sam", "", 3, {"pop1", "pop3"}, 6543),
+               client("guess", "vault", "no", "wrong: #2", 1, {}, 1),
+               client("old-box", "vault", "old", "", 2, {}, 6000)};
   s.agents = {agent("joe", "pg", 2, {"pop1", "pop2"}, ""), agent("ann", "web", 3, {}, ""),
               agent("mallory", "pg", 1, {}, "wrong #1")};
   s.links = {link_between("joe", "pop1", link(40000, 0, 0, 0.1)),
@@ -199,7 +254,11 @@ scenario_spec everything() {
     load("pg", workload_kind::request_response, 100, 2'000'000, 200'000, 4096, 5, ""),
     load("web", workload_kind::download, 3, 1'500'000, 0, 1'000'000, 1, "pop2"),
     load("pg", workload_kind::upload, 0, 0, 1, 1, 1, ""),
-    load("true", workload_kind::echo, 1, 999, 0, 1 << 20, 1, "pop3")};
+    load("true", workload_kind::echo, 1, 999, 0, 1 << 20, 1, "pop3"),
+    load("pg", workload_kind::request_response, 4, 3'000'000, 100'000, 3 << 20, 2, ""),
+    load("vault", workload_kind::echo, 2, 4'000'000, 0, 10, 1, "")};
+  s.workload[4].via = "sam-laptop";
+  s.workload[5].via = "guess";
   s.faults = {
     fault(20'000'000, fault_kind::crash, "pop1"),
     fault(20'000'000, fault_kind::crash_silent, "ann", "", true, 3'000'000),
@@ -210,6 +269,9 @@ scenario_spec everything() {
     fault(32'000'000, fault_kind::heal, "visitors", "pop3"),
     fault(33'000'000, fault_kind::latency_spike, "joe", "pop1", true, 2'500'000, 200'000),
     fault(34'000'000, fault_kind::loss_burst, "ann", "pop3", false, 1'000'000, 0, 0.2),
+    fault(35'000'000, fault_kind::crash, "sam-laptop"),
+    fault(36'000'000, fault_kind::partition, "guess", "pop2", true, 1'000'000),
+    fault(37'000'000, fault_kind::restart, "sam-laptop"),
   };
   s.expectations = {expect(expectation_kind::sessions_failed_max, 7, 0),
                     expect(expectation_kind::tunnels_restored_within, 5'000'000, 0),
@@ -253,6 +315,31 @@ expect:
 /// `minimal` with line `line` (1-based) replaced.
 std::string with_line(int line, const std::string& replacement) {
   std::istringstream in{minimal};
+  std::string out, l;
+  for (int i = 1; std::getline(in, l); ++i)
+    out += (i == line ? replacement : l) + "\n";
+  return out;
+}
+
+const char* const panel = R"(name: panel
+pops:
+  - {name: pop1}
+principals:
+  - {name: sam, secret: s1, groups: [partners]}
+services:
+  - {name: pg, public: false, allow: [sam, group:partners]}
+agents:
+  - {name: joe, service: pg}
+clients:
+  - {name: sam-laptop, service: pg, principal: sam, tunnels: 1}
+workload:
+  - {via: sam-laptop, count: 2}
+resume_timeout: 10s
+)";
+
+/// `panel` with line `line` (1-based) replaced.
+std::string panel_with_line(int line, const std::string& replacement) {
+  std::istringstream in{panel};
   std::string out, l;
   for (int i = 1; std::getline(in, l); ++i)
     out += (i == line ? replacement : l) + "\n";
@@ -395,6 +482,91 @@ TEST(scenario_file, malformed_files_get_one_line_with_file_line_and_key) {
   }
 }
 
+TEST(scenario_file, patch_panel_keys) {
+  auto s = parse_scenario(std::string(panel) + "faults:\n"
+                                               "  - {at: 5s, crash: sam-laptop}\n"
+                                               "  - {at: 6s, partition: [sam-laptop, pop1]}\n"
+                                               "  - {at: 7s, restart: sam-laptop}\n",
+                          "panel.yaml");
+  EXPECT_EQ(s.resume_timeout_ms, 10000u);
+  ASSERT_EQ(s.services.size(), 1u);
+  EXPECT_FALSE(s.services[0].is_public);
+  EXPECT_EQ(s.services[0].allow, (std::vector<std::string>{"sam", "group:partners"}));
+  ASSERT_EQ(s.principals.size(), 1u);
+  EXPECT_EQ(s.principals[0].secret, "s1");
+  EXPECT_EQ(s.principals[0].groups, std::vector<std::string>{"partners"});
+  EXPECT_FALSE(s.principals[0].revoked);
+  ASSERT_EQ(s.clients.size(), 1u);
+  EXPECT_EQ(s.clients[0].principal, "sam");
+  EXPECT_EQ(s.clients[0].tunnels, 1u);
+  EXPECT_EQ(s.clients[0].listen_port, 6000u); // the engine's default
+  EXPECT_EQ(s.clients[0].secret, "");
+  ASSERT_EQ(s.workload.size(), 1u);
+  EXPECT_EQ(s.workload[0].via, "sam-laptop");
+  EXPECT_EQ(s.workload[0].service, "pg") << "a via workload calls the client's service";
+  ASSERT_EQ(s.faults.size(), 3u);
+  EXPECT_EQ(s.faults[0].a, "sam-laptop");
+
+  std::vector<std::pair<std::string, std::string>> cases = {
+    {panel_with_line(7, "  - {name: pg, allow: [sam, mallory]}"),
+     R"(^bad\.yaml:7: key 'allow': unknown principal 'mallory')"},
+    {panel_with_line(7, "  - {name: pg, allow: [\"group:staff\"]}"),
+     R"(^bad\.yaml:7: key 'allow': no principal is in group 'staff')"},
+    {panel_with_line(7, "  - {name: pg, allow: [\"group:\"]}"),
+     R"(^bad\.yaml:7: key 'allow': '' is not a group name)"},
+    {panel_with_line(7, "  - {name: pg, allow: [sam, sam]}"),
+     R"(^bad\.yaml:7: key 'allow': 'sam' is listed twice)"},
+    {panel_with_line(7, "  - {name: pg, allow: sam}"), R"(^bad\.yaml:7: key 'allow': must be a list)"},
+    {panel_with_line(7, "  - {name: pg, public: maybe}"),
+     R"(^bad\.yaml:7: key 'public': must be true or false)"},
+    {panel_with_line(7, "  - {name: pg, private: true}"),
+     R"(^bad\.yaml:7: key 'private': unknown key in a service)"},
+    {panel_with_line(5, "  - {name: sam, revoked: perhaps}"),
+     R"(^bad\.yaml:5: key 'revoked': must be true or false)"},
+    {panel_with_line(5, "  - {name: sam, groups: partners}"),
+     R"(^bad\.yaml:5: key 'groups': must be a list)"},
+    {panel_with_line(5, "  - {name: sam, groups: [partners, partners]}"),
+     R"(^bad\.yaml:5: key 'groups': group 'partners' is listed twice)"},
+    {panel_with_line(5, "  - {secret: s1}"), R"(^bad\.yaml:5: key 'name': missing)"},
+    {panel_with_line(5, "  - {name: sam, groups: [partners]}\n  - {name: sam}"),
+     R"(^bad\.yaml:6: key 'name': principal 'sam' is listed twice)"},
+    {panel_with_line(11, "  - {name: sam-laptop, service: pg, principal: eve}"),
+     R"(^bad\.yaml:11: key 'principal': unknown principal 'eve')"},
+    {panel_with_line(11, "  - {name: sam-laptop, service: pg}"),
+     R"(^bad\.yaml:11: key 'principal': missing)"},
+    {panel_with_line(11, "  - {name: sam-laptop, service: mysql, principal: sam}"),
+     R"(^bad\.yaml:11: key 'service': unknown service 'mysql')"},
+    {panel_with_line(11, "  - {name: sam-laptop, service: pg, principal: sam, tunnels: 4}"),
+     R"(^bad\.yaml:11: key 'tunnels': must be between 1 and 3)"},
+    {panel_with_line(11, "  - {name: sam-laptop, service: pg, principal: sam, pops: [pop9]}"),
+     R"(^bad\.yaml:11: key 'pops': unknown POP 'pop9')"},
+    {panel_with_line(11, "  - {name: sam-laptop, service: pg, principal: sam, listen_port: 0}"),
+     R"(^bad\.yaml:11: key 'listen_port': must be between 1 and 65535)"},
+    {panel_with_line(11, "  - {name: sam-laptop, service: pg, principal: sam, secret: \"\"}"),
+     R"(^bad\.yaml:11: key 'secret': must not be empty)"},
+    {panel_with_line(11, "  - {name: joe, service: pg, principal: sam}"),
+     R"(^bad\.yaml:11: key 'name': 'joe' is used twice)"},
+    {panel_with_line(13, "  - {via: eve-laptop}"), R"(^bad\.yaml:13: key 'via': unknown client 'eve-laptop')"},
+    {panel_with_line(13, "  - {via: sam-laptop, pop: pop1}"),
+     R"(^bad\.yaml:13: key 'pop': .*not both)"},
+    {panel_with_line(13, "  - {via: sam-laptop, service: web}"),
+     R"(^bad\.yaml:13: key 'service': client 'sam-laptop' connects to service 'pg', not 'web')"},
+    {panel_with_line(13, "  - {count: 2}"), R"(^bad\.yaml:13: key 'service': missing)"},
+    {panel_with_line(14, "resume_timeout: 0"), R"(^bad\.yaml:14: key 'resume_timeout': must be at least 1ms)"},
+    {panel_with_line(14, "resume_timeout: 1500us"),
+     R"(^bad\.yaml:14: key 'resume_timeout': must be whole milliseconds)"},
+    {std::string(panel) + "faults:\n  - {at: 5s, drain: sam-laptop}\n",
+     R"(^bad\.yaml:16: key 'drain': 'sam-laptop' is not a POP)"},
+    {std::string(panel) + "faults:\n  - {at: 5s, crash: eve-laptop}\n",
+     R"(^bad\.yaml:16: key 'crash': unknown host 'eve-laptop' \(a POP, an agent or a client\))"},
+  };
+  for (auto& [text, expect] : cases) {
+    auto msg = error_of(text);
+    EXPECT_TRUE(std::regex_search(msg, std::regex{expect}))
+      << "message: " << msg << "\nwanted:  " << expect << "\nfor:\n" << text;
+  }
+}
+
 TEST(scenario_file, missing_file_is_one_line) {
   try {
     load_scenario("/nonexistent/dir/x.yaml");
@@ -447,7 +619,7 @@ TEST(scenario_file, every_library_scenario_loads_and_validates) {
     EXPECT_EQ(s.name, entry.path().stem().string()) << "name matches the file";
     expect_same(s, parse_scenario(to_yaml(s), "again.yaml"));
   }
-  EXPECT_GE(n, 9u);
+  EXPECT_GE(n, 11u);
 }
 
 TEST(scenario_file, sweep_variants_keep_the_fault_budget) {
