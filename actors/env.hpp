@@ -22,7 +22,8 @@ struct tunnel_limits {
   uint32_t connect_timeout_ms = 5000;
   /// Credit per stream and direction: bounds buffering per session.
   uint32_t window_bytes = 1024 * 1024;
-  uint32_t streams_per_tunnel_max = 1024;
+  /// Also bounds a tunnel's buffering: streams x window in the worst case.
+  uint32_t streams_per_tunnel_max = 16384;
 };
 
 struct env {

@@ -267,6 +267,7 @@ private:
   // The next read lands here; handed to the actors whole after a large read.
   chunk read_chunk_;
   char* read_ptr_ = nullptr;
+  size_t read_size_ = small_read_copy_bytes; // grows to read_buffer_bytes
   bool reading_ = false; // adopted or connected: reads may run
   bool report_sent_ = true;
   bool paused_ = false;
@@ -510,9 +511,9 @@ void connection<Stream>::maybe_read() {
     return;
   assert(io_.on_io_thread());
   if (!read_ptr_) // after a large read gave the buffer away
-    read_chunk_ = chunk::allocate(read_buffer_bytes, &read_ptr_);
+    read_chunk_ = chunk::allocate(read_size_, &read_ptr_);
   read_in_flight_ = true;
-  stream_.async_read_some(asio::buffer(read_ptr_, read_buffer_bytes),
+  stream_.async_read_some(asio::buffer(read_ptr_, read_size_),
                           [self = this->shared_from_this()](
                             const asio::error_code& ec, size_t n) {
                             self->on_read(ec, n);
@@ -537,9 +538,9 @@ void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
     // here, without waiting, so one message carries up to a whole buffer.
     // The socket is non-blocking for synchronous calls; no async operation
     // is in flight inside this handler.
-    while (!more_ec && n > 0 && n < read_buffer_bytes && !paused_) {
+    while (!more_ec && n > 0 && n < read_size_ && !paused_) {
       asio::error_code e2;
-      auto k = stream_.read_some(asio::buffer(read_ptr_ + n, read_buffer_bytes - n), e2);
+      auto k = stream_.read_some(asio::buffer(read_ptr_ + n, read_size_ - n), e2);
       n += k;
       if (e2) {
         if (e2 != asio::error::would_block && e2 != asio::error::try_again)
@@ -551,10 +552,19 @@ void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
     }
   }
   if (n > 0) {
-    assert(n <= read_buffer_bytes);
+    assert(n <= read_size_);
     chunk data;
+    // Idle and chatty connections read into a small buffer; one that fills
+    // it gets the large one for its next read (and gives it back when its
+    // reads turn small again), so 10 000 idle connections hold little.
+    bool full = n == read_size_;
     if (n <= small_read_copy_bytes) {
       data = chunk::copy_of(read_ptr_, n);
+      if (!full && read_size_ > small_read_copy_bytes) {
+        read_chunk_ = chunk{};
+        read_ptr_ = nullptr;
+        read_size_ = small_read_copy_bytes;
+      }
     } else {
       // Hand the buffer itself to the actors: no copy.
       data = chunk::shrink(std::move(read_chunk_), n);
@@ -562,6 +572,11 @@ void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
       read_ptr_ = nullptr;
     }
     caf::anon_send(owner_, received{id_, std::move(data)});
+    if (full && read_size_ < read_buffer_bytes) {
+      read_chunk_ = chunk{};
+      read_ptr_ = nullptr;
+      read_size_ = read_buffer_bytes;
+    }
   }
   if (!more_ec) {
     maybe_read();
@@ -786,9 +801,9 @@ void connection<Stream>::graceful_close() {
 template <class Stream>
 void connection<Stream>::linger_read() {
   if (!read_ptr_)
-    read_chunk_ = chunk::allocate(read_buffer_bytes, &read_ptr_);
+    read_chunk_ = chunk::allocate(read_size_, &read_ptr_);
   read_in_flight_ = true;
-  stream_.async_read_some(asio::buffer(read_ptr_, read_buffer_bytes),
+  stream_.async_read_some(asio::buffer(read_ptr_, read_size_),
                           [self = this->shared_from_this()](
                             const asio::error_code& ec, size_t n) {
                             self->on_read(ec, n);
