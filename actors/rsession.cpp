@@ -470,8 +470,8 @@ private:
         send_record(rec::resumed, buf, sizeof(buf));
         ++resumes_;
         path_back();
-        trace("resumed on a new path; resending from offset "
-              + std::to_string(acked_));
+        trace("resumed on a new path; resending " + std::to_string(sent_ - acked_)
+              + " bytes from offset " + std::to_string(acked_));
         pump();
         return;
       }
@@ -482,8 +482,8 @@ private:
         rewind_to(net::read_u64(body.data()));
         ++resumes_;
         path_back();
-        trace("resumed on a new path; resending from offset "
-              + std::to_string(acked_));
+        trace("resumed on a new path; resending " + std::to_string(sent_ - acked_)
+              + " bytes from offset " + std::to_string(acked_));
         pump();
         return;
       case rec::ack:
