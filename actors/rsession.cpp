@@ -567,17 +567,11 @@ private:
     if (finished_)
       return;
     bool ours = fin_sent_ && fin_acked_ && acked_ == sent_;
-    if (ours && peer_fin_ && local_done_) {
-      if (tunnel_ && !stream_fin_sent_) {
-        stream_fin_sent_ = true;
-        send(p_.e.io, net::write_req{tunnel_conn_, {net::encode_frame(
-                                                     net::frame_type::fin, sid_,
-                                                     nullptr, 0)}});
-      }
-      finish();
-    }
+    if (ours && peer_fin_ && local_done_)
+      end_soon();
   }
 
+  /// Ends the stream (the splice at the POP passes the FIN on) and the session.
   void end_soon() {
     ending_ = true;
     if (tunnel_ && !stream_fin_sent_) {

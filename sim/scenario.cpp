@@ -240,6 +240,21 @@ private:
     sample();
   }
 
+  /// What agents and patch-panel clients share: the failover controller.
+  agent_params controller_params(const std::string& host,
+                                 const std::vector<std::string>& pops,
+                                 uint32_t tunnels, const std::string& service) {
+    agent_params ap;
+    ap.e = make_env(host);
+    for (auto& p : s_.pops)
+      if (pops.empty() || std::find(pops.begin(), pops.end(), p.name) != pops.end())
+        ap.pops.push_back(pop_endpoint{p.name, p.name, tunnel_port, p.region});
+    ap.tunnels_target = tunnels;
+    ap.tls = std::make_shared<net::tls_client_config>(); // the sim is trusted
+    ap.service = service;
+    return ap;
+  }
+
   void start_agent(const agent_spec& a) {
     auto si = service_index(a.service);
     auto& svc = s_.services[si];
@@ -247,15 +262,7 @@ private:
                                  static_cast<uint16_t>(service_port_base + si),
                                  key_of(si));
     d_.net().register_actor(a.name, app);
-    agent_params ap;
-    ap.e = make_env(a.name);
-    for (auto& p : s_.pops)
-      if (a.pops.empty()
-          || std::find(a.pops.begin(), a.pops.end(), p.name) != a.pops.end())
-        ap.pops.push_back(pop_endpoint{p.name, p.name, tunnel_port, p.region});
-    ap.tunnels_target = a.tunnels;
-    ap.tls = std::make_shared<net::tls_client_config>();
-    ap.service = a.service;
+    auto ap = controller_params(a.name, a.pops, a.tunnels, a.service);
     ap.agent_id = a.name;
     ap.key = net::derive_key(a.secret.empty() ? svc.secret : a.secret);
     ap.local_host = a.name;
@@ -296,15 +303,7 @@ private:
   }
 
   void start_client(const client_spec& c) {
-    agent_params ap;
-    ap.e = make_env(c.name);
-    for (auto& p : s_.pops)
-      if (c.pops.empty()
-          || std::find(c.pops.begin(), c.pops.end(), p.name) != c.pops.end())
-        ap.pops.push_back(pop_endpoint{p.name, p.name, tunnel_port, p.region});
-    ap.tunnels_target = c.tunnels;
-    ap.tls = std::make_shared<net::tls_client_config>();
-    ap.service = c.service;
+    auto ap = controller_params(c.name, c.pops, c.tunnels, c.service);
     ap.agent_id = c.principal;
     auto pr = principal_of(c);
     ap.key = net::derive_key(!c.secret.empty() ? c.secret
