@@ -110,7 +110,7 @@ public:
           return;
         auto& ps = pops_[i];
         ps.phase = pop_state::up;
-        ps.up_since = clock().now();
+        ps.up_since = local_now();
         ps.last_error.clear();
         notify(agent_event::up,
                "tunnel up to POP " + ps.ep.name + region_of(ps) + " for service '"
@@ -151,6 +151,11 @@ public:
   }
 
 private:
+  /// Time as this host's clock tells it (see host_clock).
+  caf::actor_clock::time_point local_now() {
+    return p_.e.clock->local(clock().now());
+  }
+
   struct pop_state {
     pop_endpoint ep;
     enum phase_t { idle, connecting, up, draining } phase = idle;
@@ -207,7 +212,7 @@ private:
   void rebalance() {
     if (fatal_)
       return;
-    auto now = clock().now();
+    auto now = local_now();
     auto active = count(pop_state::connecting) + count(pop_state::up);
     auto total = active + count(pop_state::draining);
     while (active < target_ && total < target_ + 1) {
@@ -266,7 +271,7 @@ private:
     timer_pending_ = true;
     timer_at_ = next;
     auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(next - now);
-    delayed_send(this, std::max(delay, std::chrono::milliseconds(1)),
+    delayed_send(this, p_.e.clock->real_delay(std::max(delay, std::chrono::milliseconds(1))),
                  reconnect_atom::value);
   }
 
@@ -305,7 +310,7 @@ private:
     ps.phase = pop_state::idle;
     if (fatal_)
       return;
-    auto now = clock().now();
+    auto now = local_now();
     uint64_t delay_ms = 0;
     if (phase == pop_state::draining) {
       // Not a failure: the POP asked us to go. Give it time to restart.

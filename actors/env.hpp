@@ -7,6 +7,7 @@
 #include <string>
 
 #include "caf/actor.hpp"
+#include "caf/actor_clock.hpp"
 #include "net/handshake.hpp"
 #include "net/trace.hpp"
 
@@ -26,12 +27,47 @@ struct tunnel_limits {
   uint32_t streams_per_tunnel_max = 16384;
 };
 
+/// A host's own clock. Actors measure time and set timers through it, so the
+/// simulator can make one host's clock run fast or slow (clock skew). The
+/// protocol never compares clocks across hosts, only durations on one, so
+/// skew shows up as timers that fire early or late. Real runs keep rate 1.
+class host_clock {
+public:
+  using time_point = caf::actor_clock::time_point;
+  using duration = caf::actor_clock::duration_type;
+
+  /// This host's reading of the time when the system clock says `real`.
+  time_point local(time_point real) const {
+    return local0_ + std::chrono::duration_cast<duration>((real - real0_) * rate_);
+  }
+
+  /// How long the system waits for `local` to pass on this host.
+  duration real_delay(duration local) const {
+    return std::chrono::duration_cast<duration>(local / rate_);
+  }
+
+  /// From `real_now` on, this host's clock runs at `rate` (1 = true time).
+  void set_rate(time_point real_now, double rate) {
+    local0_ = local(real_now);
+    real0_ = real_now;
+    rate_ = rate;
+  }
+
+  double rate() const { return rate_; }
+
+private:
+  time_point real0_{};
+  time_point local0_{};
+  double rate_ = 1.0;
+};
+
 struct env {
   caf::actor io;                      // the seam for this host
   std::shared_ptr<net::tracer> trace; // never null
   std::shared_ptr<net::entropy> rng;  // never null
   std::string host;                   // this host's name, for traces
   tunnel_limits limits;
+  std::shared_ptr<host_clock> clock = std::make_shared<host_clock>();
 };
 
 } // namespace drtp

@@ -99,7 +99,7 @@ public:
       },
       [this](auth_failed& ev) {
         auto& f = failures_[ev.peer_host];
-        auto now = clock().now();
+        auto now = local_now();
         if (now - f.last > ms(p_.auth_failure_window_ms))
           f.count = 0;
         f.count = std::min<uint32_t>(f.count + 1, 16);
@@ -135,6 +135,11 @@ public:
   }
 
 private:
+  /// Time as this host's clock tells it (see host_clock).
+  caf::actor_clock::time_point local_now() {
+    return p_.e.clock->local(clock().now());
+  }
+
   struct tunnel_entry {
     caf::actor tunnel;
     uint32_t streams = 0; // as last reported, plus visitors handed since
@@ -171,7 +176,7 @@ private:
     auto i = failures_.find(host);
     if (i == failures_.end() || i->second.count == 0)
       return 0;
-    if (clock().now() - i->second.last > ms(p_.auth_failure_window_ms))
+    if (local_now() - i->second.last > ms(p_.auth_failure_window_ms))
       return 0;
     // 100 ms after the first failure, doubling up to the cap.
     uint64_t d = 100ull << std::min<uint32_t>(i->second.count - 1, 10);
@@ -301,7 +306,7 @@ private:
       for (auto& t : s.tunnels)
         send(t.tunnel, drain_atom::value);
     }
-    delayed_send(this, ms(p_.drain_grace_ms), grace_atom::value);
+    delayed_send(this, p_.e.clock->real_delay(ms(p_.drain_grace_ms)), grace_atom::value);
     report_status();
     check_drained();
   }

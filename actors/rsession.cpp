@@ -201,6 +201,11 @@ public:
   }
 
 private:
+  /// Time as this host's clock tells it (see host_clock).
+  caf::actor_clock::time_point local_now() {
+    return p_.e.clock->local(clock().now());
+  }
+
   void trace(const std::string& what) {
     p_.e.trace->emit(p_.e.host, who_, what);
   }
@@ -230,7 +235,7 @@ private:
     trace("lost its path (" + why + "); resuming");
     if (!expire_armed_) {
       expire_armed_ = true;
-      delayed_send(this, std::chrono::milliseconds(p_.resume_timeout_ms),
+      delayed_send(this, p_.e.clock->real_delay(std::chrono::milliseconds(p_.resume_timeout_ms)),
                    expire_atom::value, path_epoch_);
     }
     if (p_.client_end)
@@ -241,7 +246,7 @@ private:
     if (retry_pending_)
       return;
     retry_pending_ = true;
-    delayed_send(this, d, retry_atom::value);
+    delayed_send(this, p_.e.clock->real_delay(d), retry_atom::value);
   }
 
   /// Client end: the best tunnel the controller has, skipping ones that just

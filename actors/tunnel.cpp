@@ -35,7 +35,7 @@ public:
 
   caf::behavior make_behavior() override {
     who_ = "tunnel#" + std::to_string(id());
-    last_rx_ = clock().now();
+    last_rx_ = local_now();
     if (p_.role == tunnel_params::agent_side) {
       net::connect_req req;
       req.tag = 1;
@@ -49,13 +49,13 @@ public:
       conn_ = p_.conn;
       send(p_.e.io, net::adopt_req{conn_, this, false});
     }
-    delayed_send(this, ms(p_.e.limits.handshake_timeout_ms),
+    delayed_send(this, p_.e.clock->real_delay(ms(p_.e.limits.handshake_timeout_ms)),
                  hs_timeout_atom::value);
     return {
       // -- the link --------------------------------------------------------------
       [this](net::connected& ev) {
         conn_ = ev.id;
-        last_rx_ = clock().now();
+        last_rx_ = local_now();
         net::hello_msg hello;
         hello.service = p_.service;
         hello.agent_id = p_.agent_id;
@@ -71,7 +71,7 @@ public:
       [this](net::received& ev) {
         if (ev.id != conn_)
           return;
-        last_rx_ = clock().now();
+        last_rx_ = local_now();
         frames_.clear();
         auto st = decoder_.feed(ev.data, frames_);
         for (auto& f : frames_) {
@@ -152,6 +152,11 @@ public:
   }
 
 private:
+  /// Time as this host's clock tells it (see host_clock).
+  caf::actor_clock::time_point local_now() {
+    return p_.e.clock->local(clock().now());
+  }
+
   struct stream_state {
     caf::actor session; // null until its owner exists (patch panel)
     uint64_t recv_outstanding_bytes = 0; // received, credit not yet returned
@@ -262,7 +267,7 @@ private:
           return protocol_error("unknown role");
         }
         if (p_.auth_delay_ms > 0)
-          delayed_send(this, ms(p_.auth_delay_ms), delayed_atom::value);
+          delayed_send(this, p_.e.clock->real_delay(ms(p_.auth_delay_ms)), delayed_atom::value);
         else
           send_challenge();
         return true;
@@ -344,7 +349,7 @@ private:
                               p_.role == tunnel_params::pop_side ? p_.peer_host
                                                                  : p_.pop_host,
                               peer_is_client_});
-    delayed_send(this, check_period(), heartbeat_atom::value);
+    delayed_send(this, p_.e.clock->real_delay(check_period()), heartbeat_atom::value);
   }
 
   // -- frames once up ----------------------------------------------------------------
@@ -603,7 +608,7 @@ private:
   uint64_t now_us() {
     return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(
-        clock().now().time_since_epoch())
+        local_now().time_since_epoch())
         .count());
   }
 
@@ -616,7 +621,7 @@ private:
   void on_heartbeat() {
     if (dead_)
       return;
-    auto now = clock().now();
+    auto now = local_now();
     auto silent = now - last_rx_;
     auto limit = ms(p_.e.limits.heartbeat_interval_ms
                     * p_.e.limits.heartbeat_misses_max);
@@ -631,7 +636,7 @@ private:
       last_ping_ = now;
       write(net::encode_u64_frame(frame_type::ping, 0, now_us()));
     }
-    delayed_send(this, check_period(), heartbeat_atom::value);
+    delayed_send(this, p_.e.clock->real_delay(check_period()), heartbeat_atom::value);
   }
 
 

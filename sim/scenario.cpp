@@ -195,6 +195,10 @@ private:
     e.rng = net::make_seeded_entropy(seed_ * 7919 + ++salt_);
     e.host = host;
     e.limits = s_.limits;
+    auto& c = clocks_[host];
+    if (!c)
+      c = std::make_shared<host_clock>();
+    e.clock = c; // survives restarts: the skew belongs to the machine
     return e;
   }
 
@@ -436,6 +440,17 @@ private:
         heal(f.a, f.b);
         end_of_effect = now;
         break;
+      case fault_kind::clock_skew: {
+        auto& c = clocks_[f.a];
+        if (!c)
+          c = std::make_shared<host_clock>();
+        c->set_rate(d_.sys().clock().now(), f.rate);
+        if (f.duration_us > 0)
+          later_.push_back({now + f.duration_us, [this, host = f.a] {
+                              clocks_[host]->set_rate(d_.sys().clock().now(), 1.0);
+                            }});
+        break;
+      }
       case fault_kind::latency_spike:
       case fault_kind::loss_burst: {
         link_params p = s_.default_link;
@@ -518,6 +533,7 @@ private:
   uint64_t salt_ = 0;
   std::vector<caf::actor> observers_;
   std::map<std::string, caf::actor> pops_;
+  std::map<std::string, std::shared_ptr<host_clock>> clocks_;
   std::map<std::string, bool> pop_alive_;
   std::map<std::string, pop_status> status_;
   std::map<std::string, uint32_t> agent_up_;
@@ -783,6 +799,7 @@ const char* to_string(fault_kind k) noexcept {
     case fault_kind::heal: return "heal";
     case fault_kind::latency_spike: return "latency-spike";
     case fault_kind::loss_burst: return "loss-burst";
+    case fault_kind::clock_skew: return "clock-skew";
   }
   return "?";
 }
@@ -871,6 +888,8 @@ std::string validate(const scenario_spec& s) {
       return std::string(to_string(f.kind)) + " needs a second host, got '" + f.b + "'";
     if (f.kind == fault_kind::drain && !pops.count(f.a))
       return "drain names '" + f.a + "', which is not a POP";
+    if (f.kind == fault_kind::clock_skew && (f.rate < 0.5 || f.rate > 2.0))
+      return "clock skew rate must be between 0.5 and 2";
   }
   for (auto& e : s.expectations)
     if (e.kind != expectation_kind::sessions_failed_max && e.fault >= s.faults.size())

@@ -80,6 +80,7 @@ enum class fault_kind : uint8_t {
   heal,          // a, b
   latency_spike, // a, b: latency_us for duration_us
   loss_burst,    // a, b: loss for duration_us
+  clock_skew,    // a: host whose clock runs at `rate` (for duration_us, or on)
 };
 
 const char* to_string(fault_kind k) noexcept;
@@ -93,6 +94,7 @@ struct fault_spec {
   uint64_t duration_us = 0; // 0: until healed (partition) / no effect
   uint32_t latency_us = 0;
   double loss = 0;
+  double rate = 1.0; // clock_skew: 1.05 runs 5% fast
 };
 
 enum class expectation_kind : uint8_t {

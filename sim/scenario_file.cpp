@@ -23,10 +23,6 @@ namespace {
 constexpr const char* visitors_host = "visitors";
 constexpr uint64_t workload_count_max = 100000;
 
-const char* const clock_skew_message =
-  "clock skew is not supported: the simulator runs every host on one "
-  "virtual clock";
-
 // -- errors ------------------------------------------------------------------------
 
 std::string line_of(const std::string& file, const YAML::Mark& m) {
@@ -206,8 +202,6 @@ public:
       if (!it->first.IsScalar())
         fail(file, it->first.Mark(), "", "a key in " + what + " must be a plain word");
       auto key = it->first.Scalar();
-      if (key == "clock_skew")
-        fail(file, it->first.Mark(), key, clock_skew_message);
       if (std::find_if(allowed.begin(), allowed.end(),
                        [&](const char* a) { return key == a; })
           == allowed.end())
@@ -352,6 +346,17 @@ public:
   }
 
   /// A chance: 0.05 or 5%.
+  double number(const std::string& key) const {
+    auto& n = node(key);
+    auto txt = n.IsScalar() ? trim(n.Scalar()) : std::string{};
+    char* end = nullptr;
+    errno = 0;
+    double v = txt.empty() ? NAN : std::strtod(txt.c_str(), &end);
+    if (txt.empty() || errno != 0 || *end != '\0' || !std::isfinite(v))
+      bad(key, "must be a number, got '" + txt + "'");
+    return v;
+  }
+
   double fraction(const std::string& key) const {
     auto& n = node(key);
     if (!n.IsScalar())
@@ -784,12 +789,14 @@ private:
       {"heal", fault_kind::heal},
       {"latency_spike", fault_kind::latency_spike},
       {"loss_burst", fault_kind::loss_burst},
+      {"clock_skew", fault_kind::clock_skew},
     };
     uint64_t last_at = 0;
     for (auto& n : list(file_, top, "faults")) {
       fields f{file_, n, "a fault",
                {"at", "crash", "crash_silent", "restart", "drain", "partition", "heal",
-                "latency_spike", "loss_burst", "one_way", "for", "latency", "loss"},
+                "latency_spike", "loss_burst", "clock_skew", "one_way", "for",
+                "latency", "loss", "rate"},
                "faults"};
       f.require("at", "when the fault happens, e.g. at: 20s");
       fault_spec fs;
@@ -814,7 +821,7 @@ private:
       if (kind_key.empty())
         fail(file_, f.where(), "", "a fault needs one of crash, crash_silent, "
                                    "restart, drain, partition, heal, latency_spike, "
-                                   "loss_burst");
+                                   "loss_burst, clock_skew");
       bool pair = fs.kind == fault_kind::partition || fs.kind == fault_kind::heal
                   || fs.kind == fault_kind::latency_spike
                   || fs.kind == fault_kind::loss_burst;
@@ -851,6 +858,15 @@ private:
                         : "only for loss_burst");
       if (f.has("loss"))
         fs.loss = f.fraction("loss");
+      if (f.has("rate") != (fs.kind == fault_kind::clock_skew))
+        f.bad("rate", fs.kind == fault_kind::clock_skew
+                        ? "missing: how fast the host's clock runs, e.g. rate: 1.05"
+                        : "only for clock_skew");
+      if (f.has("rate")) {
+        fs.rate = f.number("rate");
+        if (!(fs.rate >= 0.5 && fs.rate <= 2.0))
+          f.bad("rate", "must be between 0.5 and 2 (1 is true time)");
+      }
       s_.faults.push_back(fs);
     }
   }
@@ -950,6 +966,7 @@ const char* kind_key(fault_kind k) {
     case fault_kind::heal: return "heal";
     case fault_kind::latency_spike: return "latency_spike";
     case fault_kind::loss_burst: return "loss_burst";
+    case fault_kind::clock_skew: return "clock_skew";
   }
   return "crash";
 }
@@ -1191,6 +1208,8 @@ std::string to_yaml(const scenario_spec& s) {
         out << ", latency: " << format_duration(f.latency_us);
       if (f.kind == fault_kind::loss_burst)
         out << ", loss: " << format_fraction(f.loss);
+      if (f.kind == fault_kind::clock_skew)
+        out << ", rate: " << f.rate;
       out << "}   # fault " << i << "\n";
     }
   }

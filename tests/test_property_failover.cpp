@@ -1,6 +1,7 @@
 // Property: over random topologies (1-5 POPs in 1-3 regions, 1-3 agents,
 // 1-3 services) and random fault schedules (crashes, restarts, drains,
-// partitions both and one way, latency spikes, loss bursts), safety holds
+// partitions both and one way, latency spikes, loss bursts, clock skew),
+// safety holds
 // all the way (integrity, isolation, no hang) and liveness holds once the
 // faults heal (every agent back to min(K, reachable POPs) tunnels, every
 // service reachable through every POP that holds a tunnel for it).
@@ -72,7 +73,7 @@ scenario_spec build(uint32_t pop_count, uint32_t region_count,
     fs.at_us = 3'000'000 + uint64_t{f.at_ms % 37'000} * 1000;
     fs.duration_us = 500'000 + uint64_t{f.duration_ms % 8000} * 1000;
     fs.both_ways = f.both_ways;
-    switch (f.kind % 8) {
+    switch (f.kind % 9) {
       case 0: fs.kind = fault_kind::crash; fs.a = pop_of(f.a); break;
       case 1: fs.kind = fault_kind::crash_silent; fs.a = pop_of(f.a); break;
       case 2: fs.kind = fault_kind::restart; fs.a = pop_of(f.a); break;
@@ -82,7 +83,12 @@ scenario_spec build(uint32_t pop_count, uint32_t region_count,
               fs.latency_us = 50'000 + (f.duration_ms % 400) * 1000; break;
       case 6: fs.kind = fault_kind::loss_burst; fs.a = agent_of(f.a); fs.b = pop_of(f.b);
               fs.loss = 0.05 + (f.duration_ms % 30) / 100.0; break;
-      default: fs.kind = fault_kind::crash; fs.a = agent_of(f.a); break; // an agent
+      case 7: fs.kind = fault_kind::crash; fs.a = agent_of(f.a); break; // an agent
+      default: // a clock 30% slow to 40% fast, on an agent or a POP
+        fs.kind = fault_kind::clock_skew;
+        fs.a = f.b % 2 ? agent_of(f.a) : pop_of(f.a);
+        fs.rate = 0.7 + (f.duration_ms % 71) / 100.0;
+        break;
     }
     (void) hosts;
     s.faults.push_back(fs);
@@ -114,7 +120,7 @@ RC_GTEST_PROP(failover, random_faults_keep_safety_and_liveness, ()) {
   auto faults = *rc::gen::resize(
     8, rc::gen::container<std::vector<raw_fault>>(rc::gen::build<raw_fault>(
          rc::gen::set(&raw_fault::at_ms, rc::gen::inRange<uint32_t>(0, 37000)),
-         rc::gen::set(&raw_fault::kind, rc::gen::inRange(0, 8)),
+         rc::gen::set(&raw_fault::kind, rc::gen::inRange(0, 9)),
          rc::gen::set(&raw_fault::a, rc::gen::inRange(0, 5)),
          rc::gen::set(&raw_fault::b, rc::gen::inRange(0, 5)),
          rc::gen::set(&raw_fault::both_ways, rc::gen::arbitrary<bool>()),

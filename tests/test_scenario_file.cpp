@@ -104,6 +104,7 @@ void expect_same(const scenario_spec& a, const scenario_spec& b) {
     EXPECT_EQ(x.duration_us, y.duration_us) << "fault " << i;
     EXPECT_EQ(x.latency_us, y.latency_us) << "fault " << i;
     EXPECT_EQ(x.loss, y.loss) << "fault " << i;
+    EXPECT_EQ(x.rate, y.rate) << "fault " << i;
   }
   ASSERT_EQ(a.expectations.size(), b.expectations.size());
   for (size_t i = 0; i < a.expectations.size(); ++i) {
@@ -272,7 +273,9 @@ scenario_spec everything() {
     fault(35'000'000, fault_kind::crash, "sam-laptop"),
     fault(36'000'000, fault_kind::partition, "guess", "pop2", true, 1'000'000),
     fault(37'000'000, fault_kind::restart, "sam-laptop"),
+    fault(38'000'000, fault_kind::clock_skew, "joe", "", true, 4'000'000),
   };
+  s.faults.back().rate = 1.25;
   s.expectations = {expect(expectation_kind::sessions_failed_max, 7, 0),
                     expect(expectation_kind::tunnels_restored_within, 5'000'000, 0),
                     expect(expectation_kind::reachable_within, 1500, 8)};
@@ -456,8 +459,11 @@ TEST(scenario_file, malformed_files_get_one_line_with_file_line_and_key) {
     {with_line(12, "  - {at: 5s, loss_burst: [joe, pop1], loss: 1.5}"),
      R"(^bad\.yaml:12: key 'loss': must be between 0 and 1)"},
     {with_line(12, "  - {at: 10s, crash: pop1}"), R"(^bad\.yaml:13: key 'at': faults must be listed in time order)"},
-    {with_line(12, "  - {at: 5s, clock_skew: pop1}"), R"(^bad\.yaml:12: key 'clock_skew': clock skew is not supported)"},
-    {std::string(minimal) + "clock_skew: {pop1: 2s}\n", R"(^bad\.yaml:16: key 'clock_skew': clock skew is not supported)"},
+    {with_line(12, "  - {at: 5s, clock_skew: pop1}"), R"(^bad\.yaml:12: key 'rate': missing)"},
+    {with_line(12, "  - {at: 5s, clock_skew: pop1, rate: 7}"), R"(^bad\.yaml:12: key 'rate': must be between 0\.5 and 2)"},
+    {with_line(12, "  - {at: 5s, clock_skew: pop1, rate: fast}"), R"(^bad\.yaml:12: key 'rate': must be a number)"},
+    {with_line(12, "  - {at: 5s, crash: pop1, rate: 1.1}"), R"(^bad\.yaml:12: key 'rate': only for clock_skew)"},
+    {std::string(minimal) + "clock_skew: {pop1: 2s}\n", R"(^bad\.yaml:16: key 'clock_skew': unknown key in the scenario)"},
     {std::string(minimal) + "  - {sessions_failed_max: 1, after_fault: 0}\n",
      R"(^bad\.yaml:16: key 'after_fault': only for)"},
     {std::string(minimal) + "  - {reachable_within: 2s, after_fault: 5}\n",
