@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <set>
 #include <unordered_map>
 
 #include "actors/messages.hpp"
@@ -75,6 +76,7 @@ public:
           on_visitor(ev);
       },
       [this](tunnel_up& ev) {
+        handshaking_.erase(ev.tunnel.address());
         if (ev.client) {
           client_tunnels_.push_back(ev.tunnel);
           monitor(ev.tunnel);
@@ -98,6 +100,8 @@ public:
               + " tunnel(s); agent " + ev.agent_id + " from " + ev.peer);
       },
       [this](auth_failed& ev) {
+        if (failures_.size() >= failure_sources_max && !failures_.count(ev.peer_host))
+          forget_oldest_failure();
         auto& f = failures_[ev.peer_host];
         auto now = local_now();
         if (now - f.last > ms(p_.auth_failure_window_ms))
@@ -184,6 +188,12 @@ private:
   }
 
   void on_tunnel_link(const net::accepted& ev) {
+    // Unauthenticated links cost an actor each until their handshake ends
+    // (10 s at most): bound them so a flood cannot exhaust the POP.
+    if (handshaking_.size() >= handshakes_max) {
+      send(p_.e.io, net::abort_req{ev.id});
+      return;
+    }
     tunnel_params tp;
     tp.e = p_.e;
     tp.role = tunnel_params::pop_side;
@@ -192,7 +202,9 @@ private:
     tp.peer_host = ev.peer_host;
     tp.auth = auth_;
     tp.auth_delay_ms = auth_delay_ms(ev.peer_host);
-    spawn_tunnel(system(), std::move(tp));
+    auto t = spawn_tunnel(system(), std::move(tp));
+    handshaking_.insert(t.address());
+    monitor(t);
   }
 
   void on_visitor(const net::accepted& ev) {
@@ -253,7 +265,17 @@ private:
     send(best->tunnel, attach_splice{ev.tunnel, ev.conn, ev.sid, ev.open});
   }
 
+  void forget_oldest_failure() {
+    auto oldest = failures_.begin();
+    for (auto i = failures_.begin(); i != failures_.end(); ++i)
+      if (i->second.last < oldest->second.last)
+        oldest = i;
+    if (oldest != failures_.end())
+      failures_.erase(oldest);
+  }
+
   void on_down(const caf::down_msg& dm) {
+    handshaking_.erase(dm.source);
     client_tunnels_.erase(std::remove_if(client_tunnels_.begin(),
                                          client_tunnels_.end(),
                                          [&](const caf::actor& a) {
@@ -347,6 +369,9 @@ private:
   size_t listening_ = 0;
   bool draining_ = false;
   bool drained_ = false;
+  std::set<caf::actor_addr> handshaking_;
+  static constexpr size_t handshakes_max = 1024;
+  static constexpr size_t failure_sources_max = 10000;
   pop_ready ready_;
 };
 
