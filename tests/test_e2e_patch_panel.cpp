@@ -222,4 +222,12 @@ TEST_F(patch_panel, session_survives_kill_9_of_the_pop_carrying_it) {
   std::printf("patch panel: %llu MiB each way, POP killed mid-transfer, longest "
               "stall %.0f ms, SHA-256 equal\n",
               static_cast<unsigned long long>(bytes >> 20), stall_ms);
+  // What each end had to send again (traced by the sessions on resume).
+  for (auto* p : {connect_.get(), serve_.get()}) {
+    auto out = p->output();
+    for (auto i = out.find("resumed on a new path"); i != std::string::npos;
+         i = out.find("resumed on a new path", i + 1))
+      std::printf("  %s: %s\n", p == connect_.get() ? "connect" : "serve",
+                  out.substr(i, out.find('\n', i) - i).c_str());
+  }
 }
