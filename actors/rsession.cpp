@@ -468,28 +468,16 @@ private:
           tunnel_ = nullptr;
           return;
         }
-        awaiting_resume_ = false;
-        rewind_to(net::read_u64(body.data() + token_bytes));
         char buf[8];
         put_u64(buf, received_);
         send_record(rec::resumed, buf, sizeof(buf));
-        ++resumes_;
-        path_back();
-        trace("resumed on a new path; resending " + std::to_string(sent_ - acked_)
-              + " bytes from offset " + std::to_string(acked_));
-        pump();
+        resume_from(net::read_u64(body.data() + token_bytes));
         return;
       }
       case rec::resumed:
         if (!p_.client_end || body.size() != 8)
           return protocol_error("unexpected resumed");
-        awaiting_resume_ = false;
-        rewind_to(net::read_u64(body.data()));
-        ++resumes_;
-        path_back();
-        trace("resumed on a new path; resending " + std::to_string(sent_ - acked_)
-              + " bytes from offset " + std::to_string(acked_));
-        pump();
+        resume_from(net::read_u64(body.data()));
         return;
       case rec::ack:
         if (body.size() != 9)
@@ -516,6 +504,17 @@ private:
       default:
         return protocol_error("unknown record");
     }
+  }
+
+  /// Both ends agree where the peer stands: resend from there and go on.
+  void resume_from(uint64_t peer_received) {
+    awaiting_resume_ = false;
+    rewind_to(peer_received);
+    ++resumes_;
+    path_back();
+    trace("resumed on a new path; resending " + std::to_string(sent_ - acked_)
+          + " bytes from offset " + std::to_string(acked_));
+    pump();
   }
 
   /// A working path again: the resume timeout starts over at the next loss.
