@@ -28,6 +28,7 @@ using grace_atom = caf::atom_constant<caf::atom("grace")>;
 using best_tunnel_atom = caf::atom_constant<caf::atom("besttunnel")>;
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using report_atom = caf::atom_constant<caf::atom("report")>;
 
 // -- session <-> tunnel: one stream -------------------------------------------
 // A session sends these to its tunnel to go to the peer; the tunnel sends the

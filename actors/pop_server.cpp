@@ -129,6 +129,26 @@ public:
               + " session(s)");
         finish_drain(left);
       },
+      [this](status_atom, report_atom) {
+        // For operators (the admin port): one line per service.
+        std::string out = std::string("pop ") + (draining_ ? "draining" : "serving")
+                          + ", " + std::to_string(client_tunnels_.size())
+                          + " patch-panel client tunnel(s), "
+                          + std::to_string(handshaking_.size()) + " handshake(s)\n";
+        for (size_t i = 0; i < services_.size(); ++i) {
+          uint32_t streams = 0;
+          std::string agents;
+          for (auto& t : services_[i].tunnels) {
+            streams += t.streams;
+            agents += (agents.empty() ? "" : ",") + t.agent_id;
+          }
+          out += "service " + p_.services[i].name + ": "
+                 + std::to_string(services_[i].tunnels.size()) + " tunnel(s), "
+                 + std::to_string(streams) + " stream(s), agents [" + agents + "]"
+                 + (p_.services[i].is_public ? "" : ", private") + "\n";
+        }
+        return out;
+      },
       [this](status_atom) {
         uint32_t n = 0;
         for (auto& s : services_)

@@ -6,8 +6,10 @@
 #include <iostream>
 #include <iterator>
 #include <sys/stat.h>
+#include <thread>
 
 #include "actors/messages.hpp"
+#include "actors/admin.hpp"
 #include "actors/pop_server.hpp"
 #include "caf/all.hpp"
 #include "net/handshake.hpp"
@@ -45,6 +47,9 @@ Options:
                           reach it through drtp connect; repeatable
   --principal NAME=FILE   a principal and its secret file; repeatable
   --drain-grace SECONDS    how long a drain lets sessions run (default 30)
+  --admin HOST:PORT        operator commands, one per connection: `drain`
+                           or `status` (no authentication: keep it on
+                           loopback), e.g. echo drain | nc 127.0.0.1 7001
   -v, --verbose           log every session
   -h, --help              this text
 
@@ -101,6 +106,11 @@ int run(int argc, char** argv) {
   auto public_addr = a.value("--public");
   auto secret_file = a.value("--secret-file");
   auto grace = a.value("--drain-grace");
+  auto admin = a.value("--admin");
+  std::string admin_host;
+  uint16_t admin_port = 0;
+  if (admin)
+    cli::parse_host_port(*admin, "--admin", admin_host, admin_port);
   bool is_private = a.flag("--private");
   auto allows = a.values("--allow");
   auto principal_specs = a.values("--principal");
@@ -199,7 +209,10 @@ int run(int argc, char** argv) {
       throw cli::error("--drain-grace must be 0-3600 seconds");
     pp.drain_grace_ms = static_cast<uint32_t>(g * 1000);
   }
+  auto admin_env = pp.e;
   auto pop = spawn_pop_server(rt.sys(), std::move(pp));
+  if (admin)
+    spawn_admin(rt.sys(), admin_env, admin_host, admin_port, pop, self);
   int rc = 0;
   bool ready = false;
   self->receive(
@@ -245,9 +258,16 @@ int run(int argc, char** argv) {
         std::fprintf(stderr, "drtp-pop: drained, %u session(s) cut; exiting\n",
                      d.sessions_cut);
       },
+      [&](const pop_failed& f) {
+        std::fprintf(stderr, "drtp-pop: error: %s\n", f.what.c_str());
+        rc = 1;
+        drained = true; // stop
+      },
       [](const caf::message&) {},
       caf::after(std::chrono::milliseconds(100)) >> [] {});
   }
+  if (drained)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // last answers out
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc); // actors may still hold sockets' handles; nothing to flush

@@ -212,6 +212,32 @@ TEST_F(e2e, slow_reader_neither_stalls_others_nor_grows_memory) {
   EXPECT_LT(agent_growth, 16 * 1024) << "agent grew by " << agent_growth << " KiB";
 }
 
+TEST_F(e2e, admin_port_reports_status_and_drains) {
+  uint16_t admin_port = 0;
+  { auto probe = drtp::sock::listen_tcp("127.0.0.1", 0, admin_port); }
+  pop_ = std::make_unique<process>(std::vector<std::string>{
+    bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen", "127.0.0.1:0",
+    "--service", "echo", "--public", "127.0.0.1:0", "--secret-file",
+    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port)});
+  ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
+  tunnel_port_ = drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:");
+  public_port_ = drtp::test::number_after(pop_->output(), "public on 127.0.0.1:");
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  auto ask = [&](const std::string& cmd) {
+    auto s = drtp::sock::connect_tcp("127.0.0.1", admin_port, 5000);
+    std::vector<char> out;
+    if (s && drtp::sock::send_all(s.get(), cmd.data(), cmd.size()))
+      drtp::sock::recv_to_eof(s.get(), out, 1 << 16);
+    return std::string(out.begin(), out.end());
+  };
+  auto status = ask("status\n");
+  EXPECT_NE(status.find("service echo: 1 tunnel(s)"), std::string::npos) << status;
+  EXPECT_NE(ask("reboot\n").find("unknown command"), std::string::npos);
+  EXPECT_EQ(ask("drain\n"), "draining\n");
+  EXPECT_EQ(pop_->wait_exit(10s), 0) << pop_->output();
+}
+
 TEST(cli, busy_port_and_unreadable_files_give_one_clear_line) {
   auto bin = drtp::test::bin_dir();
   uint16_t port = 0;
