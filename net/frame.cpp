@@ -73,6 +73,7 @@ const char* to_string(frame_decoder::status s) noexcept {
     case frame_decoder::status::bad_type: return "unknown frame type";
     case frame_decoder::status::bad_reserved: return "reserved header bits set";
     case frame_decoder::status::too_large: return "frame exceeds its size limit";
+    case frame_decoder::status::bad_size: return "fixed-size frame of the wrong size";
   }
   return "unknown";
 }
@@ -143,8 +144,15 @@ frame_decoder::status frame_decoder::check_header(const char* h,
   if (h[2] != 0 || h[3] != 0)
     return status::bad_reserved;
   payload_bytes = read_u32(h + 8);
-  if (payload_bytes > payload_limit(static_cast<frame_type>(t)))
+  auto type = static_cast<frame_type>(t);
+  if (payload_bytes > payload_limit(type))
     return status::too_large;
+  // Fixed-size payloads must be exactly their size: handlers read them
+  // without further checks.
+  bool fixed = type == frame_type::window || type == frame_type::rst
+               || type == frame_type::ping || type == frame_type::pong;
+  if (fixed && payload_bytes != payload_limit(type))
+    return status::bad_size;
   return status::ok;
 }
 

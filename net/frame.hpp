@@ -81,7 +81,7 @@ private:
 /// whole inside one chunk are slices of that chunk (no copy).
 class frame_decoder {
 public:
-  enum class status { ok, bad_type, bad_reserved, too_large };
+  enum class status { ok, bad_type, bad_reserved, too_large, bad_size };
 
   /// Appends every complete frame in `in` to `out`. After an error the
   /// decoder is unusable: the caller closes the tunnel.

@@ -85,6 +85,21 @@ RC_GTEST_PROP(frame_codec, garbage_never_crashes_and_stays_bounded, ()) {
   (void) st;
 }
 
+TEST(frame_codec, fixed_size_frames_must_have_their_size) {
+  // A 2-byte window update would make its reader run past the payload.
+  for (auto t : {frame_type::window, frame_type::rst, frame_type::ping,
+                 frame_type::pong}) {
+    char h[frame_header_bytes];
+    encode_header(h, t, 0, 1, 0);
+    h[11] = 2;
+    frame_decoder dec;
+    std::vector<frame> out;
+    EXPECT_EQ(dec.feed(chunk::copy_of(h, sizeof(h)), out),
+              frame_decoder::status::bad_size)
+      << to_string(t);
+  }
+}
+
 TEST(frame_codec, oversized_frame_is_rejected_from_its_header) {
   char h[frame_header_bytes];
   encode_header(h, frame_type::data, 0, 1, 0);

@@ -216,3 +216,111 @@ TEST(sim_e2e, silent_pop_is_declared_dead_by_heartbeats) {
   // 3 missed 1 s heartbeats, detected on the next tick: under 5 s.
   EXPECT_LT(s.d.now_us() - crashed_at, 5'000'000u);
 }
+
+// -- hostile peers ---------------------------------------------------------------
+
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include "net/control.hpp"
+#include "net/frame.hpp"
+
+namespace {
+
+std::string frame_bytes(uint8_t type, uint32_t sid, const std::string& payload);
+
+/// Dials `port` on "pop" from host "mallory" and sends `writes`. With a
+/// `hello` it first authenticates like an agent that knows the secret (a
+/// compromised agent), so the writes reach the POP's handling of live
+/// tunnels.
+caf::behavior raw_peer(caf::event_based_actor* self, caf::actor io, uint16_t port,
+                       std::vector<std::string> writes, std::string hello) {
+  net::connect_req req;
+  req.tag = 1;
+  req.host = "pop";
+  req.port = port;
+  self->send(io, req);
+  auto dec = std::make_shared<net::frame_decoder>();
+  auto flush = [=](net::conn_id id) {
+    for (auto& w : writes)
+      self->send(io, net::write_req{id, {net::chunk::copy_of(w)}});
+  };
+  return {
+    [=](const net::connected& ev) {
+      if (hello.empty()) {
+        flush(ev.id);
+        return;
+      }
+      self->send(io, net::write_req{ev.id, {net::chunk::copy_of(
+                                              frame_bytes(1, 0, hello))}});
+    },
+    [](const net::connect_failed&) {},
+    [=](const net::received& ev) {
+      std::vector<net::frame> frames;
+      dec->feed(ev.data, frames);
+      for (auto& f : frames)
+        if (f.type == net::frame_type::challenge) {
+          net::proof_msg proof;
+          proof.mac = net::make_proof(net::derive_key("the secret"),
+                                      net::chunk::copy_of(hello), f.payload);
+          auto p = net::encode(proof);
+          self->send(io, net::write_req{ev.id, {net::chunk::copy_of(
+                                                  frame_bytes(3, 0, p.to_string()))}});
+        } else if (f.type == net::frame_type::accept) {
+          flush(ev.id);
+        }
+    },
+    [](const net::read_closed&) {},
+    [](const net::sent&) {},
+    [self](const net::closed&) { self->quit(); },
+  };
+}
+
+std::string frame_bytes(uint8_t type, uint32_t sid, const std::string& payload) {
+  std::string h(net::frame_header_bytes, '\0');
+  h[0] = static_cast<char>(type);
+  for (int i = 0; i < 4; ++i) {
+    h[4 + i] = static_cast<char>(sid >> (24 - 8 * i));
+    h[8 + i] = static_cast<char>(payload.size() >> (24 - 8 * i));
+  }
+  return h + payload;
+}
+
+} // namespace
+
+RC_GTEST_PROP(sim_e2e, hostile_bytes_never_hurt_the_pop, ()) {
+  // A peer that speaks garbage, or frames of every type in any order (after
+  // a valid hello, or as a patch-panel client that never authenticates).
+  auto raw = *rc::gen::container<std::vector<std::string>>(
+    rc::gen::resize(200, rc::gen::arbitrary<std::string>()));
+  auto frames = *rc::gen::container<std::vector<std::tuple<uint8_t, uint32_t, std::string>>>(
+    rc::gen::tuple(rc::gen::element<uint8_t>(1, 2, 3, 4, 5, 16, 17, 18, 19, 20, 32, 33,
+                                             34, 99),
+                   rc::gen::inRange<uint32_t>(0, 8),
+                   rc::gen::resize(64, rc::gen::arbitrary<std::string>())));
+  bool with_hello = *rc::gen::arbitrary<bool>();
+  scenario s{*rc::gen::inRange<uint64_t>(0, 1000)};
+  s.start_agent();
+  s.d.net().add_host("mallory");
+  std::vector<std::string> writes;
+  std::string hello;
+  if (with_hello) {
+    net::hello_msg h;
+    h.service = "echo";
+    h.agent_id = "mallory";
+    hello = net::encode(h).to_string();
+  }
+  for (auto& [t, sid, p] : frames)
+    writes.push_back(frame_bytes(t, sid, p));
+  for (auto& r : raw)
+    writes.push_back(r);
+  s.d.sys().spawn(raw_peer, s.d.net().io("mallory"), tunnel_port, writes, hello);
+  s.d.sys().spawn(raw_peer, s.d.net().io("mallory"), public_port, raw, std::string{});
+  RC_TAG(with_hello ? "authenticated hostile agent" : "unauthenticated");
+  s.d.run_for(3'000'000);
+  RC_CLASSIFY(s.trace_has("tunnel up with agent mallory"), "mallory got a tunnel");
+  // Joe's visitors still get through, byte for byte.
+  s.visit(20000, 1);
+  RC_ASSERT(s.d.run_until([&] { return s.all_done(); }, 10'000'000));
+  RC_ASSERT(s.ok_count() == 1u);
+}
