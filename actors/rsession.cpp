@@ -55,6 +55,12 @@ public:
       local_ = p_.local_conn;
       send(p_.e.io, net::adopt_req{local_, this});
       token_ = p_.e.rng->bytes(token_bytes);
+      // A first path must come within the resume timeout too, or the local
+      // connection is closed rather than left waiting forever.
+      expire_armed_ = true;
+      delayed_send(this, p_.e.clock->real_delay(
+                           std::chrono::milliseconds(p_.resume_timeout_ms)),
+                   expire_atom::value, path_epoch_);
       attach_via_controller();
     } else {
       attach(p_.tunnel, p_.tunnel_conn, p_.sid);
@@ -273,7 +279,17 @@ private:
           refused_.clear();
           schedule_retry(std::chrono::milliseconds(200));
         },
-        [this](caf::error&) { schedule_retry(std::chrono::milliseconds(200)); });
+        [this](caf::error& err) {
+          if (err == caf::sec::request_receiver_down) {
+            // drtp connect itself is going away (or refused for good).
+            trace("no controller for tunnels; closing the session");
+            if (local_ != 0)
+              send(p_.e.io, net::abort_req{local_});
+            finish();
+            return;
+          }
+          schedule_retry(std::chrono::milliseconds(200));
+        });
   }
 
   // -- records out -------------------------------------------------------------------
@@ -456,6 +472,7 @@ private:
           return protocol_error("unexpected welcome");
         agent_id_ = body;
         welcomed_ = true;
+        path_back();
         pump();
         return;
       case rec::resume: {
