@@ -294,6 +294,7 @@ private:
     tp.agent_id = p_.agent_id;
     tp.key = p_.key;
     tp.client = p_.client;
+    tp.resume_timeout_ms = p_.resume_timeout_ms;
     tp.local_host = p_.local_host;
     tp.local_port = p_.local_port;
     ps.tunnel = spawn_tunnel(system(), std::move(tp));
@@ -325,8 +326,13 @@ private:
         p_.backoff_max_ms,
         uint64_t{p_.backoff_initial_ms} << std::min<uint32_t>(ps.failures - 1, 16));
       delay_ms = p_.e.rng->uniform(cap + 1);
-      // Set a failing POP aside only when a spare one can take its place.
-      if (ps.failures >= p_.failures_before_set_aside && pops_.size() > target_)
+      // Set a failing POP aside only while enough others are not failing:
+      // when every POP fails (a region-wide outage), backoff alone decides.
+      size_t healthy_others = 0;
+      for (auto& other : pops_)
+        if (&other != &ps && other.failures < p_.failures_before_set_aside)
+          ++healthy_others;
+      if (ps.failures >= p_.failures_before_set_aside && healthy_others >= target_)
         delay_ms = std::max<uint64_t>(delay_ms, p_.set_aside_ms);
     }
     ps.not_before = now + std::chrono::milliseconds(delay_ms);

@@ -58,6 +58,7 @@ struct agent_params {
   bool client = false;
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 0;
+  /// How long a patch-panel session waits for a new path (both ends).
   uint32_t resume_timeout_ms = 30000;
 };
 

@@ -508,6 +508,7 @@ private:
     rp.local_host = p_.local_host;
     rp.local_port = p_.local_port;
     rp.agent_id = p_.agent_id;
+    rp.resume_timeout_ms = p_.resume_timeout_ms;
     auto s = spawn_rsession(system(), std::move(rp));
     send(p_.parent, register_session{open.session_id, s});
     adopt_stream(sid, s);

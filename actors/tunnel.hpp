@@ -34,6 +34,7 @@ struct tunnel_params {
   bool client = false;    // drtp connect: opens streams, carries none
   std::string local_host; // where streams opened by the POP lead
   uint16_t local_port = 0;
+  uint32_t resume_timeout_ms = 30000; // patch-panel sessions served here
 
   // POP side: the accepted link and who may authenticate
   net::conn_id conn = 0;

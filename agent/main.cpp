@@ -41,7 +41,8 @@ Options:
   --agent-id ID            how the POP names this agent (default: hostname)
   --listen HOST:PORT       connect: where the service appears locally
   --principal NAME         connect: who you are to the POP
-  --resume-timeout SECONDS connect: how long a session waits for a new path
+  --resume-timeout SECONDS how long a patch-panel session waits for a new
+                           path, at either end (default 30)
   -v, --verbose            log every session
   -h, --help               this text
 
@@ -59,7 +60,7 @@ int serve(drtp::cli::args& a, bool connect) {
   using namespace drtp;
   auto listen = connect ? a.value("--listen") : std::nullopt;
   auto principal = connect ? a.value("--principal") : std::nullopt;
-  auto resume_timeout = connect ? a.value("--resume-timeout") : std::nullopt;
+  auto resume_timeout = a.value("--resume-timeout");
   auto pops = a.values("--pop");
   auto tunnels = a.value("--tunnels");
   auto service = a.value("--service");
@@ -82,13 +83,13 @@ int serve(drtp::cli::args& a, bool connect) {
   if (connect) {
     cli::parse_host_port(*listen, "--listen", ap.listen_host, ap.listen_port);
     ap.agent_id = *principal;
-    if (resume_timeout) {
-      char* end = nullptr;
-      auto t = std::strtoul(resume_timeout->c_str(), &end, 10);
-      if (*end != '\0' || t < 1 || t > 3600)
-        throw cli::error("--resume-timeout must be 1-3600 seconds");
-      ap.resume_timeout_ms = static_cast<uint32_t>(t * 1000);
-    }
+  }
+  if (resume_timeout) {
+    char* end = nullptr;
+    auto t = std::strtoul(resume_timeout->c_str(), &end, 10);
+    if (*end != '\0' || t < 1 || t > 3600)
+      throw cli::error("--resume-timeout must be 1-3600 seconds");
+    ap.resume_timeout_ms = static_cast<uint32_t>(t * 1000);
   }
   for (auto& spec : pops) {
     pop_endpoint ep;

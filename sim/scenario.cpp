@@ -271,6 +271,7 @@ private:
     ap.key = net::derive_key(a.secret.empty() ? svc.secret : a.secret);
     ap.local_host = a.name;
     ap.local_port = static_cast<uint16_t>(service_port_base + si);
+    ap.resume_timeout_ms = s_.resume_timeout_ms;
     ap.observer = observer_for_agent(a.name);
     auto agent = spawn_agent(d_.sys(), std::move(ap));
     d_.net().register_actor(a.name, agent);
@@ -514,10 +515,14 @@ private:
             && fault_at_[i] <= to && windows_[i].to_us >= from)
           return true;
       }
-      for (auto& p : timeline_)
-        if (p.t >= from && p.t <= to && p.alive_pops == 0)
+      const point* at_start = nullptr;
+      for (auto& p : timeline_) {
+        if (p.t <= from)
+          at_start = &p; // the state when the session began
+        else if (p.t <= to && p.alive_pops == 0)
           return true;
-      return false;
+      }
+      return at_start && at_start->alive_pops == 0;
     }
     for (auto& w : windows_)
       if (from <= w.to_us && to >= w.from_us)
@@ -716,6 +721,7 @@ scenario_report runner::run() {
       continue;
     }
     ++rep.sessions_failed;
+    rep.sessions_unfinished += r.done ? 0 : 1;
     if (rep.failed_examples.size() < 5)
       rep.failed_examples.push_back("session " + std::to_string(i) + " via "
                                     + v.pop + " at " + secs(r.started_us) + ": "

@@ -153,6 +153,7 @@ struct scenario_report {
   size_t sessions_ok = 0;
   size_t sessions_failed = 0;
   size_t sessions_excused = 0; // failed while a fault was in the way
+  size_t sessions_unfinished = 0; // still open at the end (a hang, excused or not)
   size_t patch_sessions = 0;   // of which through the patch panel
   size_t patch_sessions_ok = 0;
   uint64_t bytes_sent = 0;

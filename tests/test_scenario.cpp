@@ -147,3 +147,35 @@ TEST(scenario, patch_panel_sessions_survive_the_crash_of_their_pop) {
     EXPECT_EQ(r.patch_sessions_ok, 10u) << summarize(r);
   }
 }
+
+TEST(scenario, patch_panel_sessions_close_on_both_ends_when_no_path_returns) {
+  auto s = patch_panel();
+  s.clients.resize(1); // sam only
+  s.workload.resize(1);
+  s.default_link.bandwidth_bytes_per_s = 5'000'000; // sessions last a while
+  s.resume_timeout_ms = 5000;
+  // Every POP goes at 3.5 s and stays away far longer than the timeout.
+  s.faults = {{3'500'000, fault_kind::crash, "pop1"},
+              {3'500'000, fault_kind::crash, "pop2"},
+              {3'500'000, fault_kind::crash, "pop3"},
+              {40'000'000, fault_kind::restart, "pop1"},
+              {40'000'000, fault_kind::restart, "pop2"},
+              {40'000'000, fault_kind::restart, "pop3"}};
+  run_options opts;
+  opts.keep_trace = true;
+  auto r = run_scenario(s, 31, opts);
+  expect_ok(r);
+  EXPECT_GT(r.sessions_failed, 0u) << summarize(r);
+  EXPECT_EQ(r.sessions_unfinished, 0u) << "a session hung instead of closing";
+  // Both ends gave up after the timeout, at the client and at the service.
+  size_t client_closed = 0, serve_closed = 0;
+  for (auto& line : r.trace)
+    if (line.find("no path back within 5000 ms") != std::string::npos)
+      (line.find(" joe ") != std::string::npos ? serve_closed : client_closed)++;
+  EXPECT_GT(client_closed, 0u);
+  EXPECT_GT(serve_closed, 0u);
+  if (std::getenv("DRTP_DEBUG"))
+    for (auto& line : r.trace)
+      if (std::stod(line) > 39.0)
+        std::printf("%s\n", line.c_str());
+}
