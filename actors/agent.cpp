@@ -146,7 +146,6 @@ public:
         timer_pending_ = false;
         rebalance();
       },
-      [this](status_atom) { return count(pop_state::up); },
     };
   }
 

@@ -149,12 +149,6 @@ public:
         }
         return out;
       },
-      [this](status_atom) {
-        uint32_t n = 0;
-        for (auto& s : services_)
-          n += static_cast<uint32_t>(s.tunnels.size());
-        return n;
-      },
     };
   }
 

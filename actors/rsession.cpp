@@ -31,6 +31,12 @@ constexpr size_t token_bytes = 32;
 /// Largest data record: one stream frame holds the record header and it.
 constexpr size_t rec_data_bytes_max = net::frame_data_bytes_max - rec_header_bytes;
 
+void put_rec_header(char* p, rec type, uint32_t len) {
+  p[0] = static_cast<char>(type);
+  for (int i = 0; i < 4; ++i)
+    p[1 + i] = static_cast<char>(len >> (24 - 8 * i));
+}
+
 void put_u64(char* p, uint64_t v) {
   for (int i = 0; i < 8; ++i)
     p[i] = static_cast<char>(v >> (56 - 8 * i));
@@ -87,7 +93,6 @@ public:
       [this](net::connect_failed& ev) {
         trace("cannot reach local service " + p_.local_host + ":"
               + std::to_string(p_.local_port) + ": " + ev.what);
-        local_failed_ = true;
         send_record(rec::close, nullptr, 0);
         end_soon();
       },
@@ -167,9 +172,9 @@ public:
           pump();
         }
       },
-      [this](stream_fin& ev) {
-        if (ev.sid == sid_)
-          peer_stream_fin_ = true;
+      [this](stream_fin&) {
+        // The end is decided by FIN records end to end; the stream's FIN
+        // only follows them.
         maybe_done();
       },
       [this](stream_rst& ev) {
@@ -227,7 +232,6 @@ private:
     in_.clear();
     in_need_ = 0;
     in_type_ = 0;
-    peer_stream_fin_ = false;
     stream_fin_sent_ = false;
   }
 
@@ -237,7 +241,6 @@ private:
       finish();
       return;
     }
-    ++detaches_;
     trace("lost its path (" + why + "); resuming");
     if (!expire_armed_) {
       expire_armed_ = true;
@@ -302,10 +305,7 @@ private:
     auto c = net::chunk::allocate(net::frame_header_bytes + rec_header_bytes + n, &out);
     net::encode_header(out, net::frame_type::data, 0, sid_,
                        static_cast<uint32_t>(rec_header_bytes + n));
-    out[net::frame_header_bytes] = static_cast<char>(type);
-    auto len = static_cast<uint32_t>(n);
-    for (int i = 0; i < 4; ++i)
-      out[net::frame_header_bytes + 1 + i] = static_cast<char>(len >> (24 - 8 * i));
+    put_rec_header(out + net::frame_header_bytes, type, static_cast<uint32_t>(n));
     if (n > 0)
       std::memcpy(out + net::frame_header_bytes + rec_header_bytes, payload, n);
     stream_credit_ -= std::min<uint64_t>(stream_credit_, rec_header_bytes + n);
@@ -313,13 +313,12 @@ private:
   }
 
   void send_data(const net::chunk& payload) {
-    char* out = nullptr;
-    auto hdr = net::chunk::allocate(net::frame_header_bytes + rec_header_bytes, &out);
+    // Frame and record header in one pooled slice: no allocation per record.
     auto n = static_cast<uint32_t>(payload.size());
-    net::encode_header(out, net::frame_type::data, 0, sid_, rec_header_bytes + n);
-    out[net::frame_header_bytes] = static_cast<char>(rec::data);
-    for (int i = 0; i < 4; ++i)
-      out[net::frame_header_bytes + 1 + i] = static_cast<char>(n >> (24 - 8 * i));
+    char rh[rec_header_bytes];
+    put_rec_header(rh, rec::data, n);
+    auto hdr = headers_.make(net::frame_type::data, sid_, rec_header_bytes + n, rh,
+                             sizeof(rh));
     stream_credit_ -= rec_header_bytes + n;
     send(p_.e.io, net::write_req{tunnel_conn_, {std::move(hdr), payload}});
   }
@@ -621,6 +620,7 @@ private:
   std::string who_;
   std::string token_;
   std::string agent_id_;
+  net::header_pool headers_;
   // the local socket
   net::conn_id local_ = 0;
   net::chunk_list to_local_; // serve end, before the local connect completes
@@ -628,7 +628,6 @@ private:
   bool paused_ = false;
   bool local_eof_ = false;
   bool local_done_ = false;
-  bool local_failed_ = false;
   // the path
   caf::actor tunnel_;
   net::conn_id tunnel_conn_ = 0;
@@ -638,7 +637,6 @@ private:
   std::string in_;
   uint8_t in_type_ = 0;
   uint64_t in_need_ = 0;
-  bool peer_stream_fin_ = false;
   bool stream_fin_sent_ = false;
   bool awaiting_resume_ = false;
   bool welcomed_ = false;
@@ -646,7 +644,6 @@ private:
   caf::actor_addr last_try_;
   bool retry_pending_ = false;
   bool expire_armed_ = false;
-  uint32_t detaches_ = 0;
   uint64_t path_epoch_ = 0;
   uint32_t resumes_ = 0;
   // end to end

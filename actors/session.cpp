@@ -130,10 +130,9 @@ public:
         if (p_.e.trace->verbose())
           trace(std::string("stream reset by peer: ")
                 + to_string(static_cast<rst_code>(ev.code)));
+        // Without a connection yet, the pending connect ends the session.
         if (conn_ != 0)
           send(p_.e.io, net::abort_req{conn_});
-        else if (p_.conn == 0 && !connect_pending())
-          finish();
       },
       [this](stream_window& ev) {
         send_credit_bytes_ += ev.bytes;
@@ -143,10 +142,6 @@ public:
   }
 
 private:
-  bool connect_pending() const {
-    return conn_ == 0 && !finished_;
-  }
-
   void trace(const std::string& what) {
     p_.e.trace->emit(p_.e.host, who_, what);
   }

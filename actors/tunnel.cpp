@@ -147,7 +147,6 @@ public:
           streams_changed();
         }
       },
-      [this](status_atom) { return static_cast<uint32_t>(streams_.size()); },
     };
   }
 

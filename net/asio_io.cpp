@@ -378,39 +378,34 @@ public:
   }
 
   void on_shutdown_write(shutdown_write_req req) override {
-    run_on_io([this, req] {
-      if (auto* c = find(req.id))
-        c->shutdown_write();
-    });
+    with_conn(req.id, [](conn_base& c) { c.shutdown_write(); });
   }
 
   void on_close(close_req req) override {
-    run_on_io([this, req] {
-      if (auto* c = find(req.id))
-        c->close();
-    });
+    with_conn(req.id, [](conn_base& c) { c.close(); });
   }
 
   void on_abort(abort_req req) override {
-    run_on_io([this, req] {
-      if (auto* c = find(req.id))
-        c->abort();
-    });
+    with_conn(req.id, [](conn_base& c) { c.abort(); });
   }
 
   void on_pause_read(pause_read_req req) override {
-    run_on_io([this, req] {
-      if (auto* c = find(req.id))
-        c->pause_read();
-    });
+    with_conn(req.id, [](conn_base& c) { c.pause_read(); });
   }
 
   void on_resume_read(resume_read_req req) override {
-    run_on_io([this, req] {
-      if (auto* c = find(req.id))
-        c->resume_read();
+    with_conn(req.id, [](conn_base& c) { c.resume_read(); });
+  }
+
+  /// Runs `f` on the io thread for connection `id`, if it still exists.
+  template <class F>
+  void with_conn(conn_id id, F f) {
+    run_on_io([this, id, f] {
+      if (auto* c = find(id))
+        f(*c);
     });
   }
+
 
   // -- used by connections (I/O thread) -------------------------------------
 

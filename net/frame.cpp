@@ -122,17 +122,21 @@ chunk encode_u64_frame(frame_type t, uint32_t stream_id, uint64_t value) {
   return encode_frame(t, stream_id, p, sizeof(p));
 }
 
-chunk header_pool::make(frame_type t, uint32_t stream_id,
-                        uint32_t payload_bytes) {
-  if (used_ + frame_header_bytes > block_bytes) {
+chunk header_pool::make(frame_type t, uint32_t stream_id, uint32_t payload_bytes,
+                        const void* prefix, size_t prefix_bytes) {
+  assert(prefix_bytes <= prefix_bytes_max && prefix_bytes <= payload_bytes);
+  auto n = frame_header_bytes + prefix_bytes;
+  if (used_ + n > block_bytes) {
     // The old block stays alive as long as chunks of it are in flight.
     block_chunk_ = chunk::allocate(block_bytes, &block_data_);
     used_ = 0;
   }
   // The pool is the block's only writer and never rewrites a handed-out slice.
   encode_header(block_data_ + used_, t, 0, stream_id, payload_bytes);
-  auto out = block_chunk_.slice(used_, frame_header_bytes);
-  used_ += frame_header_bytes;
+  if (prefix_bytes > 0)
+    std::memcpy(block_data_ + used_ + frame_header_bytes, prefix, prefix_bytes);
+  auto out = block_chunk_.slice(used_, n);
+  used_ += n;
   return out;
 }
 

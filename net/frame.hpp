@@ -68,7 +68,12 @@ uint64_t read_u64(const char* p) noexcept;
 /// data frame costs no allocation of its own.
 class header_pool {
 public:
-  chunk make(frame_type t, uint32_t stream_id, uint32_t payload_bytes);
+  /// A frame header, followed by `prefix_bytes` copied from `prefix` (the
+  /// start of the payload, e.g. a record header of the layer above).
+  chunk make(frame_type t, uint32_t stream_id, uint32_t payload_bytes,
+             const void* prefix = nullptr, size_t prefix_bytes = 0);
+
+  static constexpr size_t prefix_bytes_max = 16;
 
 private:
   static constexpr size_t block_bytes = 4096;

@@ -842,33 +842,33 @@ std::string validate(const scenario_spec& s) {
     if (svc.public_port == tunnel_port || !ports.insert(svc.public_port).second)
       return "service '" + svc.name + "' has a public port that is taken";
   }
-  for (auto& a : s.agents) {
-    if (a.name.empty() || !hosts.insert(a.name).second)
-      return "agent name '" + a.name + "' is empty or used twice";
-    if (!services.count(a.service))
-      return "agent '" + a.name + "' serves unknown service '" + a.service + "'";
-    if (a.tunnels < 1 || a.tunnels > tunnels_target_max)
-      return "agent '" + a.name + "': tunnels must be 1-3";
-    for (auto& p : a.pops)
+  // Agents and patch-panel clients are both failover controllers on a host.
+  auto check_controller = [&](const std::string& kind, const std::string& name,
+                              const std::string& service, uint32_t tunnels,
+                              const std::vector<std::string>& pop_names) {
+    if (name.empty() || !hosts.insert(name).second)
+      return kind + " name '" + name + "' is empty or used twice";
+    if (!services.count(service))
+      return kind + " '" + name + "' names unknown service '" + service + "'";
+    if (tunnels < 1 || tunnels > tunnels_target_max)
+      return kind + " '" + name + "': tunnels must be 1-3";
+    for (auto& p : pop_names)
       if (!pops.count(p))
-        return "agent '" + a.name + "' names unknown POP '" + p + "'";
-  }
+        return kind + " '" + name + "' names unknown POP '" + p + "'";
+    return std::string{};
+  };
+  for (auto& a : s.agents)
+    if (auto err = check_controller("agent", a.name, a.service, a.tunnels, a.pops);
+        !err.empty())
+      return err;
   std::set<std::string> principals;
   for (auto& p : s.principals)
     if (p.name.empty() || !principals.insert(p.name).second)
       return "principal name '" + p.name + "' is empty or used twice";
-  std::set<uint16_t> unused;
-  for (auto& c : s.clients) {
-    if (c.name.empty() || !hosts.insert(c.name).second)
-      return "client name '" + c.name + "' is empty or used twice";
-    if (!services.count(c.service))
-      return "client '" + c.name + "' wants unknown service '" + c.service + "'";
-    if (c.tunnels < 1 || c.tunnels > tunnels_target_max)
-      return "client '" + c.name + "': tunnels must be 1-3";
-    for (auto& p : c.pops)
-      if (!pops.count(p))
-        return "client '" + c.name + "' names unknown POP '" + p + "'";
-  }
+  for (auto& c : s.clients)
+    if (auto err = check_controller("client", c.name, c.service, c.tunnels, c.pops);
+        !err.empty())
+      return err;
   for (auto& l : s.links)
     if (!hosts.count(l.a) || !hosts.count(l.b))
       return "link " + l.a + " - " + l.b + " names an unknown host";

@@ -1,4 +1,5 @@
 #include "tests/proc.hpp"
+#include "tools/spawn.hpp"
 
 #include <csignal>
 #include <cstdlib>
@@ -16,20 +17,7 @@ process::process(const std::vector<std::string>& argv,
   static int counter = 0;
   log_path_ = "/tmp/drtp-test-" + std::to_string(getpid()) + "-"
               + std::to_string(counter++) + ".log";
-  pid_ = fork();
-  if (pid_ == 0) {
-    int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    for (auto& e : env_extra)
-      putenv(const_cast<char*>(e.c_str()));
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
+  pid_ = tools::spawn_logged(argv, log_path_, env_extra);
 }
 
 process::~process() {

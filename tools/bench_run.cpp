@@ -9,6 +9,7 @@
 // sessions, CPU seconds per GiB from /proc/PID/stat around the throughput
 // runs. Medians over --runs, with min-max; ratios to direct and haproxy.
 
+#include "tools/spawn.hpp"
 #include "tools/bench_run.hpp"
 
 #include <algorithm>
@@ -92,22 +93,7 @@ struct child {
   child(std::vector<std::string> argv, std::string log_path,
         std::vector<std::string> env = {}, int stop_signal = SIGTERM)
     : log(std::move(log_path)), stop_sig(stop_signal) {
-    pid = fork();
-    if (pid == 0) {
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      int null = ::open("/dev/null", O_RDONLY);
-      dup2(null, 0);
-      for (auto& e : env)
-        putenv(const_cast<char*>(e.c_str()));
-      std::vector<char*> args;
-      for (auto& a : argv)
-        args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
+    pid = tools::spawn_logged(argv, log, env);
   }
   child(const child&) = delete;
   child& operator=(const child&) = delete;
