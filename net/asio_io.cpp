@@ -25,6 +25,7 @@
 #include "caf/all.hpp"
 #include "net/io.hpp"
 #include "net/io_actor.hpp"
+#include "net/loop_coordinator.hpp"
 
 namespace drtp::net {
 
@@ -336,7 +337,9 @@ struct dial_state {
 
 class io_core : public io_backend {
 public:
-  io_core(std::shared_ptr<tracer> trace,
+  /// `shared`: the loop of the loop scheduler, already running; null = own
+  /// context and thread.
+  io_core(asio::io_context* shared, std::shared_ptr<tracer> trace,
           std::optional<tls_identity> server_identity);
   ~io_core() override;
 
@@ -431,6 +434,11 @@ private:
     // rather than queue it forever.
     if (stopping_.load(std::memory_order_relaxed))
       return;
+    // Actors on the loop scheduler call from the I/O thread: no hop at all.
+    if (on_io_thread()) {
+      f();
+      return;
+    }
     // Checked again when it runs: a request that raced with stop() must not
     // open anything after close_all(), nor run on the stopping thread.
     asio::post(io_, [this, f = std::forward<F>(f)]() mutable {
@@ -470,7 +478,8 @@ private:
   std::unique_ptr<asio::ssl::context> server_ctx_;
   std::unordered_map<std::string, std::unique_ptr<asio::ssl::context>>
     client_ctxs_;
-  asio::io_context io_{1}; // one thread runs it
+  std::unique_ptr<asio::io_context> own_io_; // null when shared
+  asio::io_context& io_;                      // one thread runs it
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
     work_;
   std::thread thread_;
@@ -819,9 +828,11 @@ void connection<Stream>::end_linger() {
 
 // -- io_core implementation ------------------------------------------------------
 
-io_core::io_core(std::shared_ptr<tracer> trace,
+io_core::io_core(asio::io_context* shared, std::shared_ptr<tracer> trace,
                  std::optional<tls_identity> server_identity)
-  : trace_(std::move(trace)) {
+  : own_io_(shared ? nullptr : std::make_unique<asio::io_context>(1)),
+    io_(shared ? *shared : *own_io_),
+    trace_(std::move(trace)) {
   if (server_identity) {
     server_ctx_ = std::make_unique<asio::ssl::context>(
       asio::ssl::context::tls_server);
@@ -843,6 +854,13 @@ io_core::~io_core() {
 }
 
 void io_core::start_thread() {
+  if (!own_io_) {
+    // The loop scheduler runs the context; learn its thread.
+    std::promise<std::thread::id> id;
+    asio::post(io_, [&id] { id.set_value(std::this_thread::get_id()); });
+    io_thread_id_ = id.get_future().get();
+    return;
+  }
   work_.emplace(io_.get_executor());
   thread_ = std::thread([this] {
     for (;;) {
@@ -866,7 +884,22 @@ void io_core::stop() {
     return;
   stopped_ = true;
   stopping_.store(true);
-  if (thread_.joinable()) {
+  if (!own_io_) {
+    // The loop goes on running actors until the system stops; only the
+    // sockets and timers of this backend end here.
+    if (on_io_thread()) {
+      close_all();
+    } else {
+      auto done = std::make_shared<std::promise<void>>();
+      asio::post(io_, [this, done] {
+        close_all();
+        done->set_value();
+      });
+      if (done->get_future().wait_for(stop_grace_period)
+          != std::future_status::ready)
+        trace("io", "I/O loop did not close its sockets in time");
+    }
+  } else if (thread_.joinable()) {
     assert(!on_io_thread());
     asio::post(io_, [this] { close_all(); });
     work_.reset();
@@ -1234,7 +1267,8 @@ struct asio_io::impl final : io_core {
 
 asio_io::asio_io(caf::actor_system& sys, std::shared_ptr<tracer> trace,
                  std::optional<tls_identity> server_identity)
-  : impl_(std::make_shared<impl>(std::move(trace), std::move(server_identity))) {
+  : impl_(std::make_shared<impl>(loop_context(sys), std::move(trace),
+                                 std::move(server_identity))) {
   impl_->start_thread();
   impl_->handle = make_io_actor(sys, impl_);
 }

@@ -13,6 +13,7 @@
 #include "caf/actor_system_config.hpp"
 #include "caf/atom.hpp"
 #include "net/asio_io.hpp"
+#include "net/loop_coordinator.hpp"
 
 namespace drtp::cli {
 
@@ -174,17 +175,8 @@ runtime::runtime(std::shared_ptr<net::tracer> trace,
   // the heap instead of trimming it and faulting it back in on each read.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
-  // Two workers on a two-core machine, and no sleeping between polls: the
-  // default 50 us sleep doubles the latency of a round trip.
-  auto env_or = [](const char* name, int fallback) {
-    auto v = std::getenv(name);
-    return v ? std::atoi(v) : fallback;
-  };
-  impl_->cfg.set("scheduler.max-threads", env_or("DRTP_WORKERS", 2));
-  impl_->cfg.set("work-stealing.aggressive-poll-attempts",
-                 env_or("DRTP_SPIN", 100));
-  impl_->cfg.set("work-stealing.moderate-poll-attempts",
-                 env_or("DRTP_MODERATE", 0));
+  // Every actor runs on the I/O thread (see net/loop_coordinator.hpp).
+  net::use_loop_scheduler(impl_->cfg);
   impl_->cfg.set("logger.console", caf::atom("none"));
   impl_->cfg.set("logger.file-verbosity", caf::atom("quiet"));
   impl_->sys = std::make_unique<caf::actor_system>(impl_->cfg);

@@ -1,0 +1,31 @@
+#pragma once
+// A CAF scheduler that runs every actor on the I/O thread of net/asio_io.
+//
+// Why: with CAF's worker threads, each chunk crossed threads twice per
+// process (I/O thread -> actor -> I/O thread), and the profile was dominated
+// by futex wake-ups and context switches, not by crypto. Here a message to an
+// actor is a push onto a queue that the same thread drains between socket
+// events: no hand-off, no wake-up. One loop per process, like haproxy with
+// nbthread=1. The actors do not change: the simulator keeps CAF's
+// test_coordinator, the real binaries install this one.
+//
+// Timers (delayed_send) keep CAF's own clock thread; it enqueues here.
+
+#include <memory>
+
+#include "caf/fwd.hpp"
+
+namespace asio {
+class io_context;
+}
+
+namespace drtp::net {
+
+/// Installs the loop scheduler into `cfg`; call before building the system.
+void use_loop_scheduler(caf::actor_system_config& cfg);
+
+/// The loop of `sys` if it runs on the loop scheduler, else nullptr. The
+/// context is run by one thread from system start to system stop.
+asio::io_context* loop_context(caf::actor_system& sys);
+
+} // namespace drtp::net
