@@ -26,6 +26,7 @@
 #include "net/io.hpp"
 #include "net/io_actor.hpp"
 #include "net/loop_coordinator.hpp"
+#include "net/tls_stream.hpp"
 
 namespace drtp::net {
 
@@ -33,7 +34,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using tcp = asio::ip::tcp;
-using tls_stream = asio::ssl::stream<tcp::socket>;
 
 // -- limits --------------------------------------------------------------------
 
@@ -43,13 +43,10 @@ constexpr size_t read_buffer_bytes = 64 * 1024;
 /// buffer is kept: cheaper than a fresh zeroed 64 KiB buffer per small read,
 /// and a 64-byte message does not pin 64 KiB while actors hold it.
 constexpr size_t small_read_copy_bytes = 4 * 1024;
-/// Plain TCP gathers at most this many chunks / bytes into one write; 64 is
-/// what asio hands to one sendmsg anyway.
+/// A write gathers at most this many chunks / bytes; 64 is what asio hands
+/// to one sendmsg anyway. TLS encrypts them all into one send.
 constexpr size_t max_gather_chunks = 64;
 constexpr size_t max_gather_bytes = 256 * 1024;
-/// TLS coalesces queued chunks into one staging buffer of this size, so small
-/// chunks do not become one TLS record each.
-constexpr size_t tls_staging_bytes = 64 * 1024;
 /// The actors bound write queues by flow control; past this, something is off.
 constexpr size_t queue_warn_bytes = 64 * 1024 * 1024;
 constexpr auto tls_accept_handshake_timeout = 10s;
@@ -63,7 +60,6 @@ constexpr auto stop_grace_period = 2s;
 
 static_assert(small_read_copy_bytes < read_buffer_bytes);
 static_assert(max_gather_chunks > 0 && max_gather_bytes >= read_buffer_bytes);
-static_assert(tls_staging_bytes > 0);
 
 // -- helpers -------------------------------------------------------------------
 
@@ -277,9 +273,8 @@ private:
 
   std::deque<chunk> queue_;
   size_t queued_bytes_ = 0;
-  size_t in_flight_chunks_ = 0; // plain TCP: chunks the current write covers
+  size_t in_flight_chunks_ = 0; // chunks the current write covers
   std::vector<asio::const_buffer> gather_;
-  std::vector<char> staging_; // TLS only
   bool write_in_flight_ = false;
   bool queue_warned_ = false;
   bool shutdown_requested_ = false;
@@ -503,10 +498,7 @@ template <class... Ts>
 connection<Stream>::connection(io_core& io, conn_id id, asio::io_context& ctx,
                                Ts&&... xs)
   : conn_base(io, id), stream_(std::forward<Ts>(xs)...), timer_(ctx) {
-  if constexpr (is_tls)
-    staging_.reserve(tls_staging_bytes);
-  else
-    gather_.reserve(max_gather_chunks);
+  gather_.reserve(max_gather_chunks);
 }
 
 template <class Stream>
@@ -633,32 +625,20 @@ void connection<Stream>::maybe_write() {
                                                 size_t n) {
     self->on_write(ec, n);
   };
+  // Gather-write straight from the chunks; they stay in the queue (alive)
+  // until the write completes.
+  gather_.clear();
+  size_t bytes = 0;
+  for (auto& x : queue_) {
+    if (gather_.size() == max_gather_chunks || bytes >= max_gather_bytes)
+      break;
+    gather_.emplace_back(x.data(), x.size());
+    bytes += x.size();
+  }
+  in_flight_chunks_ = gather_.size();
   if constexpr (is_tls) {
-    // asio's SSL stream encrypts one buffer at a time: coalesce so a burst of
-    // small chunks becomes few TLS records. Chunks copied here are done.
-    staging_.clear();
-    while (!queue_.empty() && staging_.size() < tls_staging_bytes) {
-      auto& front = queue_.front();
-      size_t take = std::min(front.size(), tls_staging_bytes - staging_.size());
-      staging_.insert(staging_.end(), front.data(), front.data() + take);
-      if (take == front.size())
-        queue_.pop_front();
-      else
-        front = front.slice(take, front.size() - take);
-    }
-    asio::async_write(stream_, asio::buffer(staging_), std::move(done));
+    stream_.async_write(gather_.data(), gather_.size(), std::move(done));
   } else {
-    // Gather-write straight from the chunks; they stay in the queue (alive)
-    // until the write completes.
-    gather_.clear();
-    size_t bytes = 0;
-    for (auto& x : queue_) {
-      if (gather_.size() == max_gather_chunks || bytes >= max_gather_bytes)
-        break;
-      gather_.emplace_back(x.data(), x.size());
-      bytes += x.size();
-    }
-    in_flight_chunks_ = gather_.size();
     buffer_span span{gather_.data(), gather_.data() + gather_.size()};
     asio::async_write(stream_, span, std::move(done));
   }
@@ -675,11 +655,9 @@ void connection<Stream>::on_write(const asio::error_code& ec, size_t n) {
     fail_with(ec);
     return;
   }
-  if constexpr (!is_tls) {
-    assert(in_flight_chunks_ <= queue_.size());
-    queue_.erase(queue_.begin(), queue_.begin() + in_flight_chunks_);
-    in_flight_chunks_ = 0;
-  }
+  assert(in_flight_chunks_ <= queue_.size());
+  queue_.erase(queue_.begin(), queue_.begin() + in_flight_chunks_);
+  in_flight_chunks_ = 0;
   assert(n <= queued_bytes_);
   queued_bytes_ -= n;
   if (queued_bytes_ < queue_warn_bytes / 2)
@@ -1042,7 +1020,7 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
     c->socket().close(ignored); // fails the handshake
   });
   c->stream().async_handshake(
-    asio::ssl::stream_base::server,
+    tls_stream::server,
     [this, l, c, peer_host, peer_port](const asio::error_code& ec) {
       c->timer().cancel();
       if (c->is_closed())
@@ -1144,10 +1122,8 @@ void io_core::do_connect(const caf::actor& owner, const connect_req& req) {
     SSL_set_tlsext_host_name(ssl, cfg.server_name.c_str());
   if (cfg.verify) {
     if (!cfg.fingerprint_sha256.empty()) {
-      asio::error_code ignored;
       c->stream().set_verify_callback(pin_checker{c.get(),
-                                                  cfg.fingerprint_sha256},
-                                      ignored);
+                                                  cfg.fingerprint_sha256});
     } else if (!cfg.server_name.empty()) {
       // OpenSSL's own name check (IP literals included); a mismatch fails
       // the handshake with "hostname mismatch".
@@ -1213,7 +1189,7 @@ void io_core::on_tcp_connected(const std::shared_ptr<connection<Stream>>& c,
   c->socket().non_blocking(true, ignored); // synchronous drains never wait
   if constexpr (std::is_same_v<Stream, tls_stream>) {
     c->stream().async_handshake(
-      asio::ssl::stream_base::client,
+      tls_stream::client,
       [this, c, st](const asio::error_code& ec) {
         if (st->done || c->is_closed())
           return;
