@@ -1,17 +1,19 @@
 #include "net/loop_coordinator.hpp"
 
 #include <cassert>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
 #include <asio.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "caf/actor_system.hpp"
 #include "caf/actor_system_config.hpp"
 #include "caf/detail/set_thread_name.hpp"
-#include "caf/detail/thread_safe_actor_clock.hpp"
+#include "caf/detail/simple_actor_clock.hpp"
 #include "caf/execution_unit.hpp"
 #include "caf/resumable.hpp"
 #include "caf/scheduler/abstract_coordinator.hpp"
@@ -21,6 +23,120 @@ namespace drtp::net {
 namespace {
 
 class loop_coordinator;
+
+/// CAF's timers (delayed_send, timeouts) on an asio timer of the loop.
+/// CAF's own clock runs a thread that every timer change wakes with a
+/// futex, and every actor that ends cancels its timers: two wake-ups per
+/// visitor. Here a change from the loop thread is a map update; from other
+/// threads it is posted to the loop.
+class loop_clock final : public caf::detail::simple_actor_clock {
+public:
+  using super = caf::detail::simple_actor_clock;
+
+  loop_clock(asio::io_context& io, const std::thread::id& loop_thread)
+    : io_(io), timer_(io), loop_thread_(loop_thread) {
+  }
+
+  void set_ordinary_timeout(time_point t, caf::abstract_actor* self,
+                            caf::atom_value type, uint64_t id) override {
+    locked([&] { super::set_ordinary_timeout(t, self, type, id); });
+  }
+  void set_multi_timeout(time_point t, caf::abstract_actor* self,
+                         caf::atom_value type, uint64_t id) override {
+    locked([&] { super::set_multi_timeout(t, self, type, id); });
+  }
+  void set_request_timeout(time_point t, caf::abstract_actor* self,
+                           caf::message_id id) override {
+    locked([&] { super::set_request_timeout(t, self, id); });
+  }
+  void cancel_ordinary_timeout(caf::abstract_actor* self,
+                               caf::atom_value type) override {
+    locked([&] { super::cancel_ordinary_timeout(self, type); });
+  }
+  void cancel_request_timeout(caf::abstract_actor* self,
+                              caf::message_id id) override {
+    locked([&] { super::cancel_request_timeout(self, id); });
+  }
+  void cancel_timeouts(caf::abstract_actor* self) override {
+    locked([&] { super::cancel_timeouts(self); });
+  }
+  void schedule_message(time_point t, caf::strong_actor_ptr receiver,
+                        caf::mailbox_element_ptr content) override {
+    locked([&] {
+      super::schedule_message(t, std::move(receiver), std::move(content));
+    });
+  }
+  void schedule_message(time_point t, caf::group target,
+                        caf::strong_actor_ptr sender,
+                        caf::message content) override {
+    locked([&] {
+      super::schedule_message(t, std::move(target), std::move(sender),
+                              std::move(content));
+    });
+  }
+  void cancel_all() override {
+    locked([&] { super::cancel_all(); });
+  }
+
+  /// After the loop stopped: drops every timer (and the handles they hold).
+  void stop() {
+    std::lock_guard<std::recursive_mutex> guard{mtx_};
+    stopped_ = true;
+    super::cancel_all();
+    timer_.cancel();
+  }
+
+private:
+  template <class F>
+  void locked(F f) {
+    std::lock_guard<std::recursive_mutex> guard{mtx_};
+    f();
+    if (stopped_)
+      return;
+    if (std::this_thread::get_id() == loop_thread_) {
+      arm();
+    } else if (!arm_posted_) {
+      arm_posted_ = true;
+      asio::post(io_, [this] {
+        std::lock_guard<std::recursive_mutex> guard{mtx_};
+        arm_posted_ = false;
+        arm();
+      });
+    }
+  }
+
+  /// Points the timer at the earliest due entry. Loop thread, lock held.
+  void arm() {
+    if (stopped_ || schedule().empty())
+      return; // a timer still set fires and finds nothing due
+    auto due = schedule().begin()->first;
+    if (armed_ && armed_for_ <= due)
+      return;
+    armed_ = true;
+    armed_for_ = due;
+    timer_.expires_at(due);
+    timer_.async_wait([this](const asio::error_code& ec) {
+      if (ec)
+        return; // re-armed earlier, or stopped
+      std::lock_guard<std::recursive_mutex> guard{mtx_};
+      armed_ = false;
+      if (stopped_)
+        return;
+      trigger_expired_timeouts();
+      arm();
+    });
+  }
+
+  asio::io_context& io_;
+  asio::steady_timer timer_;
+  const std::thread::id& loop_thread_;
+  // Recursive: delivering a timeout may make an actor set or cancel one.
+  std::recursive_mutex mtx_;
+  bool armed_ = false;
+  time_point armed_for_;
+  bool arm_posted_ = false;
+  bool stopped_ = false;
+};
 
 /// The execution unit actors see while they run: a send from inside an
 /// actor lands on the same queue as a send from anywhere else.
@@ -39,7 +155,7 @@ private:
 class loop_coordinator final : public caf::scheduler::abstract_coordinator {
 public:
   explicit loop_coordinator(caf::actor_system& sys)
-    : abstract_coordinator(sys), unit_(&sys, *this) {
+    : abstract_coordinator(sys), clock_(io_, loop_thread_id_), unit_(&sys, *this) {
   }
 
   asio::io_context& context() { return io_; }
@@ -71,7 +187,10 @@ public:
 
   void start() override {
     work_.emplace(io_.get_executor());
-    loop_thread_ = std::thread([this] {
+    std::promise<void> started;
+    loop_thread_ = std::thread([this, &started] {
+      loop_thread_id_ = std::this_thread::get_id();
+      started.set_value();
       caf::detail::set_thread_name("drtp.loop");
       system().thread_started();
       for (;;) {
@@ -85,10 +204,7 @@ public:
       }
       system().thread_terminates();
     });
-    clock_thread_ = std::thread([this] {
-      caf::detail::set_thread_name("drtp.clock");
-      clock_.run_dispatch_loop();
-    });
+    started.get_future().wait();
     abstract_coordinator::start();
   }
 
@@ -109,11 +225,9 @@ public:
     // Handlers still queued (socket completions after close) hold actor
     // handles: run them here so those are released while the system lives;
     // what they enqueue is cleaned up at once.
+    clock_.stop();
     io_.restart();
     io_.poll();
-    clock_.cancel_dispatch_loop();
-    if (clock_thread_.joinable())
-      clock_thread_.join();
   }
 
 private:
@@ -146,8 +260,8 @@ private:
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>>
     work_;
   std::thread loop_thread_;
-  caf::detail::thread_safe_actor_clock clock_;
-  std::thread clock_thread_;
+  std::thread::id loop_thread_id_;
+  loop_clock clock_;
   loop_unit unit_;
   std::mutex mtx_;
   std::vector<caf::resumable*> queue_; // guarded by mtx_

@@ -9,7 +9,7 @@
 // nbthread=1. The actors do not change: the simulator keeps CAF's
 // test_coordinator, the real binaries install this one.
 //
-// Timers (delayed_send) keep CAF's own clock thread; it enqueues here.
+// Timers (delayed_send) run on an asio timer of the same loop.
 
 #include <memory>
 

@@ -254,7 +254,9 @@ void tls_stream::continue_read(const asio::error_code& ec) {
 size_t tls_stream::read_some(asio::mutable_buffer buf, asio::error_code& ec) {
   assert(!read_h_);
   size_t n = ssl_read(buf, ec);
-  if (ec != asio::error::would_block || pumping_ || sock_eof_)
+  // A socket read that did not fill the buffer drained the socket: asking
+  // again now would cost a syscall that finds nothing.
+  if (ec != asio::error::would_block || pumping_ || sock_eof_ || !in_filled_)
     return n;
   prepare_input();
   size_t room = in_.size() - in_end_;

@@ -279,6 +279,8 @@ struct latency {
   double p50_us = 0, p99_us = 0, p999_us = 0;
 };
 
+constexpr int ping_pong_warmup = 200;
+
 latency ping_pong(uint16_t port, int rounds) {
   latency out;
   auto s = sock::connect_tcp("127.0.0.1", port, 5000);
@@ -288,13 +290,13 @@ latency ping_pong(uint16_t port, int rounds) {
   std::memset(msg, 'p', sizeof(msg));
   std::vector<double> samples;
   samples.reserve(rounds);
-  for (int i = 0; i < rounds + 200; ++i) {
+  for (int i = 0; i < rounds + ping_pong_warmup; ++i) {
     auto t0 = clock_type::now();
     char back[64];
     if (!sock::send_all(s.get(), msg, sizeof(msg))
         || !sock::recv_all(s.get(), back, sizeof(back)))
       return out;
-    if (i >= 200) // warm-up first
+    if (i >= ping_pong_warmup) // warm-up first
       samples.push_back(seconds_since(t0) * 1e6);
   }
   std::sort(samples.begin(), samples.end());
@@ -443,6 +445,10 @@ struct path {
   std::vector<idle_figure> idle;
   std::vector<double> cpu1, cpu4; // per proc, seconds
   double gib1 = 0, gib4 = 0;      // moved during those runs
+  // CPU cost per operation is steadier than wall-clock figures on a shared
+  // machine: it does not count the time a process waited for a core.
+  std::vector<double> cpu_rtt, cpu_conn; // per proc, seconds
+  double rtts = 0, conns = 0;            // done during those runs
 };
 
 struct setup_ctx {
@@ -891,13 +897,26 @@ int cmd_run(cli::args& a) {
       }
       p.gib1 += static_cast<double>(bytes) / (1ull << 30);
       p.gib4 += static_cast<double>(bytes / 4 * 4) / (1ull << 30);
+      p.cpu_rtt.resize(p.procs.size());
+      p.cpu_conn.resize(p.procs.size());
+      auto c3 = cpu_now(p);
       auto l = ping_pong(p.port, rounds);
+      auto c4 = cpu_now(p);
       p.p50.push_back(l.p50_us);
       p.p99.push_back(l.p99_us);
       p.p999.push_back(l.p999_us);
+      p.rtts += rounds + ping_pong_warmup;
+      for (size_t i = 0; i < p.procs.size(); ++i)
+        p.cpu_rtt[i] += c4[i] - c3[i];
       if (conn_s > 0) {
         uint64_t failed = 0;
+        auto c5 = cpu_now(p);
+        auto t5 = clock_type::now();
         p.cps.push_back(conn_rate(p.port, 32, conn_s, failed));
+        auto c6 = cpu_now(p);
+        p.conns += p.cps.back() * seconds_since(t5);
+        for (size_t i = 0; i < p.procs.size(); ++i)
+          p.cpu_conn[i] += c6[i] - c5[i];
         p.conn_failed += failed;
         sleep_ms(200);
       }
@@ -949,10 +968,11 @@ int cmd_run(cli::args& a) {
   std::printf("| path | process | RSS idle MiB |");
   for (int n : sessions)
     std::printf(" %d sessions: MiB, KiB/session |", n);
-  std::printf(" CPU s/GiB 1 stream | CPU s/GiB 4 streams |\n|---|---|---|");
+  std::printf(" CPU s/GiB 1 stream | CPU s/GiB 4 streams | CPU us/round trip |"
+              " CPU us/new conn |\n|---|---|---|");
   for (size_t i = 0; i < sessions.size(); ++i)
     std::printf("---|");
-  std::printf("---|---|\n");
+  std::printf("---|---|---|---|\n");
   for (auto& p : paths) {
     if (!p.na.empty() || p.procs.empty())
       continue;
@@ -973,9 +993,13 @@ int cmd_run(cli::args& a) {
         std::printf(" %.1f, %.1f%s |", f.rss_after_kib[i] / 1024.0, per,
                     note.c_str());
       }
-      std::printf(" %s | %s |\n",
+      std::printf(" %s | %s | %s | %s |\n",
                   p.gib1 > 0 ? fmt("%.2f", p.cpu1[i] / p.gib1).c_str() : "–",
-                  p.gib4 > 0 ? fmt("%.2f", p.cpu4[i] / p.gib4).c_str() : "–");
+                  p.gib4 > 0 ? fmt("%.2f", p.cpu4[i] / p.gib4).c_str() : "–",
+                  p.rtts > 0 ? fmt("%.1f", p.cpu_rtt[i] / p.rtts * 1e6).c_str()
+                             : "–",
+                  p.conns > 0 ? fmt("%.1f", p.cpu_conn[i] / p.conns * 1e6).c_str()
+                              : "–");
     }
   }
   std::printf("\nTargets for DRTP public: 1 stream >= 1.0x haproxy, RTT p50 <= "
@@ -1041,6 +1065,10 @@ int cmd_run(cli::args& a) {
                + json_num(p.gib1 > 0 ? p.cpu1[i] / p.gib1 : 0)
                + ", \"cpu_s_per_gib_4\": "
                + json_num(p.gib4 > 0 ? p.cpu4[i] / p.gib4 : 0)
+               + ", \"cpu_us_per_round_trip\": "
+               + json_num(p.rtts > 0 ? p.cpu_rtt[i] / p.rtts * 1e6 : 0)
+               + ", \"cpu_us_per_new_conn\": "
+               + json_num(p.conns > 0 ? p.cpu_conn[i] / p.conns * 1e6 : 0)
                + ", \"idle_sessions\": [";
           for (size_t q = 0; q < p.idle.size(); ++q) {
             auto& f = p.idle[q];
