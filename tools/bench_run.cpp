@@ -562,15 +562,20 @@ void setup_patch_panel(setup_ctx& c, path& p) {
   p.procs = {{"connect", conn.pid}, {"pop", pop.pid}, {"agent", agent.pid}};
 }
 
-void setup_haproxy(setup_ctx& c, path& p) {
+std::string haproxy_exe(path& p) {
   auto exe = find_program({"/usr/sbin/haproxy", "/usr/bin/haproxy",
                            "/usr/local/sbin/haproxy"});
-  if (exe.empty()) {
+  if (exe.empty())
     p.na = "haproxy not installed (scripts/bench.sh installs it)";
-    return;
-  }
-  auto port = free_port();
-  auto cfg = c.dir + "/haproxy.cfg";
+  return exe;
+}
+
+/// One haproxy in TCP mode relaying `bind` to `server` (haproxy's own
+/// syntax, TLS options included); the process, or nullptr with p.na set.
+child* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
+                     const std::string& name, uint16_t port,
+                     const std::string& bind, const std::string& server) {
+  auto cfg = c.dir + "/" + name + ".cfg";
   rlimit r{};
   getrlimit(RLIMIT_NOFILE, &r);
   // Two descriptors a session; haproxy refuses a maxconn it cannot back.
@@ -583,18 +588,67 @@ void setup_haproxy(setup_ctx& c, path& p) {
                   "  timeout client 1h\n"
                   "  timeout server 1h\n"
                   "frontend bench\n"
-                  "  bind 127.0.0.1:" + std::to_string(port) + "\n"
+                  "  bind " + bind + "\n"
                   "  default_backend echo\n"
                   "backend echo\n"
-                  "  server echo 127.0.0.1:" + std::to_string(c.service_port)
-                    + "\n");
-  auto& h = spawn(c, {exe, "-f", cfg, "-db"}, "haproxy.log");
+                  "  server echo " + server + "\n");
+  auto& h = spawn(c, {exe, "-f", cfg, "-db"}, name + ".log");
   if (!wait_accepts(port, 5000, &h)) {
-    p.na = "haproxy did not start: " + last_line(h.output());
-    return;
+    p.na = name + " did not start: " + last_line(h.output());
+    return nullptr;
   }
+  return &h;
+}
+
+void setup_haproxy(setup_ctx& c, path& p) {
+  auto exe = haproxy_exe(p);
+  if (exe.empty())
+    return;
+  auto port = free_port();
+  auto* h = spawn_haproxy(c, p, exe, "haproxy", port,
+                          "127.0.0.1:" + std::to_string(port),
+                          "127.0.0.1:" + std::to_string(c.service_port));
+  if (!h)
+    return;
   p.port = port;
-  p.procs = {{"haproxy", h.pid}};
+  p.procs = {{"haproxy", h->pid}};
+}
+
+/// DRTP's shape built from haproxy: an edge relay that speaks TLS 1.3 to an
+/// inner relay next to the service. Two processes and one TLS hop, like POP
+/// and agent, but one TCP+TLS connection per visitor instead of one tunnel.
+void setup_haproxy_tls(setup_ctx& c, path& p) {
+  auto exe = haproxy_exe(p);
+  if (exe.empty())
+    return;
+  {
+    child gen({c.bin + "/drtp-pop", "gen-cert", "--cert", c.dir + "/hc.pem",
+               "--key", c.dir + "/hk.pem"},
+              c.dir + "/hgen.log");
+    if (!gen.wait_for("sha256:", 10000)) {
+      p.na = "gen-cert failed: " + last_line(gen.output());
+      return;
+    }
+  }
+  write_text(c.dir + "/hboth.pem",
+             read_text(c.dir + "/hc.pem") + read_text(c.dir + "/hk.pem"));
+  auto inner_port = free_port();
+  auto* inner = spawn_haproxy(
+    c, p, exe, "haproxy-inner", inner_port,
+    "127.0.0.1:" + std::to_string(inner_port) + " ssl crt " + c.dir
+      + "/hboth.pem ssl-min-ver TLSv1.3",
+    "127.0.0.1:" + std::to_string(c.service_port));
+  if (!inner)
+    return;
+  auto edge_port = free_port();
+  auto* edge = spawn_haproxy(c, p, exe, "haproxy-edge", edge_port,
+                             "127.0.0.1:" + std::to_string(edge_port),
+                             "127.0.0.1:" + std::to_string(inner_port)
+                               + " ssl verify none ssl-min-ver TLSv1.3");
+  if (!edge)
+    return;
+  p.port = edge_port;
+  p.procs = {{"edge", edge->pid}, {"inner", inner->pid}};
 }
 
 void setup_ssh(setup_ctx& c, path& p) {
@@ -771,7 +825,9 @@ const char* run_usage() {
       with 1 and 4 streams, 64-byte round trips (p50/p99/p999), new
       connections per second (32 threads), RSS idle and with N idle sessions,
       CPU seconds per GiB; medians over --runs (default 3) with min-max.
-      --paths: comma list of direct,drtp,panel,haproxy,ssh (default all);
+      --paths: comma list of direct,drtp,panel,haproxy,haproxy-tls,ssh
+      (default all; haproxy-tls is DRTP's shape built from two haproxy
+      relays with TLS 1.3 between them);
       --sessions 0 skips idle sessions, --conn-seconds 0 skips conn/s.
       --quick: about 30 s, for smoke tests.
 )";
@@ -798,7 +854,7 @@ int cmd_run(cli::args& a) {
   sessions.erase(std::remove(sessions.begin(), sessions.end(), 0), sessions.end());
   double idle_budget = quick ? 10 : 25; // seconds to open one batch
   std::set<std::string> want;
-  for (auto& k : {"direct", "drtp", "panel", "haproxy", "ssh"})
+  for (auto& k : {"direct", "drtp", "panel", "haproxy", "haproxy-tls", "ssh"})
     want.insert(k);
   if (paths_opt) {
     want.clear();
@@ -840,6 +896,7 @@ int cmd_run(cli::args& a) {
   add("drtp", "DRTP public (TLS tunnel)", setup_drtp);
   add("panel", "DRTP patch panel (drtp connect)", setup_patch_panel);
   add("haproxy", "haproxy (TCP mode)", setup_haproxy);
+  add("haproxy-tls", "haproxy edge -> TLS -> haproxy inner", setup_haproxy_tls);
   add("ssh", "ssh -R (aes128-gcm)", setup_ssh);
   auto live = [&](auto f) {
     for (auto& p : paths)
