@@ -15,6 +15,7 @@
 
 #include "caf/all.hpp"
 #include "net/asio_io.hpp"
+#include "net/loop_coordinator.hpp"
 #include "net/io.hpp"
 #include "net/tls.hpp"
 
@@ -54,10 +55,16 @@ struct temp_file {
   ~temp_file() { std::remove(path.c_str()); }
 };
 
-class asio_io_test : public ::testing::Test {
+/// Every test runs twice: with CAF's worker threads (events cross threads,
+/// as in tests that embed the backend) and with the loop scheduler the
+/// binaries use (actors and I/O share one thread).
+class asio_io_test : public ::testing::TestWithParam<bool> {
 protected:
   asio_io_test() {
-    cfg.set("scheduler.max-threads", 2);
+    if (GetParam())
+      use_loop_scheduler(cfg);
+    else
+      cfg.set("scheduler.max-threads", 2);
     sys = std::make_unique<caf::actor_system>(cfg);
     identity = make_self_signed("drtp-test");
     io = std::make_unique<asio_io>(*sys, make_stderr_tracer(0), identity);
@@ -286,7 +293,7 @@ protected:
 
 // -- plain TCP -------------------------------------------------------------------
 
-TEST_F(asio_io_test, plain_exchange_one_mib_each_way) {
+TEST_P(asio_io_test, plain_exchange_one_mib_each_way) {
   auto port = listen();
   auto p = connect(port);
   ASSERT_TRUE(p);
@@ -298,7 +305,7 @@ TEST_F(asio_io_test, plain_exchange_one_mib_each_way) {
   expect_silence(p->server);
 }
 
-TEST_F(asio_io_test, half_close_lets_the_reply_through) {
+TEST_P(asio_io_test, half_close_lets_the_reply_through) {
   auto port = listen();
   auto p = connect(port);
   ASSERT_TRUE(p);
@@ -319,7 +326,7 @@ TEST_F(asio_io_test, half_close_lets_the_reply_through) {
   expect_silence(p->server);
 }
 
-TEST_F(asio_io_test, close_with_unread_input_still_delivers_output) {
+TEST_P(asio_io_test, close_with_unread_input_still_delivers_output) {
   auto port = listen();
   auto p = connect(port, nullptr, false);
   ASSERT_TRUE(p);
@@ -340,7 +347,7 @@ TEST_F(asio_io_test, close_with_unread_input_still_delivers_output) {
   EXPECT_TRUE(await_id<closed>(p->client));
 }
 
-TEST_F(asio_io_test, abort_resets_the_peer) {
+TEST_P(asio_io_test, abort_resets_the_peer) {
   auto port = listen();
   auto p = connect(port);
   ASSERT_TRUE(p);
@@ -359,7 +366,7 @@ TEST_F(asio_io_test, abort_resets_the_peer) {
   expect_silence(p->client);
 }
 
-TEST_F(asio_io_test, connect_to_closed_port_is_refused_quickly) {
+TEST_P(asio_io_test, connect_to_closed_port_is_refused_quickly) {
   auto port = listen();
   send(stop_listen_req{listener});
   // stop_listen is processed in order before the connect below.
@@ -371,7 +378,7 @@ TEST_F(asio_io_test, connect_to_closed_port_is_refused_quickly) {
   EXPECT_LT(clock_type::now() - start, 1s);
 }
 
-TEST_F(asio_io_test, stop_listen_keeps_existing_connections) {
+TEST_P(asio_io_test, stop_listen_keeps_existing_connections) {
   auto port = listen();
   auto p = connect(port);
   ASSERT_TRUE(p);
@@ -380,7 +387,7 @@ TEST_F(asio_io_test, stop_listen_keeps_existing_connections) {
   EXPECT_EQ(read_exact(p->server, 10), "still here");
 }
 
-TEST_F(asio_io_test, listen_on_busy_port_fails) {
+TEST_P(asio_io_test, listen_on_busy_port_fails) {
   auto port = listen();
   send(listen_req{77, "127.0.0.1", port, false});
   auto f = await<listen_failed>([](auto& x) { return x.tag == 77; });
@@ -389,7 +396,7 @@ TEST_F(asio_io_test, listen_on_busy_port_fails) {
                        + ": address already in use");
 }
 
-TEST_F(asio_io_test, accepted_connection_waits_for_adopt) {
+TEST_P(asio_io_test, accepted_connection_waits_for_adopt) {
   auto port = listen();
   auto p = connect(port, nullptr, false);
   ASSERT_TRUE(p);
@@ -399,7 +406,7 @@ TEST_F(asio_io_test, accepted_connection_waits_for_adopt) {
   EXPECT_EQ(read_exact(p->server, 5), "early");
 }
 
-TEST_F(asio_io_test, pause_and_resume_reading) {
+TEST_P(asio_io_test, pause_and_resume_reading) {
   auto port = listen();
   auto p = connect(port, nullptr, false);
   ASSERT_TRUE(p);
@@ -424,7 +431,7 @@ TEST_F(asio_io_test, pause_and_resume_reading) {
   EXPECT_EQ(read_exact(p->server, first ? 1 : 2), first ? "b" : "ab");
 }
 
-TEST_F(asio_io_test, destroying_the_backend_with_open_connections) {
+TEST_P(asio_io_test, destroying_the_backend_with_open_connections) {
   auto port = listen();
   auto p = connect(port);
   ASSERT_TRUE(p);
@@ -437,7 +444,7 @@ TEST_F(asio_io_test, destroying_the_backend_with_open_connections) {
   write(p->client, "late");
 }
 
-TEST_F(asio_io_test, ping_pong_and_bulk_smoke) {
+TEST_P(asio_io_test, ping_pong_and_bulk_smoke) {
   auto port = listen();
   auto p = connect(port);
   ASSERT_TRUE(p);
@@ -487,7 +494,7 @@ TEST_F(asio_io_test, ping_pong_and_bulk_smoke) {
 
 // -- TLS -------------------------------------------------------------------------
 
-TEST_F(asio_io_test, tls_pinned_fingerprint) {
+TEST_P(asio_io_test, tls_pinned_fingerprint) {
   auto port = listen(true);
   auto p = connect(port, pinned());
   ASSERT_TRUE(p);
@@ -497,7 +504,7 @@ TEST_F(asio_io_test, tls_pinned_fingerprint) {
   expect_silence(p->server);
 }
 
-TEST_F(asio_io_test, tls_half_close_and_abort) {
+TEST_P(asio_io_test, tls_half_close_and_abort) {
   auto port = listen(true);
   auto p = connect(port, pinned());
   ASSERT_TRUE(p);
@@ -513,7 +520,59 @@ TEST_F(asio_io_test, tls_half_close_and_abort) {
   EXPECT_EQ(c->reason, close_reason::reset) << c->what;
 }
 
-TEST_F(asio_io_test, tls_wrong_pin_fails) {
+TEST_P(asio_io_test, tls_odd_sized_writes_keep_every_byte_in_order) {
+  auto port = listen(true);
+  auto p = connect(port, pinned());
+  ASSERT_TRUE(p);
+  // Sizes around the 16 KiB record boundary, frame-header-like scraps and
+  // large chunks, several per write request and both ways at once: the
+  // record gathering must neither drop, reorder nor repeat a byte.
+  const size_t sizes[] = {1,     12, 16384, 16383, 16385, 12,    65536,
+                          3,     12, 100000, 32768, 7,    16372, 49164};
+  auto send_all = [&](conn_id id, uint32_t seed) {
+    std::string all;
+    for (int round = 0; round < 4; ++round) {
+      write_req req{id, {}};
+      for (auto n : sizes) {
+        auto piece = pattern(n, seed++);
+        req.data.push_back(chunk::copy_of(piece.data(), piece.size()));
+        all += piece;
+      }
+      send(std::move(req));
+    }
+    return all;
+  };
+  auto up = send_all(p->client, 100);
+  auto down = send_all(p->server, 900);
+  EXPECT_TRUE(read_exact(p->server, up.size()) == up) << "upstream bytes differ";
+  EXPECT_TRUE(read_exact(p->client, down.size()) == down)
+    << "downstream bytes differ";
+  close_both(*p);
+}
+
+TEST_P(asio_io_test, tls_close_with_unread_input_still_delivers_output) {
+  auto port = listen(true);
+  auto p = connect(port, pinned(), false);
+  ASSERT_TRUE(p);
+  send(pause_read_req{p->server});
+  send(adopt_req{p->server, *self});
+  write(p->client, pattern(64 * 1024, 7));
+  auto reply = pattern(1 << 20, 8);
+  write(p->server, reply, 64 * 1024);
+  send(close_req{p->server});
+  auto s = await_id<closed>(p->server);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->reason, close_reason::local);
+  EXPECT_TRUE(read_exact(p->client, reply.size()) == reply);
+  // close_notify arrived: a clean end, not a truncation or a reset.
+  EXPECT_TRUE(await_id<read_closed>(p->client));
+  send(close_req{p->client});
+  auto c = await_id<closed>(p->client);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->reason, close_reason::local);
+}
+
+TEST_P(asio_io_test, tls_wrong_pin_fails) {
   auto port = listen(true);
   auto cfg = pinned();
   cfg->fingerprint_sha256[0] ^= 1;
@@ -525,7 +584,7 @@ TEST_F(asio_io_test, tls_wrong_pin_fails) {
   EXPECT_FALSE(await<accepted>([](auto&) { return true; }, 200ms));
 }
 
-TEST_F(asio_io_test, tls_without_verification) {
+TEST_P(asio_io_test, tls_without_verification) {
   auto port = listen(true);
   auto cfg = std::make_shared<tls_client_config>();
   cfg->verify = false;
@@ -534,7 +593,7 @@ TEST_F(asio_io_test, tls_without_verification) {
   exchange(*p, 4096, 4096, 4096);
 }
 
-TEST_F(asio_io_test, tls_ca_file_and_server_name) {
+TEST_P(asio_io_test, tls_ca_file_and_server_name) {
   auto port = listen(true);
   temp_file ca{identity.cert_pem};
   auto cfg = std::make_shared<tls_client_config>();
@@ -554,7 +613,7 @@ TEST_F(asio_io_test, tls_ca_file_and_server_name) {
   EXPECT_NE(f.what.find("hostname mismatch"), std::string::npos) << f.what;
 }
 
-TEST_F(asio_io_test, tls_self_signed_fails_against_system_roots) {
+TEST_P(asio_io_test, tls_self_signed_fails_against_system_roots) {
   auto port = listen(true);
   auto f = connect_fails(port, std::make_shared<tls_client_config>());
   EXPECT_EQ(f.reason, connect_error::tls_failed);
@@ -562,7 +621,7 @@ TEST_F(asio_io_test, tls_self_signed_fails_against_system_roots) {
     << f.what;
 }
 
-TEST_F(asio_io_test, tls_plain_client_to_tls_listener_is_not_accepted) {
+TEST_P(asio_io_test, tls_plain_client_to_tls_listener_is_not_accepted) {
   auto port = listen(true);
   auto tag = ++next_tag;
   send(connect_req{tag, "127.0.0.1", port, 2000, nullptr});
@@ -633,3 +692,8 @@ TEST(tls_helpers, load_identity_names_the_failing_file) {
 }
 
 } // namespace
+
+INSTANTIATE_TEST_SUITE_P(schedulers, asio_io_test, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "io_loop" : "caf_workers";
+                         });
