@@ -677,14 +677,10 @@ void connection<Stream>::on_drained() {
   if (shutdown_requested_ && !write_shut_) {
     write_shut_ = true;
     // Half-close. Plain TCP: FIN. TLS: also just the TCP FIN, no
-    // close_notify. TLS 1.3 allows a half-closing close_notify, but asio can
-    // only send one via async_shutdown, which then insists on reading the
-    // peer's close_notify and fights our own pending read; a raw
-    // SSL_shutdown would leave the alert stuck in asio's BIO. The peer's asio
-    // reports the bare FIN as stream_truncated, which we take as EOF, and its
-    // SSL object stays usable for the reply. Truncation is therefore not
-    // detected at this layer: the frame protocol above ends streams
-    // explicitly.
+    // close_notify: tls_stream reports the bare FIN as stream_truncated,
+    // which we take as EOF, and keeps its SSL object usable for the reply
+    // (OpenSSL never sees the EOF). Truncation is therefore not detected at
+    // this layer: the frame protocol above ends streams explicitly.
     asio::error_code ec;
     socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec && ec != asio::error::not_connected) {
@@ -730,8 +726,8 @@ void connection<Stream>::graceful_close() {
   if constexpr (is_tls) {
     if (!write_shut_) {
       // Send close_notify so the peer can tell a clean end from truncation.
-      // async_shutdown then waits for the peer's close_notify; the timer
-      // bounds that. The owner hears `closed` now: the rest is cleanup.
+      // async_shutdown then waits for the peer's close_notify (discarding
+      // input, so closing cannot reset what we sent); the timer bounds that. The owner hears `closed` now: the rest is cleanup.
       closed_ = true;
       auto owner = std::move(owner_);
       caf::anon_send(owner, closed{id_, close_reason::local, ""});
