@@ -140,7 +140,10 @@ class io_core;
 /// method runs on the I/O thread.
 class conn_base {
 public:
-  conn_base(io_core& io, conn_id id) : io_(io), id_(id) {
+  /// Holds the backend: completions of a connection can run after the
+  /// asio_io object is gone (the loop scheduler outlives it).
+  conn_base(std::shared_ptr<io_core> io, conn_id id)
+    : keep_io_(std::move(io)), io_(*keep_io_), id_(id) {
   }
   virtual ~conn_base() = default;
 
@@ -166,6 +169,7 @@ public:
   bool deadline_hit = false;
 
 protected:
+  std::shared_ptr<io_core> keep_io_;
   io_core& io_;
   conn_id id_;
   bool closed_ = false; // `closed` went out (or kill); nothing is sent after
@@ -178,7 +182,8 @@ public:
   static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 
   template <class... Ts>
-  connection(io_core& io, conn_id id, asio::io_context& ctx, Ts&&... xs);
+  connection(std::shared_ptr<io_core> io, conn_id id, asio::io_context& ctx,
+             Ts&&... xs);
 
   Stream& stream() { return stream_; }
   tcp::socket& socket() { return lowest(stream_); }
@@ -330,7 +335,8 @@ struct dial_state {
 
 // -- the backend ---------------------------------------------------------------
 
-class io_core : public io_backend {
+class io_core : public io_backend,
+                public std::enable_shared_from_this<io_core> {
 public:
   /// `shared`: the loop of the loop scheduler, already running; null = own
   /// context and thread.
@@ -436,7 +442,9 @@ private:
     }
     // Checked again when it runs: a request that raced with stop() must not
     // open anything after close_all(), nor run on the stopping thread.
-    asio::post(io_, [this, f = std::forward<F>(f)]() mutable {
+    // `keep`: the loop scheduler may run this after asio_io is gone.
+    asio::post(io_, [this, keep = shared_from_this(),
+                     f = std::forward<F>(f)]() mutable {
       if (!stopping_.load(std::memory_order_relaxed))
         f();
     });
@@ -495,9 +503,10 @@ private:
 
 template <class Stream>
 template <class... Ts>
-connection<Stream>::connection(io_core& io, conn_id id, asio::io_context& ctx,
+connection<Stream>::connection(std::shared_ptr<io_core> io, conn_id id,
+                               asio::io_context& ctx,
                                Ts&&... xs)
-  : conn_base(io, id), stream_(std::forward<Ts>(xs)...), timer_(ctx) {
+  : conn_base(std::move(io), id), stream_(std::forward<Ts>(xs)...), timer_(ctx) {
   gather_.reserve(max_gather_chunks);
 }
 
@@ -965,14 +974,15 @@ void io_core::do_stop_listen(listener_id id) {
 }
 
 void io_core::accept_next(const std::shared_ptr<listener>& l) {
-  l->acceptor.async_accept([this, l](const asio::error_code& ec,
+  l->acceptor.async_accept([this, keep = shared_from_this(),
+                            l](const asio::error_code& ec,
                                      tcp::socket sock) {
     if (!l->acceptor.is_open())
       return; // stop_listen or stop
     if (ec) {
       trace("listener#" + std::to_string(l->id), "accept failed: " + describe(ec));
       l->retry_timer.expires_after(accept_retry_delay);
-      l->retry_timer.async_wait([this, l](const asio::error_code& ec) {
+      l->retry_timer.async_wait([this, keep, l](const asio::error_code& ec) {
         if (!ec && l->acceptor.is_open())
           accept_next(l);
       });
@@ -995,14 +1005,14 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
   auto peer_port = peer.port();
   auto id = ++next_id_;
   if (!l->tls) {
-    auto c = std::make_shared<connection<tcp::socket>>(*this, id, io_,
+    auto c = std::make_shared<connection<tcp::socket>>(shared_from_this(), id, io_,
                                                        std::move(sock));
     c->established = true;
     conns_.emplace(id, c);
     caf::anon_send(l->owner, accepted{l->id, id, peer_host, peer_port});
     return;
   }
-  auto c = std::make_shared<connection<tls_stream>>(*this, id, io_,
+  auto c = std::make_shared<connection<tls_stream>>(shared_from_this(), id, io_,
                                                     std::move(sock),
                                                     *server_ctx_);
   // Registered (unannounced) so stop() closes it mid-handshake.
@@ -1096,7 +1106,7 @@ void io_core::do_connect(const caf::actor& owner, const connect_req& req) {
   st->report_sent = req.report_sent;
   auto id = ++next_id_;
   if (!req.tls) {
-    auto c = std::make_shared<connection<tcp::socket>>(*this, id, io_,
+    auto c = std::make_shared<connection<tcp::socket>>(shared_from_this(), id, io_,
                                                        tcp::socket(io_));
     conns_.emplace(id, c);
     dial(c, st, req.host, req.port);
@@ -1110,7 +1120,7 @@ void io_core::do_connect(const caf::actor& owner, const connect_req& req) {
                                          st->what + ": " + error});
     return;
   }
-  auto c = std::make_shared<connection<tls_stream>>(*this, id, io_,
+  auto c = std::make_shared<connection<tls_stream>>(shared_from_this(), id, io_,
                                                     tcp::socket(io_), *ctx);
   auto& cfg = *req.tls;
   SSL* ssl = c->stream().native_handle();
