@@ -1,6 +1,7 @@
 #include "net/loop_coordinator.hpp"
 
 #include <cassert>
+#include <cstdio>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -197,9 +198,10 @@ public:
         try {
           io_.run();
           break;
-        } catch (const std::exception&) {
-          // A throwing handler must not take the process down with it; the
-          // handlers log their own failures.
+        } catch (const std::exception& e) {
+          // A throwing handler must not take the process down with it.
+          std::fprintf(stderr, "drtp: internal error in the I/O loop: %s\n",
+                       e.what());
         }
       }
       system().thread_terminates();
@@ -239,20 +241,32 @@ private:
       batch_.swap(queue_);
       armed_ = false;
     }
-    for (auto* job : batch_) {
-      switch (job->resume(&unit_, max_throughput_)) {
-        case caf::resumable::resume_later:
-          enqueue(job); // keeps its reference
-          break;
-        case caf::resumable::done:
-        case caf::resumable::awaiting_message:
-          intrusive_ptr_release(job);
-          break;
-        case caf::resumable::shutdown_execution_unit:
-          break; // only CAF's own workers get this
-      }
+    size_t i = 0;
+    try {
+      for (; i < batch_.size(); ++i)
+        resume(batch_[i]);
+    } catch (...) {
+      // The jobs after the one that threw have not run: they go next time.
+      for (++i; i < batch_.size(); ++i)
+        enqueue(batch_[i]);
+      batch_.clear();
+      throw;
     }
     batch_.clear();
+  }
+
+  void resume(caf::resumable* job) {
+    switch (job->resume(&unit_, max_throughput_)) {
+      case caf::resumable::resume_later:
+        enqueue(job); // keeps its reference
+        break;
+      case caf::resumable::done:
+      case caf::resumable::awaiting_message:
+        intrusive_ptr_release(job);
+        break;
+      case caf::resumable::shutdown_execution_unit:
+        break; // only CAF's own workers get this
+    }
   }
 
   // Declared first, destroyed last: sockets and timers of asio_io use it.
