@@ -175,58 +175,63 @@ frame_decoder::status frame_decoder::feed(const chunk& in,
     f.payload = std::move(payload);
     out.push_back(std::move(f));
   };
-  // First finish a frame left over from earlier chunks (this copies).
-  while (!partial_.empty() && pos < n) {
-    if (partial_.size() < frame_header_bytes) {
-      auto take = std::min(frame_header_bytes - partial_.size(), n - pos);
+  while (pos < n) {
+    if (data_left_ > 0) {
+      // The rest of a data frame, as far as it is here: a slice, no copy.
+      auto take = std::min(data_left_, n - pos);
+      emit(cur_hdr_, in.slice(pos, take));
+      pos += take;
+      data_left_ -= take;
+      continue;
+    }
+    if (control_left_ > 0) {
+      // Control payloads are small (<= 4 KiB): gather them.
+      auto take = std::min(control_left_, n - pos);
       partial_.insert(partial_.end(), p + pos, p + pos + take);
       pos += take;
-      if (partial_.size() < frame_header_bytes)
-        return status::ok;
-    }
-    size_t len = 0;
-    if (auto st = check_header(partial_.data(), len); st != status::ok) {
-      failed_ = true;
-      return st;
-    }
-    auto want = frame_header_bytes + len;
-    auto take = std::min(want - partial_.size(), n - pos);
-    partial_.insert(partial_.end(), p + pos, p + pos + take);
-    pos += take;
-    if (partial_.size() < want)
-      return status::ok;
-    char h[frame_header_bytes];
-    std::memcpy(h, partial_.data(), frame_header_bytes);
-    std::vector<char> body(partial_.begin() + frame_header_bytes,
-                           partial_.end());
-    partial_.clear();
-    emit(h, chunk::adopt(std::move(body)));
-  }
-  // Then whole frames straight out of this chunk, without copying payloads.
-  while (n - pos >= frame_header_bytes) {
-    size_t len = 0;
-    if (auto st = check_header(p + pos, len); st != status::ok) {
-      failed_ = true;
-      return st;
-    }
-    if (n - pos - frame_header_bytes < len)
-      break;
-    emit(p + pos, in.slice(pos + frame_header_bytes, len));
-    pos += frame_header_bytes + len;
-  }
-  if (pos < n) {
-    partial_.assign(p + pos, p + n);
-    // Validate early so garbage does not make us wait for a huge frame.
-    if (partial_.size() >= frame_header_bytes) {
-      size_t len = 0;
-      if (auto st = check_header(partial_.data(), len); st != status::ok) {
-        failed_ = true;
-        return st;
+      control_left_ -= take;
+      if (control_left_ == 0) {
+        emit(cur_hdr_, chunk::copy_of(partial_.data(), partial_.size()));
+        partial_.clear();
       }
+      continue;
+    }
+    // A frame boundary: the header, in place if it is whole here.
+    const char* h = p + pos;
+    if (hdr_have_ > 0 || n - pos < frame_header_bytes) {
+      auto take = std::min(frame_header_bytes - hdr_have_, n - pos);
+      std::memcpy(hdr_ + hdr_have_, p + pos, take);
+      hdr_have_ += take;
+      pos += take;
+      if (hdr_have_ < frame_header_bytes)
+        break;
+      hdr_have_ = 0;
+      h = hdr_;
+    } else {
+      pos += frame_header_bytes;
+    }
+    size_t len = 0;
+    if (auto st = check_header(h, len); st != status::ok) {
+      failed_ = true;
+      return st;
+    }
+    std::memcpy(cur_hdr_, h, frame_header_bytes);
+    if (static_cast<frame_type>(static_cast<uint8_t>(h[0])) == frame_type::data) {
+      // Data is a byte stream: hand on what is here now and the rest as it
+      // comes, so a frame that straddles two reads is never copied.
+      if (len == 0) {
+        emit(cur_hdr_, chunk{});
+        continue;
+      }
+      data_left_ = len;
+    } else if (n - pos >= len) {
+      emit(cur_hdr_, in.slice(pos, len));
+      pos += len;
+    } else {
+      control_left_ = len;
     }
   }
-  assert(partial_.size() < frame_header_bytes + frame_data_bytes_max
-                             + frame_control_bytes_max);
+  assert(partial_.size() <= frame_control_bytes_max);
   return status::ok;
 }
 

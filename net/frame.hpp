@@ -82,8 +82,11 @@ private:
   size_t used_ = block_bytes;
 };
 
-/// Reassembles frames from a byte stream. Payloads of frames that arrive
-/// whole inside one chunk are slices of that chunk (no copy).
+/// Cuts a byte stream into frames. Data payloads are slices of the input (no
+/// copy): a data frame that straddles two chunks comes out as two frames of
+/// the same stream, one per chunk, because data is a byte stream anyway.
+/// Control frames come out whole (a control payload split across chunks is
+/// gathered, at most 4 KiB).
 class frame_decoder {
 public:
   enum class status { ok, bad_type, bad_reserved, too_large, bad_size };
@@ -92,12 +95,19 @@ public:
   /// decoder is unusable: the caller closes the tunnel.
   status feed(const chunk& in, std::vector<frame>& out);
 
-  /// Bytes held while waiting for the rest of a frame.
-  size_t buffered_bytes() const noexcept { return partial_.size(); }
+  /// Bytes held while waiting for the rest of a header or control frame.
+  size_t buffered_bytes() const noexcept {
+    return hdr_have_ + (control_left_ > 0 ? frame_header_bytes + partial_.size() : 0);
+  }
 
 private:
   status check_header(const char* h, size_t& payload_bytes) const;
-  std::vector<char> partial_;
+  char hdr_[frame_header_bytes];     // a header split across chunks
+  size_t hdr_have_ = 0;
+  char cur_hdr_[frame_header_bytes]; // the frame in progress
+  size_t data_left_ = 0;             // payload bytes of it still to come
+  size_t control_left_ = 0;
+  std::vector<char> partial_;        // control payload gathered so far
   bool failed_ = false;
 };
 
