@@ -192,8 +192,30 @@ void tls_stream::prepare_input() {
   assert(in_end_ < in_.size());
 }
 
+void tls_stream::release_if_idle() {
+  bool grown = in_.size() > in_bytes_min || sending_.capacity() > out_keep_bytes
+               || out_.capacity() > out_keep_bytes;
+  if (!grown)
+    return;
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_busy_ < std::chrono::milliseconds(idle_release_ms))
+    return;
+  // Not while a socket read targets `in_`.
+  if (!pumping_ && in_begin_ == in_end_ && in_.size() > in_bytes_min) {
+    std::vector<char>().swap(in_);
+    in_begin_ = in_end_ = 0;
+    in_filled_ = false;
+  }
+  if (!sending_now_) {
+    for (auto* v : {&sending_, &out_})
+      if (v->empty() && v->capacity() > out_keep_bytes)
+        std::vector<char>().swap(*v);
+  }
+}
+
 void tls_stream::pump(done_handler then) {
   assert(!pumping_ && !sock_eof_);
+  release_if_idle(); // about to wait: a quiet link gives back its buffers
   prepare_input();
   pumping_ = true;
   size_t room = in_.size() - in_end_;
@@ -206,6 +228,8 @@ void tls_stream::pump(done_handler then) {
       pumping_ = false;
       in_end_ += n;
       in_filled_ = n == room;
+      if (in_filled_)
+        last_busy_ = std::chrono::steady_clock::now();
       if (ec == asio::error::eof) {
         sock_eof_ = true; // ssl_error() reports it once `in_` is used up
         ec = {};
@@ -271,6 +295,8 @@ size_t tls_stream::read_some(asio::mutable_buffer buf, asio::error_code& ec) {
   }
   in_end_ += k;
   in_filled_ = k == room;
+  if (in_filled_)
+    last_busy_ = std::chrono::steady_clock::now();
   return ssl_read(buf, ec);
 }
 
@@ -357,6 +383,8 @@ void tls_stream::flush(done_handler then) {
 void tls_stream::start_send() {
   sending_.swap(out_);
   out_.clear();
+  if (sending_.size() > out_keep_bytes)
+    last_busy_ = std::chrono::steady_clock::now();
   sending_now_ = true;
   asio::async_write(sock_, asio::buffer(sending_),
                     [this, alive = alive_](const asio::error_code& ec, size_t) {
@@ -370,6 +398,7 @@ void tls_stream::start_send() {
                         start_send();
                         return;
                       }
+                      release_if_idle();
                       if (flush_waiter_)
                         take(flush_waiter_)(send_error_);
                     });

@@ -9,7 +9,9 @@
 // The interface is the subset of asio's stream that net/asio_io uses; every
 // completion handler runs from the io_context, never inline.
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -28,9 +30,14 @@ public:
   enum handshake_type { client, server };
 
   /// The input buffer starts at `in_bytes_min` and doubles up to
-  /// `in_bytes_max` while reads fill it: an idle link holds little.
+  /// `in_bytes_max` while reads fill it.
   static constexpr size_t in_bytes_min = 17 * 1024;
   static constexpr size_t in_bytes_max = 256 * 1024;
+  /// Buffers that a burst grew past these sizes are given back once the
+  /// link has been quiet for `idle_release_ms`: 10 000 idle tunnels must not
+  /// each hold the peak of their last burst.
+  static constexpr size_t out_keep_bytes = 64 * 1024;
+  static constexpr uint32_t idle_release_ms = 1000;
 
   tls_stream(asio::ip::tcp::socket sock, asio::ssl::context& ctx);
   ~tls_stream();
@@ -86,6 +93,8 @@ private:
   /// Sends what OpenSSL wrote; `then` (if any) runs once `out_` is empty.
   void flush(done_handler then);
   void start_send();
+  /// Gives back grown buffers if the link has been quiet long enough.
+  void release_if_idle();
   /// Encrypts `staging_` as one record; false on an SSL error.
   bool seal_staging(asio::error_code& ec);
   bool seal(const char* data, size_t size, asio::error_code& ec);
@@ -103,6 +112,8 @@ private:
   bool in_filled_ = false; // the last socket read filled the free space
   bool sock_eof_ = false;  // the peer ended TCP
   bool pumping_ = false;   // a socket read is in flight
+  /// Last time a read filled `in_` or a send was large.
+  std::chrono::steady_clock::time_point last_busy_{};
 
   std::vector<char> staging_; // plaintext gathered into one record
   std::vector<char> out_;     // ciphertext OpenSSL wrote, not yet sending
