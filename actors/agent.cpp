@@ -110,7 +110,7 @@ public:
           return;
         auto& ps = pops_[i];
         ps.phase = pop_state::up;
-        ps.up_since = local_now();
+        ps.up_since = p_.e.clock->now(clock());
         ps.last_error.clear();
         notify(agent_event::up,
                "tunnel up to POP " + ps.ep.name + region_of(ps) + " for service '"
@@ -150,11 +150,6 @@ public:
   }
 
 private:
-  /// Time as this host's clock tells it (see host_clock).
-  caf::actor_clock::time_point local_now() {
-    return p_.e.clock->local(clock().now());
-  }
-
   struct pop_state {
     pop_endpoint ep;
     enum phase_t { idle, connecting, up, draining } phase = idle;
@@ -211,7 +206,7 @@ private:
   void rebalance() {
     if (fatal_)
       return;
-    auto now = local_now();
+    auto now = p_.e.clock->now(clock());
     auto active = count(pop_state::connecting) + count(pop_state::up);
     auto total = active + count(pop_state::draining);
     while (active < target_ && total < target_ + 1) {
@@ -310,7 +305,7 @@ private:
     ps.phase = pop_state::idle;
     if (fatal_)
       return;
-    auto now = local_now();
+    auto now = p_.e.clock->now(clock());
     uint64_t delay_ms = 0;
     if (phase == pop_state::draining) {
       // Not a failure: the POP asked us to go. Give it time to restart.

@@ -41,6 +41,12 @@ public:
     return local0_ + std::chrono::duration_cast<duration>((real - real0_) * rate_);
   }
 
+  /// This host's reading of the time now, from the actor system's clock
+  /// (an actor passes its `clock()`).
+  time_point now(const caf::actor_clock& system) const {
+    return local(system.now());
+  }
+
   /// How long the system waits for `local` to pass on this host.
   duration real_delay(duration local) const {
     return std::chrono::duration_cast<duration>(local / rate_);

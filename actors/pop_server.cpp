@@ -103,7 +103,7 @@ public:
         if (failures_.size() >= failure_sources_max && !failures_.count(ev.peer_host))
           forget_oldest_failure();
         auto& f = failures_[ev.peer_host];
-        auto now = local_now();
+        auto now = p_.e.clock->now(clock());
         if (now - f.last > ms(p_.auth_failure_window_ms))
           f.count = 0;
         f.count = std::min<uint32_t>(f.count + 1, 16);
@@ -153,11 +153,6 @@ public:
   }
 
 private:
-  /// Time as this host's clock tells it (see host_clock).
-  caf::actor_clock::time_point local_now() {
-    return p_.e.clock->local(clock().now());
-  }
-
   struct tunnel_entry {
     caf::actor tunnel;
     uint32_t streams = 0; // as last reported, plus visitors handed since
@@ -194,7 +189,7 @@ private:
     auto i = failures_.find(host);
     if (i == failures_.end() || i->second.count == 0)
       return 0;
-    if (local_now() - i->second.last > ms(p_.auth_failure_window_ms))
+    if (p_.e.clock->now(clock()) - i->second.last > ms(p_.auth_failure_window_ms))
       return 0;
     // 100 ms after the first failure, doubling up to the cap.
     uint64_t d = 100ull << std::min<uint32_t>(i->second.count - 1, 10);

@@ -212,11 +212,6 @@ public:
   }
 
 private:
-  /// Time as this host's clock tells it (see host_clock).
-  caf::actor_clock::time_point local_now() {
-    return p_.e.clock->local(clock().now());
-  }
-
   void trace(const std::string& what) {
     p_.e.trace->emit(p_.e.host, who_, what);
   }

@@ -35,7 +35,7 @@ public:
 
   caf::behavior make_behavior() override {
     who_ = "tunnel#" + std::to_string(id());
-    last_rx_ = local_now();
+    last_rx_ = p_.e.clock->now(clock());
     if (p_.role == tunnel_params::agent_side) {
       net::connect_req req;
       req.tag = 1;
@@ -55,7 +55,7 @@ public:
       // -- the link --------------------------------------------------------------
       [this](net::connected& ev) {
         conn_ = ev.id;
-        last_rx_ = local_now();
+        last_rx_ = p_.e.clock->now(clock());
         net::hello_msg hello;
         hello.service = p_.service;
         hello.agent_id = p_.agent_id;
@@ -71,7 +71,7 @@ public:
       [this](net::received& ev) {
         if (ev.id != conn_)
           return;
-        last_rx_ = local_now();
+        last_rx_ = p_.e.clock->now(clock());
         frames_.clear();
         auto st = decoder_.feed(ev.data, frames_);
         for (auto& f : frames_) {
@@ -151,11 +151,6 @@ public:
   }
 
 private:
-  /// Time as this host's clock tells it (see host_clock).
-  caf::actor_clock::time_point local_now() {
-    return p_.e.clock->local(clock().now());
-  }
-
   struct stream_state {
     caf::actor session; // null until its owner exists (patch panel)
     uint64_t recv_outstanding_bytes = 0; // received, credit not yet returned
@@ -608,7 +603,7 @@ private:
   uint64_t now_us() {
     return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(
-        local_now().time_since_epoch())
+        p_.e.clock->now(clock()).time_since_epoch())
         .count());
   }
 
@@ -621,7 +616,7 @@ private:
   void on_heartbeat() {
     if (dead_)
       return;
-    auto now = local_now();
+    auto now = p_.e.clock->now(clock());
     auto silent = now - last_rx_;
     auto limit = ms(p_.e.limits.heartbeat_interval_ms
                     * p_.e.limits.heartbeat_misses_max);

@@ -417,7 +417,6 @@ public:
     });
   }
 
-
   // -- used by connections (I/O thread) -------------------------------------
 
   asio::io_context& context() { return io_; }
@@ -548,8 +547,8 @@ void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
   if constexpr (is_tls) {
     // An SSL read returns one record (16 KiB at most): drain what is already
     // here, without waiting, so one message carries up to a whole buffer.
-    // The socket is non-blocking for synchronous calls; no async operation
-    // is in flight inside this handler.
+    // tls_stream keeps its socket non-blocking; no async operation is in
+    // flight inside this handler.
     while (!more_ec && n > 0 && n < read_size_ && !paused_) {
       asio::error_code e2;
       auto k = stream_.read_some(asio::buffer(read_ptr_ + n, read_size_ - n), e2);
@@ -743,7 +742,8 @@ void connection<Stream>::graceful_close() {
     if (!write_shut_) {
       // Send close_notify so the peer can tell a clean end from truncation.
       // async_shutdown then waits for the peer's close_notify (discarding
-      // input, so closing cannot reset what we sent); the timer bounds that. The owner hears `closed` now: the rest is cleanup.
+      // input, so closing cannot reset what we sent); the timer bounds that.
+      // The owner hears `closed` now: the rest is cleanup.
       closed_ = true;
       auto owner = std::move(owner_);
       caf::anon_send(owner, closed{id_, close_reason::local, ""});
@@ -1007,7 +1007,6 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
   if (ec)
     return; // already gone again; nobody has heard of it
   sock.set_option(tcp::no_delay(true), ec);
-  sock.non_blocking(true, ec); // synchronous drains never wait
   auto peer_host = peer.address().to_string();
   auto peer_port = peer.port();
   auto id = ++next_id_;
@@ -1199,7 +1198,6 @@ void io_core::on_tcp_connected(const std::shared_ptr<connection<Stream>>& c,
   }
   asio::error_code ignored;
   c->socket().set_option(tcp::no_delay(true), ignored);
-  c->socket().non_blocking(true, ignored); // synchronous drains never wait
   if constexpr (std::is_same_v<Stream, tls_stream>) {
     c->stream().async_handshake(
       tls_stream::client,

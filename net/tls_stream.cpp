@@ -65,10 +65,6 @@ tls_stream::tls_stream(asio::ip::tcp::socket sock, asio::ssl::context& ctx)
   BIO_set_data(bio, this);
   BIO_set_init(bio, 1);
   SSL_set_bio(ssl_, bio, bio); // the SSL owns the BIO now
-  // read_some() relies on it: a synchronous read must never wait.
-  asio::error_code ignored;
-  if (sock_.is_open())
-    sock_.non_blocking(true, ignored);
 }
 
 tls_stream::~tls_stream() {
@@ -408,6 +404,10 @@ void tls_stream::start_send() {
 
 void tls_stream::async_handshake(handshake_type type, done_handler h) {
   assert(!hs_h_ && !read_h_);
+  // read_some() relies on it: a synchronous read must never wait. The
+  // socket is open by now on both sides (accepted, or dialed).
+  asio::error_code ignored;
+  sock_.non_blocking(true, ignored);
   hs_h_ = std::move(h);
   if (type == server)
     SSL_set_accept_state(ssl_);

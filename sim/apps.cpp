@@ -125,12 +125,15 @@ caf::behavior visitor(caf::event_based_actor* self, visitor_params p) {
       st->expect_total = st->p.bytes * st->p.rounds;
       break;
   }
-  net::connect_req req;
-  req.tag = 1;
-  req.host = st->p.host;
-  req.port = st->p.port;
-  req.timeout_ms = st->p.connect_timeout_ms;
-  self->send(st->p.io, std::move(req));
+  auto dial = [self, st] {
+    net::connect_req req;
+    req.tag = 1;
+    req.host = st->p.host;
+    req.port = st->p.port;
+    req.timeout_ms = st->p.connect_timeout_ms;
+    self->send(st->p.io, std::move(req));
+  };
+  dial();
   auto finish = [self, st, res](bool ok, const std::string& why) {
     if (res->done)
       return;
@@ -182,12 +185,7 @@ caf::behavior visitor(caf::event_based_actor* self, visitor_params p) {
         st->p.host = st->p.fallback_hosts.front();
         st->p.fallback_hosts.erase(st->p.fallback_hosts.begin());
         res->target = st->p.host + ":" + std::to_string(st->p.port);
-        net::connect_req again;
-        again.tag = 1;
-        again.host = st->p.host;
-        again.port = st->p.port;
-        again.timeout_ms = st->p.connect_timeout_ms;
-        self->send(st->p.io, std::move(again));
+        dial();
         return;
       }
       finish(false, "connect: " + ev.what);

@@ -195,11 +195,16 @@ private:
     e.rng = net::make_seeded_entropy(seed_ * 7919 + ++salt_);
     e.host = host;
     e.limits = s_.limits;
+    e.clock = clock_of(host); // survives restarts: the skew belongs to the machine
+    return e;
+  }
+
+  /// The clock of `host`, made on first use.
+  const std::shared_ptr<host_clock>& clock_of(const std::string& host) {
     auto& c = clocks_[host];
     if (!c)
       c = std::make_shared<host_clock>();
-    e.clock = c; // survives restarts: the skew belongs to the machine
-    return e;
+    return c;
   }
 
   size_t service_index(const std::string& name) const {
@@ -442,13 +447,10 @@ private:
         end_of_effect = now;
         break;
       case fault_kind::clock_skew: {
-        auto& c = clocks_[f.a];
-        if (!c)
-          c = std::make_shared<host_clock>();
-        c->set_rate(d_.sys().clock().now(), f.rate);
+        clock_of(f.a)->set_rate(d_.sys().clock().now(), f.rate);
         if (f.duration_us > 0)
           later_.push_back({now + f.duration_us, [this, host = f.a] {
-                              clocks_[host]->set_rate(d_.sys().clock().now(), 1.0);
+                              clock_of(host)->set_rate(d_.sys().clock().now(), 1.0);
                             }});
         break;
       }

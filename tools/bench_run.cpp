@@ -464,19 +464,24 @@ child& spawn(setup_ctx& c, std::vector<std::string> argv, const std::string& log
   return *c.children->back();
 }
 
-void setup_drtp(setup_ctx& c, path& p) {
-  std::string fp;
-  {
-    child gen({c.bin + "/drtp-pop", "gen-cert", "--cert", c.dir + "/c.pem", "--key",
-               c.dir + "/k.pem"},
-              c.dir + "/gen.log");
-    if (!gen.wait_for("sha256:", 10000)) {
-      p.na = "gen-cert failed: " + last_line(gen.output());
-      return;
-    }
-    auto out = gen.output();
-    fp = out.substr(0, out.find('\n'));
+/// A throwaway certificate and key in DIR/{prefix}c.pem, DIR/{prefix}k.pem;
+/// their "sha256:..." fingerprint, or "" with p.na set.
+std::string gen_cert(setup_ctx& c, path& p, const std::string& prefix) {
+  child gen({c.bin + "/drtp-pop", "gen-cert", "--cert", c.dir + "/" + prefix + "c.pem",
+             "--key", c.dir + "/" + prefix + "k.pem"},
+            c.dir + "/" + prefix + "gen.log");
+  if (!gen.wait_for("sha256:", 10000)) {
+    p.na = "gen-cert failed: " + last_line(gen.output());
+    return "";
   }
+  auto out = gen.output();
+  return out.substr(0, out.find('\n'));
+}
+
+void setup_drtp(setup_ctx& c, path& p) {
+  auto fp = gen_cert(c, p, "");
+  if (fp.empty())
+    return;
   // SIGINT: stop at once (SIGTERM would drain).
   auto& pop = spawn(c,
                     {c.bin + "/drtp-pop", "--cert", c.dir + "/c.pem", "--key",
@@ -509,18 +514,9 @@ void setup_drtp(setup_ctx& c, path& p) {
 /// (splice) -> `drtp serve` -> service; a private service with no public
 /// port, on a POP of its own so that its processes count apart.
 void setup_patch_panel(setup_ctx& c, path& p) {
-  std::string fp;
-  {
-    child gen({c.bin + "/drtp-pop", "gen-cert", "--cert", c.dir + "/pc.pem",
-               "--key", c.dir + "/pk.pem"},
-              c.dir + "/pgen.log");
-    if (!gen.wait_for("sha256:", 10000)) {
-      p.na = "gen-cert failed: " + last_line(gen.output());
-      return;
-    }
-    auto out = gen.output();
-    fp = out.substr(0, out.find('\n'));
-  }
+  auto fp = gen_cert(c, p, "p");
+  if (fp.empty())
+    return;
   write_text(c.dir + "/joe.secret", "bench service secret\n");
   write_text(c.dir + "/sam.secret", "bench principal secret\n");
   auto& pop = spawn(c,
@@ -621,15 +617,8 @@ void setup_haproxy_tls(setup_ctx& c, path& p) {
   auto exe = haproxy_exe(p);
   if (exe.empty())
     return;
-  {
-    child gen({c.bin + "/drtp-pop", "gen-cert", "--cert", c.dir + "/hc.pem",
-               "--key", c.dir + "/hk.pem"},
-              c.dir + "/hgen.log");
-    if (!gen.wait_for("sha256:", 10000)) {
-      p.na = "gen-cert failed: " + last_line(gen.output());
-      return;
-    }
-  }
+  if (gen_cert(c, p, "h").empty())
+    return;
   write_text(c.dir + "/hboth.pem",
              read_text(c.dir + "/hc.pem") + read_text(c.dir + "/hk.pem"));
   auto inner_port = free_port();
