@@ -10,7 +10,12 @@
 // test_coordinator, the real binaries install this one.
 //
 // Timers (delayed_send) run on an asio timer of the same loop.
+//
+// Busy polling: after each event the loop polls for up to busy_poll_us
+// (yielding the CPU meanwhile) before it sleeps, which saves the wake-up of a
+// sleeping thread on the next event (see run_loop in the source).
 
+#include <cstdint>
 #include <memory>
 
 #include "caf/fwd.hpp"
@@ -21,8 +26,14 @@ class io_context;
 
 namespace drtp::net {
 
+/// How long the loop keeps polling after an event before it sleeps.
+constexpr uint32_t busy_poll_us_default = 100;
+constexpr uint32_t busy_poll_us_max = 10'000;
+
 /// Installs the loop scheduler into `cfg`; call before building the system.
-void use_loop_scheduler(caf::actor_system_config& cfg);
+/// busy_poll_us: 0 sleeps at once when idle; at most busy_poll_us_max.
+void use_loop_scheduler(caf::actor_system_config& cfg,
+                        uint32_t busy_poll_us = busy_poll_us_default);
 
 /// The loop of `sys` if it runs on the loop scheduler, else nullptr. The
 /// context is run by one thread from system start to system stop.

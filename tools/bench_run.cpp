@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "net/loop_coordinator.hpp"
 #include "tools/sock.hpp"
 
 namespace drtp::bench {
@@ -438,6 +439,9 @@ struct path {
   std::string key, name;
   uint16_t port = 0;
   std::string na; // why this path is not measured ("" = measured)
+  // Another path's processes with one setting changed: same memory, so no
+  // idle-session figures.
+  bool variant = false;
   std::vector<proc_ref> procs;
   std::vector<double> gbps1, gbps4, p50, p99, p999, cps;
   uint64_t conn_failed = 0;
@@ -478,16 +482,21 @@ std::string gen_cert(setup_ctx& c, path& p, const std::string& prefix) {
   return out.substr(0, out.find('\n'));
 }
 
-void setup_drtp(setup_ctx& c, path& p) {
-  auto fp = gen_cert(c, p, "");
+/// The public path: visitor -> drtp-pop -> TLS tunnel -> drtp serve ->
+/// service. `prefix` keeps the files of two such paths apart.
+void setup_drtp(setup_ctx& c, path& p, const std::string& prefix,
+                uint32_t busy_poll_us) {
+  auto fp = gen_cert(c, p, prefix);
   if (fp.empty())
     return;
+  auto poll = std::to_string(busy_poll_us);
   // SIGINT: stop at once (SIGTERM would drain).
   auto& pop = spawn(c,
-                    {c.bin + "/drtp-pop", "--cert", c.dir + "/c.pem", "--key",
-                     c.dir + "/k.pem", "--listen", "127.0.0.1:0", "--service",
-                     "bench", "--public", "127.0.0.1:0"},
-                    "pop.log", {"DRTP_SECRET=bench-secret"}, SIGINT);
+                    {c.bin + "/drtp-pop", "--cert", c.dir + "/" + prefix + "c.pem",
+                     "--key", c.dir + "/" + prefix + "k.pem", "--listen",
+                     "127.0.0.1:0", "--service", "bench", "--public",
+                     "127.0.0.1:0", "--busy-poll-us", poll},
+                    prefix + "pop.log", {"DRTP_SECRET=bench-secret"}, SIGINT);
   if (!pop.wait_for("public on", 10000)) {
     p.na = "drtp-pop did not start: " + last_line(pop.output());
     return;
@@ -500,8 +509,8 @@ void setup_drtp(setup_ctx& c, path& p) {
                        "127.0.0.1:" + std::to_string(tunnel_port), "--service",
                        "bench", "--local",
                        "127.0.0.1:" + std::to_string(c.service_port),
-                       "--pop-fingerprint", fp},
-                      "agent.log", {"DRTP_SECRET=bench-secret"}, SIGINT);
+                       "--pop-fingerprint", fp, "--busy-poll-us", poll},
+                      prefix + "agent.log", {"DRTP_SECRET=bench-secret"}, SIGINT);
   if (!agent.wait_for("tunnel up", 10000)) {
     p.na = "drtp serve did not connect: " + last_line(agent.output());
     return;
@@ -570,7 +579,8 @@ std::string haproxy_exe(path& p) {
 /// syntax, TLS options included); the process, or nullptr with p.na set.
 child* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
                      const std::string& name, uint16_t port,
-                     const std::string& bind, const std::string& server) {
+                     const std::string& bind, const std::string& server,
+                     bool busy_polling = false) {
   auto cfg = c.dir + "/" + name + ".cfg";
   rlimit r{};
   getrlimit(RLIMIT_NOFILE, &r);
@@ -578,6 +588,7 @@ child* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
   auto maxconn = std::min<rlim_t>(30000, (r.rlim_cur - 100) / 2);
   write_text(cfg, "global\n"
                   "  maxconn " + std::to_string(maxconn) + "\n"
+                  + (busy_polling ? "  busy-polling\n" : "") +
                   "defaults\n"
                   "  mode tcp\n"
                   "  timeout connect 5s\n"
@@ -596,14 +607,15 @@ child* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
   return &h;
 }
 
-void setup_haproxy(setup_ctx& c, path& p) {
+void setup_haproxy(setup_ctx& c, path& p, bool busy_polling) {
   auto exe = haproxy_exe(p);
   if (exe.empty())
     return;
   auto port = free_port();
-  auto* h = spawn_haproxy(c, p, exe, "haproxy", port,
-                          "127.0.0.1:" + std::to_string(port),
-                          "127.0.0.1:" + std::to_string(c.service_port));
+  auto* h = spawn_haproxy(c, p, exe, busy_polling ? "haproxy-poll" : "haproxy",
+                          port, "127.0.0.1:" + std::to_string(port),
+                          "127.0.0.1:" + std::to_string(c.service_port),
+                          busy_polling);
   if (!h)
     return;
   p.port = port;
@@ -814,9 +826,11 @@ const char* run_usage() {
       with 1 and 4 streams, 64-byte round trips (p50/p99/p999), new
       connections per second (32 threads), RSS idle and with N idle sessions,
       CPU seconds per GiB; medians over --runs (default 3) with min-max.
-      --paths: comma list of direct,drtp,panel,haproxy,haproxy-tls,ssh
-      (default all; haproxy-tls is DRTP's shape built from two haproxy
-      relays with TLS 1.3 between them);
+      --paths: comma list of direct,drtp,drtp-nopoll,panel,haproxy,
+      haproxy-poll,haproxy-tls,ssh (default all; drtp-nopoll is drtp with
+      --busy-poll-us 0, haproxy-poll is haproxy with its busy-polling
+      option, haproxy-tls is DRTP's shape built from two haproxy relays with
+      TLS 1.3 between them);
       --sessions 0 skips idle sessions, --conn-seconds 0 skips conn/s.
       --quick: about 30 s, for smoke tests.
 )";
@@ -843,7 +857,8 @@ int cmd_run(cli::args& a) {
   sessions.erase(std::remove(sessions.begin(), sessions.end(), 0), sessions.end());
   double idle_budget = quick ? 10 : 25; // seconds to open one batch
   std::set<std::string> want;
-  for (auto& k : {"direct", "drtp", "panel", "haproxy", "haproxy-tls", "ssh"})
+  for (auto& k : {"direct", "drtp", "drtp-nopoll", "panel", "haproxy",
+                  "haproxy-poll", "haproxy-tls", "ssh"})
     want.insert(k);
   if (paths_opt) {
     want.clear();
@@ -882,9 +897,20 @@ int cmd_run(cli::args& a) {
                    : ("n/a: " + paths.back().na).c_str());
   };
   add("direct", "direct loopback", nullptr);
-  add("drtp", "DRTP public (TLS tunnel)", setup_drtp);
+  add("drtp", "DRTP public (TLS tunnel)", [](setup_ctx& c, path& p) {
+    setup_drtp(c, p, "", net::busy_poll_us_default);
+  });
+  add("drtp-nopoll", "DRTP public, --busy-poll-us 0", [](setup_ctx& c, path& p) {
+    p.variant = true;
+    setup_drtp(c, p, "n", 0);
+  });
   add("panel", "DRTP patch panel (drtp connect)", setup_patch_panel);
-  add("haproxy", "haproxy (TCP mode)", setup_haproxy);
+  add("haproxy", "haproxy (TCP mode)",
+      [](setup_ctx& c, path& p) { setup_haproxy(c, p, false); });
+  add("haproxy-poll", "haproxy, busy-polling on", [](setup_ctx& c, path& p) {
+    p.variant = true;
+    setup_haproxy(c, p, true);
+  });
   add("haproxy-tls", "haproxy edge -> TLS -> haproxy inner", setup_haproxy_tls);
   add("ssh", "ssh -R (aes128-gcm)", setup_ssh);
   auto live = [&](auto f) {
@@ -911,6 +937,8 @@ int cmd_run(cli::args& a) {
   // Idle sessions first, on fresh processes.
   for (int n : sessions)
     live([&](path& p) {
+      if (p.variant)
+        return;
       std::fprintf(stderr, "drtp-bench: %-8s %d idle sessions\n", p.key.c_str(), n);
       idle_figure f;
       f.wanted = n;
@@ -1025,7 +1053,12 @@ int cmd_run(cli::args& a) {
     for (size_t i = 0; i < p.procs.size(); ++i) {
       std::printf("| %s | %s | %.1f |", p.name.c_str(), p.procs[i].label.c_str(),
                   p.rss_idle_kib[i] / 1024.0);
-      for (auto& f : p.idle) {
+      for (size_t q = 0; q < sessions.size(); ++q) {
+        if (q >= p.idle.size()) {
+          std::printf(" – |");
+          continue;
+        }
+        auto& f = p.idle[q];
         double per = f.established > 0
                        ? (static_cast<double>(f.rss_after_kib[i])
                           - static_cast<double>(p.rss_idle_kib[i]))

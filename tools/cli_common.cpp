@@ -168,15 +168,29 @@ struct runtime::impl {
   std::shared_ptr<net::tracer> trace;
 };
 
+uint32_t busy_poll_us(args& a) {
+  auto v = a.value("--busy-poll-us");
+  if (!v)
+    return net::busy_poll_us_default;
+  char* end = nullptr;
+  errno = 0;
+  auto us = std::strtoul(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0' || errno != 0 || us > net::busy_poll_us_max)
+    throw error("--busy-poll-us must be 0-" + std::to_string(net::busy_poll_us_max)
+                + " microseconds, got '" + *v + "'");
+  return static_cast<uint32_t>(us);
+}
+
 runtime::runtime(std::shared_ptr<net::tracer> trace,
-                 std::optional<net::tls_identity> server_identity)
+                 std::optional<net::tls_identity> server_identity,
+                 uint32_t busy_poll_us)
   : impl_(std::make_unique<impl>()) {
   // Socket buffers of 64 KiB come and go at line rate: keep freed memory in
   // the heap instead of trimming it and faulting it back in on each read.
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   // Every actor runs on the I/O thread (see net/loop_coordinator.hpp).
-  net::use_loop_scheduler(impl_->cfg);
+  net::use_loop_scheduler(impl_->cfg, busy_poll_us);
   impl_->cfg.set("logger.console", caf::atom("none"));
   impl_->cfg.set("logger.file-verbosity", caf::atom("quiet"));
   impl_->sys = std::make_unique<caf::actor_system>(impl_->cfg);

@@ -56,12 +56,16 @@ int stop_signal();
 /// Forget the signal seen so far (to notice a second one).
 void clear_stop_signal();
 
-/// The actor system tuned for latency (2 workers, no polling sleep) plus the
+/// --busy-poll-us N (0 to 10000), else the default; throws cli::error.
+uint32_t busy_poll_us(args& a);
+
+/// The actor system on one I/O loop (see net/loop_coordinator.hpp) plus the
 /// real network.
 class runtime {
 public:
   runtime(std::shared_ptr<net::tracer> trace,
-          std::optional<net::tls_identity> server_identity);
+          std::optional<net::tls_identity> server_identity,
+          uint32_t busy_poll_us);
   ~runtime();
   caf::actor_system& sys();
   const caf::actor& io() const;
