@@ -44,8 +44,8 @@ Options:
   --resume-timeout SECONDS how long a patch-panel session waits for a new
                            path, at either end (default 30)
   --busy-poll-us N         after each event, keep polling up to N us before
-                           sleeping (default 100; 0 = off); saves a wake-up
-                           per hop, yields the CPU to other work meanwhile
+                           sleeping (default 0 = off; 100 saves most wake-ups
+                           on VMs with cores to spare, at a CPU cost)
   -v, --verbose            log every session
   -h, --help               this text
 

@@ -1,5 +1,6 @@
 #include "net/loop_coordinator.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <chrono>
 #include <cstdint>
@@ -10,7 +11,9 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <asio.hpp>
 #include <asio/steady_timer.hpp>
@@ -165,6 +168,13 @@ public:
       clock_(io_, loop_thread_id_),
       unit_(&sys, *this) {
     assert(busy_poll_us <= busy_poll_us_max);
+    if (busy_poll_us_ > 0)
+      loadavg_fd_ = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  }
+
+  ~loop_coordinator() override {
+    if (loadavg_fd_ >= 0)
+      ::close(loadavg_fd_);
   }
 
   asio::io_context& context() { return io_; }
@@ -241,14 +251,17 @@ public:
   }
 
 private:
-  /// io_.run(), but after each event the loop keeps polling for up to
-  /// busy_poll_us_ before it sleeps in epoll_wait. Why: a round trip through
-  /// DRTP crosses two relays, and on a VM each sleep costs a halted vCPU and
-  /// an IPI to wake it (35% of a relay's samples in 64-byte ping-pong). The
-  /// answer to what a relay just forwarded usually comes back within
-  /// ~100 us. While polling, sched_yield() hands the CPU to anything else
-  /// runnable, so the polling only uses time the CPU would have idled; an
-  /// idle process sleeps after one window.
+  /// io_.run(), but with busy_poll_us_ > 0 the loop keeps polling for that
+  /// long after each event before it sleeps in epoll_wait. Why: a round trip
+  /// through DRTP crosses two relays, and on a VM each sleep costs a halted
+  /// vCPU and an IPI to wake it (35% of a relay's samples in 64-byte
+  /// ping-pong); the answer to what a relay just forwarded usually comes
+  /// back within ~100 us. While polling, sched_yield() hands this CPU to
+  /// anything runnable here, and polling stops as soon as more tasks are
+  /// runnable than there are CPUs: a CPU that only looks busy would keep a
+  /// woken task queued behind another CPU's work (p999 went from 0.5 to
+  /// 4 ms beside a CPU hog without this check). An idle process sleeps
+  /// after one window. Off by default, like haproxy's busy-polling.
   void run_loop() {
     if (busy_poll_us_ == 0) {
       io_.run();
@@ -260,13 +273,31 @@ private:
     while (!io_.stopped()) {
       if (io_.poll() > 0) {
         last_event = clock::now();
-      } else if (clock::now() - last_event < window) {
+      } else if (clock::now() - last_event < window && !cpus_wanted()) {
         sched_yield();
       } else {
         io_.run_one(); // sleeps until the next event
         last_event = clock::now();
       }
     }
+  }
+
+  /// True when more tasks are runnable than there are CPUs: polling on
+  /// would keep a CPU looking busy while a woken task waits for one.
+  bool cpus_wanted() {
+    if (loadavg_fd_ < 0)
+      return false;
+    char buf[128];
+    auto n = ::pread(loadavg_fd_, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+      return false;
+    buf[n] = '\0';
+    // "0.00 0.01 0.05 R/T LAST": R tasks runnable now, this one included.
+    const char* p = buf;
+    for (int spaces = 0; *p != '\0' && spaces < 3; ++p)
+      if (*p == ' ')
+        ++spaces;
+    return std::strtol(p, nullptr, 10) > cpus_;
   }
 
   /// Drains what was queued when it started; jobs enqueued meanwhile arm a
@@ -306,6 +337,8 @@ private:
   }
 
   const uint32_t busy_poll_us_;
+  int loadavg_fd_ = -1; // read while polling; -1: polling never stops early
+  const long cpus_ = std::max(1u, std::thread::hardware_concurrency());
   // Declared before the rest, destroyed after: sockets and timers of asio_io
   // use it.
   asio::io_context io_{1};

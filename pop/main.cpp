@@ -51,8 +51,8 @@ Options:
                            or `status` (no authentication: keep it on
                            loopback), e.g. echo drain | nc 127.0.0.1 7001
   --busy-poll-us N         after each event, keep polling up to N us before
-                           sleeping (default 100; 0 = off); saves a wake-up
-                           per hop, yields the CPU to other work meanwhile
+                           sleeping (default 0 = off; 100 saves most wake-ups
+                           on VMs with cores to spare, at a CPU cost)
   -v, --verbose           log every session
   -h, --help              this text
 

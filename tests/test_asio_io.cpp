@@ -55,16 +55,25 @@ struct temp_file {
   ~temp_file() { std::remove(path.c_str()); }
 };
 
-/// Every test runs twice: with CAF's worker threads (events cross threads,
-/// as in tests that embed the backend) and with the loop scheduler the
-/// binaries use (actors and I/O share one thread).
-class asio_io_test : public ::testing::TestWithParam<bool> {
+enum class scheduler_kind { caf_workers, io_loop, io_loop_busy_poll };
+
+/// Every test runs with CAF's worker threads (events cross threads, as in
+/// tests that embed the backend) and with the loop scheduler the binaries use
+/// (actors and I/O share one thread), sleeping when idle or busy polling.
+class asio_io_test : public ::testing::TestWithParam<scheduler_kind> {
 protected:
   asio_io_test() {
-    if (GetParam())
-      use_loop_scheduler(cfg);
-    else
-      cfg.set("scheduler.max-threads", 2);
+    switch (GetParam()) {
+      case scheduler_kind::caf_workers:
+        cfg.set("scheduler.max-threads", 2);
+        break;
+      case scheduler_kind::io_loop:
+        use_loop_scheduler(cfg, 0);
+        break;
+      case scheduler_kind::io_loop_busy_poll:
+        use_loop_scheduler(cfg, busy_poll_us_suggested);
+        break;
+    }
     sys = std::make_unique<caf::actor_system>(cfg);
     identity = make_self_signed("drtp-test");
     io = std::make_unique<asio_io>(*sys, make_stderr_tracer(0), identity);
@@ -694,7 +703,18 @@ TEST(tls_helpers, load_identity_names_the_failing_file) {
 
 } // namespace
 
-INSTANTIATE_TEST_SUITE_P(schedulers, asio_io_test, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "io_loop" : "caf_workers";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+  schedulers, asio_io_test,
+  ::testing::Values(scheduler_kind::caf_workers, scheduler_kind::io_loop,
+                    scheduler_kind::io_loop_busy_poll),
+  [](const ::testing::TestParamInfo<scheduler_kind>& info) -> std::string {
+    switch (info.param) {
+      case scheduler_kind::caf_workers:
+        return "caf_workers";
+      case scheduler_kind::io_loop:
+        return "io_loop";
+      case scheduler_kind::io_loop_busy_poll:
+        return "io_loop_busy_poll";
+    }
+    return "unknown";
+  });
