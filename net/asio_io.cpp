@@ -324,6 +324,9 @@ struct listener {
   bool tls = false;
   tcp::acceptor acceptor;
   asio::steady_timer retry_timer;
+  // Filled by accept() itself: one getpeername less per visitor. One accept
+  // is in flight per listener at a time.
+  tcp::endpoint peer;
 };
 
 /// State of one connect_req until it is answered.
@@ -981,9 +984,9 @@ void io_core::do_stop_listen(listener_id id) {
 }
 
 void io_core::accept_next(const std::shared_ptr<listener>& l) {
-  l->acceptor.async_accept([this, keep = shared_from_this(),
-                            l](const asio::error_code& ec,
-                                     tcp::socket sock) {
+  l->acceptor.async_accept(l->peer, [this, keep = shared_from_this(),
+                                     l](const asio::error_code& ec,
+                                        tcp::socket sock) {
     if (!l->acceptor.is_open())
       return; // stop_listen or stop
     if (ec) {
@@ -1003,10 +1006,10 @@ void io_core::accept_next(const std::shared_ptr<listener>& l) {
 void io_core::on_accepted(const std::shared_ptr<listener>& l,
                           tcp::socket sock) {
   asio::error_code ec;
-  auto peer = sock.remote_endpoint(ec);
+  auto peer = l->peer;
+  sock.set_option(tcp::no_delay(true), ec);
   if (ec)
     return; // already gone again; nobody has heard of it
-  sock.set_option(tcp::no_delay(true), ec);
   auto peer_host = peer.address().to_string();
   auto peer_port = peer.port();
   auto id = ++next_id_;
