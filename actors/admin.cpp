@@ -91,6 +91,13 @@ private:
     send(e_.io, net::close_req{id});
   }
 
+  // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
+  // actor lets go of them so that no cycle outlives it.
+  void on_exit() override {
+    e_ = {};
+    pop_ = observer_ = nullptr;
+  }
+
   env e_;
   std::string host_;
   uint16_t port_;

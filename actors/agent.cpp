@@ -343,6 +343,14 @@ private:
     rebalance();
   }
 
+  // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
+  // actor lets go of them so that no cycle outlives it.
+  void on_exit() override {
+    p_ = {};
+    pops_.clear();
+    sessions_.clear();
+  }
+
   agent_params p_;
   uint32_t target_ = 2;
   std::string who_;

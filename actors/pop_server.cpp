@@ -366,6 +366,14 @@ private:
     quit();
   }
 
+  // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
+  // actor lets go of them so that no cycle outlives it.
+  void on_exit() override {
+    p_ = {};
+    client_tunnels_.clear();
+    services_.clear();
+  }
+
   pop_params p_;
   std::string who_;
   std::shared_ptr<const auth_db> auth_;

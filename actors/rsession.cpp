@@ -611,6 +611,13 @@ private:
     quit();
   }
 
+  // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
+  // actor lets go of them so that no cycle outlives it.
+  void on_exit() override {
+    p_ = {};
+    tunnel_ = nullptr;
+  }
+
   rsession_params p_;
   std::string who_;
   std::string token_;

@@ -204,6 +204,12 @@ private:
     quit();
   }
 
+  // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
+  // actor lets go of them so that no cycle outlives it.
+  void on_exit() override {
+    p_ = {};
+  }
+
   session_params p_;
   std::string who_;
   net::header_pool headers_;

@@ -80,6 +80,13 @@ private:
     quit();
   }
 
+  // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
+  // actor lets go of them so that no cycle outlives it.
+  void on_exit() override {
+    e_ = {};
+    legs_[0] = legs_[1] = {};
+  }
+
   env e_;
   splice_leg legs_[2];
   bool fin_[2] = {false, false};

@@ -663,6 +663,13 @@ private:
     quit();
   }
 
+  // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
+  // actor lets go of them so that no cycle outlives it.
+  void on_exit() override {
+    p_ = {};
+    streams_.clear();
+  }
+
   tunnel_params p_;
   std::string who_;
   net::conn_id conn_ = 0;

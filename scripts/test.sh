@@ -8,7 +8,7 @@ scripts/build.sh debug
 (cd build/debug && ctest --output-on-failure -j2 --timeout 600)
 if [[ ${DRTP_SKIP_ASAN:-0} != 1 ]]; then
   scripts/build.sh asan
-  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:suppressions=$PWD/tests/ubsan.supp
   # The full 256 MiB each way runs in the debug pass; under the sanitizers
   # the same kill -9 test moves 64 MiB to keep CI within its time.
