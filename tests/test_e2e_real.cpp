@@ -50,12 +50,14 @@ protected:
   }
 
   /// Starts a POP; port 0 picks free ports, remembered for restarts.
-  void start_pop() {
-    pop_ = std::make_unique<process>(std::vector<std::string>{
+  void start_pop(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{
       bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen",
       "127.0.0.1:" + std::to_string(tunnel_port_), "--service", "echo",
       "--public", "127.0.0.1:" + std::to_string(public_port_), "--secret-file",
-      dir_ + "/secret"});
+      dir_ + "/secret"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    pop_ = std::make_unique<process>(argv);
     ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
     auto out = pop_->output();
     tunnel_port_ = drtp::test::number_after(out, "agents dial 127.0.0.1:");
@@ -64,13 +66,33 @@ protected:
     ASSERT_NE(public_port_, 0u);
   }
 
-  void start_agent(const std::string& secret = "secret") {
-    agent_ = std::make_unique<process>(std::vector<std::string>{
+  void start_agent(const std::string& secret = "secret",
+                   const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{
       bin("drtp"), "serve", "--pop", "127.0.0.1:" + std::to_string(tunnel_port_),
       "--service", "echo", "--local",
       "127.0.0.1:" + std::to_string(echo_.port()), "--secret-file",
       dir_ + "/" + secret, "--pop-fingerprint", fingerprint_, "--agent-id",
-      "test-agent"});
+      "test-agent"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    agent_ = std::make_unique<process>(argv);
+  }
+
+  /// 100 visitors at once, 1 MiB each, every byte back.
+  void hundred_visitors() {
+    constexpr int visitors = 100;
+    constexpr size_t bytes = 1 << 20;
+    std::vector<std::thread> threads;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < visitors; ++i)
+      threads.emplace_back([&, i] {
+        if (echo_round(drtp::sock::random_bytes(bytes, 1000 + i)))
+          ++ok;
+      });
+    for (auto& t : threads)
+      t.join();
+    EXPECT_EQ(ok.load(), visitors);
+    EXPECT_GE(echo_.connections(), static_cast<uint64_t>(visitors));
   }
 
   /// One visitor: sends `data`, half-closes, expects it echoed back whole.
@@ -100,19 +122,15 @@ TEST_F(e2e, hundred_concurrent_visitors_get_their_bytes_back) {
   start_pop();
   start_agent();
   ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
-  constexpr int visitors = 100;
-  constexpr size_t bytes = 1 << 20;
-  std::vector<std::thread> threads;
-  std::atomic<int> ok{0};
-  for (int i = 0; i < visitors; ++i)
-    threads.emplace_back([&, i] {
-      if (echo_round(drtp::sock::random_bytes(bytes, 1000 + i)))
-        ++ok;
-    });
-  for (auto& t : threads)
-    t.join();
-  EXPECT_EQ(ok.load(), visitors);
-  EXPECT_GE(echo_.connections(), static_cast<uint64_t>(visitors));
+  hundred_visitors();
+}
+
+TEST_F(e2e, busy_polling_pop_and_agent_carry_the_same_bytes) {
+  start_pop({"--busy-poll-us", "100"});
+  start_agent("secret", {"--busy-poll-us", "100"});
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  hundred_visitors();
+  EXPECT_TRUE(echo_round(drtp::sock::random_bytes(1, 7)));
 }
 
 TEST_F(e2e, half_close_still_delivers_the_whole_response) {
@@ -277,6 +295,14 @@ TEST(cli, help_and_bad_flags) {
   EXPECT_NE(bad.output().find("unknown option"), std::string::npos);
   process pop_help({drtp::test::bin_dir() + "/drtp-pop", "--help"});
   EXPECT_EQ(pop_help.wait_exit(5s), 0);
+  EXPECT_NE(pop_help.output().find("--busy-poll-us"), std::string::npos);
+  process bad_poll({drtp::test::bin_dir() + "/drtp-pop", "--dev", "--service",
+                    "x", "--public", "127.0.0.1:0", "--busy-poll-us", "99999"},
+                   {"DRTP_SECRET=s"});
+  EXPECT_EQ(bad_poll.wait_exit(5s), 2);
+  EXPECT_NE(bad_poll.output().find("--busy-poll-us must be 0-10000 microseconds"),
+            std::string::npos)
+    << bad_poll.output();
   process no_pop({drtp::test::bin_dir() + "/drtp", "serve", "--pop",
                   "127.0.0.1:1", "--service", "x", "--local", "127.0.0.1:2",
                   "--insecure"},
