@@ -88,13 +88,9 @@ int serve(drtp::cli::args& a, bool connect) {
     cli::parse_host_port(*listen, "--listen", ap.listen_host, ap.listen_port);
     ap.agent_id = *principal;
   }
-  if (resume_timeout) {
-    char* end = nullptr;
-    auto t = std::strtoul(resume_timeout->c_str(), &end, 10);
-    if (*end != '\0' || t < 1 || t > 3600)
-      throw cli::error("--resume-timeout must be 1-3600 seconds");
-    ap.resume_timeout_ms = static_cast<uint32_t>(t * 1000);
-  }
+  if (resume_timeout)
+    ap.resume_timeout_ms =
+      cli::parse_uint(*resume_timeout, "--resume-timeout", 1, 3600, "seconds") * 1000;
   for (auto& spec : pops) {
     pop_endpoint ep;
     auto at = spec.find('@');
@@ -104,13 +100,9 @@ int serve(drtp::cli::args& a, bool connect) {
     ep.name = spec.substr(0, at);
     ap.pops.push_back(std::move(ep));
   }
-  if (tunnels) {
-    char* end = nullptr;
-    auto k = std::strtoul(tunnels->c_str(), &end, 10);
-    if (*end != '\0' || k < 1 || k > tunnels_target_max)
-      throw cli::error("--tunnels must be 1, 2 or 3");
-    ap.tunnels_target = static_cast<uint32_t>(k);
-  }
+  if (tunnels)
+    ap.tunnels_target =
+      cli::parse_uint(*tunnels, "--tunnels", 1, tunnels_target_max, "POPs");
   if (local)
     cli::parse_host_port(*local, "--local", ap.local_host, ap.local_port);
   ap.service = *service;

@@ -206,13 +206,9 @@ int run(int argc, char** argv) {
   pp.services = cfg.services;
   pp.principals = cfg.principals;
   pp.observer = self;
-  if (grace) {
-    char* end = nullptr;
-    auto g = std::strtoul(grace->c_str(), &end, 10);
-    if (*end != '\0' || g > 3600)
-      throw cli::error("--drain-grace must be 0-3600 seconds");
-    pp.drain_grace_ms = static_cast<uint32_t>(g * 1000);
-  }
+  if (grace)
+    pp.drain_grace_ms = cli::parse_uint(*grace, "--drain-grace", 0, 3600, "seconds")
+                        * 1000;
   auto admin_env = pp.e;
   auto pop = spawn_pop_server(rt.sys(), std::move(pp));
   if (admin)

@@ -1,6 +1,7 @@
 #include "tools/cli_common.hpp"
 
 #include <atomic>
+#include <cassert>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -168,17 +169,24 @@ struct runtime::impl {
   std::shared_ptr<net::tracer> trace;
 };
 
+uint32_t parse_uint(const std::string& text, const std::string& what,
+                    uint32_t min, uint32_t max, const std::string& unit) {
+  assert(min <= max);
+  // Digits only: strtoul alone would take "", " 5", "+5" and wrap "-1".
+  bool digits = !text.empty() && text.size() <= 10
+                && text.find_first_not_of("0123456789") == std::string::npos;
+  auto v = digits ? std::stoull(text) : 0ull;
+  if (!digits || v < min || v > max)
+    throw error(what + " must be " + std::to_string(min) + "-" + std::to_string(max)
+                + " " + unit + ", got '" + text + "'");
+  return static_cast<uint32_t>(v);
+}
+
 uint32_t busy_poll_us(args& a) {
   auto v = a.value("--busy-poll-us");
-  if (!v)
-    return net::busy_poll_us_default;
-  char* end = nullptr;
-  errno = 0;
-  auto us = std::strtoul(v->c_str(), &end, 10);
-  if (v->empty() || *end != '\0' || errno != 0 || us > net::busy_poll_us_max)
-    throw error("--busy-poll-us must be 0-" + std::to_string(net::busy_poll_us_max)
-                + " microseconds, got '" + *v + "'");
-  return static_cast<uint32_t>(us);
+  return v ? parse_uint(*v, "--busy-poll-us", 0, net::busy_poll_us_max,
+                        "microseconds")
+           : net::busy_poll_us_default;
 }
 
 runtime::runtime(std::shared_ptr<net::tracer> trace,

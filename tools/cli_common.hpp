@@ -56,6 +56,11 @@ int stop_signal();
 /// Forget the signal seen so far (to notice a second one).
 void clear_stop_signal();
 
+/// The value of option `what` as a whole number in [min, max]; throws
+/// cli::error naming the range in `unit` (e.g. "seconds").
+uint32_t parse_uint(const std::string& text, const std::string& what,
+                    uint32_t min, uint32_t max, const std::string& unit);
+
 /// --busy-poll-us N (0 to 10000), else the default; throws cli::error.
 uint32_t busy_poll_us(args& a);
 
