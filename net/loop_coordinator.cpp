@@ -182,7 +182,7 @@ public:
 
   void enqueue(caf::resumable* job) override {
     assert(job != nullptr);
-    bool arm = false;
+    bool wake = false;
     bool dropped = false;
     {
       std::lock_guard<std::mutex> guard{mtx_};
@@ -190,14 +190,16 @@ public:
         dropped = true;
       } else {
         queue_.push_back(job);
-        arm = !armed_;
-        armed_ = true;
+        // The loop thread drains the queue after the handler it is in; any
+        // other thread must wake the loop, once until the next drain.
+        wake = !armed_ && std::this_thread::get_id() != loop_thread_id_;
+        armed_ = armed_ || wake;
       }
     }
     if (dropped)
       cleanup_and_release(job); // after stop(): nothing runs it any more
-    else if (arm)
-      asio::post(io_, [this] { run_jobs(); });
+    else if (wake)
+      asio::post(io_, [] {}); // run_loop drains after every handler
   }
 
   caf::actor_clock& clock() noexcept override { return clock_; }
@@ -264,20 +266,28 @@ private:
   /// 4 ms beside a CPU hog without this check). An idle process sleeps
   /// after one window. Off by default, like haproxy's busy-polling.
   void run_loop() {
+    // Actors run right after the socket event that woke them, not from a
+    // handler posted behind asio's reactor: each post cost an epoll_wait(0)
+    // syscall before it ran, three per event forwarded.
     if (busy_poll_us_ == 0) {
-      io_.run();
+      while (!io_.stopped()) {
+        io_.run_one();
+        drain();
+      }
       return;
     }
     using clock = std::chrono::steady_clock;
     const auto window = std::chrono::microseconds(busy_poll_us_);
     auto last_event = clock::now();
     while (!io_.stopped()) {
-      if (io_.poll() > 0) {
+      if (io_.poll_one() > 0) {
+        drain();
         last_event = clock::now();
       } else if (clock::now() - last_event < window && !cpus_wanted()) {
         sched_yield();
       } else {
         io_.run_one(); // sleeps until the next event
+        drain();
         last_event = clock::now();
       }
     }
@@ -301,14 +311,28 @@ private:
     return std::strtol(p, nullptr, 10) > cpus_;
   }
 
-  /// Drains what was queued when it started; jobs enqueued meanwhile arm a
-  /// new run, so socket events interleave with actors and nothing starves.
-  void run_jobs() {
-    {
-      std::lock_guard<std::mutex> guard{mtx_};
-      batch_.swap(queue_);
-      armed_ = false;
+  /// Runs the actors that messages woke, and those that their messages
+  /// woke, up to `drain_rounds_max` rounds: then socket events go first, so
+  /// actors that keep messaging each other cannot starve them.
+  void drain() {
+    for (int round = 0; round < drain_rounds_max; ++round) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        if (queue_.empty())
+          return;
+        batch_.swap(queue_);
+        armed_ = false;
+      }
+      run_batch();
     }
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (!queue_.empty() && !armed_) {
+      armed_ = true;
+      asio::post(io_, [] {});
+    }
+  }
+
+  void run_batch() {
     size_t i = 0;
     try {
       for (; i < batch_.size(); ++i)
@@ -337,6 +361,9 @@ private:
     }
   }
 
+  /// A message chain through a process is a few actors long (connection
+  /// -> session -> tunnel); 64 rounds leave room for bursts.
+  static constexpr int drain_rounds_max = 64;
   const uint32_t busy_poll_us_;
   int loadavg_fd_ = -1; // read while polling; -1: polling never stops early
   const long cpus_ = std::max(1u, std::thread::hardware_concurrency());
@@ -351,7 +378,7 @@ private:
   loop_unit unit_;
   std::mutex mtx_;
   std::vector<caf::resumable*> queue_; // guarded by mtx_
-  bool armed_ = false;                 // guarded: a run_jobs is posted
+  bool armed_ = false;                 // guarded: a wake-up is posted
   bool stopped_ = false;               // guarded
   std::vector<caf::resumable*> batch_; // loop thread only
 };
