@@ -623,30 +623,37 @@ void setup_haproxy(setup_ctx& c, path& p, bool busy_polling) {
   p.procs = {{"haproxy", h->pid}};
 }
 
-/// DRTP's shape built from haproxy: an edge relay that speaks TLS 1.3 to an
-/// inner relay next to the service. Two processes and one TLS hop, like POP
-/// and agent, but one TCP+TLS connection per visitor instead of one tunnel.
-void setup_haproxy_tls(setup_ctx& c, path& p) {
+/// DRTP's shape built from haproxy: an edge relay in front of an inner relay
+/// next to the service, two processes like POP and agent, but one TCP
+/// connection per visitor instead of one tunnel. With `tls` the hop between
+/// them is TLS 1.3 (haproxy-tls); without, it is plain TCP (haproxy-2): the
+/// cost of the second relay alone, the floor of any two-relay design.
+void setup_haproxy_pair(setup_ctx& c, path& p, bool tls) {
   auto exe = haproxy_exe(p);
   if (exe.empty())
     return;
-  if (gen_cert(c, p, "h").empty())
-    return;
-  write_text(c.dir + "/hboth.pem",
-             read_text(c.dir + "/hc.pem") + read_text(c.dir + "/hk.pem"));
+  std::string prefix = tls ? "haproxy-" : "haproxy2-";
+  std::string inner_opts, edge_opts;
+  if (tls) {
+    if (gen_cert(c, p, "h").empty())
+      return;
+    write_text(c.dir + "/hboth.pem",
+               read_text(c.dir + "/hc.pem") + read_text(c.dir + "/hk.pem"));
+    inner_opts = " ssl crt " + c.dir + "/hboth.pem ssl-min-ver TLSv1.3";
+    edge_opts = " ssl verify none ssl-min-ver TLSv1.3";
+  }
   auto inner_port = free_port();
   auto* inner = spawn_haproxy(
-    c, p, exe, "haproxy-inner", inner_port,
-    "127.0.0.1:" + std::to_string(inner_port) + " ssl crt " + c.dir
-      + "/hboth.pem ssl-min-ver TLSv1.3",
+    c, p, exe, prefix + "inner", inner_port,
+    "127.0.0.1:" + std::to_string(inner_port) + inner_opts,
     "127.0.0.1:" + std::to_string(c.service_port));
   if (!inner)
     return;
   auto edge_port = free_port();
-  auto* edge = spawn_haproxy(c, p, exe, "haproxy-edge", edge_port,
+  auto* edge = spawn_haproxy(c, p, exe, prefix + "edge", edge_port,
                              "127.0.0.1:" + std::to_string(edge_port),
                              "127.0.0.1:" + std::to_string(inner_port)
-                               + " ssl verify none ssl-min-ver TLSv1.3");
+                               + edge_opts);
   if (!edge)
     return;
   p.port = edge_port;
@@ -781,31 +788,46 @@ double kib_per_session(const path& p, const idle_figure& f, size_t proc) {
 /// a test.
 void print_targets(const std::vector<path>& paths, const path* hap, bool conns) {
   const path* drtp = nullptr;
-  for (auto& p : paths)
+  const path* pair = nullptr; // haproxy-2: the floor of a two-relay design
+  for (auto& p : paths) {
     if (p.key == "drtp" && p.na.empty())
       drtp = &p;
+    if (p.key == "haproxy-2" && p.na.empty())
+      pair = &p;
+  }
   if (drtp == nullptr)
     return;
   std::vector<std::string> rows;
-  auto row = [&rows](const std::string& target, const std::string& shown,
-                     bool met) {
+  auto row = [&rows, pair](const std::string& target, const std::string& shown,
+                           bool met, const std::string& floor = "–") {
     rows.push_back("| " + target + " | " + shown + " | " + (met ? "yes" : "no")
-                   + " |\n");
+                   + (pair ? " | " + floor : std::string{}) + " |\n");
   };
-  auto vs_haproxy = [&](const char* target, const std::vector<double>& mine,
-                        const std::vector<double>& theirs, double bound,
+  auto vs_haproxy = [&](const char* target,
+                        std::vector<double> path::*figure, double bound,
                         bool at_least) {
-    double r = median_ratio(summarize(mine), summarize(theirs));
-    if (r == r)
-      row(target, fmt("%.2fx", r), at_least ? r >= bound : r <= bound);
+    auto ratio = [&](const path& p) {
+      return median_ratio(summarize(p.*figure), summarize(hap->*figure));
+    };
+    auto meets = [&](double r) { return at_least ? r >= bound : r <= bound; };
+    double r = ratio(*drtp);
+    if (r != r)
+      return;
+    std::string floor = "–";
+    if (pair != nullptr) {
+      double f = ratio(*pair);
+      if (f == f)
+        floor = fmt("%.2fx", f) + (meets(f) ? " (met)" : " (not met)");
+    }
+    row(target, fmt("%.2fx", r), meets(r), floor);
   };
   if (hap != nullptr) {
-    vs_haproxy("1 stream >= 1.0x haproxy", drtp->gbps1, hap->gbps1, 1.0, true);
-    vs_haproxy("4 streams >= 0.8x haproxy", drtp->gbps4, hap->gbps4, 0.8, true);
-    vs_haproxy("RTT p50 <= 1.0x haproxy", drtp->p50, hap->p50, 1.0, false);
-    vs_haproxy("RTT p99 <= 1.2x haproxy", drtp->p99, hap->p99, 1.2, false);
+    vs_haproxy("1 stream >= 1.0x haproxy", &path::gbps1, 1.0, true);
+    vs_haproxy("4 streams >= 0.8x haproxy", &path::gbps4, 0.8, true);
+    vs_haproxy("RTT p50 <= 1.0x haproxy", &path::p50, 1.0, false);
+    vs_haproxy("RTT p99 <= 1.2x haproxy", &path::p99, 1.2, false);
     if (conns)
-      vs_haproxy("new conn/s >= 1.0x haproxy", drtp->cps, hap->cps, 1.0, true);
+      vs_haproxy("new conn/s >= 1.0x haproxy", &path::cps, 1.0, true);
   }
   for (auto& f : drtp->idle) {
     if (f.established <= 0)
@@ -827,9 +849,15 @@ void print_targets(const std::vector<path>& paths, const path* hap, bool conns) 
   }
   if (rows.empty())
     return; // neither haproxy nor idle sessions measured
-  std::printf("\nDRTP public against its targets in this run%s:\n\n"
-              "| target | this run | met |\n|---|---|---|\n",
+  std::printf("\nDRTP public against its targets in this run%s:\n\n",
               hap == nullptr ? " (no haproxy measured: no ratios)" : "");
+  if (pair != nullptr)
+    std::printf("The last column gives the same ratio for two haproxy relays "
+                "in a chain, without\nTLS: what each target asks of any "
+                "design with a relay on each side.\n\n");
+  std::printf("| target | this run | met |%s\n|---|---|---|%s\n",
+              pair ? " two plain haproxy relays (haproxy-2) |" : "",
+              pair ? "---|" : "");
   for (auto& r : rows)
     std::fputs(r.c_str(), stdout);
 }
@@ -901,11 +929,12 @@ const char* run_usage() {
       connections per second (32 threads), RSS idle and with N idle sessions,
       CPU seconds per GiB; medians over --runs (default 3) with min-max.
       --paths: comma list of direct,drtp,drtp-poll,panel,haproxy,
-      haproxy-poll,haproxy-tls,ssh (default all but haproxy-poll;
-      drtp-poll is drtp with --busy-poll-us 100; haproxy-poll is haproxy
-      with busy-polling, which spins a core even when idle, so measure it
-      alone; haproxy-tls is DRTP's shape built from two haproxy relays with
-      TLS 1.3 between them);
+      haproxy-poll,haproxy-2,haproxy-tls,ssh (default all but
+      haproxy-poll; drtp-poll is drtp with --busy-poll-us 100;
+      haproxy-poll is haproxy with busy-polling, which spins a core even
+      when idle, so measure it alone; haproxy-2 and haproxy-tls are DRTP's
+      shape built from two haproxy relays, plain TCP or TLS 1.3 between
+      them);
       --sessions 0 skips idle sessions, --conn-seconds 0 skips conn/s.
       --quick: about 30 s, for smoke tests.
 )";
@@ -935,7 +964,7 @@ int cmd_run(cli::args& a) {
   // Not haproxy-poll: its busy-polling spins a core even when idle, which
   // would slow every other path of the run.
   for (auto& k : {"direct", "drtp", "drtp-poll", "panel", "haproxy",
-                  "haproxy-tls", "ssh"})
+                  "haproxy-2", "haproxy-tls", "ssh"})
     want.insert(k);
   if (paths_opt) {
     want.clear();
@@ -988,7 +1017,10 @@ int cmd_run(cli::args& a) {
     p.variant = true;
     setup_haproxy(c, p, true);
   });
-  add("haproxy-tls", "haproxy edge -> TLS -> haproxy inner", setup_haproxy_tls);
+  add("haproxy-2", "haproxy edge -> haproxy inner (plain)",
+      [](setup_ctx& c, path& p) { setup_haproxy_pair(c, p, false); });
+  add("haproxy-tls", "haproxy edge -> TLS -> haproxy inner",
+      [](setup_ctx& c, path& p) { setup_haproxy_pair(c, p, true); });
   add("ssh", "ssh -R (aes128-gcm)", setup_ssh);
   auto live = [&](auto f) {
     for (auto& p : paths)
