@@ -269,10 +269,11 @@ private:
     // Actors run right after the socket event that woke them, not from a
     // handler posted behind asio's reactor: each post cost an epoll_wait(0)
     // syscall before it ran, three per event forwarded.
+    // Draining first also runs what a handler that threw left queued.
     if (busy_poll_us_ == 0) {
       while (!io_.stopped()) {
-        io_.run_one();
         drain();
+        io_.run_one();
       }
       return;
     }
@@ -280,14 +281,13 @@ private:
     const auto window = std::chrono::microseconds(busy_poll_us_);
     auto last_event = clock::now();
     while (!io_.stopped()) {
+      drain();
       if (io_.poll_one() > 0) {
-        drain();
         last_event = clock::now();
       } else if (clock::now() - last_event < window && !cpus_wanted()) {
         sched_yield();
       } else {
         io_.run_one(); // sleeps until the next event
-        drain();
         last_event = clock::now();
       }
     }
