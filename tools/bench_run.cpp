@@ -788,20 +788,25 @@ double kib_per_session(const path& p, const idle_figure& f, size_t proc) {
 /// a test.
 void print_targets(const std::vector<path>& paths, const path* hap, bool conns) {
   const path* drtp = nullptr;
-  const path* pair = nullptr; // haproxy-2: the floor of a two-relay design
+  // DRTP's shape built from haproxy, without and with TLS: what a target
+  // asks of any design with a relay on each side.
+  std::vector<const path*> shapes;
   for (auto& p : paths) {
     if (p.key == "drtp" && p.na.empty())
       drtp = &p;
-    if (p.key == "haproxy-2" && p.na.empty())
-      pair = &p;
+    if ((p.key == "haproxy-2" || p.key == "haproxy-tls") && p.na.empty())
+      shapes.push_back(&p);
   }
   if (drtp == nullptr)
     return;
   std::vector<std::string> rows;
-  auto row = [&rows, pair](const std::string& target, const std::string& shown,
-                           bool met, const std::string& floor = "–") {
-    rows.push_back("| " + target + " | " + shown + " | " + (met ? "yes" : "no")
-                   + (pair ? " | " + floor : std::string{}) + " |\n");
+  auto row = [&rows, &shapes](const std::string& target, const std::string& shown,
+                              bool met, std::vector<std::string> others = {}) {
+    others.resize(shapes.size(), "–");
+    std::string r = "| " + target + " | " + shown + " | " + (met ? "yes" : "no");
+    for (auto& o : others)
+      r += " | " + o;
+    rows.push_back(r + " |\n");
   };
   auto vs_haproxy = [&](const char* target,
                         std::vector<double> path::*figure, double bound,
@@ -813,13 +818,13 @@ void print_targets(const std::vector<path>& paths, const path* hap, bool conns) 
     double r = ratio(*drtp);
     if (r != r)
       return;
-    std::string floor = "–";
-    if (pair != nullptr) {
-      double f = ratio(*pair);
-      if (f == f)
-        floor = fmt("%.2fx", f) + (meets(f) ? " (met)" : " (not met)");
+    std::vector<std::string> others;
+    for (auto* shape : shapes) {
+      double f = ratio(*shape);
+      others.push_back(f == f ? fmt("%.2fx", f) + (meets(f) ? " (met)" : "")
+                              : "–");
     }
-    row(target, fmt("%.2fx", r), meets(r), floor);
+    row(target, fmt("%.2fx", r), meets(r), others);
   };
   if (hap != nullptr) {
     vs_haproxy("1 stream >= 1.0x haproxy", &path::gbps1, 1.0, true);
@@ -851,13 +856,17 @@ void print_targets(const std::vector<path>& paths, const path* hap, bool conns) 
     return; // neither haproxy nor idle sessions measured
   std::printf("\nDRTP public against its targets in this run%s:\n\n",
               hap == nullptr ? " (no haproxy measured: no ratios)" : "");
-  if (pair != nullptr)
-    std::printf("The last column gives the same ratio for two haproxy relays "
-                "in a chain, without\nTLS: what each target asks of any "
-                "design with a relay on each side.\n\n");
-  std::printf("| target | this run | met |%s\n|---|---|---|%s\n",
-              pair ? " two plain haproxy relays (haproxy-2) |" : "",
-              pair ? "---|" : "");
+  std::string head = "| target | this run | met |";
+  std::string rule = "|---|---|---|";
+  for (auto* shape : shapes) {
+    head += " " + shape->name + " |";
+    rule += "---|";
+  }
+  if (!shapes.empty())
+    std::printf("Beside DRTP, the same ratios for DRTP's shape built from two "
+                "haproxy relays:\nwhat each target asks of any design with a "
+                "relay on each side.\n\n");
+  std::printf("%s\n%s\n", head.c_str(), rule.c_str());
   for (auto& r : rows)
     std::fputs(r.c_str(), stdout);
 }
