@@ -1279,6 +1279,7 @@ int cmd_run(cli::args& a) {
       j += k + 1 < paths.size() ? ",\n" : "\n";
     }
     j += "  ]\n}\n";
+    std::fflush(stdout); // the tables first, when both go to one file
     if (!write_text(*json_opt, j))
       std::fprintf(stderr, "drtp-bench: cannot write %s\n", json_opt->c_str());
     else
