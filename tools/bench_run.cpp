@@ -949,6 +949,53 @@ const char* run_usage() {
 )";
 }
 
+/// The table of the processes that carry each path: RSS idle and with idle
+/// sessions, CPU per GiB, per round trip and per new connection.
+void print_processes(const std::vector<path>& paths,
+                     const std::vector<int>& sessions) {
+  std::printf("\nMemory and CPU of the processes that carry each path "
+              "(RSS includes forked children; KiB/session = (RSS with N open - "
+              "RSS idle) / N established):\n\n");
+  std::printf("| path | process | RSS idle MiB |");
+  for (int n : sessions)
+    std::printf(" %d sessions: MiB, KiB/session |", n);
+  std::printf(" CPU s/GiB 1 stream | CPU s/GiB 4 streams | CPU us/round trip |"
+              " CPU us/new conn |\n|---|---|---|");
+  for (size_t i = 0; i < sessions.size(); ++i)
+    std::printf("---|");
+  std::printf("---|---|---|---|\n");
+  for (auto& p : paths) {
+    if (!p.na.empty() || p.procs.empty())
+      continue;
+    for (size_t i = 0; i < p.procs.size(); ++i) {
+      std::printf("| %s | %s | %.1f |", p.name.c_str(), p.procs[i].label.c_str(),
+                  p.rss_idle_kib[i] / 1024.0);
+      for (size_t q = 0; q < sessions.size(); ++q) {
+        if (q >= p.idle.size()) {
+          std::printf(" – |");
+          continue;
+        }
+        auto& f = p.idle[q];
+        double per = kib_per_session(p, f, i);
+        std::string note;
+        if (f.established < f.wanted)
+          note = " (only " + std::to_string(f.established) + " of "
+                 + std::to_string(f.wanted) + " opened in "
+                 + fmt("%.0f", f.open_s) + " s)";
+        std::printf(" %.1f, %.1f%s |", f.rss_after_kib[i] / 1024.0, per,
+                    note.c_str());
+      }
+      std::printf(" %s | %s | %s | %s |\n",
+                  p.gib1 > 0 ? fmt("%.2f", p.cpu1[i] / p.gib1).c_str() : "–",
+                  p.gib4 > 0 ? fmt("%.2f", p.cpu4[i] / p.gib4).c_str() : "–",
+                  p.rtts > 0 ? fmt("%.1f", p.cpu_rtt[i] / p.rtts * 1e6).c_str()
+                             : "–",
+                  p.conns > 0 ? fmt("%.1f", p.cpu_conn[i] / p.conns * 1e6).c_str()
+                              : "–");
+    }
+  }
+}
+
 int cmd_run(cli::args& a) {
   bool quick = a.flag("--quick");
   auto bytes_opt = a.value("--bytes");
@@ -1154,47 +1201,11 @@ int cmd_run(cli::args& a) {
                 hap ? ratio(l50, S(hap->p50)).c_str() : "–",
                 hap && conn_s > 0 ? ratio(c, S(hap->cps)).c_str() : "–");
   }
-  std::printf("\nMemory and CPU of the processes that carry each path "
-              "(RSS includes forked children; KiB/session = (RSS with N open - "
-              "RSS idle) / N established):\n\n");
-  std::printf("| path | process | RSS idle MiB |");
-  for (int n : sessions)
-    std::printf(" %d sessions: MiB, KiB/session |", n);
-  std::printf(" CPU s/GiB 1 stream | CPU s/GiB 4 streams | CPU us/round trip |"
-              " CPU us/new conn |\n|---|---|---|");
-  for (size_t i = 0; i < sessions.size(); ++i)
-    std::printf("---|");
-  std::printf("---|---|---|---|\n");
-  for (auto& p : paths) {
-    if (!p.na.empty() || p.procs.empty())
-      continue;
-    for (size_t i = 0; i < p.procs.size(); ++i) {
-      std::printf("| %s | %s | %.1f |", p.name.c_str(), p.procs[i].label.c_str(),
-                  p.rss_idle_kib[i] / 1024.0);
-      for (size_t q = 0; q < sessions.size(); ++q) {
-        if (q >= p.idle.size()) {
-          std::printf(" – |");
-          continue;
-        }
-        auto& f = p.idle[q];
-        double per = kib_per_session(p, f, i);
-        std::string note;
-        if (f.established < f.wanted)
-          note = " (only " + std::to_string(f.established) + " of "
-                 + std::to_string(f.wanted) + " opened in "
-                 + fmt("%.0f", f.open_s) + " s)";
-        std::printf(" %.1f, %.1f%s |", f.rss_after_kib[i] / 1024.0, per,
-                    note.c_str());
-      }
-      std::printf(" %s | %s | %s | %s |\n",
-                  p.gib1 > 0 ? fmt("%.2f", p.cpu1[i] / p.gib1).c_str() : "–",
-                  p.gib4 > 0 ? fmt("%.2f", p.cpu4[i] / p.gib4).c_str() : "–",
-                  p.rtts > 0 ? fmt("%.1f", p.cpu_rtt[i] / p.rtts * 1e6).c_str()
-                             : "–",
-                  p.conns > 0 ? fmt("%.1f", p.cpu_conn[i] / p.conns * 1e6).c_str()
-                              : "–");
-    }
-  }
+  bool any_procs = false;
+  for (auto& p : paths)
+    any_procs = any_procs || (p.na.empty() && !p.procs.empty());
+  if (any_procs)
+    print_processes(paths, sessions);
   print_targets(paths, hap, conn_s > 0);
 
   bool sane = true;
