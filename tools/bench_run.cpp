@@ -587,6 +587,12 @@ child* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
   getrlimit(RLIMIT_NOFILE, &r);
   // Two descriptors a session; haproxy refuses a maxconn it cannot back.
   auto maxconn = std::min<rlim_t>(30000, (r.rlim_cur - 100) / 2);
+  if (maxconn < 30000)
+    std::fprintf(stderr,
+                 "drtp-bench: %s holds at most %llu sessions here: two "
+                 "descriptors each, and the descriptor limit is %llu\n",
+                 name.c_str(), static_cast<unsigned long long>(maxconn),
+                 static_cast<unsigned long long>(r.rlim_cur));
   write_text(cfg, "global\n"
                   "  maxconn " + std::to_string(maxconn) + "\n"
                   + (busy_polling ? "  busy-polling\n" : "") +
