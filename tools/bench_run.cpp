@@ -460,6 +460,8 @@ struct setup_ctx {
   std::string dir, bin;
   uint16_t service_port;
   std::vector<std::unique_ptr<child>>* children;
+  int sessions_max = 0;         // the largest batch of idle sessions asked for
+  bool told_fd_limit = false;   // the haproxy notice below, once a run
 };
 
 child& spawn(setup_ctx& c, std::vector<std::string> argv, const std::string& log,
@@ -587,12 +589,14 @@ child* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
   getrlimit(RLIMIT_NOFILE, &r);
   // Two descriptors a session; haproxy refuses a maxconn it cannot back.
   auto maxconn = std::min<rlim_t>(30000, (r.rlim_cur - 100) / 2);
-  if (maxconn < 30000)
+  if (maxconn < static_cast<rlim_t>(c.sessions_max) && !c.told_fd_limit) {
+    c.told_fd_limit = true;
     std::fprintf(stderr,
-                 "drtp-bench: %s holds at most %llu sessions here: two "
-                 "descriptors each, and the descriptor limit is %llu\n",
-                 name.c_str(), static_cast<unsigned long long>(maxconn),
+                 "drtp-bench: a haproxy relay holds at most %llu sessions here: "
+                 "two descriptors each, and the descriptor limit is %llu\n",
+                 static_cast<unsigned long long>(maxconn),
                  static_cast<unsigned long long>(r.rlim_cur));
+  }
   write_text(cfg, "global\n"
                   "  maxconn " + std::to_string(maxconn) + "\n"
                   + (busy_polling ? "  busy-polling\n" : "") +
@@ -1045,6 +1049,8 @@ int cmd_run(cli::args& a) {
   std::vector<std::unique_ptr<child>> children;
   sock::epoll_server service;
   setup_ctx ctx{dir, self_dir(), service.port(), &children};
+  for (int n : sessions)
+    ctx.sessions_max = std::max(ctx.sessions_max, n);
 
   std::vector<path> paths;
   auto add = [&](const char* key, const char* name,
