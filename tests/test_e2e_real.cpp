@@ -165,6 +165,63 @@ TEST_F(e2e, visitor_without_tunnel_is_refused_within_a_second) {
   EXPECT_LT(elapsed, 1s);
 }
 
+TEST_F(e2e, a_flood_of_bad_connections_does_not_flood_the_log) {
+  start_pop();
+  // Plain text to the TLS port: one "TLS handshake ... failed" line each,
+  // until the log's budget is spent.
+  constexpr int threads_n = 4;
+  constexpr int per_thread = 500;
+  auto started = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < threads_n; ++t)
+    threads.emplace_back([this] {
+      const char junk[] = "GET / HTTP/1.0\r\n\r\n";
+      for (int i = 0; i < per_thread; ++i) {
+        auto s = drtp::sock::connect_tcp("127.0.0.1", tunnel_port_, 5000);
+        if (s)
+          drtp::sock::send_all(s.get(), junk, sizeof(junk) - 1);
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  std::this_thread::sleep_for(200ms); // the POP works through the backlog
+  double seconds = std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - started)
+                     .count();
+  size_t lines = pop_->count("TLS handshake with");
+  EXPECT_GE(lines, 100u) << "the first failures are logged";
+  EXPECT_LE(lines, 1000 + static_cast<size_t>(100 * seconds) + 10)
+    << "flood of " << threads_n * per_thread << " took " << seconds << " s";
+  // Lines that get through later say how many were dropped, at most once a
+  // second: every bad connection is either logged or counted.
+  auto accounted = [this] {
+    auto out = pop_->output();
+    size_t n = pop_->count("TLS handshake with");
+    const std::string tail = " log lines of listener dropped";
+    for (size_t at = out.find(tail); at != std::string::npos;
+         at = out.find(tail, at + 1)) {
+      size_t begin = out.rfind(' ', at - 1) + 1;
+      n += std::stoul(out.substr(begin, at - begin));
+    }
+    return n;
+  };
+  size_t sent = threads_n * per_thread;
+  for (int i = 0; i < 20 && accounted() != sent; ++i) {
+    std::this_thread::sleep_for(1100ms);
+    auto s = drtp::sock::connect_tcp("127.0.0.1", tunnel_port_, 5000);
+    ASSERT_TRUE(s);
+    drtp::sock::send_all(s.get(), "junk", 4);
+    ++sent;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(accounted(), sent);
+  EXPECT_GE(pop_->count("log lines of listener dropped"), 1u);
+  // And the POP still serves.
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  EXPECT_TRUE(echo_round(drtp::sock::random_bytes(100000, 7)));
+}
+
 TEST_F(e2e, agent_reconnects_after_the_pop_restarts) {
   start_pop();
   start_agent();
