@@ -254,8 +254,14 @@ public:
   }
 
 private:
-  /// io_.run(), but with busy_poll_us_ > 0 the loop keeps polling for that
-  /// long after each event before it sleeps in epoll_wait. Why: a round trip
+  /// Runs one socket event (or timer, or wake-up) at a time and, after each,
+  /// the actors it woke: not from a handler posted behind asio's reactor,
+  /// since each post cost an epoll_wait(0) before it ran, three per event
+  /// forwarded. Draining first also runs what a handler that threw left
+  /// queued.
+  ///
+  /// With busy_poll_us_ > 0 the loop keeps polling for that long after each
+  /// event before it sleeps in epoll_wait. Why: a round trip
   /// through DRTP crosses two relays, and on a VM each sleep costs a halted
   /// vCPU and an IPI to wake it (35% of a relay's samples in 64-byte
   /// ping-pong); the answer to what a relay just forwarded usually comes
@@ -266,10 +272,6 @@ private:
   /// 4 ms beside a CPU hog without this check). An idle process sleeps
   /// after one window. Off by default, like haproxy's busy-polling.
   void run_loop() {
-    // Actors run right after the socket event that woke them, not from a
-    // handler posted behind asio's reactor: each post cost an epoll_wait(0)
-    // syscall before it ran, three per event forwarded.
-    // Draining first also runs what a handler that threw left queued.
     if (busy_poll_us_ == 0) {
       while (!io_.stopped()) {
         drain();

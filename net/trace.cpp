@@ -55,9 +55,13 @@ private:
   /// False if the line is to be dropped. Lock held.
   bool spend(const std::string& host, const std::string& who) {
     auto kind = std::make_pair(host, who.substr(0, who.find('#')));
-    if (budgets_.size() >= budgets_max && budgets_.count(kind) == 0)
-      kind = {"*", "*"};
-    auto& b = budgets_[kind];
+    auto it = budgets_.find(kind);
+    if (it == budgets_.end()) {
+      if (budgets_.size() >= budgets_max)
+        kind = {"*", "*"};
+      it = budgets_.try_emplace(kind).first;
+    }
+    auto& b = it->second;
     auto now = std::chrono::steady_clock::now();
     std::chrono::duration<double> elapsed = now - b.refilled;
     b.refilled = now;

@@ -821,16 +821,16 @@ void print_targets(const std::vector<path>& paths, const path* hap, bool conns) 
   auto vs_haproxy = [&](const char* target,
                         std::vector<double> path::*figure, double bound,
                         bool at_least) {
-    auto ratio = [&](const path& p) {
+    auto of = [&](const path& p) {
       return median_ratio(summarize(p.*figure), summarize(hap->*figure));
     };
     auto meets = [&](double r) { return at_least ? r >= bound : r <= bound; };
-    double r = ratio(*drtp);
+    double r = of(*drtp);
     if (r != r)
       return;
     std::vector<std::string> others;
     for (auto* shape : shapes) {
-      double f = ratio(*shape);
+      double f = of(*shape);
       others.push_back(f == f ? fmt("%.2fx", f) + (meets(f) ? " (met)" : "")
                               : "–");
     }
@@ -960,9 +960,13 @@ const char* run_usage() {
 }
 
 /// The table of the processes that carry each path: RSS idle and with idle
-/// sessions, CPU per GiB, per round trip and per new connection.
+/// sessions, CPU per GiB, per round trip and per new connection. Nothing
+/// when no measured path has processes of its own (--paths direct).
 void print_processes(const std::vector<path>& paths,
                      const std::vector<int>& sessions) {
+  auto measured = [](const path& p) { return p.na.empty() && !p.procs.empty(); };
+  if (std::none_of(paths.begin(), paths.end(), measured))
+    return;
   std::printf("\nMemory and CPU of the processes that carry each path "
               "(RSS includes forked children; KiB/session = (RSS with N open - "
               "RSS idle) / N established):\n\n");
@@ -975,7 +979,7 @@ void print_processes(const std::vector<path>& paths,
     std::printf("---|");
   std::printf("---|---|---|---|\n");
   for (auto& p : paths) {
-    if (!p.na.empty() || p.procs.empty())
+    if (!measured(p))
       continue;
     for (size_t i = 0; i < p.procs.size(); ++i) {
       std::printf("| %s | %s | %.1f |", p.name.c_str(), p.procs[i].label.c_str(),
@@ -1213,11 +1217,7 @@ int cmd_run(cli::args& a) {
                 hap ? ratio(l50, S(hap->p50)).c_str() : "–",
                 hap && conn_s > 0 ? ratio(c, S(hap->cps)).c_str() : "–");
   }
-  bool any_procs = false;
-  for (auto& p : paths)
-    any_procs = any_procs || (p.na.empty() && !p.procs.empty());
-  if (any_procs)
-    print_processes(paths, sessions);
+  print_processes(paths, sessions);
   print_targets(paths, hap, conn_s > 0);
 
   bool sane = true;
