@@ -1,6 +1,6 @@
 #pragma once
 // Messages between the actors of actors/ (never over the wire; the wire
-// format lives in net/frame.hpp and net/control.hpp).
+// format lives in net/wire/).
 
 #include <cstdint>
 #include <map>
@@ -10,9 +10,9 @@
 #include "caf/actor.hpp"
 #include "caf/allowed_unsafe_message_type.hpp"
 #include "caf/atom.hpp"
-#include "net/chunk.hpp"
-#include "net/control.hpp"
-#include "net/io.hpp"
+#include "net/seam/chunk.hpp"
+#include "net/wire/control.hpp"
+#include "net/seam/io.hpp"
 
 namespace drtp {
 
@@ -42,16 +42,6 @@ struct stream_data {
 struct stream_fin {
   uint32_t sid = 0;
 };
-
-enum class rst_code : uint32_t {
-  closed = 0,          // the local side reset its connection
-  connect_failed = 1,  // the agent could not reach the local service
-  tunnel_lost = 2,     // the tunnel carrying the stream went away
-  flow_violation = 3,  // the peer sent beyond its credit
-  refused = 4,         // too many streams, or draining
-};
-
-const char* to_string(rst_code c) noexcept;
 
 struct stream_rst {
   uint32_t sid = 0;

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "actors/messages.hpp"
+#include "net/wire/frame.hpp"
 #include "actors/tunnel.hpp"
 #include "caf/all.hpp"
 
@@ -262,7 +263,7 @@ private:
                          + ev.service + "': no agent here"
                          + (ev.open.resume ? " for the resume" : ""));
       send(ev.tunnel, set_owner{ev.sid, nullptr,
-                                static_cast<uint32_t>(rst_code::refused)});
+                                static_cast<uint32_t>(net::rst_code::refused)});
       return;
     }
     ++best->streams;

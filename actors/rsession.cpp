@@ -6,9 +6,9 @@
 
 #include "actors/messages.hpp"
 #include "caf/all.hpp"
-#include "net/control.hpp"
-#include "net/frame.hpp"
-#include "net/handshake.hpp"
+#include "net/wire/control.hpp"
+#include "net/wire/frame.hpp"
+#include "net/seam/crypto.hpp"
 
 namespace drtp {
 
@@ -152,7 +152,7 @@ public:
       [this](attach_stream& ev) {
         // Serve end: the client came back through another POP.
         if (tunnel_)
-          send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(rst_code::closed)});
+          send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::closed)});
         attach(ev.tunnel, ev.conn, ev.sid);
         awaiting_resume_ = true;
       },
@@ -178,7 +178,7 @@ public:
         maybe_done();
       },
       [this](stream_rst& ev) {
-        auto code = static_cast<rst_code>(ev.code);
+        auto code = static_cast<net::rst_code>(ev.code);
         if (!tunnel_ && ev.sid == 0 && p_.client_end) {
           // The tunnel could not open a stream: try another.
           refused_.insert(last_try_);
@@ -187,7 +187,7 @@ public:
         }
         if (!tunnel_ || ev.sid != sid_)
           return;
-        if (code == rst_code::refused && p_.client_end)
+        if (code == net::rst_code::refused && p_.client_end)
           refused_.insert(tunnel_.address()); // no agent there, or a bad resume
         detach(to_string(code));
       },
@@ -444,7 +444,7 @@ private:
           return protocol_error("unexpected hello");
         if (!token_.empty() && !net::equal_ct(body, token_)) {
           trace("refused a hello with another session's token");
-          send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(rst_code::refused)});
+          send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::refused)});
           tunnel_ = nullptr;
           return;
         }
@@ -475,7 +475,7 @@ private:
         // Constant time: guessing the token must not be cheaper than brute force.
         if (!net::equal_ct(body.substr(0, token_bytes), token_)) {
           trace("refused a resume with a wrong token");
-          send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(rst_code::refused)});
+          send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::refused)});
           tunnel_ = nullptr;
           return;
         }
@@ -570,7 +570,7 @@ private:
     if (local_ != 0)
       send(p_.e.io, net::abort_req{local_});
     if (tunnel_)
-      send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(rst_code::refused)});
+      send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::refused)});
     finish();
   }
 

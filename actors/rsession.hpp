@@ -17,7 +17,7 @@
 
 #include "actors/env.hpp"
 #include "caf/fwd.hpp"
-#include "net/io.hpp"
+#include "net/seam/io.hpp"
 
 namespace drtp {
 

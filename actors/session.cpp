@@ -5,7 +5,7 @@
 
 #include "actors/messages.hpp"
 #include "caf/all.hpp"
-#include "net/frame.hpp"
+#include "net/wire/frame.hpp"
 
 namespace drtp {
 
@@ -55,7 +55,7 @@ public:
               + std::to_string(p_.local_port) + ": " + ev.what);
         if (!rst_)
           send(p_.tunnel,
-               stream_rst{p_.sid, static_cast<uint32_t>(rst_code::connect_failed)});
+               stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::connect_failed)});
         finish();
       },
       [this](net::received& ev) {
@@ -101,7 +101,7 @@ public:
                 + " before the stream finished; resetting it");
           rst_ = true;
           send(p_.tunnel,
-               stream_rst{p_.sid, static_cast<uint32_t>(rst_code::closed)});
+               stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::closed)});
         }
         finish();
       },
@@ -129,7 +129,7 @@ public:
         rst_ = true;
         if (p_.e.trace->verbose())
           trace(std::string("stream reset by peer: ")
-                + to_string(static_cast<rst_code>(ev.code)));
+                + to_string(static_cast<net::rst_code>(ev.code)));
         // Without a connection yet, the pending connect ends the session.
         if (conn_ != 0)
           send(p_.e.io, net::abort_req{conn_});
@@ -233,17 +233,6 @@ private:
 
 caf::actor spawn_session(caf::actor_system& sys, session_params p) {
   return sys.spawn<session_actor>(std::move(p));
-}
-
-const char* to_string(rst_code c) noexcept {
-  switch (c) {
-    case rst_code::closed: return "connection closed";
-    case rst_code::connect_failed: return "local service unreachable";
-    case rst_code::tunnel_lost: return "tunnel lost";
-    case rst_code::flow_violation: return "flow control violated";
-    case rst_code::refused: return "stream refused";
-  }
-  return "reset";
 }
 
 } // namespace drtp

@@ -10,7 +10,7 @@
 
 #include "actors/env.hpp"
 #include "caf/fwd.hpp"
-#include "net/io.hpp"
+#include "net/seam/io.hpp"
 
 namespace drtp {
 

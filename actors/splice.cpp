@@ -2,7 +2,7 @@
 
 #include "actors/messages.hpp"
 #include "caf/all.hpp"
-#include "net/frame.hpp"
+#include "net/wire/frame.hpp"
 
 namespace drtp {
 

@@ -9,9 +9,9 @@
 #include "actors/session.hpp"
 #include "actors/splice.hpp"
 #include "caf/all.hpp"
-#include "net/control.hpp"
-#include "net/frame.hpp"
-#include "net/handshake.hpp"
+#include "net/wire/control.hpp"
+#include "net/wire/frame.hpp"
+#include "net/wire/handshake.hpp"
 
 namespace drtp {
 
@@ -113,7 +113,7 @@ public:
         if (ev.owner)
           adopt_stream(ev.sid, ev.owner);
         else
-          refuse_stream(ev.sid, static_cast<rst_code>(ev.code));
+          refuse_stream(ev.sid, static_cast<net::rst_code>(ev.code));
       },
       [this](stream_window& ev) {
         auto i = streams_.find(ev.sid);
@@ -270,7 +270,7 @@ private:
         net::proof_msg proof;
         if (!net::decode(f.payload, proof))
           return protocol_error("malformed proof");
-        auto expected = net::make_proof(key_, hello_payload_, challenge_payload_);
+        auto expected = net::make_proof(*p_.e.crypto, key_, hello_payload_, challenge_payload_);
         if (!net::equal_ct(expected, proof.mac)) {
           if (peer_is_client_) {
             audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
@@ -308,7 +308,7 @@ private:
         return protocol_error("malformed challenge");
       challenge_payload_ = f.payload;
       net::proof_msg proof;
-      proof.mac = net::make_proof(p_.key, hello_payload_, challenge_payload_);
+      proof.mac = net::make_proof(*p_.e.crypto, p_.key, hello_payload_, challenge_payload_);
       write_control(frame_type::proof, 0, net::encode(proof));
       return true;
     }
@@ -362,7 +362,7 @@ private:
         auto& s = i->second;
         s.recv_outstanding_bytes += f.payload.size();
         if (s.recv_outstanding_bytes > p_.e.limits.window_bytes) {
-          auto code = static_cast<uint32_t>(rst_code::flow_violation);
+          auto code = static_cast<uint32_t>(net::rst_code::flow_violation);
           deliver(s, stream_rst{f.stream_id, code});
           write(net::encode_u32_frame(frame_type::rst, f.stream_id, code));
           streams_.erase(i);
@@ -441,7 +441,7 @@ private:
                                                          : !p_.client;
     if (streams_.size() >= p_.e.limits.streams_per_tunnel_max || !acceptable
         || draining_) {
-      refuse_stream(f.stream_id, rst_code::refused);
+      refuse_stream(f.stream_id, net::rst_code::refused);
       return true;
     }
     if (p_.role == tunnel_params::pop_side) {
@@ -467,7 +467,7 @@ private:
             send(s, attach_stream{this, conn_, sid});
             adopt_stream(sid, s);
           } else if (open.resume) {
-            refuse_stream(sid, rst_code::refused);
+            refuse_stream(sid, net::rst_code::refused);
           } else {
             start_rsession(sid, open);
           }
@@ -508,7 +508,7 @@ private:
     adopt_stream(sid, s);
   }
 
-  void refuse_stream(uint32_t sid, rst_code code) {
+  void refuse_stream(uint32_t sid, net::rst_code code) {
     if (streams_.erase(sid))
       streams_changed();
     write(net::encode_u32_frame(frame_type::rst, sid, static_cast<uint32_t>(code)));
@@ -519,7 +519,7 @@ private:
     auto i = streams_.find(sid);
     if (i == streams_.end()) {
       // Reset meanwhile: tell the owner so it does not wait for nothing.
-      send(owner, stream_rst{sid, static_cast<uint32_t>(rst_code::tunnel_lost)});
+      send(owner, stream_rst{sid, static_cast<uint32_t>(net::rst_code::tunnel_lost)});
       return;
     }
     i->second.session = owner;
@@ -533,7 +533,7 @@ private:
     if (!up_ || dead_ || draining_
         || streams_.size() >= p_.e.limits.streams_per_tunnel_max) {
       send(ev.client_tunnel,
-           set_owner{ev.client_sid, nullptr, static_cast<uint32_t>(rst_code::refused)});
+           set_owner{ev.client_sid, nullptr, static_cast<uint32_t>(net::rst_code::refused)});
       return;
     }
     auto sid = next_sid_;
@@ -553,7 +553,7 @@ private:
     if (!up_ || dead_ || !who
         || streams_.size() >= p_.e.limits.streams_per_tunnel_max) {
       if (who)
-        send(who, stream_rst{0, static_cast<uint32_t>(rst_code::refused)});
+        send(who, stream_rst{0, static_cast<uint32_t>(net::rst_code::refused)});
       return;
     }
     auto sid = next_sid_;
@@ -652,7 +652,7 @@ private:
       trace(what);
     for (auto& [sid, s] : streams_)
       if (s.session)
-        send(s.session, stream_rst{sid, static_cast<uint32_t>(rst_code::tunnel_lost)});
+        send(s.session, stream_rst{sid, static_cast<uint32_t>(net::rst_code::tunnel_lost)});
     streams_.clear();
     if (conn_ != 0 && rejected_)
       send(p_.e.io, net::close_req{conn_});

@@ -13,7 +13,7 @@
 #include "actors/auth.hpp"
 #include "actors/env.hpp"
 #include "caf/fwd.hpp"
-#include "net/io.hpp"
+#include "net/seam/io.hpp"
 
 namespace drtp {
 

@@ -8,9 +8,14 @@
 #include "actors/agent.hpp"
 #include "actors/messages.hpp"
 #include "caf/all.hpp"
-#include "net/handshake.hpp"
+#include "net/stderr_tracer.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/wire/handshake.hpp"
 #include "net/tls.hpp"
-#include "tools/cli_common.hpp"
+#include "cli/args.hpp"
+#include "cli/secrets.hpp"
+#include "cli/signals.hpp"
+#include "net/runtime.hpp"
 
 namespace {
 
@@ -139,11 +144,12 @@ int serve(drtp::cli::args& a, bool connect) {
   }
 
   cli::install_stop_signals();
-  cli::runtime rt{net::make_stderr_tracer(verbosity), std::nullopt, busy_poll_us};
+  net::runtime rt{net::make_stderr_tracer(verbosity), std::nullopt, busy_poll_us};
   caf::scoped_actor self{rt.sys()};
   ap.e.io = rt.io();
   ap.e.trace = rt.trace();
   ap.e.rng = net::make_system_entropy();
+  ap.e.crypto = net::make_openssl_crypto();
   ap.e.host = "agent";
   ap.observer = self;
   std::string via;

@@ -23,8 +23,8 @@
 #include <openssl/x509_vfy.h>
 
 #include "caf/all.hpp"
-#include "net/io.hpp"
-#include "net/io_actor.hpp"
+#include "net/seam/io.hpp"
+#include "net/seam/io_actor.hpp"
 #include "net/loop_coordinator.hpp"
 #include "net/tls_stream.hpp"
 

@@ -7,7 +7,7 @@
 
 #include "caf/fwd.hpp"
 #include "net/tls.hpp"
-#include "net/trace.hpp"
+#include "net/seam/trace.hpp"
 
 namespace drtp::net {
 

@@ -5,9 +5,11 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "net/handshake.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/wire/handshake.hpp"
 #include "net/tls.hpp"
-#include "tools/cli_common.hpp"
+#include "cli/args.hpp"
+#include "cli/secrets.hpp"
 
 namespace drtp::pop {
 

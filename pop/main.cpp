@@ -12,10 +12,15 @@
 #include "actors/admin.hpp"
 #include "actors/pop_server.hpp"
 #include "caf/all.hpp"
-#include "net/handshake.hpp"
+#include "net/stderr_tracer.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/wire/handshake.hpp"
 #include "net/tls.hpp"
 #include "pop/config.hpp"
-#include "tools/cli_common.hpp"
+#include "cli/args.hpp"
+#include "cli/secrets.hpp"
+#include "cli/signals.hpp"
+#include "net/runtime.hpp"
 
 namespace {
 
@@ -194,12 +199,13 @@ int run(int argc, char** argv) {
   }
 
   cli::install_stop_signals();
-  cli::runtime rt{net::make_stderr_tracer(verbosity), identity, busy_poll_us};
+  net::runtime rt{net::make_stderr_tracer(verbosity), identity, busy_poll_us};
   caf::scoped_actor self{rt.sys()};
   pop_params pp;
   pp.e.io = rt.io();
   pp.e.trace = rt.trace();
   pp.e.rng = net::make_system_entropy();
+  pp.e.crypto = net::make_openssl_crypto();
   pp.e.host = "pop";
   pp.tunnel_host = cfg.listen_host;
   pp.tunnel_port = cfg.listen_port;

@@ -4,7 +4,7 @@
 #include <unordered_map>
 
 #include "caf/all.hpp"
-#include "net/io.hpp"
+#include "net/seam/io.hpp"
 
 namespace drtp::sim {
 

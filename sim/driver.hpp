@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "caf/fwd.hpp"
-#include "net/trace.hpp"
+#include "net/seam/trace.hpp"
 #include "sim/world.hpp"
 
 namespace drtp::sim {

@@ -12,7 +12,8 @@
 #include "actors/messages.hpp"
 #include "actors/pop_server.hpp"
 #include "caf/all.hpp"
-#include "net/handshake.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/wire/handshake.hpp"
 #include "sim/driver.hpp"
 
 namespace drtp::sim {
@@ -193,6 +194,7 @@ private:
     e.io = d_.net().io(host);
     e.trace = d_.trace();
     e.rng = net::make_seeded_entropy(seed_ * 7919 + ++salt_);
+    e.crypto = net::make_openssl_crypto();
     e.host = host;
     e.limits = s_.limits;
     e.clock = clock_of(host); // survives restarts: the skew belongs to the machine
@@ -200,10 +202,10 @@ private:
   }
 
   /// The clock of `host`, made on first use.
-  const std::shared_ptr<host_clock>& clock_of(const std::string& host) {
+  const std::shared_ptr<net::host_clock>& clock_of(const std::string& host) {
     auto& c = clocks_[host];
     if (!c)
-      c = std::make_shared<host_clock>();
+      c = std::make_shared<net::host_clock>();
     return c;
   }
 
@@ -540,7 +542,7 @@ private:
   uint64_t salt_ = 0;
   std::vector<caf::actor> observers_;
   std::map<std::string, caf::actor> pops_;
-  std::map<std::string, std::shared_ptr<host_clock>> clocks_;
+  std::map<std::string, std::shared_ptr<net::host_clock>> clocks_;
   std::map<std::string, bool> pop_alive_;
   std::map<std::string, pop_status> status_;
   std::map<std::string, uint32_t> agent_up_;

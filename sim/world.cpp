@@ -29,8 +29,8 @@
 #include "caf/actor_system.hpp"
 #include "caf/exit_reason.hpp"
 #include "caf/send.hpp"
-#include "net/io.hpp"
-#include "net/io_actor.hpp"
+#include "net/seam/io.hpp"
+#include "net/seam/io_actor.hpp"
 
 namespace drtp::sim {
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "caf/fwd.hpp"
-#include "net/trace.hpp"
+#include "net/seam/trace.hpp"
 
 namespace drtp::sim {
 

@@ -14,9 +14,10 @@
 #include <variant>
 
 #include "caf/all.hpp"
+#include "net/stderr_tracer.hpp"
 #include "net/asio_io.hpp"
 #include "net/loop_coordinator.hpp"
-#include "net/io.hpp"
+#include "net/seam/io.hpp"
 #include "net/tls.hpp"
 
 using namespace drtp::net;

@@ -10,8 +10,8 @@
 #include <thread>
 #include <unistd.h>
 
-#include "tests/proc.hpp"
-#include "tools/sock.hpp"
+#include "tests/support/proc.hpp"
+#include "tests/support/sock.hpp"
 
 using namespace std::chrono_literals;
 using drtp::test::process;

@@ -5,9 +5,10 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
-#include "net/control.hpp"
-#include "net/frame.hpp"
-#include "net/handshake.hpp"
+#include "net/wire/control.hpp"
+#include "net/wire/frame.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/wire/handshake.hpp"
 
 using namespace drtp::net;
 
@@ -221,10 +222,11 @@ TEST(handshake, proof_depends_on_key_and_transcript) {
   auto hello = chunk::copy_of(std::string("hello"));
   auto ch1 = chunk::copy_of(std::string("nonce-1"));
   auto ch2 = chunk::copy_of(std::string("nonce-2"));
-  auto p = make_proof(k1, hello, ch1);
-  EXPECT_TRUE(equal_ct(p, make_proof(k1, hello, ch1)));
-  EXPECT_FALSE(equal_ct(p, make_proof(k2, hello, ch1)));
-  EXPECT_FALSE(equal_ct(p, make_proof(k1, hello, ch2)));
+  auto c = make_openssl_crypto();
+  auto p = make_proof(*c, k1, hello, ch1);
+  EXPECT_TRUE(equal_ct(p, make_proof(*c, k1, hello, ch1)));
+  EXPECT_FALSE(equal_ct(p, make_proof(*c, k2, hello, ch1)));
+  EXPECT_FALSE(equal_ct(p, make_proof(*c, k1, hello, ch2)));
   EXPECT_FALSE(equal_ct(p, p.substr(0, 31)));
   // The secret itself appears nowhere in what crosses the wire.
   EXPECT_EQ(p.find("secret one"), std::string::npos);

@@ -11,7 +11,8 @@
 #include "actors/messages.hpp"
 #include "actors/pop_server.hpp"
 #include "caf/all.hpp"
-#include "net/handshake.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/wire/handshake.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
 
@@ -49,6 +50,7 @@ struct scenario {
     e.io = d.net().io(host);
     e.trace = d.trace();
     e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
+    e.crypto = net::make_openssl_crypto();
     e.host = host;
     return e;
   }
@@ -222,8 +224,8 @@ TEST(sim_e2e, silent_pop_is_declared_dead_by_heartbeats) {
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
-#include "net/control.hpp"
-#include "net/frame.hpp"
+#include "net/wire/control.hpp"
+#include "net/wire/frame.hpp"
 
 namespace {
 
@@ -261,7 +263,8 @@ caf::behavior raw_peer(caf::event_based_actor* self, caf::actor io, uint16_t por
       for (auto& f : frames)
         if (f.type == net::frame_type::challenge) {
           net::proof_msg proof;
-          proof.mac = net::make_proof(net::derive_key("the secret"),
+          proof.mac = net::make_proof(*net::make_openssl_crypto(),
+                                      net::derive_key("the secret"),
                                       net::chunk::copy_of(hello), f.payload);
           auto p = net::encode(proof);
           self->send(io, net::write_req{ev.id, {net::chunk::copy_of(

@@ -15,7 +15,7 @@
 #include "caf/atom.hpp"
 #include "caf/event_based_actor.hpp"
 #include "caf/send.hpp"
-#include "net/io.hpp"
+#include "net/seam/io.hpp"
 #include "sim/driver.hpp"
 #include "sim/world.hpp"
 

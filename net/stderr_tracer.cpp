@@ -1,4 +1,4 @@
-#include "net/trace.hpp"
+#include "net/stderr_tracer.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -11,7 +11,6 @@
 
 namespace drtp::net {
 
-tracer::~tracer() = default;
 
 namespace {
 
@@ -107,21 +106,10 @@ private:
   std::map<std::pair<std::string, std::string>, budget> budgets_; // mtx_
 };
 
-class null_tracer final : public tracer {
-public:
-  void emit(const std::string&, const std::string&,
-            const std::string&) override {
-  }
-};
-
 } // namespace
 
 std::shared_ptr<tracer> make_stderr_tracer(int level) {
   return std::make_shared<stderr_tracer>(level);
-}
-
-std::shared_ptr<tracer> make_null_tracer() {
-  return std::make_shared<null_tracer>();
 }
 
 } // namespace drtp::net

@@ -1,4 +1,4 @@
-#include "tools/sock.hpp"
+#include "tests/support/sock.hpp"
 
 #include <arpa/inet.h>
 #include <cerrno>

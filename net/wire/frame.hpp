@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "net/chunk.hpp"
+#include "net/seam/chunk.hpp"
 
 namespace drtp::net {
 
@@ -50,6 +50,17 @@ struct frame {
 };
 
 const char* to_string(frame_type t) noexcept;
+
+/// Why a stream was reset: the payload of an rst frame (u32).
+enum class rst_code : uint32_t {
+  closed = 0,          // the local side reset its connection
+  connect_failed = 1,  // the agent could not reach the local service
+  tunnel_lost = 2,     // the tunnel carrying the stream went away
+  flow_violation = 3,  // the peer sent beyond its credit
+  refused = 4,         // too many streams, or draining
+};
+
+const char* to_string(rst_code c) noexcept;
 
 /// Encodes a header; `payload_bytes` must respect the limit of `t`.
 void encode_header(char* out, frame_type t, uint8_t flags, uint32_t stream_id,

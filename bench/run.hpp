@@ -2,7 +2,7 @@
 // drtp-bench run: DRTP beside direct loopback and the tunnels people use
 // today (haproxy, ssh -R), side by side in one run.
 
-#include "tools/cli_common.hpp"
+#include "cli/args.hpp"
 
 namespace drtp::bench {
 

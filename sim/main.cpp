@@ -24,7 +24,7 @@
 
 #include "sim/scenario.hpp"
 #include "sim/scenario_file.hpp"
-#include "tools/cli_common.hpp"
+#include "cli/args.hpp"
 
 using namespace drtp;
 

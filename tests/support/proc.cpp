@@ -1,5 +1,5 @@
-#include "tests/proc.hpp"
-#include "tools/spawn.hpp"
+#include "tests/support/proc.hpp"
+#include "tests/support/spawn.hpp"
 
 #include <csignal>
 #include <cstdlib>

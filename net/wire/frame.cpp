@@ -1,4 +1,4 @@
-#include "net/frame.hpp"
+#include "net/wire/frame.hpp"
 
 #include <cassert>
 #include <cstring>
@@ -65,6 +65,17 @@ const char* to_string(frame_type t) noexcept {
     case frame_type::goaway: return "goaway";
   }
   return "unknown";
+}
+
+const char* to_string(rst_code c) noexcept {
+  switch (c) {
+    case rst_code::closed: return "connection closed";
+    case rst_code::connect_failed: return "local service unreachable";
+    case rst_code::tunnel_lost: return "tunnel lost";
+    case rst_code::flow_violation: return "flow control violated";
+    case rst_code::refused: return "stream refused";
+  }
+  return "reset";
 }
 
 const char* to_string(frame_decoder::status s) noexcept {

@@ -1,4 +1,4 @@
-#include "tools/spawn.hpp"
+#include "tests/support/spawn.hpp"
 
 #include <csignal>
 #include <cstdlib>

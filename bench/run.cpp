@@ -9,8 +9,8 @@
 // sessions, CPU seconds per GiB from /proc/PID/stat around the throughput
 // runs. Medians over --runs, with min-max; ratios to direct and haproxy.
 
-#include "tools/spawn.hpp"
-#include "tools/bench_run.hpp"
+#include "tests/support/spawn.hpp"
+#include "bench/run.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -39,7 +39,7 @@
 #include <vector>
 
 #include "net/loop_coordinator.hpp"
-#include "tools/sock.hpp"
+#include "tests/support/sock.hpp"
 
 namespace drtp::bench {
 

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "caf/fwd.hpp"
-#include "net/io.hpp"
+#include "net/seam/io.hpp"
 
 namespace drtp::net {
 

@@ -1,4 +1,4 @@
-#include "net/control.hpp"
+#include "net/wire/control.hpp"
 
 #include <sstream>
 #include <streambuf>

@@ -20,9 +20,12 @@
 #include <unistd.h>
 #include <vector>
 
-#include "tools/bench_run.hpp"
-#include "tools/cli_common.hpp"
-#include "tools/sock.hpp"
+#include "bench/run.hpp"
+#include "cli/args.hpp"
+#include "cli/secrets.hpp"
+#include "cli/signals.hpp"
+#include "net/runtime.hpp"
+#include "tests/support/sock.hpp"
 
 namespace {
 

@@ -20,7 +20,7 @@
 
 #include "caf/actor.hpp"
 #include "caf/allowed_unsafe_message_type.hpp"
-#include "net/chunk.hpp"
+#include "net/seam/chunk.hpp"
 
 namespace drtp::net {
 

@@ -1,4 +1,4 @@
-#include "net/io_actor.hpp"
+#include "net/seam/io_actor.hpp"
 
 #include "caf/actor_cast.hpp"
 #include "caf/actor_config.hpp"

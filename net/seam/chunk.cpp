@@ -1,4 +1,4 @@
-#include "net/chunk.hpp"
+#include "net/seam/chunk.hpp"
 
 #include <cassert>
 #include <cstring>

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "net/chunk.hpp"
+#include "net/seam/chunk.hpp"
 
 namespace drtp::net {
 

@@ -1,22 +1,11 @@
 #pragma once
-// Where actors and io backends report what happened. The real binaries log
-// to stderr; the simulator stamps each event with virtual time and hashes the
-// whole trace, so two runs with one seed can be compared byte for byte.
+// The real binaries' tracer: lines on stderr, rate-limited per kind.
 
 #include <memory>
-#include <string>
+
+#include "net/seam/trace.hpp"
 
 namespace drtp::net {
-
-class tracer {
-public:
-  virtual ~tracer();
-  /// `host` names the machine, `who` the actor or component ("tunnel#3").
-  virtual void emit(const std::string& host, const std::string& who,
-                    const std::string& what) = 0;
-  /// Verbose events are dropped unless the tracer wants them.
-  virtual bool verbose() const { return false; }
-};
 
 /// Anyone who can reach a POP can make it log a line per connection (a
 /// failed TLS handshake, a protocol error); the log must not grow as fast as
@@ -32,8 +21,5 @@ constexpr int log_lines_burst = 1000;
 /// lifecycle, rate-limited as above; 1: adds per-connection events, all of
 /// them (asked for when debugging).
 std::shared_ptr<tracer> make_stderr_tracer(int level);
-
-/// Discards everything (benchmarks, quiet tests).
-std::shared_ptr<tracer> make_null_tracer();
 
 } // namespace drtp::net

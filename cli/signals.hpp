@@ -1,0 +1,14 @@
+#pragma once
+// Signals: SIGINT and SIGTERM ask the binary to stop (a POP drains first).
+
+namespace drtp::cli {
+
+/// SIGINT/SIGTERM set a flag instead of killing the process.
+void install_stop_signals();
+bool stop_requested();
+/// Which signal arrived (0 if none).
+int stop_signal();
+/// Forget the signal seen so far (to notice a second one).
+void clear_stop_signal();
+
+} // namespace drtp::cli

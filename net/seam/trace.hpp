@@ -1,0 +1,24 @@
+#pragma once
+// Where actors and io backends report what happened. The real binaries log
+// to stderr; the simulator stamps each event with virtual time and hashes the
+// whole trace, so two runs with one seed can be compared byte for byte.
+
+#include <memory>
+#include <string>
+
+namespace drtp::net {
+
+class tracer {
+public:
+  virtual ~tracer();
+  /// `host` names the machine, `who` the actor or component ("tunnel#3").
+  virtual void emit(const std::string& host, const std::string& who,
+                    const std::string& what) = 0;
+  /// Verbose events are dropped unless the tracer wants them.
+  virtual bool verbose() const { return false; }
+};
+
+/// Discards everything (benchmarks, quiet tests).
+std::shared_ptr<tracer> make_null_tracer();
+
+} // namespace drtp::net
