@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cassert>
 #include <cctype>
 #include <chrono>
 #include <deque>
@@ -23,9 +22,10 @@
 #include <openssl/x509_vfy.h>
 
 #include "caf/all.hpp"
+#include "net/loop_coordinator.hpp"
+#include "net/seam/assert.hpp"
 #include "net/seam/io.hpp"
 #include "net/seam/io_actor.hpp"
-#include "net/loop_coordinator.hpp"
 #include "net/tls_stream.hpp"
 
 namespace drtp::net {
@@ -460,7 +460,7 @@ private:
   }
 
   conn_base* find(conn_id id) {
-    assert(on_io_thread());
+    DRTP_ASSERT(on_io_thread(), "a connection is touched only on its I/O thread");
     auto i = conns_.find(id);
     return i != conns_.end() && !i->second->is_closed() ? i->second.get()
                                                         : nullptr;
@@ -523,7 +523,7 @@ template <class Stream>
 void connection<Stream>::maybe_read() {
   if (!reading_ || paused_ || read_in_flight_ || eof_ || closed_)
     return;
-  assert(io_.on_io_thread());
+  DRTP_ASSERT(io_.on_io_thread(), "a connection is touched only on its I/O thread");
   if (!read_ptr_) // after a large read gave the buffer away
     read_chunk_ = chunk::allocate(read_size_, &read_ptr_);
   read_in_flight_ = true;
@@ -566,7 +566,7 @@ void connection<Stream>::on_read(const asio::error_code& ec, size_t n) {
     }
   }
   if (n > 0) {
-    assert(n <= read_size_);
+    DRTP_ASSERT(n <= read_size_, "a read returns at most the bytes asked for");
     chunk data;
     // Idle and chatty connections read into a small buffer; one that fills
     // it gets the large one for its next read (and gives it back when its
@@ -673,10 +673,10 @@ void connection<Stream>::on_write(const asio::error_code& ec, size_t n) {
     fail_with(ec);
     return;
   }
-  assert(in_flight_chunks_ <= queue_.size());
+  DRTP_ASSERT(in_flight_chunks_ <= queue_.size(), "chunks in flight are still in the write queue");
   queue_.erase(queue_.begin(), queue_.begin() + in_flight_chunks_);
   in_flight_chunks_ = 0;
-  assert(n <= queued_bytes_);
+  DRTP_ASSERT(n <= queued_bytes_, "bytes written were queued");
   queued_bytes_ -= n;
   if (queued_bytes_ < queue_warn_bytes / 2)
     queue_warned_ = false;
@@ -893,7 +893,7 @@ void io_core::stop() {
         trace("io", "I/O loop did not close its sockets in time");
     }
   } else if (thread_.joinable()) {
-    assert(!on_io_thread());
+    DRTP_ASSERT(!on_io_thread(), "stop() is called from outside the I/O thread");
     asio::post(io_, [this] { close_all(); });
     work_.reset();
     // Every socket and timer is closed now, so run() returns once their

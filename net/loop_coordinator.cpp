@@ -1,7 +1,6 @@
 #include "net/loop_coordinator.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -26,6 +25,7 @@
 #include "caf/execution_unit.hpp"
 #include "caf/resumable.hpp"
 #include "caf/scheduler/abstract_coordinator.hpp"
+#include "net/seam/assert.hpp"
 
 namespace drtp::net {
 
@@ -168,7 +168,7 @@ public:
       busy_poll_us_(busy_poll_us),
       clock_(io_, loop_thread_id_),
       unit_(&sys, *this) {
-    assert(busy_poll_us <= busy_poll_us_max);
+    DRTP_ASSERT(busy_poll_us <= busy_poll_us_max, "busy polling is bounded");
     if (busy_poll_us_ > 0)
       loadavg_fd_ = ::open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
   }
@@ -181,7 +181,7 @@ public:
   asio::io_context& context() { return io_; }
 
   void enqueue(caf::resumable* job) override {
-    assert(job != nullptr);
+    DRTP_ASSERT(job != nullptr, "the scheduler enqueues real jobs");
     bool wake = false;
     bool dropped = false;
     {
@@ -392,7 +392,7 @@ void loop_unit::exec_later(caf::resumable* job) {
 } // namespace
 
 void use_loop_scheduler(caf::actor_system_config& cfg, uint32_t busy_poll_us) {
-  assert(busy_poll_us <= busy_poll_us_max);
+  DRTP_ASSERT(busy_poll_us <= busy_poll_us_max, "busy polling is bounded");
   cfg.module_factories.push_back(
     [busy_poll_us](caf::actor_system& sys) -> caf::actor_system::module* {
       return new loop_coordinator(sys, busy_poll_us);

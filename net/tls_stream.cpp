@@ -1,7 +1,6 @@
 #include "net/tls_stream.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <climits>
 #include <cstring>
 #include <new>
@@ -12,6 +11,8 @@
 #include <asio/write.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+
+#include "net/seam/assert.hpp"
 
 namespace drtp::net {
 
@@ -185,7 +186,7 @@ void tls_stream::prepare_input() {
     in_end_ -= in_begin_;
     in_begin_ = 0;
   }
-  assert(in_end_ < in_.size());
+  DRTP_ASSERT(in_end_ < in_.size(), "the read buffer has room before a read");
 }
 
 void tls_stream::release_if_idle() {
@@ -210,7 +211,7 @@ void tls_stream::release_if_idle() {
 }
 
 void tls_stream::pump(done_handler then) {
-  assert(!pumping_ && !sock_eof_);
+  DRTP_ASSERT(!pumping_ && !sock_eof_, "one socket read at a time, none after EOF");
   release_if_idle(); // about to wait: a quiet link gives back its buffers
   prepare_input();
   pumping_ = true;
@@ -235,7 +236,7 @@ void tls_stream::pump(done_handler then) {
 }
 
 void tls_stream::async_read_some(asio::mutable_buffer buf, read_handler h) {
-  assert(!read_h_ && !hs_h_ && !pumping_);
+  DRTP_ASSERT(!read_h_ && !hs_h_ && !pumping_, "one TLS operation waits at a time");
   asio::error_code ec;
   size_t n = ssl_read(buf, ec);
   if (ec != asio::error::would_block) {
@@ -272,7 +273,7 @@ void tls_stream::continue_read(const asio::error_code& ec) {
 }
 
 size_t tls_stream::read_some(asio::mutable_buffer buf, asio::error_code& ec) {
-  assert(!read_h_);
+  DRTP_ASSERT(!read_h_, "one read waits at a time");
   size_t n = ssl_read(buf, ec);
   // A socket read that did not fill the buffer drained the socket: asking
   // again now would cost a syscall that finds nothing.
@@ -299,7 +300,7 @@ size_t tls_stream::read_some(asio::mutable_buffer buf, asio::error_code& ec) {
 // -- writing --------------------------------------------------------------------
 
 bool tls_stream::seal(const char* data, size_t size, asio::error_code& ec) {
-  assert(size > 0 && size <= INT_MAX);
+  DRTP_ASSERT(size > 0 && size <= INT_MAX, "a TLS write is non-empty and fits OpenSSL's int");
   ERR_clear_error();
   // Our BIO never refuses bytes, so one call encrypts all of it.
   int r = SSL_write(ssl_, data, static_cast<int>(size));
@@ -307,7 +308,7 @@ bool tls_stream::seal(const char* data, size_t size, asio::error_code& ec) {
     ec = ssl_error(r);
     return false;
   }
-  assert(static_cast<size_t>(r) == size);
+  DRTP_ASSERT(static_cast<size_t>(r) == size, "OpenSSL takes a whole write into our BIO");
   return true;
 }
 
@@ -362,7 +363,7 @@ void tls_stream::async_write(const asio::const_buffer* bufs, size_t count,
 
 void tls_stream::flush(done_handler then) {
   if (then) {
-    assert(!flush_waiter_);
+    DRTP_ASSERT(!flush_waiter_, "one flush waits at a time");
     flush_waiter_ = std::move(then);
   }
   if (sending_now_)
@@ -376,7 +377,7 @@ void tls_stream::flush(done_handler then) {
     asio::post(sock_.get_executor(), [this, alive = alive_] {
       if (!*alive)
         return;
-      assert(!out_.empty());
+      DRTP_ASSERT(!out_.empty(), "a flush in progress has bytes to send");
       start_send();
     });
     return;
@@ -413,7 +414,7 @@ void tls_stream::start_send() {
 // -- handshake and shutdown -------------------------------------------------------
 
 void tls_stream::async_handshake(handshake_type type, done_handler h) {
-  assert(!hs_h_ && !read_h_);
+  DRTP_ASSERT(!hs_h_ && !read_h_, "the handshake runs alone");
   // read_some() relies on it: a synchronous read must never wait. The
   // socket is open by now on both sides (accepted, or dialed).
   asio::error_code ignored;
@@ -449,7 +450,7 @@ void tls_stream::continue_handshake() {
 }
 
 void tls_stream::async_shutdown(done_handler h) {
-  assert(!shutdown_h_ && !hs_h_);
+  DRTP_ASSERT(!shutdown_h_ && !hs_h_, "one shutdown, never during the handshake");
   shutdown_h_ = std::move(h);
   ERR_clear_error();
   SSL_shutdown(ssl_); // queues close_notify in `out_`

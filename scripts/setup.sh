@@ -6,6 +6,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config
   libcaf-dev libasio-dev libssl-dev libcereal-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev librapidcheck-dev
+  clang-tidy python3
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,7 +1,8 @@
 #include "net/seam/chunk.hpp"
 
-#include <cassert>
 #include <cstring>
+
+#include "net/seam/assert.hpp"
 
 namespace drtp::net {
 
@@ -26,7 +27,7 @@ chunk chunk::allocate(size_t n, char** out) {
 }
 
 chunk chunk::shrink(chunk c, size_t n) {
-  assert(n <= c.size_);
+  DRTP_ASSERT(n <= c.size_, "a chunk shrinks, never grows");
   c.size_ = n;
   return c;
 }
@@ -39,7 +40,7 @@ chunk chunk::copy_of(const void* data, size_t n) {
 }
 
 chunk chunk::slice(size_t offset, size_t n) const {
-  assert(offset + n <= size_);
+  DRTP_ASSERT(offset + n <= size_, "a slice lies inside its chunk");
   chunk c;
   c.buf_ = buf_;
   c.offset_ = offset_ + offset;

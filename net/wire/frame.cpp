@@ -1,7 +1,8 @@
 #include "net/wire/frame.hpp"
 
-#include <cassert>
 #include <cstring>
+
+#include "net/seam/assert.hpp"
 
 namespace drtp::net {
 
@@ -101,7 +102,7 @@ uint64_t read_u64(const char* p) noexcept {
 
 void encode_header(char* out, frame_type t, uint8_t flags, uint32_t stream_id,
                    uint32_t payload_bytes) noexcept {
-  assert(payload_bytes <= payload_limit(t));
+  DRTP_ASSERT(payload_bytes <= payload_limit(t), "a frame respects its type's payload limit");
   out[0] = static_cast<char>(t);
   out[1] = static_cast<char>(flags);
   out[2] = 0;
@@ -135,7 +136,7 @@ chunk encode_u64_frame(frame_type t, uint32_t stream_id, uint64_t value) {
 
 chunk header_pool::make(frame_type t, uint32_t stream_id, uint32_t payload_bytes,
                         const void* prefix, size_t prefix_bytes) {
-  assert(prefix_bytes <= prefix_bytes_max && prefix_bytes <= payload_bytes);
+  DRTP_ASSERT(prefix_bytes <= prefix_bytes_max && prefix_bytes <= payload_bytes, "a header prefix is small and part of the payload");
   auto n = frame_header_bytes + prefix_bytes;
   if (used_ + n > block_bytes) {
     // The old block stays alive as long as chunks of it are in flight.
@@ -242,7 +243,7 @@ frame_decoder::status frame_decoder::feed(const chunk& in,
       control_left_ = len;
     }
   }
-  assert(partial_.size() <= frame_control_bytes_max);
+  DRTP_ASSERT(partial_.size() <= frame_control_bytes_max, "a gathered control payload stays within 4 KiB");
   return status::ok;
 }
 
