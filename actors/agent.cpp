@@ -1,14 +1,14 @@
 #include "actors/agent.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <map>
 #include <set>
 
 #include "actors/messages.hpp"
 #include "actors/rsession.hpp"
-#include "actors/tunnel.hpp"
+#include "actors/agent_tunnel.hpp"
 #include "caf/all.hpp"
+#include "net/seam/assert.hpp"
 
 namespace drtp {
 
@@ -20,7 +20,7 @@ class agent_actor final : public caf::event_based_actor {
 public:
   agent_actor(caf::actor_config& cfg, agent_params p)
     : caf::event_based_actor(cfg), p_(std::move(p)) {
-    assert(!p_.pops.empty());
+    DRTP_ASSERT(!p_.pops.empty(), "an agent has at least one POP to dial");
     target_ = std::clamp<uint32_t>(p_.tunnels_target, 1, tunnels_target_max);
     target_ = std::min<uint32_t>(target_, static_cast<uint32_t>(p_.pops.size()));
     for (auto& ep : p_.pops) {
@@ -271,9 +271,8 @@ private:
 
   void dial(size_t i) {
     auto& ps = pops_[i];
-    tunnel_params tp;
+    agent_tunnel_params tp;
     tp.e = p_.e;
-    tp.role = tunnel_params::agent_side;
     tp.parent = this;
     tp.pop_host = ps.ep.host;
     tp.pop_port = ps.ep.port;
@@ -291,7 +290,7 @@ private:
     tp.resume_timeout_ms = p_.resume_timeout_ms;
     tp.local_host = p_.local_host;
     tp.local_port = p_.local_port;
-    ps.tunnel = spawn_tunnel(system(), std::move(tp));
+    ps.tunnel = spawn_agent_tunnel(system(), std::move(tp));
     ps.phase = pop_state::connecting;
     ps.rtt_us = UINT32_MAX;
     monitor(ps.tunnel);

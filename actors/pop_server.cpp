@@ -1,13 +1,13 @@
 #include "actors/pop_server.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <set>
 #include <unordered_map>
 
 #include "actors/messages.hpp"
+#include "net/seam/assert.hpp"
 #include "net/wire/frame.hpp"
-#include "actors/tunnel.hpp"
+#include "actors/pop_tunnel.hpp"
 #include "caf/all.hpp"
 
 namespace drtp {
@@ -52,7 +52,7 @@ public:
           ready_.tunnel_port = ev.port;
         } else {
           auto i = ev.tag - 1;
-          assert(i < services_.size());
+          DRTP_ASSERT(i < services_.size(), "a public listener's tag names a configured service");
           services_[i].listener = ev.id;
           ready_.public_ports[p_.services[i].name] = ev.port;
           by_listener_[ev.id] = i;
@@ -204,15 +204,14 @@ private:
       send(p_.e.io, net::abort_req{ev.id});
       return;
     }
-    tunnel_params tp;
+    pop_tunnel_params tp;
     tp.e = p_.e;
-    tp.role = tunnel_params::pop_side;
     tp.parent = this;
     tp.conn = ev.id;
     tp.peer_host = ev.peer_host;
     tp.auth = auth_;
     tp.auth_delay_ms = auth_delay_ms(ev.peer_host);
-    auto t = spawn_tunnel(system(), std::move(tp));
+    auto t = spawn_pop_tunnel(system(), std::move(tp));
     handshaking_.insert(t.address());
     monitor(t);
   }
