@@ -1,14 +1,14 @@
 #include "actors/agent.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <map>
 #include <set>
 
 #include "actors/messages.hpp"
 #include "actors/rsession.hpp"
-#include "actors/tunnel.hpp"
+#include "actors/agent_tunnel.hpp"
 #include "caf/all.hpp"
+#include "net/seam/assert.hpp"
 
 namespace drtp {
 
@@ -20,9 +20,11 @@ class agent_actor final : public caf::event_based_actor {
 public:
   agent_actor(caf::actor_config& cfg, agent_params p)
     : caf::event_based_actor(cfg), p_(std::move(p)) {
-    assert(!p_.pops.empty());
+    DRTP_ASSERT(!p_.pops.empty(), "an agent has at least one POP to dial");
     target_ = std::clamp<uint32_t>(p_.tunnels_target, 1, tunnels_target_max);
     target_ = std::min<uint32_t>(target_, static_cast<uint32_t>(p_.pops.size()));
+    DRTP_ASSERT(target_ >= 1 && target_ <= tunnels_target_max,
+                "an agent holds 1 to tunnels_target_max tunnels");
     for (auto& ep : p_.pops) {
       pop_state ps;
       ps.ep = ep;
@@ -56,92 +58,34 @@ public:
                "listening on " + p_.listen_host + ":" + std::to_string(ev.port)
                  + " for service '" + p_.service + "'");
       },
-      [this](const net::listen_failed& ev) {
-        fatal_ = true;
-        notify(agent_event::fatal, ev.what);
-        stop_all();
-      },
-      [this](const net::accepted& ev) {
-        rsession_params rp;
-        rp.e = p_.e;
-        rp.client_end = true;
-        rp.session_id = p_.e.rng->bytes(net::session_id_bytes);
-        rp.principal = p_.agent_id;
-        rp.local_conn = ev.id;
-        rp.controller = this;
-        rp.service = p_.service;
-        rp.resume_timeout_ms = p_.resume_timeout_ms;
-        spawn_rsession(system(), std::move(rp));
-      },
-      [this](best_tunnel_atom) {
-        // Up tunnels, lowest RTT first: the session tries them in order.
-        std::vector<std::pair<uint32_t, caf::actor>> up;
-        for (auto& ps : pops_)
-          if (ps.phase == pop_state::up && ps.tunnel)
-            up.emplace_back(ps.rtt_us, ps.tunnel);
-        std::stable_sort(up.begin(), up.end(),
-                         [](auto& a, auto& b) { return a.first < b.first; });
-        std::vector<caf::actor> out;
-        for (auto& u : up)
-          out.push_back(u.second);
-        return out;
-      },
+      [this](const net::listen_failed& ev) { stop_for_good(ev.what); },
+      [this](const net::accepted& ev) { on_local_conn(ev); },
+      [this](best_tunnel_atom) { return tunnels_by_rtt(); },
       [this](const tunnel_rtt& ev) {
         if (auto i = find(current_sender()); i != npos)
           pops_[i].rtt_us = ev.rtt_us;
       },
       // -- drtp serve: resumable sessions by id ---------------------------------
-      [this](register_session& ev) {
-        if (sessions_.size() >= sessions_max_ || sessions_.count(ev.id)) {
-          send_exit(ev.session, caf::exit_reason::user_shutdown);
-          return;
-        }
-        session_ids_[ev.session.address()] = ev.id;
-        sessions_[ev.id] = ev.session;
-        monitor(ev.session);
-      },
+      [this](register_session& ev) { on_register_session(ev); },
       [this](lookup_atom, const std::string& id) {
         auto i = sessions_.find(id);
         return i == sessions_.end() ? caf::actor{} : i->second;
       },
-      [this](tunnel_up& ev) {
-        auto i = find(ev.tunnel.address());
-        if (i == npos)
-          return;
-        auto& ps = pops_[i];
-        ps.phase = pop_state::up;
-        ps.up_since = p_.e.clock->now(clock());
-        ps.last_error.clear();
-        notify(agent_event::up,
-               "tunnel up to POP " + ps.ep.name + region_of(ps) + " for service '"
-                 + p_.service + "'; " + std::to_string(count(pop_state::up))
-                 + " of " + std::to_string(target_) + " up");
-        rebalance();
-      },
+      // -- the tunnels ----------------------------------------------------------
+      [this](tunnel_up& ev) { on_tunnel_up(ev); },
       [this](tunnel_rejected& ev) {
         auto i = find(current_sender());
-        fatal_ = true;
         auto pop = i == npos ? std::string("?") : pops_[i].ep.name;
-        notify(agent_event::fatal,
-               p_.client ? "POP " + pop + " refused principal '" + p_.agent_id
-                             + "' for service '" + p_.service + "': " + ev.message
-                         : "POP " + pop + " rejected service '" + p_.service
-                             + "': " + ev.message);
-        stop_all();
+        stop_for_good(p_.client ? "POP " + pop + " refused principal '" + p_.agent_id
+                                    + "' for service '" + p_.service + "': " + ev.message
+                                : "POP " + pop + " rejected service '" + p_.service
+                                    + "': " + ev.message);
       },
       [this](tunnel_failed& ev) {
         if (auto i = find(current_sender()); i != npos)
           pops_[i].last_error = ev.what;
       },
-      [this](tunnel_draining& ev) {
-        auto i = find(current_sender());
-        if (i == npos || pops_[i].phase == pop_state::draining)
-          return;
-        pops_[i].phase = pop_state::draining;
-        trace("POP " + pops_[i].ep.name + " is draining (" + ev.why
-              + "); opening a replacement");
-        rebalance();
-      },
+      [this](tunnel_draining& ev) { on_tunnel_draining(ev); },
       [this](reconnect_atom) {
         timer_pending_ = false;
         rebalance();
@@ -150,6 +94,82 @@ public:
   }
 
 private:
+  /// A fatal error (a rejected secret, no local listener): tell, stop
+  /// every tunnel, quit.
+  void stop_for_good(const std::string& what) {
+    DRTP_ASSERT(run_ == run_state::running, "an agent stops for good once");
+    run_ = run_state::stopped;
+    notify(agent_event::fatal, what);
+    stop_all();
+  }
+
+  /// drtp connect: each local connection is a resumable session.
+  void on_local_conn(const net::accepted& ev) {
+    rsession_params rp;
+    rp.e = p_.e;
+    rp.client_end = true;
+    rp.session_id = p_.e.rng->bytes(net::session_id_bytes);
+    rp.principal = p_.agent_id;
+    rp.local_conn = ev.id;
+    rp.controller = this;
+    rp.service = p_.service;
+    rp.resume_timeout_ms = p_.resume_timeout_ms;
+    spawn_rsession(system(), std::move(rp));
+  }
+
+  /// Up tunnels, lowest RTT first: the session tries them in order.
+  std::vector<caf::actor> tunnels_by_rtt() const {
+    std::vector<std::pair<uint32_t, caf::actor>> up;
+    for (auto& ps : pops_)
+      if (ps.phase == pop_state::up && ps.tunnel)
+        up.emplace_back(ps.rtt_us, ps.tunnel);
+    std::stable_sort(up.begin(), up.end(),
+                     [](auto& a, auto& b) { return a.first < b.first; });
+    std::vector<caf::actor> out;
+    for (auto& u : up)
+      out.push_back(u.second);
+    return out;
+  }
+
+  void on_register_session(register_session& ev) {
+    if (sessions_.size() >= sessions_max_ || sessions_.count(ev.id)) {
+      send_exit(ev.session, caf::exit_reason::user_shutdown);
+      return;
+    }
+    session_ids_[ev.session.address()] = ev.id;
+    sessions_[ev.id] = ev.session;
+    DRTP_ASSERT(session_ids_.size() == sessions_.size(),
+                "every resumable session is known by its id and by its address");
+    monitor(ev.session);
+  }
+
+  void on_tunnel_up(const tunnel_up& ev) {
+    auto i = find(ev.tunnel.address());
+    if (i == npos)
+      return;
+    auto& ps = pops_[i];
+    DRTP_ASSERT(ps.phase == pop_state::connecting, "a tunnel reports up once, while connecting");
+    ps.phase = pop_state::up;
+    ps.up_since = p_.e.clock->now(clock());
+    ps.last_error.clear();
+    notify(agent_event::up,
+           "tunnel up to POP " + ps.ep.name + region_of(ps) + " for service '"
+             + p_.service + "'; " + std::to_string(count(pop_state::up))
+             + " of " + std::to_string(target_) + " up");
+    rebalance();
+  }
+
+  void on_tunnel_draining(const tunnel_draining& ev) {
+    auto i = find(current_sender());
+    if (i == npos || pops_[i].phase == pop_state::draining)
+      return;
+    DRTP_ASSERT(pops_[i].phase == pop_state::up, "only an up tunnel hears goaway");
+    pops_[i].phase = pop_state::draining;
+    trace("POP " + pops_[i].ep.name + " is draining (" + ev.why
+          + "); opening a replacement");
+    rebalance();
+  }
+
   struct pop_state {
     pop_endpoint ep;
     enum phase_t { idle, connecting, up, draining } phase = idle;
@@ -179,6 +199,7 @@ private:
   }
 
   void notify(agent_event::kind_t kind, const std::string& what) {
+    DRTP_ASSERT(count(pop_state::up) <= tunnels(), "tunnels_up <= tunnels");
     trace(what);
     if (p_.observer)
       send(p_.observer, agent_event{kind, what, count(pop_state::up)});
@@ -195,6 +216,12 @@ private:
     return find(caf::actor_cast<caf::actor_addr>(a));
   }
 
+  /// Tunnels alive now, in any phase.
+  uint32_t tunnels() const {
+    return static_cast<uint32_t>(std::count_if(
+      pops_.begin(), pops_.end(), [](const pop_state& ps) { return bool(ps.tunnel); }));
+  }
+
   uint32_t count(pop_state::phase_t ph) const {
     return static_cast<uint32_t>(std::count_if(
       pops_.begin(), pops_.end(), [&](const pop_state& ps) { return ps.phase == ph; }));
@@ -204,7 +231,7 @@ private:
   /// all), lets draining tunnels go once K others are up, and arms a timer
   /// for the next POP that leaves its backoff.
   void rebalance() {
-    if (fatal_)
+    if (run_ == run_state::stopped)
       return;
     auto now = p_.e.clock->now(clock());
     auto active = count(pop_state::connecting) + count(pop_state::up);
@@ -224,6 +251,8 @@ private:
           send(ps.tunnel, drain_atom::value);
           let_go_.insert(ps.tunnel.address());
         }
+    DRTP_ASSERT(let_go_.size() <= count(pop_state::draining),
+                "only draining tunnels are let go");
     if (active < target_)
       arm_timer(now);
   }
@@ -271,9 +300,9 @@ private:
 
   void dial(size_t i) {
     auto& ps = pops_[i];
-    tunnel_params tp;
+    DRTP_ASSERT(ps.phase == pop_state::idle && !ps.tunnel, "only an idle POP is dialed");
+    agent_tunnel_params tp;
     tp.e = p_.e;
-    tp.role = tunnel_params::agent_side;
     tp.parent = this;
     tp.pop_host = ps.ep.host;
     tp.pop_port = ps.ep.port;
@@ -291,9 +320,10 @@ private:
     tp.resume_timeout_ms = p_.resume_timeout_ms;
     tp.local_host = p_.local_host;
     tp.local_port = p_.local_port;
-    ps.tunnel = spawn_tunnel(system(), std::move(tp));
+    ps.tunnel = spawn_agent_tunnel(system(), std::move(tp));
     ps.phase = pop_state::connecting;
     ps.rtt_us = UINT32_MAX;
+    DRTP_ASSERT(tunnels() <= target_ + 1, "an agent never holds more than K+1 tunnels");
     monitor(ps.tunnel);
   }
 
@@ -302,8 +332,9 @@ private:
     let_go_.erase(ps.tunnel.address());
     ps.tunnel = nullptr;
     auto phase = ps.phase;
+    DRTP_ASSERT(phase != pop_state::idle, "a POP with a tunnel is connecting, up or draining");
     ps.phase = pop_state::idle;
-    if (fatal_)
+    if (run_ == run_state::stopped)
       return;
     auto now = p_.e.clock->now(clock());
     uint64_t delay_ms = 0;
@@ -362,7 +393,8 @@ private:
   static constexpr size_t sessions_max_ = 100000;
   bool timer_pending_ = false;
   time_point timer_at_{};
-  bool fatal_ = false;
+  /// Stopped after a fatal error: no more dialing.
+  enum class run_state : uint8_t { running, stopped } run_ = run_state::running;
 };
 
 } // namespace

@@ -1,13 +1,13 @@
 #include "actors/pop_server.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <set>
 #include <unordered_map>
 
 #include "actors/messages.hpp"
+#include "net/seam/assert.hpp"
 #include "net/wire/frame.hpp"
-#include "actors/tunnel.hpp"
+#include "actors/pop_tunnel.hpp"
 #include "caf/all.hpp"
 
 namespace drtp {
@@ -46,24 +46,7 @@ public:
     services_.resize(p_.services.size());
     set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
     return {
-      [this](net::listening& ev) {
-        if (ev.tag == 0) {
-          tunnel_listener_ = ev.id;
-          ready_.tunnel_port = ev.port;
-        } else {
-          auto i = ev.tag - 1;
-          assert(i < services_.size());
-          services_[i].listener = ev.id;
-          ready_.public_ports[p_.services[i].name] = ev.port;
-          by_listener_[ev.id] = i;
-        }
-        if (++listening_ == listeners_wanted_) {
-          trace("ready: tunnels on port " + std::to_string(ready_.tunnel_port)
-                + ", " + std::to_string(p_.services.size()) + " service(s)");
-          if (p_.observer)
-            send(p_.observer, ready_);
-        }
-      },
+      [this](net::listening& ev) { on_listening(ev); },
       [this](net::listen_failed& ev) {
         trace(ev.what);
         if (p_.observer)
@@ -76,49 +59,9 @@ public:
         else
           on_visitor(ev);
       },
-      [this](tunnel_up& ev) {
-        handshaking_.erase(ev.tunnel.address());
-        if (ev.client) {
-          client_tunnels_.push_back(ev.tunnel);
-          monitor(ev.tunnel);
-          if (draining_)
-            send(ev.tunnel, drain_atom::value);
-          return;
-        }
-        auto i = find_service(ev.service);
-        if (i == services_.size()) {
-          send_exit(ev.tunnel, caf::exit_reason::kill);
-          return;
-        }
-        if (draining_) {
-          send(ev.tunnel, drain_atom::value);
-        }
-        services_[i].tunnels.push_back(tunnel_entry{ev.tunnel, 0, ev.agent_id});
-        monitor(ev.tunnel);
-        report_status();
-        trace("service '" + ev.service + "' now has "
-              + std::to_string(services_[i].tunnels.size())
-              + " tunnel(s); agent " + ev.agent_id + " from " + ev.peer);
-      },
-      [this](auth_failed& ev) {
-        if (failures_.size() >= failure_sources_max && !failures_.count(ev.peer_host))
-          forget_oldest_failure();
-        auto& f = failures_[ev.peer_host];
-        auto now = p_.e.clock->now(clock());
-        if (now - f.last > ms(p_.auth_failure_window_ms))
-          f.count = 0;
-        f.count = std::min<uint32_t>(f.count + 1, 16);
-        f.last = now;
-      },
-      [this](tunnel_load& ev) {
-        auto src = caf::actor_cast<caf::actor_addr>(current_sender());
-        for (auto& s : services_)
-          for (auto& t : s.tunnels)
-            if (t.tunnel.address() == src)
-              t.streams = ev.streams;
-        if (draining_)
-          check_drained();
-      },
+      [this](tunnel_up& ev) { on_tunnel_up(ev); },
+      [this](auth_failed& ev) { on_auth_failed(ev); },
+      [this](tunnel_load& ev) { on_tunnel_load(ev); },
       [this](drain_atom) { start_drain(); },
       [this](client_stream& ev) { on_client_stream(ev); },
       [this](grace_atom) {
@@ -130,26 +73,7 @@ public:
               + " session(s)");
         finish_drain(left);
       },
-      [this](status_atom, report_atom) {
-        // For operators (the admin port): one line per service.
-        std::string out = std::string("pop ") + (draining_ ? "draining" : "serving")
-                          + ", " + std::to_string(client_tunnels_.size())
-                          + " patch-panel client tunnel(s), "
-                          + std::to_string(handshaking_.size()) + " handshake(s)\n";
-        for (size_t i = 0; i < services_.size(); ++i) {
-          uint32_t streams = 0;
-          std::string agents;
-          for (auto& t : services_[i].tunnels) {
-            streams += t.streams;
-            agents += (agents.empty() ? "" : ",") + t.agent_id;
-          }
-          out += "service " + p_.services[i].name + ": "
-                 + std::to_string(services_[i].tunnels.size()) + " tunnel(s), "
-                 + std::to_string(streams) + " stream(s), agents [" + agents + "]"
-                 + (p_.services[i].is_public ? "" : ", private") + "\n";
-        }
-        return out;
-      },
+      [this](status_atom, report_atom) { return status_report(); },
     };
   }
 
@@ -165,6 +89,16 @@ private:
     std::vector<tunnel_entry> tunnels;
     size_t next = 0; // rotates the start among equally loaded tunnels
   };
+
+  /// serving -> draining -> drained (and the server quits).
+  enum class phase : uint8_t { serving, draining, drained };
+
+  void enter(phase to) {
+    DRTP_ASSERT((phase_ == phase::serving && to == phase::draining)
+                  || (phase_ == phase::draining && to == phase::drained),
+                "a POP goes serving -> draining -> drained, each once");
+    phase_ = to;
+  }
 
   struct failure_state {
     uint32_t count = 0;
@@ -197,6 +131,113 @@ private:
     return static_cast<uint32_t>(std::min<uint64_t>(d, p_.auth_delay_max_ms));
   }
 
+  void on_listening(const net::listening& ev) {
+    if (ev.tag == 0) {
+      tunnel_listener_ = ev.id;
+      ready_.tunnel_port = ev.port;
+    } else {
+      auto i = ev.tag - 1;
+      DRTP_ASSERT(i < services_.size(), "a public listener's tag names a configured service");
+      services_[i].listener = ev.id;
+      ready_.public_ports[p_.services[i].name] = ev.port;
+      by_listener_[ev.id] = i;
+    }
+    if (++listening_ == listeners_wanted_) {
+      trace("ready: tunnels on port " + std::to_string(ready_.tunnel_port)
+            + ", " + std::to_string(p_.services.size()) + " service(s)");
+      if (p_.observer)
+        send(p_.observer, ready_);
+    }
+  }
+
+  /// How many of the services' sets and the client list hold `a`.
+  size_t sets_holding(const caf::actor_addr& a) const {
+    size_t n = 0;
+    for (auto& s : services_)
+      for (auto& t : s.tunnels)
+        n += t.tunnel.address() == a ? 1 : 0;
+    for (auto& c : client_tunnels_)
+      n += c.address() == a ? 1 : 0;
+    return n;
+  }
+
+  void on_tunnel_up(tunnel_up& ev) {
+    auto handshakes_ended = handshaking_.erase(ev.tunnel.address());
+    DRTP_ASSERT(handshakes_ended == 1, "a tunnel reports up once, at the end of its handshake");
+    DRTP_ASSERT(sets_holding(ev.tunnel.address()) == 0,
+                "a tunnel joins a service's set or the client list once, when up");
+    if (ev.client) {
+      client_tunnels_.push_back(ev.tunnel);
+      monitor(ev.tunnel);
+      if (phase_ == phase::draining)
+        send(ev.tunnel, drain_atom::value);
+      return;
+    }
+    auto i = find_service(ev.service);
+    if (i == services_.size()) {
+      send_exit(ev.tunnel, caf::exit_reason::kill);
+      return;
+    }
+    if (phase_ == phase::draining) {
+      send(ev.tunnel, drain_atom::value);
+    }
+    services_[i].tunnels.push_back(tunnel_entry{ev.tunnel, 0, ev.agent_id});
+    monitor(ev.tunnel);
+    report_status();
+    trace("service '" + ev.service + "' now has "
+          + std::to_string(services_[i].tunnels.size())
+          + " tunnel(s); agent " + ev.agent_id + " from " + ev.peer);
+  }
+
+  void on_auth_failed(const auth_failed& ev) {
+    if (failures_.size() >= failure_sources_max && !failures_.count(ev.peer_host))
+      forget_oldest_failure();
+    auto& f = failures_[ev.peer_host];
+    DRTP_ASSERT(failures_.size() <= failure_sources_max,
+                "the failure table holds at most failure_sources_max sources");
+    auto now = p_.e.clock->now(clock());
+    if (now - f.last > ms(p_.auth_failure_window_ms))
+      f.count = 0;
+    f.count = std::min<uint32_t>(f.count + 1, 16);
+    f.last = now;
+  }
+
+  void on_tunnel_load(const tunnel_load& ev) {
+    auto src = caf::actor_cast<caf::actor_addr>(current_sender());
+    size_t entries = 0;
+    for (auto& s : services_)
+      for (auto& t : s.tunnels)
+        if (t.tunnel.address() == src) {
+          t.streams = ev.streams;
+          ++entries;
+        }
+    DRTP_ASSERT(entries <= 1, "a tunnel's load is counted in one entry of one service");
+    if (phase_ == phase::draining)
+      check_drained();
+  }
+
+  /// For operators (the admin port): one line per service.
+  std::string status_report() const {
+    std::string out = std::string("pop ")
+                      + (phase_ == phase::serving ? "serving" : "draining") + ", "
+                      + std::to_string(client_tunnels_.size())
+                      + " patch-panel client tunnel(s), "
+                      + std::to_string(handshaking_.size()) + " handshake(s)\n";
+    for (size_t i = 0; i < services_.size(); ++i) {
+      uint32_t streams = 0;
+      std::string agents;
+      for (auto& t : services_[i].tunnels) {
+        streams += t.streams;
+        agents += (agents.empty() ? "" : ",") + t.agent_id;
+      }
+      out += "service " + p_.services[i].name + ": "
+             + std::to_string(services_[i].tunnels.size()) + " tunnel(s), "
+             + std::to_string(streams) + " stream(s), agents [" + agents + "]"
+             + (p_.services[i].is_public ? "" : ", private") + "\n";
+    }
+    return out;
+  }
+
   void on_tunnel_link(const net::accepted& ev) {
     // Unauthenticated links cost an actor each until their handshake ends
     // (10 s at most): bound them so a flood cannot exhaust the POP.
@@ -204,16 +245,17 @@ private:
       send(p_.e.io, net::abort_req{ev.id});
       return;
     }
-    tunnel_params tp;
+    pop_tunnel_params tp;
     tp.e = p_.e;
-    tp.role = tunnel_params::pop_side;
     tp.parent = this;
     tp.conn = ev.id;
     tp.peer_host = ev.peer_host;
     tp.auth = auth_;
     tp.auth_delay_ms = auth_delay_ms(ev.peer_host);
-    auto t = spawn_tunnel(system(), std::move(tp));
+    auto t = spawn_pop_tunnel(system(), std::move(tp));
     handshaking_.insert(t.address());
+    DRTP_ASSERT(handshaking_.size() <= handshakes_max,
+                "at most handshakes_max links handshake at once");
     monitor(t);
   }
 
@@ -250,7 +292,7 @@ private:
   void on_client_stream(client_stream& ev) {
     auto i = find_service(ev.service);
     tunnel_entry* best = nullptr;
-    if (i < services_.size() && !draining_)
+    if (i < services_.size() && phase_ == phase::serving)
       for (auto& t : services_[i].tunnels) {
         if (ev.open.resume && t.agent_id != ev.open.agent_id)
           continue;
@@ -285,6 +327,8 @@ private:
   }
 
   void on_down(const caf::down_msg& dm) {
+    DRTP_ASSERT(sets_holding(dm.source) + handshaking_.count(dm.source) <= 1,
+                "a tunnel is handshaking, a client, or in one service's set, never two");
     handshaking_.erase(dm.source);
     client_tunnels_.erase(std::remove_if(client_tunnels_.begin(),
                                          client_tunnels_.end(),
@@ -305,7 +349,7 @@ private:
               + std::to_string(ts.size()) + " left");
     }
     report_status();
-    if (draining_)
+    if (phase_ == phase::draining)
       check_drained();
   }
 
@@ -313,7 +357,7 @@ private:
     if (!p_.observer)
       return;
     pop_status st;
-    st.draining = draining_;
+    st.draining = phase_ != phase::serving;
     for (size_t i = 0; i < services_.size(); ++i) {
       auto& ids = st.agents[p_.services[i].name];
       for (auto& t : services_[i].tunnels)
@@ -323,9 +367,9 @@ private:
   }
 
   void start_drain() {
-    if (draining_)
+    if (phase_ != phase::serving)
       return;
-    draining_ = true;
+    enter(phase::draining);
     trace("draining: no new visitors or agents; sessions get "
           + std::to_string(p_.drain_grace_ms) + " ms to finish");
     // Closed listeners make new visitors fail fast and try another POP.
@@ -352,9 +396,9 @@ private:
   }
 
   void finish_drain(uint32_t cut) {
-    if (drained_)
+    if (phase_ == phase::drained)
       return;
-    drained_ = true;
+    enter(phase::drained);
     trace("drained" + (cut > 0 ? ", " + std::to_string(cut) + " session(s) cut"
                                 : std::string{", every session finished"}));
     if (p_.observer)
@@ -385,8 +429,7 @@ private:
   std::unordered_map<net::listener_id, size_t> by_listener_;
   std::unordered_map<std::string, failure_state> failures_;
   size_t listening_ = 0;
-  bool draining_ = false;
-  bool drained_ = false;
+  phase phase_ = phase::serving;
   std::set<caf::actor_addr> handshaking_;
   static constexpr size_t handshakes_max = 1024;
   static constexpr size_t failure_sources_max = 10000;

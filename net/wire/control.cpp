@@ -52,8 +52,7 @@ void serialize(Archive& ar, proof_msg& x) {
 
 template <class Archive>
 void serialize(Archive& ar, accept_msg& x) {
-  ar(bounded<name_bytes_max>{x.tunnel_id}, x.heartbeat_interval_ms,
-     x.window_bytes);
+  ar(bounded<name_bytes_max>{x.tunnel_id}, x.heartbeat_interval_ms);
 }
 
 template <class Archive>

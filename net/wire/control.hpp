@@ -41,11 +41,12 @@ struct proof_msg {
   std::string mac;
 };
 
-/// POP -> agent: the tunnel is up.
+/// POP -> agent: the tunnel is up. The agent pings at the POP's interval.
+/// (No window here: each end takes the per-stream window from its own
+/// tunnel_limits, and the credit both count must agree byte for byte.)
 struct accept_msg {
   std::string tunnel_id;
   uint32_t heartbeat_interval_ms = 800;
-  uint32_t window_bytes = 256 * 1024;
 };
 
 enum class reject_code : uint16_t {

@@ -1,0 +1,420 @@
+#include "actors/pop_tunnel.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/session.hpp"
+#include "actors/splice.hpp"
+#include "actors/tunnel.hpp"
+#include "caf/all.hpp"
+#include "net/seam/assert.hpp"
+#include "net/wire/handshake.hpp"
+
+namespace drtp {
+
+namespace {
+
+using net::frame;
+using net::frame_type;
+
+class pop_tunnel_actor final : public tunnel_actor {
+public:
+  pop_tunnel_actor(caf::actor_config& cfg, pop_tunnel_params p)
+    : tunnel_actor(cfg, p.e, p.parent, opener::acceptor), p_(std::move(p)) {
+    // nop
+  }
+
+  caf::behavior make_behavior() override {
+    start();
+    conn_ = p_.conn;
+    send(e_.io, net::adopt_req{conn_, this, false});
+    delayed_send(this, e_.clock->real_delay(ms(e_.limits.handshake_timeout_ms)),
+                 hs_timeout_atom::value);
+    return handshaking();
+  }
+
+private:
+  enum class state : uint8_t {
+    awaiting_hello,
+    delaying_challenge, // the source failed recently: the challenge waits
+    awaiting_proof,     // challenge sent
+    up,
+    draining, // goaway sent: no new streams
+    rejected, // reject and close_req sent: waiting for the link to close
+    dead,
+  };
+
+  static bool legal(state from, state to) {
+    if (to == state::dead)
+      return from != state::dead;
+    switch (from) {
+      case state::awaiting_hello:
+        return to == state::delaying_challenge || to == state::awaiting_proof
+               || to == state::rejected;
+      case state::delaying_challenge: return to == state::awaiting_proof;
+      case state::awaiting_proof: return to == state::up || to == state::rejected;
+      case state::up: return to == state::draining;
+      default: return false;
+    }
+  }
+
+  /// Every transition goes through here.
+  void enter(state to) {
+    DRTP_ASSERT(legal(state_, to),
+                "a POP tunnel moves only awaiting_hello -> [delaying_challenge ->] "
+                "awaiting_proof -> up -> draining, from a handshake to rejected, or "
+                "to dead once");
+    state_ = to;
+    switch (to) {
+      case state::delaying_challenge: become(delaying()); break;
+      case state::awaiting_proof: become(handshaking()); break;
+      case state::up: become(carrying()); break;
+      case state::draining: become(draining()); break;
+      case state::rejected: become(rejected()); break;
+      default: break; // awaiting_hello is the first behaviour; dead quits
+    }
+  }
+
+  bool handshake_pending() const {
+    return state_ == state::awaiting_hello || state_ == state::delaying_challenge
+           || state_ == state::awaiting_proof;
+  }
+
+  // -- behaviours --------------------------------------------------------------------
+
+  /// What every state handles alike: the link, the stream table, and what
+  /// is meant for the agent's end, deliberately refused.
+  caf::message_handler common() {
+    return common_handlers().or_else([this](open_stream_req&) {
+      // Client streams are opened by the client's end, never by the POP.
+      if (auto who = caf::actor_cast<caf::actor>(current_sender()))
+        send(who, stream_rst{0, static_cast<uint32_t>(net::rst_code::refused)});
+    });
+  }
+
+  /// Not carrying streams (yet, or any more): new ones are refused.
+  caf::message_handler refusing() {
+    return caf::message_handler{
+      [this](attach_visitor& ev) { send(e_.io, net::abort_req{ev.conn}); },
+      [this](attach_splice& ev) { refuse_splice(ev); },
+      [](delayed_atom) {
+        // Only a delaying handshake waits for it.
+      },
+    }.or_else(common());
+  }
+
+  caf::behavior handshaking() {
+    return caf::message_handler{
+      [this](hs_timeout_atom) {
+        reject(net::reject_code::handshake_timeout);
+        fail("handshake with " + peer_name() + " timed out");
+      },
+      [](drain_atom) {
+        // The POP server drains only tunnels that reported up.
+      },
+    }.or_else(refusing());
+  }
+
+  caf::behavior delaying() {
+    return caf::message_handler{
+      [this](delayed_atom) {
+        send_challenge();
+        enter(state::awaiting_proof);
+      },
+    }.or_else(handshaking());
+  }
+
+  caf::behavior carrying() {
+    return caf::message_handler{
+      [this](drain_atom) { start_draining(); },
+      [this](attach_visitor& ev) { open_stream(ev.conn, ev.peer); },
+      [this](attach_splice& ev) { splice(ev); },
+      [](hs_timeout_atom) {
+        // The handshake is over: its timer is moot.
+      },
+    }.or_else(refusing());
+  }
+
+  caf::behavior draining() {
+    return caf::message_handler{
+      [](drain_atom) {
+        // goaway is sent already.
+      },
+      [](hs_timeout_atom) {
+        // As when up.
+      },
+    }.or_else(refusing());
+  }
+
+  caf::behavior rejected() {
+    return caf::message_handler{
+      [](net::received&) {
+        // Refused: whatever the peer still sends is moot.
+      },
+      [this](hs_timeout_atom) {
+        // The reject is sent already; the peer did not close in time.
+        fail("handshake with " + peer_name() + " timed out");
+      },
+      [](drain_atom) {
+        // Not up: nothing to drain.
+      },
+    }.or_else(refusing());
+  }
+
+  // -- the handshake -------------------------------------------------------------------
+
+  bool on_frame(const frame& f) override {
+    switch (state_) {
+      case state::awaiting_hello:
+        if (f.type == frame_type::hello)
+          return on_hello(f);
+        break;
+      case state::delaying_challenge:
+        break; // the peer speaks before its challenge
+      case state::awaiting_proof:
+        if (f.type == frame_type::proof)
+          return on_proof(f);
+        break;
+      case state::up:
+      case state::draining:
+        return on_up_frame(f);
+      case state::rejected:
+      case state::dead:
+        return false;
+    }
+    return protocol_error(std::string("unexpected ") + to_string(f.type)
+                          + " during handshake");
+  }
+
+  bool on_hello(const frame& f) {
+    net::hello_msg hello;
+    if (!net::decode(f.payload, hello))
+      return protocol_error("malformed hello");
+    hello_payload_ = f.payload;
+    agent_id_ = hello.agent_id;
+    service_ = hello.service;
+    if (hello.version != net::protocol_version)
+      return refuse(net::reject_code::bad_version, hello.service);
+    auto i = p_.auth->service_keys.find(hello.service);
+    if (i == p_.auth->service_keys.end())
+      return refuse(net::reject_code::unknown_service, hello.service);
+    if (hello.role == static_cast<uint8_t>(net::peer_role::client)) {
+      peer_ = net::peer_role::client;
+      if (!take_principal_key(hello))
+        return false;
+    } else if (hello.role == static_cast<uint8_t>(net::peer_role::agent)) {
+      key_ = i->second;
+    } else {
+      return protocol_error("unknown role");
+    }
+    if (p_.auth_delay_ms > 0) {
+      delayed_send(this, e_.clock->real_delay(ms(p_.auth_delay_ms)), delayed_atom::value);
+      enter(state::delaying_challenge);
+    } else {
+      send_challenge();
+      enter(state::awaiting_proof);
+    }
+    return true;
+  }
+
+  /// A client proves its principal's secret: known and not revoked.
+  bool take_principal_key(const net::hello_msg& hello) {
+    auto pr = p_.auth->principals.find(hello.agent_id);
+    if (pr == p_.auth->principals.end() || pr->second.revoked) {
+      audit("denied principal '" + hello.agent_id + "' from " + p_.peer_host
+            + " for service '" + hello.service + "': "
+            + (pr == p_.auth->principals.end() ? "unknown principal" : "revoked"));
+      return refuse(net::reject_code::unknown_principal, hello.service);
+    }
+    key_ = pr->second.key;
+    return true;
+  }
+
+  void send_challenge() {
+    net::challenge_msg ch;
+    ch.nonce = e_.rng->bytes(net::nonce_bytes);
+    challenge_payload_ = net::encode(ch);
+    write_control(frame_type::challenge, 0, challenge_payload_);
+  }
+
+  bool on_proof(const frame& f) {
+    DRTP_ASSERT(!challenge_payload_.empty(), "a proof is read only after the challenge is sent");
+    net::proof_msg proof;
+    if (!net::decode(f.payload, proof))
+      return protocol_error("malformed proof");
+    auto expected = net::make_proof(*e_.crypto, key_, hello_payload_, challenge_payload_);
+    if (!net::equal_ct(expected, proof.mac)) {
+      if (peer_ != net::peer_role::client)
+        return refuse(net::reject_code::bad_proof, service_);
+      audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
+            + " for service '" + service_ + "': wrong secret");
+      return refuse(net::reject_code::unknown_principal, service_);
+    }
+    if (peer_ == net::peer_role::client) {
+      if (!p_.auth->allowed(agent_id_, service_)) {
+        audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
+              + " for service '" + service_ + "': not on its allow list");
+        return refuse(net::reject_code::not_authorized, service_);
+      }
+      audit("allowed principal '" + agent_id_ + "' from " + p_.peer_host
+            + " for service '" + service_ + "'");
+    }
+    net::accept_msg acc;
+    acc.tunnel_id = who_;
+    acc.heartbeat_interval_ms = e_.limits.heartbeat_interval_ms;
+    write_control(frame_type::accept, 0, net::encode(acc));
+    go_up();
+    return true;
+  }
+
+  void go_up() {
+    DRTP_ASSERT(!hello_payload_.empty() && !challenge_payload_.empty(),
+                "a POP tunnel is up only after a hello, a challenge and a valid proof");
+    enter(state::up);
+    trace("tunnel up with " + peer_name() + " for service '" + service_ + "'");
+    send(parent_, tunnel_up{this, service_, agent_id_, p_.peer_host,
+                            peer_ == net::peer_role::client});
+    start_heartbeats(e_.limits.heartbeat_interval_ms);
+  }
+
+  void reject(net::reject_code code) {
+    net::reject_msg rj;
+    rj.code = static_cast<uint16_t>(code);
+    rj.message = to_string(code);
+    write_control(frame_type::reject, 0, net::encode(rj));
+  }
+
+  /// Rejects the peer and waits for the link to close. Returns false: the
+  /// rest of the batch is moot.
+  bool refuse(net::reject_code code, const std::string& service) {
+    trace(std::string("refused ")
+          + (peer_ == net::peer_role::client ? "client" : "agent") + " from "
+          + p_.peer_host + " for service '" + service + "': " + to_string(code));
+    if (code == net::reject_code::bad_proof || code == net::reject_code::unknown_service
+        || code == net::reject_code::unknown_principal)
+      send(parent_, auth_failed{p_.peer_host, service});
+    reject(code);
+    // Let the reject reach the agent, then go.
+    send(e_.io, net::close_req{conn_});
+    enter(state::rejected);
+    return false;
+  }
+
+  void on_protocol_error() override {
+    if (handshake_pending())
+      reject(net::reject_code::protocol_error);
+  }
+
+  // -- streams ---------------------------------------------------------------------------
+
+  bool on_open(uint32_t sid, net::open_msg& open) override {
+    // Only a patch-panel client opens streams here, and not during a drain.
+    if (streams_full() || peer_ != net::peer_role::client || state_ == state::draining) {
+      refuse_stream(sid, net::rst_code::refused);
+      return true;
+    }
+    // The POP server finds an agent to splice to.
+    add_stream(sid, nullptr, opener::dialer);
+    open.principal = agent_id_;
+    send(parent_, client_stream{this, conn_, sid, open, service_});
+    return true;
+  }
+
+  void open_stream(net::conn_id visitor, const std::string& peer) {
+    if (streams_full()) {
+      send(e_.io, net::abort_req{visitor});
+      return;
+    }
+    auto sid = next_stream_id();
+    // OPEN goes to the io before the session exists, so it precedes every
+    // DATA frame the session writes on the link.
+    net::open_msg open;
+    open.peer = peer;
+    write_control(frame_type::open, sid, net::encode(open));
+    session_params sp;
+    sp.e = e_;
+    sp.tunnel = this;
+    sp.tunnel_conn = conn_;
+    sp.sid = sid;
+    sp.conn = visitor;
+    auto s = spawn_session(system(), std::move(sp));
+    add_stream(sid, s, opener::acceptor);
+  }
+
+  /// An agent's tunnel: splice a client's stream to a new one here.
+  void splice(attach_splice& ev) {
+    if (streams_full()) {
+      refuse_splice(ev);
+      return;
+    }
+    auto sid = next_stream_id();
+    write_control(frame_type::open, sid, net::encode(ev.open));
+    auto sp = spawn_splice(system(), e_,
+                           splice_leg{ev.client_tunnel, ev.client_conn, ev.client_sid},
+                           splice_leg{this, conn_, sid});
+    add_stream(sid, sp, opener::acceptor);
+    send(ev.client_tunnel, set_owner{ev.client_sid, sp, 0});
+  }
+
+  void refuse_splice(attach_splice& ev) {
+    send(ev.client_tunnel, set_owner{ev.client_sid, nullptr,
+                                     static_cast<uint32_t>(net::rst_code::refused)});
+  }
+
+  void start_draining() {
+    // Tell the agent to move on; carry the open streams to their end.
+    enter(state::draining);
+    net::goaway_msg g;
+    g.code = static_cast<uint16_t>(net::reject_code::draining);
+    g.message = "POP is draining";
+    write_control(frame_type::goaway, 0, net::encode(g));
+  }
+
+  void streams_changed() override {
+    if (state_ == state::up || state_ == state::draining)
+      send(parent_, tunnel_load{static_cast<uint32_t>(streams_.size())});
+  }
+
+  // -- the rest ----------------------------------------------------------------------------
+
+  std::string peer_name() const override {
+    return (peer_ == net::peer_role::client ? "client " : "agent ")
+           + (agent_id_.empty() ? p_.peer_host : agent_id_);
+  }
+
+  /// Authorization decisions, always logged (never with secrets).
+  void audit(const std::string& what) {
+    e_.trace->emit(e_.host, "audit", what);
+  }
+
+  /// The tunnel is gone: reset every stream and quit.
+  void fail(const std::string& what) override {
+    if (state_ == state::dead)
+      return;
+    auto was = state_;
+    enter(state::dead);
+    trace(what);
+    end_streams_and_link(was == state::rejected ? link_end::close : link_end::abort);
+    quit();
+  }
+
+  void on_exit() override {
+    tunnel_actor::on_exit();
+    p_ = {};
+  }
+
+  pop_tunnel_params p_;
+  state state_ = state::awaiting_hello;
+  net::peer_role peer_ = net::peer_role::agent;
+  net::chunk hello_payload_;
+  net::chunk challenge_payload_;
+  std::string service_;
+  std::string agent_id_;
+  std::string key_;
+};
+
+} // namespace
+
+caf::actor spawn_pop_tunnel(caf::actor_system& sys, pop_tunnel_params p) {
+  return sys.spawn<pop_tunnel_actor>(std::move(p));
+}
+
+} // namespace drtp

@@ -1,0 +1,38 @@
+#pragma once
+// The POP's end of a tunnel: adopts an accepted link, waits for the hello,
+// challenges the peer (later, for a source that failed recently), checks the
+// proof and accepts or rejects it, with an audit line for every decision on
+// a patch-panel client. Once up it carries visitor streams to an agent,
+// splices client streams to agents, and reports its load; drain_atom sends
+// goaway and refuses new streams while the open ones run to their end.
+//
+//   awaiting_hello -> delaying_challenge -> awaiting_proof -> up -> draining
+//   awaiting_hello -> awaiting_proof;  awaiting_hello/proof -> rejected
+//   every state -> dead
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "actors/auth.hpp"
+#include "actors/env.hpp"
+#include "caf/fwd.hpp"
+#include "net/seam/io.hpp"
+
+namespace drtp {
+
+struct pop_tunnel_params {
+  env e;
+  /// Told of tunnel_up / tunnel_load / client_stream / auth_failed.
+  caf::actor parent;
+  net::conn_id conn = 0; // the accepted link
+  std::string peer_host;
+  /// Who may authenticate.
+  std::shared_ptr<const auth_db> auth;
+  /// Slows down sources that failed recently.
+  uint32_t auth_delay_ms = 0;
+};
+
+caf::actor spawn_pop_tunnel(caf::actor_system& sys, pop_tunnel_params p);
+
+} // namespace drtp
