@@ -11,7 +11,10 @@
 
 namespace drtp::net {
 
-constexpr uint16_t protocol_version = 1;
+/// 2: accept_msg lost window_bytes (each end takes the window from its own
+/// limits). A hello of another version is refused as bad_version, so a peer
+/// of another release hears why instead of failing on a malformed accept.
+constexpr uint16_t protocol_version = 2;
 constexpr size_t name_bytes_max = 128;  // service names, agent ids
 constexpr size_t nonce_bytes = 32;
 constexpr size_t mac_bytes = 32;
