@@ -9,7 +9,6 @@
 // sessions, CPU seconds per GiB from /proc/PID/stat around the throughput
 // runs. Medians over --runs, with min-max; ratios to direct and haproxy.
 
-#include "tests/support/spawn.hpp"
 #include "bench/run.hpp"
 
 #include <algorithm>
@@ -39,12 +38,18 @@
 #include <vector>
 
 #include "net/loop_coordinator.hpp"
+#include "tests/support/proc.hpp"
 #include "tests/support/sock.hpp"
 
 namespace drtp::bench {
 
 namespace {
 
+using namespace std::chrono_literals;
+using test::free_port;
+using test::number_after;
+using test::process;
+using test::wait_accepts;
 using clock_type = std::chrono::steady_clock;
 
 double seconds_since(clock_type::time_point t0) {
@@ -84,55 +89,6 @@ bool write_text(const std::string& path, const std::string& text) {
     return false;
   std::fwrite(text.data(), 1, text.size(), f);
   return std::fclose(f) == 0;
-}
-
-/// A child process whose output goes to a log file; stopped on scope exit
-/// (`stop_sig`, then SIGKILL after 3 s).
-struct child {
-  pid_t pid = -1;
-  std::string log;
-  int stop_sig = SIGTERM;
-  child(std::vector<std::string> argv, std::string log_path,
-        std::vector<std::string> env = {}, int stop_signal = SIGTERM)
-    : log(std::move(log_path)), stop_sig(stop_signal) {
-    pid = tools::spawn_logged(argv, log, env);
-  }
-  child(const child&) = delete;
-  child& operator=(const child&) = delete;
-  ~child() {
-    if (pid <= 0)
-      return;
-    kill(pid, stop_sig);
-    int st;
-    for (int i = 0; i < 150; ++i) {
-      if (waitpid(pid, &st, WNOHANG) == pid)
-        return;
-      sleep_ms(20);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-  }
-  bool alive() const {
-    int st;
-    return pid > 0 && waitpid(pid, &st, WNOHANG) == 0;
-  }
-  std::string output() const { return read_text(log); }
-  bool wait_for(const std::string& needle, int timeout_ms) {
-    for (int i = 0; i < timeout_ms / 20; ++i) {
-      if (output().find(needle) != std::string::npos)
-        return true;
-      sleep_ms(20);
-    }
-    return false;
-  }
-};
-
-unsigned number_after(const std::string& text, const std::string& prefix) {
-  auto i = text.find(prefix);
-  return i == std::string::npos
-           ? 0
-           : static_cast<unsigned>(std::strtoul(text.c_str() + i + prefix.size(),
-                                                nullptr, 10));
 }
 
 /// pid and all its descendants (sshd forks a process per connection).
@@ -195,25 +151,6 @@ double cpu_seconds(pid_t root) {
       ticks += std::stoull(fields[11]) + std::stoull(fields[12]);
   }
   return static_cast<double>(ticks) / hz;
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-uint16_t free_port() {
-  uint16_t p = 0;
-  auto s = sock::listen_tcp("127.0.0.1", 0, p);
-  return p;
-}
-
-bool wait_accepts(uint16_t port, int timeout_ms, const child* c = nullptr) {
-  auto t0 = clock_type::now();
-  while (seconds_since(t0) * 1000 < timeout_ms) {
-    if (sock::connect_tcp("127.0.0.1", port, 500))
-      return true;
-    if (c && !c->alive())
-      return false;
-    sleep_ms(50);
-  }
-  return false;
 }
 
 std::string find_program(const std::vector<std::string>& candidates) {
@@ -459,25 +396,28 @@ struct path {
 struct setup_ctx {
   std::string dir, bin;
   uint16_t service_port;
-  std::vector<std::unique_ptr<child>>* children;
+  std::vector<std::unique_ptr<process>>* children;
   int sessions_max = 0;         // the largest batch of idle sessions asked for
   bool told_fd_limit = false;   // the haproxy notice below, once a run
 };
 
-child& spawn(setup_ctx& c, std::vector<std::string> argv, const std::string& log,
-             std::vector<std::string> env = {}, int sig = SIGTERM) {
-  c.children->push_back(
-    std::make_unique<child>(std::move(argv), c.dir + "/" + log, std::move(env), sig));
+/// A child whose log stays in the run's directory; stopped (`sig`, then
+/// SIGKILL after 3 s) when the run ends, in reverse order of start.
+process& spawn(setup_ctx& c, const std::vector<std::string>& argv,
+               const std::string& log, std::vector<std::string> env = {},
+               int sig = SIGTERM) {
+  c.children->push_back(std::make_unique<process>(
+    argv, test::process_options{std::move(env), c.dir + "/" + log, sig}));
   return *c.children->back();
 }
 
 /// A throwaway certificate and key in DIR/{prefix}c.pem, DIR/{prefix}k.pem;
 /// their "sha256:..." fingerprint, or "" with p.na set.
 std::string gen_cert(setup_ctx& c, path& p, const std::string& prefix) {
-  child gen({c.bin + "/drtp-pop", "gen-cert", "--cert", c.dir + "/" + prefix + "c.pem",
-             "--key", c.dir + "/" + prefix + "k.pem"},
-            c.dir + "/" + prefix + "gen.log");
-  if (!gen.wait_for("sha256:", 10000)) {
+  process gen({c.bin + "/drtp-pop", "gen-cert", "--cert",
+               c.dir + "/" + prefix + "c.pem", "--key", c.dir + "/" + prefix + "k.pem"},
+              test::process_options{{}, c.dir + "/" + prefix + "gen.log", SIGTERM});
+  if (!gen.wait_for("sha256:", 10s)) {
     p.na = "gen-cert failed: " + last_line(gen.output());
     return "";
   }
@@ -500,7 +440,7 @@ void setup_drtp(setup_ctx& c, path& p, const std::string& prefix,
                      "127.0.0.1:0", "--service", "bench", "--public",
                      "127.0.0.1:0", "--busy-poll-us", poll},
                     prefix + "pop.log", {"DRTP_SECRET=bench-secret"}, SIGINT);
-  if (!pop.wait_for("public on", 10000)) {
+  if (!pop.wait_for("public on", 10s)) {
     p.na = "drtp-pop did not start: " + last_line(pop.output());
     return;
   }
@@ -514,12 +454,12 @@ void setup_drtp(setup_ctx& c, path& p, const std::string& prefix,
                        "127.0.0.1:" + std::to_string(c.service_port),
                        "--pop-fingerprint", fp, "--busy-poll-us", poll},
                       prefix + "agent.log", {"DRTP_SECRET=bench-secret"}, SIGINT);
-  if (!agent.wait_for("tunnel up", 10000)) {
+  if (!agent.wait_for("tunnel up", 10s)) {
     p.na = "drtp serve did not connect: " + last_line(agent.output());
     return;
   }
   p.port = static_cast<uint16_t>(public_port);
-  p.procs = {{"pop", pop.pid}, {"agent", agent.pid}};
+  p.procs = {{"pop", pop.pid()}, {"agent", agent.pid()}};
 }
 
 /// The patch panel: visitor -> `drtp connect` (a local listener) -> POP
@@ -538,7 +478,7 @@ void setup_patch_panel(setup_ctx& c, path& p) {
                      c.dir + "/joe.secret", "--principal",
                      "sam=" + c.dir + "/sam.secret"},
                     "ppop.log", {}, SIGINT);
-  if (!pop.wait_for("private", 10000)) {
+  if (!pop.wait_for("private", 10s)) {
     p.na = "drtp-pop (private service) did not start: " + last_line(pop.output());
     return;
   }
@@ -551,7 +491,7 @@ void setup_patch_panel(setup_ctx& c, path& p) {
                        "--secret-file", c.dir + "/joe.secret", "--pop-fingerprint",
                        fp, "--tunnels", "1"},
                       "pagent.log", {}, SIGINT);
-  if (!agent.wait_for(" up", 10000)) {
+  if (!agent.wait_for(" up", 10s)) {
     p.na = "drtp serve did not connect: " + last_line(agent.output());
     return;
   }
@@ -562,12 +502,12 @@ void setup_patch_panel(setup_ctx& c, path& p) {
                       "--principal", "sam", "--secret-file", c.dir + "/sam.secret",
                       "--pop-fingerprint", fp, "--tunnels", "1"},
                      "connect.log", {}, SIGINT);
-  if (!conn.wait_for(" up", 10000) || !wait_accepts(port, 10000, &conn)) {
+  if (!conn.wait_for(" up", 10s) || !wait_accepts(port, 10s, &conn)) {
     p.na = "drtp connect did not come up: " + last_line(conn.output());
     return;
   }
   p.port = port;
-  p.procs = {{"connect", conn.pid}, {"pop", pop.pid}, {"agent", agent.pid}};
+  p.procs = {{"connect", conn.pid()}, {"pop", pop.pid()}, {"agent", agent.pid()}};
 }
 
 std::string haproxy_exe(path& p) {
@@ -580,7 +520,7 @@ std::string haproxy_exe(path& p) {
 
 /// One haproxy in TCP mode relaying `bind` to `server` (haproxy's own
 /// syntax, TLS options included); the process, or nullptr with p.na set.
-child* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
+process* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
                      const std::string& name, uint16_t port,
                      const std::string& bind, const std::string& server,
                      bool busy_polling = false) {
@@ -611,7 +551,7 @@ child* spawn_haproxy(setup_ctx& c, path& p, const std::string& exe,
                   "backend echo\n"
                   "  server echo " + server + "\n");
   auto& h = spawn(c, {exe, "-f", cfg, "-db"}, name + ".log");
-  if (!wait_accepts(port, 5000, &h)) {
+  if (!wait_accepts(port, 5s, &h)) {
     p.na = name + " did not start: " + last_line(h.output());
     return nullptr;
   }
@@ -630,7 +570,7 @@ void setup_haproxy(setup_ctx& c, path& p, bool busy_polling) {
   if (!h)
     return;
   p.port = port;
-  p.procs = {{"haproxy", h->pid}};
+  p.procs = {{"haproxy", h->pid()}};
 }
 
 /// DRTP's shape built from haproxy: an edge relay in front of an inner relay
@@ -667,7 +607,7 @@ void setup_haproxy_pair(setup_ctx& c, path& p, bool tls) {
   if (!edge)
     return;
   p.port = edge_port;
-  p.procs = {{"edge", edge->pid}, {"inner", inner->pid}};
+  p.procs = {{"edge", edge->pid()}, {"inner", inner->pid()}};
 }
 
 void setup_ssh(setup_ctx& c, path& p) {
@@ -683,12 +623,9 @@ void setup_ssh(setup_ctx& c, path& p) {
   ::mkdir("/run/sshd", 0755); // privilege separation directory
   for (auto& [key, type] : {std::pair<std::string, std::string>{"host_key", "ed25519"},
                             {"user_key", "ed25519"}}) {
-    child g({keygen, "-q", "-N", "", "-t", type, "-f", d + "/" + key},
-            d + "/keygen.log");
-    int st = 0;
-    waitpid(g.pid, &st, 0);
-    g.pid = -1;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    process g({keygen, "-q", "-N", "", "-t", type, "-f", d + "/" + key},
+              test::process_options{{}, d + "/keygen.log", SIGTERM});
+    if (g.wait_exit(60s) != 0) {
       p.na = "ssh-keygen failed: " + last_line(read_text(d + "/keygen.log"));
       return;
     }
@@ -712,7 +649,7 @@ void setup_ssh(setup_ctx& c, path& p) {
              "MaxStartups 100:30:200\n"
              "LogLevel ERROR\n");
   auto& server = spawn(c, {sshd, "-D", "-f", d + "/sshd_config", "-e"}, "sshd.log");
-  if (!wait_accepts(sport, 5000, &server)) {
+  if (!wait_accepts(sport, 5s, &server)) {
     p.na = "sshd did not start: " + last_line(server.output());
     return;
   }
@@ -727,12 +664,12 @@ void setup_ssh(setup_ctx& c, path& p) {
        + std::to_string(c.service_port),
      "root@127.0.0.1"},
     "ssh.log");
-  if (!wait_accepts(fport, 10000, &client)) {
+  if (!wait_accepts(fport, 10s, &client)) {
     p.na = "ssh -R did not come up: " + last_line(client.output() + server.output());
     return;
   }
   p.port = fport;
-  p.procs = {{"sshd", server.pid}, {"ssh", client.pid}};
+  p.procs = {{"sshd", server.pid()}, {"ssh", client.pid()}};
 }
 
 // ---------------------------------------------------------------- figures
@@ -1050,7 +987,7 @@ int cmd_run(cli::args& a) {
   auto t_start = clock_type::now();
   char tmpl[] = "/tmp/drtp-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
-  std::vector<std::unique_ptr<child>> children;
+  std::vector<std::unique_ptr<process>> children;
   sock::epoll_server service;
   setup_ctx ctx{dir, self_dir(), service.port(), &children};
   for (int n : sessions)
