@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "net/loop_coordinator.hpp"
+#include "net/seam/assert.hpp"
 #include "tests/support/proc.hpp"
 #include "tests/support/sock.hpp"
 
@@ -947,7 +948,21 @@ void print_processes(const std::vector<path>& paths,
   }
 }
 
-int cmd_run(cli::args& a) {
+namespace {
+
+/// What `drtp-bench run` was asked to measure, and how much of it.
+struct run_options {
+  uint64_t bytes = 0;
+  int rounds = 0;
+  int runs = 0;
+  double conn_s = 0;
+  std::vector<int> sessions; // idle-session batches, none of them 0
+  double idle_budget_s = 0;  // to open one batch
+  std::set<std::string> want; // path keys
+  std::optional<std::string> json;
+};
+
+run_options parse_run_options(cli::args& a) {
   bool quick = a.flag("--quick");
   auto bytes_opt = a.value("--bytes");
   auto rounds_opt = a.value("--rounds");
@@ -955,44 +970,37 @@ int cmd_run(cli::args& a) {
   auto conn_opt = a.value("--conn-seconds");
   auto sessions_opt = a.value("--sessions");
   auto paths_opt = a.value("--paths");
-  auto json_opt = a.value("--json");
+  run_options o;
+  o.json = a.value("--json");
   a.finish();
-  uint64_t bytes = bytes_opt ? std::stoull(*bytes_opt)
-                             : (quick ? 64ull << 20 : 1ull << 30);
-  int rounds = rounds_opt ? std::stoi(*rounds_opt) : (quick ? 1000 : 20000);
-  int runs = runs_opt ? std::max(1, std::stoi(*runs_opt)) : (quick ? 1 : 3);
-  double conn_s = conn_opt ? std::stod(*conn_opt) : (quick ? 1.0 : 3.0);
-  std::vector<int> sessions = sessions_opt ? parse_ints(*sessions_opt)
-                                           : (quick ? std::vector<int>{200}
-                                                    : std::vector<int>{1000, 10000});
-  sessions.erase(std::remove(sessions.begin(), sessions.end(), 0), sessions.end());
-  double idle_budget = quick ? 10 : 25; // seconds to open one batch
-  std::set<std::string> want;
+  o.bytes = bytes_opt ? std::stoull(*bytes_opt) : (quick ? 64ull << 20 : 1ull << 30);
+  o.rounds = rounds_opt ? std::stoi(*rounds_opt) : (quick ? 1000 : 20000);
+  o.runs = runs_opt ? std::max(1, std::stoi(*runs_opt)) : (quick ? 1 : 3);
+  o.conn_s = conn_opt ? std::stod(*conn_opt) : (quick ? 1.0 : 3.0);
+  o.sessions = sessions_opt ? parse_ints(*sessions_opt)
+                            : (quick ? std::vector<int>{200}
+                                     : std::vector<int>{1000, 10000});
+  o.sessions.erase(std::remove(o.sessions.begin(), o.sessions.end(), 0),
+                   o.sessions.end());
+  o.idle_budget_s = quick ? 10 : 25;
   // Not haproxy-poll: its busy-polling spins a core even when idle, which
   // would slow every other path of the run.
   for (auto& k : {"direct", "drtp", "drtp-poll", "panel", "haproxy",
                   "haproxy-2", "haproxy-tls", "ssh"})
-    want.insert(k);
+    o.want.insert(k);
   if (paths_opt) {
-    want.clear();
+    o.want.clear();
     std::stringstream in(*paths_opt);
     std::string w;
     while (std::getline(in, w, ','))
-      want.insert(w);
+      o.want.insert(w);
   }
+  return o;
+}
 
-  // 10 000 idle sessions take 20 000+ descriptors here; drtp-pop, drtp,
-  // haproxy and sshd are children and inherit the limit.
-  raise_nofile();
-  auto t_start = clock_type::now();
-  char tmpl[] = "/tmp/drtp-bench-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::vector<std::unique_ptr<process>> children;
-  sock::epoll_server service;
-  setup_ctx ctx{dir, self_dir(), service.port(), &children};
-  for (int n : sessions)
-    ctx.sessions_max = std::max(ctx.sessions_max, n);
-
+/// Every wanted path, set up in the order of the tables; a path that could
+/// not be set up is there with `na` saying why.
+std::vector<path> setup_paths(setup_ctx& ctx, const std::set<std::string>& want) {
   std::vector<path> paths;
   auto add = [&](const char* key, const char* name,
                  std::function<void(setup_ctx&, path&)> setup) {
@@ -1004,7 +1012,7 @@ int cmd_run(cli::args& a) {
     if (setup)
       setup(ctx, p);
     else
-      p.port = service.port();
+      p.port = ctx.service_port;
     paths.push_back(std::move(p));
     std::fprintf(stderr, "drtp-bench: %-8s %s\n", key,
                  paths.back().na.empty()
@@ -1031,106 +1039,136 @@ int cmd_run(cli::args& a) {
   add("haproxy-tls", "haproxy edge -> TLS -> haproxy inner",
       [](setup_ctx& c, path& p) { setup_haproxy_pair(c, p, true); });
   add("ssh", "ssh -R (aes128-gcm)", setup_ssh);
-  auto live = [&](auto f) {
-    for (auto& p : paths)
-      if (p.na.empty())
-        f(p);
-  };
-  auto rss_now = [](const path& p) {
-    std::vector<uint64_t> v;
-    for (auto& pr : p.procs)
-      v.push_back(rss_kib(pr.pid));
-    return v;
-  };
-  auto cpu_now = [](const path& p) {
-    std::vector<double> v;
-    for (auto& pr : p.procs)
-      v.push_back(cpu_seconds(pr.pid));
-    return v;
-  };
+  return paths;
+}
 
+template <class F>
+void for_each_live(std::vector<path>& paths, F f) {
+  for (auto& p : paths)
+    if (p.na.empty())
+      f(p);
+}
+
+std::vector<uint64_t> rss_now(const path& p) {
+  std::vector<uint64_t> v;
+  for (auto& pr : p.procs)
+    v.push_back(rss_kib(pr.pid));
+  return v;
+}
+
+std::vector<double> cpu_now(const path& p) {
+  std::vector<double> v;
+  for (auto& pr : p.procs)
+    v.push_back(cpu_seconds(pr.pid));
+  return v;
+}
+
+/// Adds what each process of `p` spent between `before` and `after`.
+void add_cpu(std::vector<double>& sum, const std::vector<double>& before,
+             const std::vector<double>& after) {
+  DRTP_ASSERT(before.size() == after.size() && sum.size() == after.size(),
+              "one CPU figure per process of the path, before and after");
+  for (size_t i = 0; i < sum.size(); ++i)
+    sum[i] += after[i] - before[i];
+}
+
+/// A batch of `n` idle sessions through `p`: how many opened, and the RSS of
+/// its processes before and with them open.
+void measure_idle(path& p, int n, double budget_s) {
+  std::fprintf(stderr, "drtp-bench: %-8s %d idle sessions\n", p.key.c_str(), n);
+  idle_figure f;
+  f.wanted = n;
+  f.rss_before_kib = rss_now(p);
+  auto t0 = clock_type::now();
+  idle_visitors visitors;
+  f.established = visitors.open(p.port, n, budget_s, f.failed);
+  f.open_s = seconds_since(t0);
+  sleep_ms(300);
+  f.rss_after_kib = rss_now(p);
+  visitors.close();
+  p.idle.push_back(f);
+  sleep_ms(500); // let the path tear them down
+}
+
+void measure_throughput(path& p, uint64_t bytes) {
+  auto c0 = cpu_now(p);
+  p.gbps1.push_back(throughput_gbps(p.port, bytes, 1));
+  auto c1 = cpu_now(p);
+  p.gbps4.push_back(throughput_gbps(p.port, bytes, 4));
+  auto c2 = cpu_now(p);
+  p.cpu1.resize(p.procs.size());
+  p.cpu4.resize(p.procs.size());
+  add_cpu(p.cpu1, c0, c1);
+  add_cpu(p.cpu4, c1, c2);
+  p.gib1 += static_cast<double>(bytes) / (1ull << 30);
+  p.gib4 += static_cast<double>(bytes / 4 * 4) / (1ull << 30);
+}
+
+void measure_round_trips(path& p, int rounds) {
+  p.cpu_rtt.resize(p.procs.size());
+  auto c0 = cpu_now(p);
+  auto l = ping_pong(p.port, rounds);
+  auto c1 = cpu_now(p);
+  p.p50.push_back(l.p50_us);
+  p.p99.push_back(l.p99_us);
+  p.p999.push_back(l.p999_us);
+  p.rtts += rounds + ping_pong_warmup;
+  add_cpu(p.cpu_rtt, c0, c1);
+}
+
+void measure_conn_rate(path& p, double conn_s) {
+  p.cpu_conn.resize(p.procs.size());
+  if (conn_s <= 0)
+    return;
+  uint64_t failed = 0;
+  auto c0 = cpu_now(p);
+  auto t0 = clock_type::now();
+  p.cps.push_back(conn_rate(p.port, 32, conn_s, failed));
+  auto c1 = cpu_now(p);
+  p.conns += p.cps.back() * seconds_since(t0);
+  add_cpu(p.cpu_conn, c0, c1);
+  p.conn_failed += failed;
+  sleep_ms(200);
+}
+
+/// Idle sessions first, on fresh processes; then the runs, interleaved
+/// across paths so that each sees the same machine.
+void measure(std::vector<path>& paths, const run_options& o) {
   sleep_ms(500);
-  live([&](path& p) { p.rss_idle_kib = rss_now(p); });
-
-  // Idle sessions first, on fresh processes.
-  for (int n : sessions)
-    live([&](path& p) {
-      if (p.variant)
-        return;
-      std::fprintf(stderr, "drtp-bench: %-8s %d idle sessions\n", p.key.c_str(), n);
-      idle_figure f;
-      f.wanted = n;
-      f.rss_before_kib = rss_now(p);
-      auto t0 = clock_type::now();
-      idle_visitors visitors;
-      f.established = visitors.open(p.port, n, idle_budget, f.failed);
-      f.open_s = seconds_since(t0);
-      sleep_ms(300);
-      f.rss_after_kib = rss_now(p);
-      visitors.close();
-      p.idle.push_back(f);
-      sleep_ms(500); // let the path tear them down
+  for_each_live(paths, [&](path& p) { p.rss_idle_kib = rss_now(p); });
+  for (int n : o.sessions)
+    for_each_live(paths, [&](path& p) {
+      if (!p.variant)
+        measure_idle(p, n, o.idle_budget_s);
     });
-
-  // Runs, interleaved across paths so that each sees the same machine.
-  for (int r = 0; r < runs; ++r) {
-    std::fprintf(stderr, "drtp-bench: run %d/%d\n", r + 1, runs);
-    live([&](path& p) {
-      auto c0 = cpu_now(p);
-      p.gbps1.push_back(throughput_gbps(p.port, bytes, 1));
-      auto c1 = cpu_now(p);
-      p.gbps4.push_back(throughput_gbps(p.port, bytes, 4));
-      auto c2 = cpu_now(p);
-      p.cpu1.resize(p.procs.size());
-      p.cpu4.resize(p.procs.size());
-      for (size_t i = 0; i < p.procs.size(); ++i) {
-        p.cpu1[i] += c1[i] - c0[i];
-        p.cpu4[i] += c2[i] - c1[i];
-      }
-      p.gib1 += static_cast<double>(bytes) / (1ull << 30);
-      p.gib4 += static_cast<double>(bytes / 4 * 4) / (1ull << 30);
-      p.cpu_rtt.resize(p.procs.size());
-      p.cpu_conn.resize(p.procs.size());
-      auto c3 = cpu_now(p);
-      auto l = ping_pong(p.port, rounds);
-      auto c4 = cpu_now(p);
-      p.p50.push_back(l.p50_us);
-      p.p99.push_back(l.p99_us);
-      p.p999.push_back(l.p999_us);
-      p.rtts += rounds + ping_pong_warmup;
-      for (size_t i = 0; i < p.procs.size(); ++i)
-        p.cpu_rtt[i] += c4[i] - c3[i];
-      if (conn_s > 0) {
-        uint64_t failed = 0;
-        auto c5 = cpu_now(p);
-        auto t5 = clock_type::now();
-        p.cps.push_back(conn_rate(p.port, 32, conn_s, failed));
-        auto c6 = cpu_now(p);
-        p.conns += p.cps.back() * seconds_since(t5);
-        for (size_t i = 0; i < p.procs.size(); ++i)
-          p.cpu_conn[i] += c6[i] - c5[i];
-        p.conn_failed += failed;
-        sleep_ms(200);
-      }
+  for (int r = 0; r < o.runs; ++r) {
+    std::fprintf(stderr, "drtp-bench: run %d/%d\n", r + 1, o.runs);
+    for_each_live(paths, [&](path& p) {
+      measure_throughput(p, o.bytes);
+      measure_round_trips(p, o.rounds);
+      measure_conn_rate(p, o.conn_s);
     });
   }
-  double total_s = seconds_since(t_start);
+}
 
-  // ------------------------------------------------------------ report
-  const path* direct = nullptr;
-  const path* hap = nullptr;
-  for (auto& p : paths) {
-    if (p.key == "direct" && p.na.empty())
-      direct = &p;
-    if (p.key == "haproxy" && p.na.empty())
-      hap = &p;
-  }
+/// The measured path with this key, or nullptr.
+const path* measured(const std::vector<path>& paths, const std::string& key) {
+  for (auto& p : paths)
+    if (p.key == key && p.na.empty())
+      return &p;
+  return nullptr;
+}
+
+void print_figures(const std::vector<path>& paths, const run_options& o,
+                   double total_s) {
+  const path* direct = measured(paths, "direct");
+  const path* hap = measured(paths, "haproxy");
   auto S = [](const std::vector<double>& v) { return summarize(v); };
   std::printf("\n%d run(s) in %.0f s; %.0f MiB per throughput run (4 streams: "
               "%.0f MiB each); %d round trips of 64 B; new connections: 32 "
               "threads for %.1f s\n\n",
-              runs, total_s, bytes / 1048576.0, bytes / 4 / 1048576.0, rounds,
-              conn_s);
+              o.runs, total_s, o.bytes / 1048576.0, o.bytes / 4 / 1048576.0,
+              o.rounds, o.conn_s);
   std::printf("| path | 1 stream Gb/s | 4 streams Gb/s | RTT p50 us | p99 us | "
               "p999 us | new conn/s | 1 st. / direct | 1 st. / haproxy | "
               "p50 / haproxy | conn/s / haproxy |\n");
@@ -1142,7 +1180,7 @@ int cmd_run(cli::args& a) {
     }
     auto g1 = S(p.gbps1), g4 = S(p.gbps4), l50 = S(p.p50), l99 = S(p.p99),
          l999 = S(p.p999), c = S(p.cps);
-    std::string cps = conn_s > 0 ? cell(c, "%.0f", true) : "–";
+    std::string cps = o.conn_s > 0 ? cell(c, "%.0f", true) : "–";
     if (p.conn_failed)
       cps += " [" + std::to_string(p.conn_failed) + " failed]";
     std::printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
@@ -1152,99 +1190,137 @@ int cmd_run(cli::args& a) {
                 cps.c_str(), direct ? ratio(g1, S(direct->gbps1)).c_str() : "–",
                 hap ? ratio(g1, S(hap->gbps1)).c_str() : "–",
                 hap ? ratio(l50, S(hap->p50)).c_str() : "–",
-                hap && conn_s > 0 ? ratio(c, S(hap->cps)).c_str() : "–");
+                hap && o.conn_s > 0 ? ratio(c, S(hap->cps)).c_str() : "–");
   }
-  print_processes(paths, sessions);
-  print_targets(paths, hap, conn_s > 0);
+  print_processes(paths, o.sessions);
+  print_targets(paths, hap, o.conn_s > 0);
+}
 
-  bool sane = true;
+/// direct and DRTP public must have moved bytes and answered round trips.
+bool sane(const std::vector<path>& paths) {
   for (auto& p : paths)
     if (p.na.empty() && (p.key == "direct" || p.key == "drtp")
-        && (!S(p.gbps1).ok || !S(p.p50).ok))
-      sane = false;
+        && (!summarize(p.gbps1).ok || !summarize(p.p50).ok))
+      return false;
+  return true;
+}
 
-  if (json_opt) {
-    std::string j = "{\n  \"runs\": " + std::to_string(runs)
-                     + ", \"bytes\": " + std::to_string(bytes)
-                     + ", \"rounds\": " + std::to_string(rounds)
-                     + ", \"conn_seconds\": " + json_num(conn_s)
-                     + ", \"conn_threads\": 32, \"seconds\": " + json_num(total_s)
-                     + ",\n  \"paths\": [\n";
-    for (size_t k = 0; k < paths.size(); ++k) {
-      auto& p = paths[k];
-      j += "    {\"key\": " + json_str(p.key) + ", \"name\": " + json_str(p.name);
-      if (!p.na.empty()) {
-        j += ", \"na\": " + json_str(p.na) + "}";
-      } else {
-        j += ", \"port\": " + std::to_string(p.port);
-        j += ",\n     \"gbps_1\": " + json_stats(S(p.gbps1)) + ", \"gbps_1_runs\": "
-             + json_list(p.gbps1);
-        j += ",\n     \"gbps_4\": " + json_stats(S(p.gbps4)) + ", \"gbps_4_runs\": "
-             + json_list(p.gbps4);
-        j += ",\n     \"rtt_p50_us\": " + json_stats(S(p.p50))
-             + ", \"rtt_p99_us\": " + json_stats(S(p.p99))
-             + ", \"rtt_p999_us\": " + json_stats(S(p.p999));
-        j += ",\n     \"conn_per_s\": " + json_stats(S(p.cps))
-             + ", \"conn_per_s_runs\": " + json_list(p.cps)
-             + ", \"conn_failed\": " + std::to_string(p.conn_failed);
-        std::string rels;
-        auto rel = [&](const char* name, const path* base, const std::vector<double>& a,
-                       const std::vector<double>& b) {
-          auto sa = S(a), sb = S(b);
-          if (base && sa.ok && sb.ok && sb.median > 0)
-            rels += std::string(rels.empty() ? "" : ", ") + "\"" + name
-                    + "\": " + json_num(sa.median / sb.median);
-        };
-        if (direct) {
-          rel("gbps_1_vs_direct", direct, p.gbps1, direct->gbps1);
-          rel("gbps_4_vs_direct", direct, p.gbps4, direct->gbps4);
-          rel("rtt_p50_vs_direct", direct, p.p50, direct->p50);
-          rel("conn_per_s_vs_direct", direct, p.cps, direct->cps);
-        }
-        if (hap) {
-          rel("gbps_1_vs_haproxy", hap, p.gbps1, hap->gbps1);
-          rel("gbps_4_vs_haproxy", hap, p.gbps4, hap->gbps4);
-          rel("rtt_p50_vs_haproxy", hap, p.p50, hap->p50);
-          rel("conn_per_s_vs_haproxy", hap, p.cps, hap->cps);
-        }
-        j += ",\n     \"ratios\": {" + rels + "}";
-        j += ",\n     \"processes\": [";
-        for (size_t i = 0; i < p.procs.size(); ++i) {
-          j += std::string(i ? ", " : "") + "\n       {\"name\": "
-               + json_str(p.procs[i].label) + ", \"rss_idle_kib\": "
-               + std::to_string(p.rss_idle_kib[i]) + ", \"cpu_s_per_gib_1\": "
-               + json_num(p.gib1 > 0 ? p.cpu1[i] / p.gib1 : 0)
-               + ", \"cpu_s_per_gib_4\": "
-               + json_num(p.gib4 > 0 ? p.cpu4[i] / p.gib4 : 0)
-               + ", \"cpu_us_per_round_trip\": "
-               + json_num(p.rtts > 0 ? p.cpu_rtt[i] / p.rtts * 1e6 : 0)
-               + ", \"cpu_us_per_new_conn\": "
-               + json_num(p.conns > 0 ? p.cpu_conn[i] / p.conns * 1e6 : 0)
-               + ", \"idle_sessions\": [";
-          for (size_t q = 0; q < p.idle.size(); ++q) {
-            auto& f = p.idle[q];
-            double per = kib_per_session(p, f, i);
-            j += std::string(q ? ", " : "") + "{\"wanted\": "
-                 + std::to_string(f.wanted) + ", \"established\": "
-                 + std::to_string(f.established) + ", \"failed\": "
-                 + std::to_string(f.failed) + ", \"open_s\": " + json_num(f.open_s)
-                 + ", \"rss_before_kib\": " + std::to_string(f.rss_before_kib[i])
-                 + ", \"rss_kib\": " + std::to_string(f.rss_after_kib[i])
-                 + ", \"kib_per_session\": " + json_num(per) + "}";
-          }
-          j += "]}";
-        }
-        j += "]}";
-      }
-      j += k + 1 < paths.size() ? ",\n" : "\n";
-    }
-    j += "  ]\n}\n";
-    std::fflush(stdout); // the tables first, when both go to one file
-    if (!write_text(*json_opt, j))
-      std::fprintf(stderr, "drtp-bench: cannot write %s\n", json_opt->c_str());
-    else
-      std::fprintf(stderr, "drtp-bench: figures written to %s\n", json_opt->c_str());
+/// `p`'s medians over those of `direct` and haproxy, as a JSON object's body.
+std::string json_ratios(const path& p, const path* direct, const path* hap) {
+  std::string rels;
+  auto rel = [&](const char* name, const std::vector<double>& a,
+                 const std::vector<double>& b) {
+    auto sa = summarize(a), sb = summarize(b);
+    if (sa.ok && sb.ok && sb.median > 0)
+      rels += std::string(rels.empty() ? "" : ", ") + "\"" + name
+              + "\": " + json_num(sa.median / sb.median);
+  };
+  if (direct) {
+    rel("gbps_1_vs_direct", p.gbps1, direct->gbps1);
+    rel("gbps_4_vs_direct", p.gbps4, direct->gbps4);
+    rel("rtt_p50_vs_direct", p.p50, direct->p50);
+    rel("conn_per_s_vs_direct", p.cps, direct->cps);
   }
+  if (hap) {
+    rel("gbps_1_vs_haproxy", p.gbps1, hap->gbps1);
+    rel("gbps_4_vs_haproxy", p.gbps4, hap->gbps4);
+    rel("rtt_p50_vs_haproxy", p.p50, hap->p50);
+    rel("conn_per_s_vs_haproxy", p.cps, hap->cps);
+  }
+  return rels;
+}
+
+/// Process `i` of `p`: its memory, CPU per unit of work and idle batches.
+std::string json_process(const path& p, size_t i) {
+  std::string j = "\n       {\"name\": " + json_str(p.procs[i].label)
+                  + ", \"rss_idle_kib\": " + std::to_string(p.rss_idle_kib[i])
+                  + ", \"cpu_s_per_gib_1\": "
+                  + json_num(p.gib1 > 0 ? p.cpu1[i] / p.gib1 : 0)
+                  + ", \"cpu_s_per_gib_4\": "
+                  + json_num(p.gib4 > 0 ? p.cpu4[i] / p.gib4 : 0)
+                  + ", \"cpu_us_per_round_trip\": "
+                  + json_num(p.rtts > 0 ? p.cpu_rtt[i] / p.rtts * 1e6 : 0)
+                  + ", \"cpu_us_per_new_conn\": "
+                  + json_num(p.conns > 0 ? p.cpu_conn[i] / p.conns * 1e6 : 0)
+                  + ", \"idle_sessions\": [";
+  for (size_t q = 0; q < p.idle.size(); ++q) {
+    auto& f = p.idle[q];
+    double per = kib_per_session(p, f, i);
+    j += std::string(q ? ", " : "") + "{\"wanted\": " + std::to_string(f.wanted)
+         + ", \"established\": " + std::to_string(f.established)
+         + ", \"failed\": " + std::to_string(f.failed)
+         + ", \"open_s\": " + json_num(f.open_s)
+         + ", \"rss_before_kib\": " + std::to_string(f.rss_before_kib[i])
+         + ", \"rss_kib\": " + std::to_string(f.rss_after_kib[i])
+         + ", \"kib_per_session\": " + json_num(per) + "}";
+  }
+  return j + "]}";
+}
+
+std::string json_path(const path& p, const path* direct, const path* hap) {
+  std::string j = "    {\"key\": " + json_str(p.key) + ", \"name\": " + json_str(p.name);
+  if (!p.na.empty())
+    return j + ", \"na\": " + json_str(p.na) + "}";
+  j += ", \"port\": " + std::to_string(p.port);
+  j += ",\n     \"gbps_1\": " + json_stats(summarize(p.gbps1))
+       + ", \"gbps_1_runs\": " + json_list(p.gbps1);
+  j += ",\n     \"gbps_4\": " + json_stats(summarize(p.gbps4))
+       + ", \"gbps_4_runs\": " + json_list(p.gbps4);
+  j += ",\n     \"rtt_p50_us\": " + json_stats(summarize(p.p50))
+       + ", \"rtt_p99_us\": " + json_stats(summarize(p.p99))
+       + ", \"rtt_p999_us\": " + json_stats(summarize(p.p999));
+  j += ",\n     \"conn_per_s\": " + json_stats(summarize(p.cps))
+       + ", \"conn_per_s_runs\": " + json_list(p.cps)
+       + ", \"conn_failed\": " + std::to_string(p.conn_failed);
+  j += ",\n     \"ratios\": {" + json_ratios(p, direct, hap) + "}";
+  j += ",\n     \"processes\": [";
+  for (size_t i = 0; i < p.procs.size(); ++i)
+    j += std::string(i ? ", " : "") + json_process(p, i);
+  return j + "]}";
+}
+
+void write_json(const std::string& file, const std::vector<path>& paths,
+                const run_options& o, double total_s) {
+  const path* direct = measured(paths, "direct");
+  const path* hap = measured(paths, "haproxy");
+  std::string j = "{\n  \"runs\": " + std::to_string(o.runs)
+                  + ", \"bytes\": " + std::to_string(o.bytes)
+                  + ", \"rounds\": " + std::to_string(o.rounds)
+                  + ", \"conn_seconds\": " + json_num(o.conn_s)
+                  + ", \"conn_threads\": 32, \"seconds\": " + json_num(total_s)
+                  + ",\n  \"paths\": [\n";
+  for (size_t k = 0; k < paths.size(); ++k)
+    j += json_path(paths[k], direct, hap) + (k + 1 < paths.size() ? ",\n" : "\n");
+  j += "  ]\n}\n";
+  std::fflush(stdout); // the tables first, when both go to one file
+  if (!write_text(file, j))
+    std::fprintf(stderr, "drtp-bench: cannot write %s\n", file.c_str());
+  else
+    std::fprintf(stderr, "drtp-bench: figures written to %s\n", file.c_str());
+}
+
+} // namespace
+
+int cmd_run(cli::args& a) {
+  auto o = parse_run_options(a);
+  // 10 000 idle sessions take 20 000+ descriptors here; drtp-pop, drtp,
+  // haproxy and sshd are children and inherit the limit.
+  raise_nofile();
+  auto t_start = clock_type::now();
+  char tmpl[] = "/tmp/drtp-bench-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::vector<std::unique_ptr<process>> children;
+  sock::epoll_server service;
+  setup_ctx ctx{dir, self_dir(), service.port(), &children};
+  for (int n : o.sessions)
+    ctx.sessions_max = std::max(ctx.sessions_max, n);
+
+  auto paths = setup_paths(ctx, o.want);
+  measure(paths, o);
+  double total_s = seconds_since(t_start);
+  print_figures(paths, o, total_s);
+  if (o.json)
+    write_json(*o.json, paths, o, total_s);
 
   // Stop in reverse order of start (ssh before sshd, agent before POP).
   while (!children.empty())
@@ -1252,7 +1328,7 @@ int cmd_run(cli::args& a) {
   service.stop();
   std::string cmd = "rm -rf " + dir;
   (void) std::system(cmd.c_str());
-  return sane ? 0 : 1;
+  return sane(paths) ? 0 : 1;
 }
 
 } // namespace drtp::bench
