@@ -731,6 +731,72 @@ double kib_per_session(const path& p, const idle_figure& f, size_t proc) {
          / f.established;
 }
 
+/// The rows of the targets table: a target, this run's figure, whether it
+/// is met, and the same figure for each of DRTP's shapes built from haproxy.
+struct target_rows {
+  size_t shapes = 0;
+  std::vector<std::string> lines;
+
+  void add(const std::string& target, const std::string& shown, bool met,
+           std::vector<std::string> others = {}) {
+    others.resize(shapes, "–");
+    std::string r = "| " + target + " | " + shown + " | " + (met ? "yes" : "no");
+    for (auto& o : others)
+      r += " | " + o;
+    lines.push_back(r + " |\n");
+  }
+};
+
+/// DRTP's medians against haproxy's, and the shapes' beside them.
+void add_haproxy_rows(target_rows& rows, const path& drtp,
+                      const std::vector<const path*>& shapes, const path& hap,
+                      bool conns) {
+  auto vs_haproxy = [&](const char* target, std::vector<double> path::*figure,
+                        double bound, bool at_least) {
+    auto of = [&](const path& p) {
+      return median_ratio(summarize(p.*figure), summarize(hap.*figure));
+    };
+    auto meets = [&](double r) { return at_least ? r >= bound : r <= bound; };
+    double r = of(drtp);
+    if (r != r)
+      return;
+    std::vector<std::string> others;
+    for (auto* shape : shapes) {
+      double f = of(*shape);
+      others.push_back(f == f ? fmt("%.2fx", f) + (meets(f) ? " (met)" : "") : "–");
+    }
+    rows.add(target, fmt("%.2fx", r), meets(r), others);
+  };
+  vs_haproxy("1 stream >= 1.0x haproxy", &path::gbps1, 1.0, true);
+  vs_haproxy("4 streams >= 0.8x haproxy", &path::gbps4, 0.8, true);
+  vs_haproxy("RTT p50 <= 1.0x haproxy", &path::p50, 1.0, false);
+  vs_haproxy("RTT p99 <= 1.2x haproxy", &path::p99, 1.2, false);
+  if (conns)
+    vs_haproxy("new conn/s >= 1.0x haproxy", &path::cps, 1.0, true);
+}
+
+/// The memory targets, from DRTP's batches of idle sessions.
+void add_idle_rows(target_rows& rows, const path& drtp) {
+  for (auto& f : drtp.idle) {
+    if (f.established <= 0)
+      continue;
+    double worst_kib = 0, total_mib = 0;
+    for (size_t i = 0; i < drtp.procs.size(); ++i) {
+      worst_kib = std::max(worst_kib, kib_per_session(drtp, f, i));
+      total_mib += f.rss_after_kib[i] / 1024.0;
+    }
+    rows.add("<= 16 KiB per idle session (" + std::to_string(f.established) + ")",
+             fmt("%.1f KiB per side", worst_kib), worst_kib <= 16.0);
+    if (f.wanted == 10000) {
+      bool all = f.established == f.wanted;
+      rows.add("10 000 sessions in <= 300 MiB (POP + agent)",
+               fmt("%.1f MiB", total_mib)
+                 + (all ? "" : " (only " + std::to_string(f.established) + " opened)"),
+               all && total_mib <= 300.0);
+    }
+  }
+}
+
 /// The targets for the DRTP public path, each against this run's
 /// medians. Figures to read, not a verdict on the code: timings never fail
 /// a test.
@@ -747,60 +813,12 @@ void print_targets(const std::vector<path>& paths, const path* hap, bool conns) 
   }
   if (drtp == nullptr)
     return;
-  std::vector<std::string> rows;
-  auto row = [&rows, &shapes](const std::string& target, const std::string& shown,
-                              bool met, std::vector<std::string> others = {}) {
-    others.resize(shapes.size(), "–");
-    std::string r = "| " + target + " | " + shown + " | " + (met ? "yes" : "no");
-    for (auto& o : others)
-      r += " | " + o;
-    rows.push_back(r + " |\n");
-  };
-  auto vs_haproxy = [&](const char* target,
-                        std::vector<double> path::*figure, double bound,
-                        bool at_least) {
-    auto of = [&](const path& p) {
-      return median_ratio(summarize(p.*figure), summarize(hap->*figure));
-    };
-    auto meets = [&](double r) { return at_least ? r >= bound : r <= bound; };
-    double r = of(*drtp);
-    if (r != r)
-      return;
-    std::vector<std::string> others;
-    for (auto* shape : shapes) {
-      double f = of(*shape);
-      others.push_back(f == f ? fmt("%.2fx", f) + (meets(f) ? " (met)" : "")
-                              : "–");
-    }
-    row(target, fmt("%.2fx", r), meets(r), others);
-  };
-  if (hap != nullptr) {
-    vs_haproxy("1 stream >= 1.0x haproxy", &path::gbps1, 1.0, true);
-    vs_haproxy("4 streams >= 0.8x haproxy", &path::gbps4, 0.8, true);
-    vs_haproxy("RTT p50 <= 1.0x haproxy", &path::p50, 1.0, false);
-    vs_haproxy("RTT p99 <= 1.2x haproxy", &path::p99, 1.2, false);
-    if (conns)
-      vs_haproxy("new conn/s >= 1.0x haproxy", &path::cps, 1.0, true);
-  }
-  for (auto& f : drtp->idle) {
-    if (f.established <= 0)
-      continue;
-    double worst_kib = 0, total_mib = 0;
-    for (size_t i = 0; i < drtp->procs.size(); ++i) {
-      worst_kib = std::max(worst_kib, kib_per_session(*drtp, f, i));
-      total_mib += f.rss_after_kib[i] / 1024.0;
-    }
-    row("<= 16 KiB per idle session (" + std::to_string(f.established) + ")",
-        fmt("%.1f KiB per side", worst_kib), worst_kib <= 16.0);
-    if (f.wanted == 10000) {
-      bool all = f.established == f.wanted;
-      row("10 000 sessions in <= 300 MiB (POP + agent)",
-          fmt("%.1f MiB", total_mib)
-            + (all ? "" : " (only " + std::to_string(f.established) + " opened)"),
-          all && total_mib <= 300.0);
-    }
-  }
-  if (rows.empty())
+  target_rows rows;
+  rows.shapes = shapes.size();
+  if (hap != nullptr)
+    add_haproxy_rows(rows, *drtp, shapes, *hap, conns);
+  add_idle_rows(rows, *drtp);
+  if (rows.lines.empty())
     return; // neither haproxy nor idle sessions measured
   std::printf("\nDRTP public against its targets in this run%s:\n\n",
               hap == nullptr ? " (no haproxy measured: no ratios)" : "");
@@ -815,7 +833,7 @@ void print_targets(const std::vector<path>& paths, const path* hap, bool conns) 
                 "haproxy relays:\nwhat each target asks of any design with a "
                 "relay on each side.\n\n");
   std::printf("%s\n%s\n", head.c_str(), rule.c_str());
-  for (auto& r : rows)
+  for (auto& r : rows.lines)
     std::fputs(r.c_str(), stdout);
 }
 

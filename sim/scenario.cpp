@@ -605,43 +605,55 @@ bool scenario_report::ok() const {
   return true;
 }
 
-std::string validate(const scenario_spec& s) {
+namespace {
+
+/// The names a scenario defines, collected as validate() checks them.
+struct names {
   std::set<std::string> hosts{visitors_host};
   std::set<std::string> pops;
+  std::set<std::string> services;
+};
+
+std::string validate_pops_and_services(const scenario_spec& s, names& n) {
   if (s.pops.empty())
     return "a scenario needs at least one POP";
   if (s.services.empty())
     return "a scenario needs at least one service";
   for (auto& p : s.pops) {
-    if (p.name.empty() || !hosts.insert(p.name).second)
+    if (p.name.empty() || !n.hosts.insert(p.name).second)
       return "POP name '" + p.name + "' is empty or used twice";
-    pops.insert(p.name);
+    n.pops.insert(p.name);
   }
-  std::set<std::string> services;
   std::set<uint16_t> ports;
   for (auto& svc : s.services) {
-    if (svc.name.empty() || !services.insert(svc.name).second)
+    if (svc.name.empty() || !n.services.insert(svc.name).second)
       return "service name '" + svc.name + "' is empty or used twice";
     if (svc.public_port == tunnel_port || !ports.insert(svc.public_port).second)
       return "service '" + svc.name + "' has a public port that is taken";
   }
-  // Agents and patch-panel clients are both failover controllers on a host.
-  auto check_controller = [&](const std::string& kind, const std::string& name,
-                              const std::string& service, uint32_t tunnels,
-                              const std::vector<std::string>& pop_names) {
-    if (name.empty() || !hosts.insert(name).second)
-      return kind + " name '" + name + "' is empty or used twice";
-    if (!services.count(service))
-      return kind + " '" + name + "' names unknown service '" + service + "'";
-    if (tunnels < 1 || tunnels > tunnels_target_max)
-      return kind + " '" + name + "': tunnels must be 1-3";
-    for (auto& p : pop_names)
-      if (!pops.count(p))
-        return kind + " '" + name + "' names unknown POP '" + p + "'";
-    return std::string{};
-  };
+  return "";
+}
+
+/// Agents and patch-panel clients are both failover controllers on a host.
+std::string validate_controller(names& n, const std::string& kind,
+                                const std::string& name, const std::string& service,
+                                uint32_t tunnels,
+                                const std::vector<std::string>& pop_names) {
+  if (name.empty() || !n.hosts.insert(name).second)
+    return kind + " name '" + name + "' is empty or used twice";
+  if (!n.services.count(service))
+    return kind + " '" + name + "' names unknown service '" + service + "'";
+  if (tunnels < 1 || tunnels > tunnels_target_max)
+    return kind + " '" + name + "': tunnels must be 1-3";
+  for (auto& p : pop_names)
+    if (!n.pops.count(p))
+      return kind + " '" + name + "' names unknown POP '" + p + "'";
+  return "";
+}
+
+std::string validate_hosts(const scenario_spec& s, names& n) {
   for (auto& a : s.agents)
-    if (auto err = check_controller("agent", a.name, a.service, a.tunnels, a.pops);
+    if (auto err = validate_controller(n, "agent", a.name, a.service, a.tunnels, a.pops);
         !err.empty())
       return err;
   std::set<std::string> principals;
@@ -649,36 +661,39 @@ std::string validate(const scenario_spec& s) {
     if (p.name.empty() || !principals.insert(p.name).second)
       return "principal name '" + p.name + "' is empty or used twice";
   for (auto& c : s.clients)
-    if (auto err = check_controller("client", c.name, c.service, c.tunnels, c.pops);
+    if (auto err = validate_controller(n, "client", c.name, c.service, c.tunnels, c.pops);
         !err.empty())
       return err;
   for (auto& l : s.links)
-    if (!hosts.count(l.a) || !hosts.count(l.b))
+    if (!n.hosts.count(l.a) || !n.hosts.count(l.b))
       return "link " + l.a + " - " + l.b + " names an unknown host";
+  return "";
+}
+
+std::string validate_workload(const scenario_spec& s, const names& n) {
   for (auto& w : s.workload) {
-    if (!services.count(w.service))
+    if (!n.services.count(w.service))
       return "workload for unknown service '" + w.service + "'";
-    if (!w.pop.empty() && !pops.count(w.pop))
+    if (!w.pop.empty() && !n.pops.count(w.pop))
       return "workload names unknown POP '" + w.pop + "'";
-    if (!w.via.empty()) {
-      bool found = false;
-      for (auto& c : s.clients)
-        found = found || c.name == w.via;
-      if (!found)
-        return "workload goes via unknown client '" + w.via + "'";
-    }
+    if (!w.via.empty() && client_named(s, w.via) == nullptr)
+      return "workload goes via unknown client '" + w.via + "'";
     if (w.count > 100000)
       return "workload count above 100000";
   }
+  return "";
+}
+
+std::string validate_faults(const scenario_spec& s, const names& n) {
   for (auto& f : s.faults) {
-    if (!hosts.count(f.a))
+    if (!n.hosts.count(f.a))
       return std::string(to_string(f.kind)) + " names unknown host '" + f.a + "'";
     bool pair = f.kind == fault_kind::partition || f.kind == fault_kind::heal
                 || f.kind == fault_kind::latency_spike
                 || f.kind == fault_kind::loss_burst;
-    if (pair && !hosts.count(f.b))
+    if (pair && !n.hosts.count(f.b))
       return std::string(to_string(f.kind)) + " needs a second host, got '" + f.b + "'";
-    if (f.kind == fault_kind::drain && !pops.count(f.a))
+    if (f.kind == fault_kind::drain && !n.pops.count(f.a))
       return "drain names '" + f.a + "', which is not a POP";
     if (f.kind == fault_kind::clock_skew && (f.rate < 0.5 || f.rate > 2.0))
       return "clock skew rate must be between 0.5 and 2";
@@ -688,6 +703,19 @@ std::string validate(const scenario_spec& s) {
       return "an expectation refers to fault " + std::to_string(e.fault)
              + ", but there are only " + std::to_string(s.faults.size());
   return "";
+}
+
+} // namespace
+
+std::string validate(const scenario_spec& s) {
+  names n;
+  if (auto err = validate_pops_and_services(s, n); !err.empty())
+    return err;
+  if (auto err = validate_hosts(s, n); !err.empty())
+    return err;
+  if (auto err = validate_workload(s, n); !err.empty())
+    return err;
+  return validate_faults(s, n);
 }
 
 scenario_report run_scenario(const scenario_spec& s, uint64_t seed,
