@@ -190,15 +190,13 @@ void announce(const options& o, const char* me, const agent_params& ap) {
 
 /// Prints the agent's news until a signal or a fatal error; the exit code.
 int report_events(caf::scoped_actor& self, const char* me) {
-  int rc = 0;
-  bool running = true;
-  while (running && !cli::stop_requested()) {
+  int rc = 0; // 1 once the agent reports a fatal error, which ends the loop
+  while (rc == 0 && !cli::stop_requested()) {
     self->receive(
       [&](agent_event& ev) {
         if (ev.kind == agent_event::fatal) {
           std::fprintf(stderr, "%s: error: %s\n", me, ev.what.c_str());
           rc = 1;
-          running = false;
         } else if (ev.kind == agent_event::up || ev.kind == agent_event::listening) {
           std::printf("%s: %s\n", me, ev.what.c_str());
           std::fflush(stdout);
