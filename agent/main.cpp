@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <unistd.h>
 
 #include "actors/agent.hpp"
@@ -64,115 +65,138 @@ survives the death of the POP carrying it: it resumes through another POP
 without losing a byte, for up to --resume-timeout seconds (default 30).
 )";
 
-int serve(drtp::cli::args& a, bool connect) {
-  using namespace drtp;
-  auto listen = connect ? a.value("--listen") : std::nullopt;
-  auto principal = connect ? a.value("--principal") : std::nullopt;
-  auto resume_timeout = a.value("--resume-timeout");
-  auto pops = a.values("--pop");
-  auto tunnels = a.value("--tunnels");
-  auto service = a.value("--service");
-  auto local = connect ? std::nullopt : a.value("--local");
-  auto secret_file = a.value("--secret-file");
-  auto ca = a.value("--ca");
-  auto fp = a.value("--pop-fingerprint");
-  auto server_name = a.value("--server-name");
-  bool insecure = a.flag("--insecure");
-  auto agent_id = a.value("--agent-id");
-  int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
-  auto busy_poll_us = cli::busy_poll_us(a);
+using namespace drtp;
+
+/// The command line of `drtp serve` and `drtp connect`.
+struct options {
+  bool connect = false;
+  std::optional<std::string> listen, principal, resume_timeout, tunnels, service,
+    local, secret_file, ca, fp, server_name, agent_id;
+  std::vector<std::string> pops;
+  bool insecure = false;
+  int verbosity = 0;
+  uint32_t busy_poll_us = 0;
+};
+
+options parse_options(cli::args& a, bool connect) {
+  options o;
+  o.connect = connect;
+  o.listen = connect ? a.value("--listen") : std::nullopt;
+  o.principal = connect ? a.value("--principal") : std::nullopt;
+  o.resume_timeout = a.value("--resume-timeout");
+  o.pops = a.values("--pop");
+  o.tunnels = a.value("--tunnels");
+  o.service = a.value("--service");
+  o.local = connect ? std::nullopt : a.value("--local");
+  o.secret_file = a.value("--secret-file");
+  o.ca = a.value("--ca");
+  o.fp = a.value("--pop-fingerprint");
+  o.server_name = a.value("--server-name");
+  o.insecure = a.flag("--insecure");
+  o.agent_id = a.value("--agent-id");
+  o.verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
+  o.busy_poll_us = cli::busy_poll_us(a);
   a.finish();
-  if (connect && (pops.empty() || !service || !listen || !principal))
+  if (connect && (o.pops.empty() || !o.service || !o.listen || !o.principal))
     throw cli::error("connect needs --pop, --service, --listen and --principal "
                      "(see --help)");
-  if (!connect && (pops.empty() || !service || !local))
+  if (!connect && (o.pops.empty() || !o.service || !o.local))
     throw cli::error("serve needs --pop, --service and --local (see --help)");
-  agent_params ap;
-  ap.client = connect;
-  if (connect) {
-    cli::parse_host_port(*listen, "--listen", ap.listen_host, ap.listen_port);
-    ap.agent_id = *principal;
-  }
-  if (resume_timeout)
-    ap.resume_timeout_ms =
-      cli::parse_uint(*resume_timeout, "--resume-timeout", 1, 3600, "seconds") * 1000;
-  for (auto& spec : pops) {
-    pop_endpoint ep;
-    auto at = spec.find('@');
-    cli::parse_host_port(spec.substr(0, at), "--pop", ep.host, ep.port);
-    if (at != std::string::npos)
-      ep.region = spec.substr(at + 1);
-    ep.name = spec.substr(0, at);
-    ap.pops.push_back(std::move(ep));
-  }
-  if (tunnels)
-    ap.tunnels_target =
-      cli::parse_uint(*tunnels, "--tunnels", 1, tunnels_target_max, "POPs");
-  if (local)
-    cli::parse_host_port(*local, "--local", ap.local_host, ap.local_port);
-  ap.service = *service;
-  ap.key = net::derive_key(cli::read_secret(secret_file, "DRTP_SECRET"));
+  return o;
+}
+
+/// HOST:PORT[@REGION]
+pop_endpoint parse_pop(const std::string& spec) {
+  pop_endpoint ep;
+  auto at = spec.find('@');
+  cli::parse_host_port(spec.substr(0, at), "--pop", ep.host, ep.port);
+  if (at != std::string::npos)
+    ep.region = spec.substr(at + 1);
+  ep.name = spec.substr(0, at);
+  return ep;
+}
+
+/// How the POP's certificate is checked: one of --insecure,
+/// --pop-fingerprint or --ca, in that order of precedence.
+std::shared_ptr<net::tls_client_config> make_tls_config(const options& o) {
   auto tls = std::make_shared<net::tls_client_config>();
-  if (insecure) {
+  if (o.insecure) {
     tls->verify = false;
-  } else if (fp) {
-    auto hex = *fp;
+  } else if (o.fp) {
+    auto hex = *o.fp;
     if (hex.rfind("sha256:", 0) == 0)
       hex = hex.substr(7);
     if (!net::from_hex(hex, tls->fingerprint_sha256)
         || tls->fingerprint_sha256.size() != 32)
       throw cli::error("--pop-fingerprint must be sha256: and 64 hex digits");
-  } else if (ca) {
-    if (access(ca->c_str(), R_OK) != 0)
-      throw cli::error("cannot read CA file " + *ca + ": " + std::strerror(errno));
-    tls->ca_file = *ca;
-    if (server_name)
-      tls->server_name = *server_name; // else each POP's own host name
+  } else if (o.ca) {
+    if (access(o.ca->c_str(), R_OK) != 0)
+      throw cli::error("cannot read CA file " + *o.ca + ": " + std::strerror(errno));
+    tls->ca_file = *o.ca;
+    if (o.server_name)
+      tls->server_name = *o.server_name; // else each POP's own host name
   } else {
     throw cli::error("cannot verify the POP: pass --ca FILE or "
                      "--pop-fingerprint sha256:HEX (or --insecure for tests)");
   }
-  ap.tls = tls;
-  if (connect) {
+  return tls;
+}
+
+/// Everything of the agent's parameters that the command line decides.
+agent_params make_agent_params(const options& o) {
+  agent_params ap;
+  ap.client = o.connect;
+  if (o.connect) {
+    cli::parse_host_port(*o.listen, "--listen", ap.listen_host, ap.listen_port);
+    ap.agent_id = *o.principal;
+  }
+  if (o.resume_timeout)
+    ap.resume_timeout_ms =
+      cli::parse_uint(*o.resume_timeout, "--resume-timeout", 1, 3600, "seconds") * 1000;
+  for (auto& spec : o.pops)
+    ap.pops.push_back(parse_pop(spec));
+  if (o.tunnels)
+    ap.tunnels_target =
+      cli::parse_uint(*o.tunnels, "--tunnels", 1, tunnels_target_max, "POPs");
+  if (o.local)
+    cli::parse_host_port(*o.local, "--local", ap.local_host, ap.local_port);
+  ap.service = *o.service;
+  ap.key = net::derive_key(cli::read_secret(o.secret_file, "DRTP_SECRET"));
+  ap.tls = make_tls_config(o);
+  if (o.connect) {
     // the principal is the identity
-  } else if (agent_id) {
-    ap.agent_id = *agent_id;
+  } else if (o.agent_id) {
+    ap.agent_id = *o.agent_id;
   } else {
     char host[256] = {};
     gethostname(host, sizeof(host) - 1);
     ap.agent_id = host;
   }
+  return ap;
+}
 
-  cli::install_stop_signals();
-  net::runtime rt{net::make_stderr_tracer(verbosity), std::nullopt, busy_poll_us};
-  caf::scoped_actor self{rt.sys()};
-  ap.e.io = rt.io();
-  ap.e.trace = rt.trace();
-  ap.e.rng = net::make_system_entropy();
-  ap.e.crypto = net::make_openssl_crypto();
-  ap.e.host = "agent";
-  ap.observer = self;
+void announce(const options& o, const char* me, const agent_params& ap) {
   std::string via;
   for (auto& ep : ap.pops)
     via += (via.empty() ? "" : ", ") + ep.name;
-  const char* me = connect ? "drtp connect" : "drtp serve";
-  if (connect)
+  if (o.connect)
     std::printf("%s: service '%s' as principal '%s', via POP %s\n", me,
-                service->c_str(), principal->c_str(), via.c_str());
+                o.service->c_str(), o.principal->c_str(), via.c_str());
   else
-    std::printf("%s: service '%s' -> %s, via POP %s\n", me, service->c_str(),
-                local->c_str(), via.c_str());
+    std::printf("%s: service '%s' -> %s, via POP %s\n", me, o.service->c_str(),
+                o.local->c_str(), via.c_str());
   std::fflush(stdout);
-  spawn_agent(rt.sys(), std::move(ap));
-  int rc = 0;
-  bool running = true;
-  while (running && !cli::stop_requested()) {
+}
+
+/// Prints the agent's news until a signal or a fatal error; the exit code.
+int report_events(caf::scoped_actor& self, const char* me) {
+  int rc = 0; // 1 once the agent reports a fatal error, which ends the loop
+  while (rc == 0 && !cli::stop_requested()) {
     self->receive(
       [&](agent_event& ev) {
         if (ev.kind == agent_event::fatal) {
           std::fprintf(stderr, "%s: error: %s\n", me, ev.what.c_str());
           rc = 1;
-          running = false;
         } else if (ev.kind == agent_event::up || ev.kind == agent_event::listening) {
           std::printf("%s: %s\n", me, ev.what.c_str());
           std::fflush(stdout);
@@ -180,6 +204,26 @@ int serve(drtp::cli::args& a, bool connect) {
       },
       caf::after(std::chrono::milliseconds(200)) >> [] {});
   }
+  return rc;
+}
+
+int serve(cli::args& a, bool connect) {
+  auto o = parse_options(a, connect);
+  auto ap = make_agent_params(o);
+
+  cli::install_stop_signals();
+  net::runtime rt{net::make_stderr_tracer(o.verbosity), std::nullopt, o.busy_poll_us};
+  caf::scoped_actor self{rt.sys()};
+  ap.e.io = rt.io();
+  ap.e.trace = rt.trace();
+  ap.e.rng = net::make_system_entropy();
+  ap.e.crypto = net::make_openssl_crypto();
+  ap.e.host = "agent";
+  ap.observer = self;
+  const char* me = connect ? "drtp connect" : "drtp serve";
+  announce(o, me, ap);
+  spawn_agent(rt.sys(), std::move(ap));
+  int rc = report_events(self, me);
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc);

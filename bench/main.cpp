@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench/run.hpp"
+#include "bench/system.hpp"
 #include "cli/args.hpp"
 #include "cli/secrets.hpp"
 #include "cli/signals.hpp"
@@ -30,7 +31,8 @@
 namespace {
 
 using namespace drtp;
-using clock_type = std::chrono::steady_clock;
+using bench::clock_type;
+using bench::seconds_since;
 
 const char* usage = R"(drtp-bench - local service, checker and benchmark for DRTP
 
@@ -41,10 +43,6 @@ Usage:
       N concurrent visitors each send N random bytes, half-close, and check
       they get exactly those bytes back; prints a summary, exit 1 on failure
 )";
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
 
 struct check_result {
   int ok = 0;

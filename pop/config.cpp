@@ -47,19 +47,94 @@ std::string read_key(const std::string& path, const YAML::Node& n,
   fail(path, n, what + " needs 'secret_sha256' or 'secret_file'");
 }
 
-} // namespace
-
-config load_config(const std::string& path) {
-  YAML::Node root;
+YAML::Node load_yaml(const std::string& path) {
   try {
     std::ifstream probe{path};
     if (!probe)
       throw cli::error("cannot read config file " + path);
-    root = YAML::LoadFile(path);
+    return YAML::LoadFile(path);
   } catch (const YAML::Exception& e) {
     throw cli::error(path + ":" + std::to_string(e.mark.line + 1) + ": "
                      + e.msg);
   }
+}
+
+/// One entry of 'services'; `names` holds the names seen so far.
+service_config parse_service(const std::string& path, const YAML::Node& s,
+                             std::set<std::string>& names) {
+  if (!s.IsMap())
+    fail(path, s, "each service must be a map");
+  for (auto kv : s) {
+    auto key = kv.first.as<std::string>();
+    if (key != "name" && key != "secret_sha256" && key != "secret_file"
+        && key != "public" && key != "allow")
+      fail(path, kv.first, "unknown service key '" + key + "'");
+  }
+  service_config sc;
+  if (!s["name"])
+    fail(path, s, "service without 'name'");
+  sc.name = scalar(path, s["name"], "name");
+  if (sc.name.empty() || sc.name.size() > 128)
+    fail(path, s["name"], "service name must be 1-128 characters");
+  if (!names.insert(sc.name).second)
+    fail(path, s["name"], "service '" + sc.name + "' is listed twice");
+  sc.key = read_key(path, s, "service '" + sc.name + "'");
+  if (s["public"]) {
+    cli::parse_host_port(scalar(path, s["public"], "public"),
+                         path + ": public port of '" + sc.name + "'",
+                         sc.public_host, sc.public_port);
+  } else {
+    sc.is_public = false;
+  }
+  if (auto al = s["allow"]) {
+    if (!al.IsSequence())
+      fail(path, al, "'allow' must be a list of principals or group:NAME");
+    for (auto x : al)
+      sc.allow.push_back(scalar(path, x, "allow"));
+  }
+  if (!sc.is_public && sc.allow.empty())
+    fail(path, s, "service '" + sc.name
+                    + "' has no 'public' port and no 'allow' list: nobody "
+                      "could reach it");
+  return sc;
+}
+
+/// One entry of 'principals'; `names` holds the names seen so far.
+principal_config parse_principal(const std::string& path, const YAML::Node& p,
+                                 std::set<std::string>& names) {
+  if (!p.IsMap() || !p["name"])
+    fail(path, p, "each principal needs a 'name'");
+  for (auto kv : p) {
+    auto key = kv.first.as<std::string>();
+    if (key != "name" && key != "secret_sha256" && key != "secret_file"
+        && key != "groups" && key != "revoked")
+      fail(path, kv.first, "unknown principal key '" + key + "'");
+  }
+  principal_config pc;
+  pc.name = scalar(path, p["name"], "name");
+  if (pc.name.empty() || pc.name.size() > 128 || !names.insert(pc.name).second)
+    fail(path, p["name"], "principal names must be 1-128 characters and unique");
+  pc.key = read_key(path, p, "principal '" + pc.name + "'");
+  if (auto g = p["groups"]) {
+    if (!g.IsSequence())
+      fail(path, g, "'groups' must be a list");
+    for (auto x : g)
+      pc.groups.push_back(scalar(path, x, "groups"));
+  }
+  if (auto r = p["revoked"]) {
+    try {
+      pc.revoked = r.as<bool>();
+    } catch (const YAML::Exception&) {
+      fail(path, r, "'revoked' must be true or false");
+    }
+  }
+  return pc;
+}
+
+} // namespace
+
+config load_config(const std::string& path) {
+  YAML::Node root = load_yaml(path);
   config cfg;
   if (!root.IsMap())
     fail(path, root, "expected a map with 'listen' and 'services'");
@@ -82,77 +157,14 @@ config load_config(const std::string& path) {
   if (!services || !services.IsSequence() || services.size() == 0)
     fail(path, root, "'services' must list at least one service");
   std::set<std::string> names;
-  for (auto s : services) {
-    if (!s.IsMap())
-      fail(path, s, "each service must be a map");
-    for (auto kv : s) {
-      auto key = kv.first.as<std::string>();
-      if (key != "name" && key != "secret_sha256" && key != "secret_file"
-          && key != "public" && key != "allow")
-        fail(path, kv.first, "unknown service key '" + key + "'");
-    }
-    service_config sc;
-    if (!s["name"])
-      fail(path, s, "service without 'name'");
-    sc.name = scalar(path, s["name"], "name");
-    if (sc.name.empty() || sc.name.size() > 128)
-      fail(path, s["name"], "service name must be 1-128 characters");
-    if (!names.insert(sc.name).second)
-      fail(path, s["name"], "service '" + sc.name + "' is listed twice");
-    sc.key = read_key(path, s, "service '" + sc.name + "'");
-    if (s["public"]) {
-      cli::parse_host_port(scalar(path, s["public"], "public"),
-                           path + ": public port of '" + sc.name + "'",
-                           sc.public_host, sc.public_port);
-    } else {
-      sc.is_public = false;
-    }
-    if (auto al = s["allow"]) {
-      if (!al.IsSequence())
-        fail(path, al, "'allow' must be a list of principals or group:NAME");
-      for (auto x : al)
-        sc.allow.push_back(scalar(path, x, "allow"));
-    }
-    if (!sc.is_public && sc.allow.empty())
-      fail(path, s, "service '" + sc.name
-                      + "' has no 'public' port and no 'allow' list: nobody "
-                        "could reach it");
-    cfg.services.push_back(std::move(sc));
-  }
+  for (auto s : services)
+    cfg.services.push_back(parse_service(path, s, names));
   std::set<std::string> principal_names;
   if (auto ps = root["principals"]) {
     if (!ps.IsSequence())
       fail(path, ps, "'principals' must be a list");
-    for (auto p : ps) {
-      if (!p.IsMap() || !p["name"])
-        fail(path, p, "each principal needs a 'name'");
-      for (auto kv : p) {
-        auto key = kv.first.as<std::string>();
-        if (key != "name" && key != "secret_sha256" && key != "secret_file"
-            && key != "groups" && key != "revoked")
-          fail(path, kv.first, "unknown principal key '" + key + "'");
-      }
-      principal_config pc;
-      pc.name = scalar(path, p["name"], "name");
-      if (pc.name.empty() || pc.name.size() > 128
-          || !principal_names.insert(pc.name).second)
-        fail(path, p["name"], "principal names must be 1-128 characters and unique");
-      pc.key = read_key(path, p, "principal '" + pc.name + "'");
-      if (auto g = p["groups"]) {
-        if (!g.IsSequence())
-          fail(path, g, "'groups' must be a list");
-        for (auto x : g)
-          pc.groups.push_back(scalar(path, x, "groups"));
-      }
-      if (auto r = p["revoked"]) {
-        try {
-          pc.revoked = r.as<bool>();
-        } catch (const YAML::Exception&) {
-          fail(path, r, "'revoked' must be true or false");
-        }
-      }
-      cfg.principals.push_back(std::move(pc));
-    }
+    for (auto p : ps)
+      cfg.principals.push_back(parse_principal(path, p, principal_names));
   }
   return cfg;
 }

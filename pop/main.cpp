@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <sys/stat.h>
 #include <thread>
 
@@ -21,6 +22,7 @@
 #include "cli/secrets.hpp"
 #include "cli/signals.hpp"
 #include "net/runtime.hpp"
+#include "net/seam/assert.hpp"
 
 namespace {
 
@@ -66,114 +68,140 @@ other POPs, open sessions run to their end (at most the grace period), then
 it exits. A second SIGTERM, or SIGINT, stops it at once.
 )";
 
-int run(int argc, char** argv) {
-  using namespace drtp;
-  if (argc >= 2 && std::string(argv[1]) == "hash-secret") {
-    std::string secret{std::istreambuf_iterator<char>(std::cin), {}};
-    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
-      secret.pop_back();
-    if (secret.empty())
-      throw cli::error("no secret on standard input");
-    std::printf("%s\n", net::to_hex(net::derive_key(secret)).c_str());
-    return 0;
-  }
-  if (argc >= 2 && std::string(argv[1]) == "gen-cert") {
-    cli::args g{argc, argv, 2};
-    auto cert = g.value("--cert");
-    auto key = g.value("--key");
-    auto name = g.value("--name");
-    g.finish();
-    if (!cert || !key)
-      throw cli::error("gen-cert needs --cert FILE and --key FILE");
-    auto id = net::make_self_signed(name ? *name : "drtp-pop");
-    auto write = [](const std::string& path, const std::string& text) {
-      FILE* f = std::fopen(path.c_str(), "w");
-      if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size())
-        throw cli::error("cannot write " + path);
-      std::fclose(f);
-    };
-    write(*cert, id.cert_pem);
-    write(*key, id.key_pem);
-    chmod(key->c_str(), 0600);
-    std::printf("sha256:%s\n",
-                net::to_hex(net::fingerprint_sha256(id.cert_pem)).c_str());
-    return 0;
-  }
-  cli::args a{argc, argv, 1};
-  if (a.flag("-h") || a.flag("--help")) {
-    std::fputs(usage, stdout);
-    return 0;
-  }
-  auto config_file = a.value("--config");
-  auto listen = a.value("--listen");
-  auto cert = a.value("--cert");
-  auto key = a.value("--key");
-  bool dev = a.flag("--dev");
-  auto fp_out = a.value("--fingerprint-out");
-  auto service = a.value("--service");
-  auto public_addr = a.value("--public");
-  auto secret_file = a.value("--secret-file");
-  auto grace = a.value("--drain-grace");
-  auto admin = a.value("--admin");
+using namespace drtp;
+
+int hash_secret() {
+  std::string secret{std::istreambuf_iterator<char>(std::cin), {}};
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+    secret.pop_back();
+  if (secret.empty())
+    throw cli::error("no secret on standard input");
+  std::printf("%s\n", net::to_hex(net::derive_key(secret)).c_str());
+  return 0;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size())
+    throw cli::error("cannot write " + path);
+  std::fclose(f);
+}
+
+int gen_cert(int argc, char** argv) {
+  cli::args g{argc, argv, 2};
+  auto cert = g.value("--cert");
+  auto key = g.value("--key");
+  auto name = g.value("--name");
+  g.finish();
+  if (!cert || !key)
+    throw cli::error("gen-cert needs --cert FILE and --key FILE");
+  auto id = net::make_self_signed(name ? *name : "drtp-pop");
+  write_file(*cert, id.cert_pem);
+  write_file(*key, id.key_pem);
+  chmod(key->c_str(), 0600);
+  std::printf("sha256:%s\n", net::to_hex(net::fingerprint_sha256(id.cert_pem)).c_str());
+  return 0;
+}
+
+/// The command line of `drtp-pop` (not hash-secret or gen-cert).
+struct options {
+  std::optional<std::string> config_file, listen, cert, key, fp_out, service,
+    public_addr, secret_file, grace, admin;
+  bool dev = false;
+  bool is_private = false;
   std::string admin_host;
   uint16_t admin_port = 0;
-  if (admin)
-    cli::parse_host_port(*admin, "--admin", admin_host, admin_port);
-  bool is_private = a.flag("--private");
-  auto allows = a.values("--allow");
-  auto principal_specs = a.values("--principal");
-  int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
-  auto busy_poll_us = cli::busy_poll_us(a);
+  std::vector<std::string> allows, principal_specs;
+  int verbosity = 0;
+  uint32_t busy_poll_us = 0;
+};
+
+options parse_options(cli::args& a) {
+  options o;
+  o.config_file = a.value("--config");
+  o.listen = a.value("--listen");
+  o.cert = a.value("--cert");
+  o.key = a.value("--key");
+  o.dev = a.flag("--dev");
+  o.fp_out = a.value("--fingerprint-out");
+  o.service = a.value("--service");
+  o.public_addr = a.value("--public");
+  o.secret_file = a.value("--secret-file");
+  o.grace = a.value("--drain-grace");
+  o.admin = a.value("--admin");
+  if (o.admin)
+    cli::parse_host_port(*o.admin, "--admin", o.admin_host, o.admin_port);
+  o.is_private = a.flag("--private");
+  o.allows = a.values("--allow");
+  o.principal_specs = a.values("--principal");
+  o.verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
+  o.busy_poll_us = cli::busy_poll_us(a);
   auto extra = a.positional();
   if (!extra.empty())
     throw cli::error("unexpected argument '" + extra.front() + "' (see --help)");
   a.finish();
+  return o;
+}
 
+/// --service NAME with --public or --private: one service, no config file.
+service_config service_from_flags(const options& o) {
+  if (!o.public_addr && !o.is_private)
+    throw cli::error("--service needs --public HOST:PORT (or --private)");
+  service_config sc;
+  sc.name = *o.service;
+  sc.key = net::derive_key(cli::read_secret(o.secret_file, "DRTP_SECRET"));
+  if (o.is_private) {
+    sc.is_public = false;
+    if (o.public_addr)
+      throw cli::error("--private and --public exclude each other");
+  } else {
+    cli::parse_host_port(*o.public_addr, "--public", sc.public_host, sc.public_port);
+  }
+  sc.allow = o.allows;
+  return sc;
+}
+
+principal_config principal_from_flag(const std::string& spec) {
+  auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw cli::error("--principal must be NAME=SECRET_FILE, got '" + spec + "'");
+  principal_config pc;
+  pc.name = spec.substr(0, eq);
+  pc.key = net::derive_key(cli::read_secret(spec.substr(eq + 1), "DRTP_SECRET"));
+  return pc;
+}
+
+/// The config file, or the one service of the flags; the flags override.
+pop::config load_config(const options& o) {
   pop::config cfg;
-  if (config_file) {
-    cfg = pop::load_config(*config_file);
-    if (service)
+  if (o.config_file) {
+    cfg = pop::load_config(*o.config_file);
+    if (o.service)
       throw cli::error("use either --config or --service, not both");
-  } else if (service) {
-    if (!public_addr && !is_private)
-      throw cli::error("--service needs --public HOST:PORT (or --private)");
-    service_config sc;
-    sc.name = *service;
-    sc.key = net::derive_key(cli::read_secret(secret_file, "DRTP_SECRET"));
-    if (is_private) {
-      sc.is_public = false;
-      if (public_addr)
-        throw cli::error("--private and --public exclude each other");
-    } else {
-      cli::parse_host_port(*public_addr, "--public", sc.public_host,
-                           sc.public_port);
-    }
-    sc.allow = allows;
-    cfg.services.push_back(std::move(sc));
+  } else if (o.service) {
+    cfg.services.push_back(service_from_flags(o));
   } else {
     throw cli::error("no services: pass --config FILE or --service NAME "
                      "(see --help)");
   }
-  if (listen)
-    cli::parse_host_port(*listen, "--listen", cfg.listen_host, cfg.listen_port);
-  for (auto& spec : principal_specs) {
-    auto eq = spec.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw cli::error("--principal must be NAME=SECRET_FILE, got '" + spec + "'");
-    principal_config pc;
-    pc.name = spec.substr(0, eq);
-    pc.key = net::derive_key(cli::read_secret(spec.substr(eq + 1), "DRTP_SECRET"));
-    cfg.principals.push_back(std::move(pc));
-  }
-  if (cert || key) {
-    if (!cert || !key)
+  if (o.listen)
+    cli::parse_host_port(*o.listen, "--listen", cfg.listen_host, cfg.listen_port);
+  for (auto& spec : o.principal_specs)
+    cfg.principals.push_back(principal_from_flag(spec));
+  if (o.cert || o.key) {
+    if (!o.cert || !o.key)
       throw cli::error("--cert and --key go together");
-    cfg.cert_file = *cert;
-    cfg.key_file = *key;
+    cfg.cert_file = *o.cert;
+    cfg.key_file = *o.key;
   }
+  return cfg;
+}
 
+/// The TLS identity; in development mode a fresh one, whose fingerprint the
+/// agents need, so it is printed (and written to --fingerprint-out).
+net::tls_identity load_identity(const options& o, const pop::config& cfg) {
   net::tls_identity identity;
-  if (dev) {
+  if (o.dev) {
     identity = net::make_self_signed("drtp-pop");
   } else if (!cfg.cert_file.empty()) {
     try {
@@ -185,22 +213,22 @@ int run(int argc, char** argv) {
     throw cli::error("no TLS certificate: pass --cert/--key, a 'tls' section "
                      "in the config, or --dev for a self-signed one");
   }
+  if (!o.dev)
+    return identity;
   auto fp = "sha256:" + net::to_hex(net::fingerprint_sha256(identity.cert_pem));
-  if (dev) {
-    std::printf("drtp-pop: development mode, self-signed certificate %s\n",
-                fp.c_str());
-    if (fp_out) {
-      FILE* f = std::fopen(fp_out->c_str(), "w");
-      if (!f)
-        throw cli::error("cannot write " + *fp_out);
-      std::fprintf(f, "%s\n", fp.c_str());
-      std::fclose(f);
-    }
+  std::printf("drtp-pop: development mode, self-signed certificate %s\n", fp.c_str());
+  if (o.fp_out) {
+    FILE* f = std::fopen(o.fp_out->c_str(), "w");
+    if (!f)
+      throw cli::error("cannot write " + *o.fp_out);
+    std::fprintf(f, "%s\n", fp.c_str());
+    std::fclose(f);
   }
+  return identity;
+}
 
-  cli::install_stop_signals();
-  net::runtime rt{net::make_stderr_tracer(verbosity), identity, busy_poll_us};
-  caf::scoped_actor self{rt.sys()};
+pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
+                           const pop::config& cfg, const options& o) {
   pop_params pp;
   pp.e.io = rt.io();
   pp.e.trace = rt.trace();
@@ -211,15 +239,16 @@ int run(int argc, char** argv) {
   pp.tunnel_port = cfg.listen_port;
   pp.services = cfg.services;
   pp.principals = cfg.principals;
-  pp.observer = self;
-  if (grace)
-    pp.drain_grace_ms = cli::parse_uint(*grace, "--drain-grace", 0, 3600, "seconds")
+  pp.observer = observer;
+  if (o.grace)
+    pp.drain_grace_ms = cli::parse_uint(*o.grace, "--drain-grace", 0, 3600, "seconds")
                         * 1000;
-  auto admin_env = pp.e;
-  auto pop = spawn_pop_server(rt.sys(), std::move(pp));
-  if (admin)
-    spawn_admin(rt.sys(), admin_env, admin_host, admin_port, pop, self);
-  int rc = 0;
+  return pp;
+}
+
+/// Waits for the listeners; prints where agents and visitors go. False if
+/// they failed or did not come up in time.
+bool wait_ready(caf::scoped_actor& self, const pop::config& cfg) {
   bool ready = false;
   self->receive(
     [&](pop_ready& r) {
@@ -237,43 +266,107 @@ int run(int argc, char** argv) {
     },
     [&](pop_failed& f) {
       std::fprintf(stderr, "drtp-pop: error: %s\n", f.what.c_str());
-      rc = 1;
     },
     caf::after(std::chrono::seconds(10)) >> [&] {
       std::fprintf(stderr, "drtp-pop: error: listeners not ready after 10 s\n");
-      rc = 1;
     });
-  bool draining = false;
-  bool drained = false;
-  while (ready && !drained) {
-    if (cli::stop_requested()) {
-      if (cli::stop_signal() == SIGTERM && !draining) {
-        std::fprintf(stderr, "drtp-pop: SIGTERM: draining (again to stop now)\n");
-        draining = true;
-        cli::clear_stop_signal();
-        self->send(pop, drain_atom::value);
-      } else {
-        std::fprintf(stderr, "drtp-pop: stopping now (signal %d)\n",
-                     cli::stop_signal());
+  return ready;
+}
+
+/// The POP while it serves: a first SIGTERM (or the admin's `drain`) drains
+/// it, a second signal or SIGINT stops it at once.
+///   serving -> draining -> drained
+///   serving | draining -> drained (the POP reports it drained, or failed)
+///   serving | draining -> stopped (a signal that does not drain)
+enum class serve_state { serving, draining, drained, stopped };
+
+class server_loop {
+public:
+  server_loop(caf::scoped_actor& self, caf::actor pop) : self_(self), pop_(std::move(pop)) {
+  }
+
+  /// Serves until drained or stopped; the exit code.
+  int run() {
+    while (state_ == serve_state::serving || state_ == serve_state::draining) {
+      if (cli::stop_requested())
+        on_signal();
+      if (state_ == serve_state::stopped)
         break;
-      }
+      receive();
     }
-    self->receive(
+    if (state_ == serve_state::drained)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100)); // last answers out
+    return rc_;
+  }
+
+private:
+  void to(serve_state next) {
+    DRTP_ASSERT(state_ == serve_state::serving || state_ == serve_state::draining,
+                "a POP that is drained or stopped stays so");
+    DRTP_ASSERT(next != serve_state::draining || state_ == serve_state::serving,
+                "only a serving POP starts to drain");
+    state_ = next;
+  }
+
+  void on_signal() {
+    if (cli::stop_signal() == SIGTERM && state_ == serve_state::serving) {
+      std::fprintf(stderr, "drtp-pop: SIGTERM: draining (again to stop now)\n");
+      to(serve_state::draining);
+      cli::clear_stop_signal();
+      self_->send(pop_, drain_atom::value);
+    } else {
+      std::fprintf(stderr, "drtp-pop: stopping now (signal %d)\n", cli::stop_signal());
+      to(serve_state::stopped);
+    }
+  }
+
+  void receive() {
+    self_->receive(
       [&](const pop_drained& d) {
-        drained = true;
         std::fprintf(stderr, "drtp-pop: drained, %u session(s) cut; exiting\n",
                      d.sessions_cut);
+        to(serve_state::drained);
       },
       [&](const pop_failed& f) {
         std::fprintf(stderr, "drtp-pop: error: %s\n", f.what.c_str());
-        rc = 1;
-        drained = true; // stop
+        rc_ = 1;
+        to(serve_state::drained); // stop
       },
       [](const caf::message&) {},
       caf::after(std::chrono::milliseconds(100)) >> [] {});
   }
-  if (drained)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100)); // last answers out
+
+  caf::scoped_actor& self_;
+  caf::actor pop_;
+  serve_state state_ = serve_state::serving;
+  int rc_ = 0;
+};
+
+int run(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "hash-secret")
+    return hash_secret();
+  if (argc >= 2 && std::string(argv[1]) == "gen-cert")
+    return gen_cert(argc, argv);
+  cli::args a{argc, argv, 1};
+  if (a.flag("-h") || a.flag("--help")) {
+    std::fputs(usage, stdout);
+    return 0;
+  }
+  auto o = parse_options(a);
+  auto cfg = load_config(o);
+  auto identity = load_identity(o, cfg);
+
+  cli::install_stop_signals();
+  net::runtime rt{net::make_stderr_tracer(o.verbosity), identity, o.busy_poll_us};
+  caf::scoped_actor self{rt.sys()};
+  auto pp = make_pop_params(rt, self, cfg, o);
+  auto admin_env = pp.e;
+  auto pop = spawn_pop_server(rt.sys(), std::move(pp));
+  if (o.admin)
+    spawn_admin(rt.sys(), admin_env, o.admin_host, o.admin_port, pop, self);
+  int rc = 1;
+  if (wait_ready(self, cfg))
+    rc = server_loop{self, pop}.run();
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc); // actors may still hold sockets' handles; nothing to flush

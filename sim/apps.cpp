@@ -103,143 +103,173 @@ caf::behavior app_service(caf::event_based_actor* self, caf::actor io,
   };
 }
 
-struct visitor_state {
-  visitor_params p;
-  net::conn_id conn = 0;
-  uint64_t round = 0;         // request_response: current round
-  uint64_t expect_total = 0;  // bytes expected back in all
-  std::string upload_answer;
+/// One visitor session: dial (falling back to other hosts), send the
+/// workload, check every byte that comes back, and report how it ended.
+class visitor_session {
+public:
+  visitor_session(caf::event_based_actor* self, visitor_params p)
+    : self_(self), p_(std::move(p)), res_(p_.result) {
+    res_->started_us = p_.now_us ? p_.now_us() : 0;
+    res_->target = p_.host + ":" + std::to_string(p_.port);
+    switch (p_.kind) {
+      case workload_kind::echo: expect_total_ = p_.bytes; break;
+      case workload_kind::upload: expect_total_ = 8; break;
+      case workload_kind::download: expect_total_ = p_.bytes; break;
+      case workload_kind::request_response:
+        expect_total_ = p_.bytes * p_.rounds;
+        break;
+    }
+  }
+
+  void dial() {
+    net::connect_req req;
+    req.tag = 1;
+    req.host = p_.host;
+    req.port = p_.port;
+    req.timeout_ms = p_.connect_timeout_ms;
+    self_->send(p_.io, std::move(req));
+  }
+
+  void on_connected(const net::connected& ev) {
+    conn_ = ev.id;
+    switch (p_.kind) {
+      case workload_kind::echo:
+        self_->send(p_.io, net::write_req{ev.id, {header('E', 0)}});
+        send_payload(0, p_.bytes);
+        self_->send(p_.io, net::shutdown_write_req{ev.id});
+        break;
+      case workload_kind::upload:
+        self_->send(p_.io, net::write_req{ev.id, {header('U', 0)}});
+        send_payload(0, p_.bytes);
+        self_->send(p_.io, net::shutdown_write_req{ev.id});
+        break;
+      case workload_kind::download:
+        self_->send(p_.io, net::write_req{ev.id, {header('D', p_.bytes)}});
+        self_->send(p_.io, net::shutdown_write_req{ev.id});
+        break;
+      case workload_kind::request_response:
+        self_->send(p_.io, net::write_req{ev.id, {header('E', 0)}});
+        send_payload(0, p_.bytes);
+        if (p_.rounds <= 1)
+          self_->send(p_.io, net::shutdown_write_req{ev.id});
+        break;
+    }
+  }
+
+  void on_connect_failed(const net::connect_failed& ev) {
+    if (!p_.fallback_hosts.empty()) {
+      p_.host = p_.fallback_hosts.front();
+      p_.fallback_hosts.erase(p_.fallback_hosts.begin());
+      res_->target = p_.host + ":" + std::to_string(p_.port);
+      dial();
+      return;
+    }
+    finish(false, "connect: " + ev.what);
+  }
+
+  void on_received(const net::received& ev) {
+    if (!check_bytes(ev))
+      return;
+    res_->bytes_back += ev.data.size();
+    if (p_.kind == workload_kind::request_response)
+      next_rounds();
+  }
+
+  void on_read_closed() {
+    if (res_->bytes_back == expect_total_) {
+      conn_ = 0; // closes by itself once both sides are done
+      finish(true, "");
+    } else {
+      finish(false, "EOF after " + std::to_string(res_->bytes_back) + " of "
+                      + std::to_string(expect_total_) + " bytes");
+    }
+  }
+
+  void on_closed(const net::closed& ev) {
+    conn_ = 0;
+    finish(false, std::string("connection ") + net::to_string(ev.reason) + " after "
+                    + std::to_string(res_->bytes_back) + " bytes");
+  }
+
+private:
+  void finish(bool ok, const std::string& why) {
+    if (res_->done)
+      return;
+    res_->done = true;
+    res_->ok = ok;
+    res_->error = why;
+    res_->finished_us = p_.now_us ? p_.now_us() : 0;
+    if (conn_ != 0 && !ok)
+      self_->send(p_.io, net::abort_req{conn_});
+    self_->quit();
+  }
+
+  void send_payload(uint64_t offset, uint64_t n) {
+    for (uint64_t off = 0; off < n;) {
+      auto k = std::min<uint64_t>(p_.write_bytes, n - off);
+      self_->send(p_.io,
+                  net::write_req{conn_, {pattern_chunk(p_.seed, offset + off, k, 0)}});
+      off += k;
+    }
+    res_->bytes_sent += n;
+  }
+
+  /// The byte the service must send back at offset `at`.
+  char expected_byte(uint64_t at) const {
+    if (p_.kind == workload_kind::upload)
+      return static_cast<char>((p_.bytes >> (56 - 8 * at)) ^ p_.key);
+    if (p_.kind == workload_kind::download)
+      return static_cast<char>(pattern_byte(p_.bytes, at) ^ p_.key);
+    return static_cast<char>(pattern_byte(p_.seed, at) ^ p_.key);
+  }
+
+  /// False (and the session over, corrupt) at the first wrong or extra byte.
+  bool check_bytes(const net::received& ev) {
+    auto back = res_->bytes_back;
+    for (size_t i = 0; i < ev.data.size(); ++i) {
+      auto at = back + i;
+      if (at >= expect_total_) {
+        res_->corrupt = true;
+        finish(false, "extra byte at offset " + std::to_string(at));
+        return false;
+      }
+      if (ev.data.data()[i] != expected_byte(at)) {
+        res_->corrupt = true;
+        finish(false, "wrong byte at offset " + std::to_string(at));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /// request_response: a full response opens the next round.
+  void next_rounds() {
+    while (res_->bytes_back >= (round_ + 1) * p_.bytes && round_ + 1 < p_.rounds) {
+      ++round_;
+      send_payload(round_ * p_.bytes, p_.bytes);
+      if (round_ + 1 == p_.rounds)
+        self_->send(p_.io, net::shutdown_write_req{conn_});
+    }
+  }
+
+  caf::event_based_actor* self_;
+  visitor_params p_;
+  std::shared_ptr<visitor_result> res_;
+  net::conn_id conn_ = 0;
+  uint64_t round_ = 0;        // request_response: current round
+  uint64_t expect_total_ = 0; // bytes expected back in all
 };
 
 caf::behavior visitor(caf::event_based_actor* self, visitor_params p) {
-  auto st = std::make_shared<visitor_state>();
-  st->p = std::move(p);
-  auto res = st->p.result;
-  res->started_us = st->p.now_us ? st->p.now_us() : 0;
-  res->target = st->p.host + ":" + std::to_string(st->p.port);
-  switch (st->p.kind) {
-    case workload_kind::echo: st->expect_total = st->p.bytes; break;
-    case workload_kind::upload: st->expect_total = 8; break;
-    case workload_kind::download: st->expect_total = st->p.bytes; break;
-    case workload_kind::request_response:
-      st->expect_total = st->p.bytes * st->p.rounds;
-      break;
-  }
-  auto dial = [self, st] {
-    net::connect_req req;
-    req.tag = 1;
-    req.host = st->p.host;
-    req.port = st->p.port;
-    req.timeout_ms = st->p.connect_timeout_ms;
-    self->send(st->p.io, std::move(req));
-  };
-  dial();
-  auto finish = [self, st, res](bool ok, const std::string& why) {
-    if (res->done)
-      return;
-    res->done = true;
-    res->ok = ok;
-    res->error = why;
-    res->finished_us = st->p.now_us ? st->p.now_us() : 0;
-    if (st->conn != 0 && !ok)
-      self->send(st->p.io, net::abort_req{st->conn});
-    self->quit();
-  };
-  auto send_payload = [self, st](uint64_t offset, uint64_t n) {
-    for (uint64_t off = 0; off < n;) {
-      auto k = std::min<uint64_t>(st->p.write_bytes, n - off);
-      self->send(st->p.io, net::write_req{st->conn, {pattern_chunk(st->p.seed,
-                                                                  offset + off, k, 0)}});
-      off += k;
-    }
-    st->p.result->bytes_sent += n;
-  };
+  auto v = std::make_shared<visitor_session>(self, std::move(p));
+  v->dial();
   return {
-    [=](const net::connected& ev) {
-      st->conn = ev.id;
-      switch (st->p.kind) {
-        case workload_kind::echo:
-          self->send(st->p.io, net::write_req{ev.id, {header('E', 0)}});
-          send_payload(0, st->p.bytes);
-          self->send(st->p.io, net::shutdown_write_req{ev.id});
-          break;
-        case workload_kind::upload:
-          self->send(st->p.io, net::write_req{ev.id, {header('U', 0)}});
-          send_payload(0, st->p.bytes);
-          self->send(st->p.io, net::shutdown_write_req{ev.id});
-          break;
-        case workload_kind::download:
-          self->send(st->p.io, net::write_req{ev.id, {header('D', st->p.bytes)}});
-          self->send(st->p.io, net::shutdown_write_req{ev.id});
-          break;
-        case workload_kind::request_response:
-          self->send(st->p.io, net::write_req{ev.id, {header('E', 0)}});
-          send_payload(0, st->p.bytes);
-          if (st->p.rounds <= 1)
-            self->send(st->p.io, net::shutdown_write_req{ev.id});
-          break;
-      }
-    },
-    [=](const net::connect_failed& ev) {
-      if (!st->p.fallback_hosts.empty()) {
-        st->p.host = st->p.fallback_hosts.front();
-        st->p.fallback_hosts.erase(st->p.fallback_hosts.begin());
-        res->target = st->p.host + ":" + std::to_string(st->p.port);
-        dial();
-        return;
-      }
-      finish(false, "connect: " + ev.what);
-    },
-    [=](const net::received& ev) {
-      auto back = res->bytes_back;
-      for (size_t i = 0; i < ev.data.size(); ++i) {
-        auto at = back + i;
-        if (at >= st->expect_total) {
-          res->corrupt = true;
-          finish(false, "extra byte at offset " + std::to_string(at));
-          return;
-        }
-        char want;
-        if (st->p.kind == workload_kind::upload) {
-          want = static_cast<char>((st->p.bytes >> (56 - 8 * at)) ^ st->p.key);
-        } else if (st->p.kind == workload_kind::download) {
-          want = static_cast<char>(pattern_byte(st->p.bytes, at) ^ st->p.key);
-        } else {
-          want = static_cast<char>(pattern_byte(st->p.seed, at) ^ st->p.key);
-        }
-        if (ev.data.data()[i] != want) {
-          res->corrupt = true;
-          finish(false, "wrong byte at offset " + std::to_string(at));
-          return;
-        }
-      }
-      res->bytes_back += ev.data.size();
-      if (st->p.kind == workload_kind::request_response) {
-        // A full response opens the next round.
-        while (res->bytes_back >= (st->round + 1) * st->p.bytes
-               && st->round + 1 < st->p.rounds) {
-          ++st->round;
-          send_payload(st->round * st->p.bytes, st->p.bytes);
-          if (st->round + 1 == st->p.rounds)
-            self->send(st->p.io, net::shutdown_write_req{st->conn});
-        }
-      }
-    },
-    [=](const net::read_closed&) {
-      if (res->bytes_back == st->expect_total) {
-        st->conn = 0; // closes by itself once both sides are done
-        finish(true, "");
-      } else {
-        finish(false, "EOF after " + std::to_string(res->bytes_back) + " of "
-                        + std::to_string(st->expect_total) + " bytes");
-      }
-    },
+    [v](const net::connected& ev) { v->on_connected(ev); },
+    [v](const net::connect_failed& ev) { v->on_connect_failed(ev); },
+    [v](const net::received& ev) { v->on_received(ev); },
+    [v](const net::read_closed&) { v->on_read_closed(); },
     [](const net::sent&) {},
-    [=](const net::closed& ev) {
-      st->conn = 0;
-      finish(false, std::string("connection ") + net::to_string(ev.reason)
-                      + " after " + std::to_string(res->bytes_back) + " bytes");
-    },
+    [v](const net::closed& ev) { v->on_closed(ev); },
   };
 }
 

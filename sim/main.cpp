@@ -320,40 +320,18 @@ struct seed_result {
   ::_exit(0);
 }
 
-int cmd_sweep(cli::args& a, const std::string& self) {
-  if (a.flag("--help") || a.flag("-h")) {
-    std::cout << sweep_help << "\n" << speed_note;
-    return 0;
-  }
-  auto seeds_text = a.value("--seeds");
-  auto jobs_text = a.value("--jobs");
-  auto first_text = a.value("--first-seed");
-  auto files = a.positional();
-  a.finish();
-  if (files.size() != 1)
-    throw cli::error("sweep takes one scenario file (see drtp-sim sweep --help)");
-  if (!seeds_text)
-    throw cli::error("sweep needs --seeds N");
-  auto count = parse_u64(*seeds_text, "--seeds");
-  auto jobs = jobs_text ? parse_u64(*jobs_text, "--jobs") : 2;
-  auto first = first_text ? parse_u64(*first_text, "--first-seed") : 1;
-  if (count == 0)
-    throw cli::error("--seeds must be at least 1");
-  if (jobs < 1 || jobs > 64)
-    throw cli::error("--jobs must be 1-64");
-  if (first == 0)
-    throw cli::error("--first-seed must be at least 1 (variant 0 is the file as written)");
-  jobs = std::min(jobs, count);
-  auto spec = sim::load_scenario(files[0]);
+/// A forked sweep worker: its pid, and the pipe its results come through.
+struct worker {
+  pid_t pid;
+  int fd;
+  std::string buffer;
+};
 
-  auto t0 = wall_clock::now();
+/// `jobs` workers, each with every jobs-th seed from `first` on.
+std::vector<worker> start_workers(const sim::scenario_spec& spec, uint64_t jobs,
+                                  uint64_t count, uint64_t first) {
   // Separate processes: the simulator's actor system runs on one thread, and
   // processes share nothing that could couple the runs.
-  struct worker {
-    pid_t pid;
-    int fd;
-    std::string buffer;
-  };
   std::vector<worker> workers;
   std::cout.flush();
   std::fflush(nullptr);
@@ -376,7 +354,30 @@ int cmd_sweep(cli::args& a, const std::string& self) {
     ::close(fds[1]);
     workers.push_back({pid, fds[0], ""});
   }
+  return workers;
+}
 
+/// The complete lines in the worker's buffer: "SEED OK WHY".
+void take_lines(worker& w, std::map<uint64_t, seed_result>& results, bool tty,
+                uint64_t count) {
+  size_t nl;
+  while ((nl = w.buffer.find('\n')) != std::string::npos) {
+    std::istringstream line{w.buffer.substr(0, nl)};
+    w.buffer.erase(0, nl + 1);
+    uint64_t seed = 0;
+    int ok = 0;
+    line >> seed >> ok;
+    std::string why;
+    std::getline(line >> std::ws, why);
+    results[seed] = {ok == 1, why};
+    if (tty)
+      std::fprintf(stderr, "\r%zu/%" PRIu64 " seeds", results.size(), count);
+  }
+}
+
+/// Reads every worker's results until all pipes close.
+std::map<uint64_t, seed_result> collect_results(std::vector<worker>& workers,
+                                                uint64_t count) {
   std::map<uint64_t, seed_result> results;
   bool tty = ::isatty(STDERR_FILENO) != 0;
   size_t open = workers.size();
@@ -408,23 +409,15 @@ int cmd_sweep(cli::args& a, const std::string& self) {
         continue;
       }
       w.buffer.append(buf, static_cast<size_t>(n));
-      size_t nl;
-      while ((nl = w.buffer.find('\n')) != std::string::npos) {
-        std::istringstream line{w.buffer.substr(0, nl)};
-        w.buffer.erase(0, nl + 1);
-        uint64_t seed = 0;
-        int ok = 0;
-        line >> seed >> ok;
-        std::string why;
-        std::getline(line >> std::ws, why);
-        results[seed] = {ok == 1, why};
-        if (tty)
-          std::fprintf(stderr, "\r%zu/%" PRIu64 " seeds", results.size(), count);
-      }
+      take_lines(w, results, tty, count);
     }
   }
   if (tty)
     std::fprintf(stderr, "\n");
+  return results;
+}
+
+void reap_workers(const std::vector<worker>& workers) {
   for (auto& w : workers) {
     int status = 0;
     while (::waitpid(w.pid, &status, 0) < 0 && errno == EINTR) {
@@ -435,8 +428,12 @@ int cmd_sweep(cli::args& a, const std::string& self) {
                                         : "exit " + std::to_string(WEXITSTATUS(status)))
                 << "); its unreported seeds count as failed\n";
   }
-  auto wall_s = seconds_since(t0);
+}
 
+/// Prints each failed seed with how to replay it; the number failed.
+size_t report_failures(const std::map<uint64_t, seed_result>& results,
+                       uint64_t count, uint64_t first, const std::string& self,
+                       const std::string& file) {
   size_t failed = 0;
   for (uint64_t i = 0; i < count; ++i) {
     auto seed = first + i;
@@ -446,9 +443,44 @@ int cmd_sweep(cli::args& a, const std::string& self) {
     ++failed;
     std::cout << "seed " << seed << " FAILED: "
               << (r == results.end() ? "no result (the worker died)" : r->second.why)
-              << "\n  replay: " << self << " run " << files[0] << " --seed " << seed
+              << "\n  replay: " << self << " run " << file << " --seed " << seed
               << " --sweep-variant " << seed << "\n";
   }
+  return failed;
+}
+
+int cmd_sweep(cli::args& a, const std::string& self) {
+  if (a.flag("--help") || a.flag("-h")) {
+    std::cout << sweep_help << "\n" << speed_note;
+    return 0;
+  }
+  auto seeds_text = a.value("--seeds");
+  auto jobs_text = a.value("--jobs");
+  auto first_text = a.value("--first-seed");
+  auto files = a.positional();
+  a.finish();
+  if (files.size() != 1)
+    throw cli::error("sweep takes one scenario file (see drtp-sim sweep --help)");
+  if (!seeds_text)
+    throw cli::error("sweep needs --seeds N");
+  auto count = parse_u64(*seeds_text, "--seeds");
+  auto jobs = jobs_text ? parse_u64(*jobs_text, "--jobs") : 2;
+  auto first = first_text ? parse_u64(*first_text, "--first-seed") : 1;
+  if (count == 0)
+    throw cli::error("--seeds must be at least 1");
+  if (jobs < 1 || jobs > 64)
+    throw cli::error("--jobs must be 1-64");
+  if (first == 0)
+    throw cli::error("--first-seed must be at least 1 (variant 0 is the file as written)");
+  jobs = std::min(jobs, count);
+  auto spec = sim::load_scenario(files[0]);
+
+  auto t0 = wall_clock::now();
+  auto workers = start_workers(spec, jobs, count, first);
+  auto results = collect_results(workers, count);
+  reap_workers(workers);
+  auto wall_s = seconds_since(t0);
+  auto failed = report_failures(results, count, first, self, files[0]);
   char buf[200];
   std::snprintf(buf, sizeof(buf), "%" PRIu64 " seeds, %zu failed, %.1f s wall, %.1f seeds/min\n",
                 count, failed, wall_s, wall_s > 0 ? count * 60.0 / wall_s : 0.0);

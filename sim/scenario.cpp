@@ -1,7 +1,6 @@
 #include "sim/scenario.hpp"
 
 #include <algorithm>
-#include <cassert>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -14,7 +13,9 @@
 #include "caf/all.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/wire/handshake.hpp"
+#include "net/seam/assert.hpp"
 #include "sim/driver.hpp"
+#include "sim/invariants.hpp"
 
 namespace drtp::sim {
 
@@ -25,26 +26,6 @@ constexpr uint16_t service_port_base = 5000;
 constexpr const char* visitors_host = "visitors";
 /// Probes at the end get this long to get through.
 constexpr uint64_t probe_us = 10'000'000;
-
-std::string secs(uint64_t us) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.3f s", us / 1e6);
-  return buf;
-}
-
-struct window {
-  uint64_t from_us;
-  uint64_t to_us;
-};
-
-struct visit {
-  std::shared_ptr<visitor_result> result;
-  std::string pop;
-  std::string via;      // patch-panel client, or empty
-  std::string agent_host; // patch panel: where the service runs (any agent)
-  bool serving = false; // the POP served the service when the visit began
-  bool probe = false;
-};
 
 class runner {
 public:
@@ -65,6 +46,16 @@ public:
   scenario_report run();
 
 private:
+  // -- the phases of a run ---------------------------------------------------------
+
+  void build_world();
+  void run_plan();
+  void run_to(uint64_t t);
+  void settle(uint64_t last_fault_us);
+  size_t start_probes();
+  void await_probes(size_t first_probe);
+  scenario_report report(size_t first_probe);
+
   // -- the oracle: what the POPs and agents report ------------------------------
 
   caf::actor observer_for_pop(const std::string& pop) {
@@ -95,98 +86,22 @@ private:
   }
 
   void on_pop_status(const std::string& pop, pop_status st) {
-    for (auto& [svc, ids] : st.agents)
-      for (auto& id : ids)
-        if (bad_agents_.count(id))
-          violation("isolation: agent '" + id + "' with a wrong secret holds a "
-                    "tunnel for '" + svc + "' at " + pop);
-    status_[pop] = std::move(st);
+    check_pop_status(view_, pop, st, violations_);
+    view_.status[pop] = std::move(st);
     sample();
   }
 
   void on_agent_event(const std::string& agent, const agent_event& ev) {
-    auto& prev = agent_up_[agent];
+    auto& prev = view_.agent_up[agent];
     if (ev.tunnels_up < prev)
-      drops_.push_back({d_.now_us(), agent});
+      rec_.drops.push_back({d_.now_us(), agent});
     prev = ev.tunnels_up;
-  }
-
-  /// The POP holds a tunnel for the service (not whether it is public).
-  bool holds(const std::string& pop, const std::string& service) const {
-    if (!pop_alive_.at(pop))
-      return false;
-    auto i = status_.find(pop);
-    if (i == status_.end() || i->second.draining)
-      return false;
-    auto j = i->second.agents.find(service);
-    return j != i->second.agents.end() && !j->second.empty();
-  }
-
-  bool serves(const std::string& pop, const std::string& service) const {
-    auto si = service_index(service);
-    if (si >= s_.services.size() || !s_.services[si].is_public)
-      return false;
-    if (!pop_alive_.at(pop))
-      return false;
-    auto i = status_.find(pop);
-    if (i == status_.end() || i->second.draining)
-      return false;
-    auto j = i->second.agents.find(service);
-    return j != i->second.agents.end() && !j->second.empty();
-  }
-
-  /// POPs an agent could hold a tunnel to right now.
-  std::vector<std::string> reachable_pops(const agent_spec& a) const {
-    std::vector<std::string> out;
-    for (auto& p : s_.pops) {
-      if (!a.pops.empty()
-          && std::find(a.pops.begin(), a.pops.end(), p.name) == a.pops.end())
-        continue;
-      if (!pop_alive_.at(p.name) || cut_.count({a.name, p.name})
-          || cut_.count({p.name, a.name}))
-        continue;
-      out.push_back(p.name);
-    }
-    return out;
-  }
-
-  bool agent_at_target(const agent_spec& a) const {
-    auto want = std::min<size_t>(a.tunnels, reachable_pops(a).size());
-    size_t held = 0;
-    for (auto& p : reachable_pops(a)) {
-      auto i = status_.find(p);
-      if (i == status_.end() || i->second.draining)
-        continue;
-      for (auto& [svc, ids] : i->second.agents)
-        if (std::find(ids.begin(), ids.end(), a.name) != ids.end())
-          ++held;
-    }
-    return held >= want;
   }
 
   /// Records whether every agent is at target and every service reachable.
   void sample() {
-    bool targets = true;
-    for (auto& a : s_.agents)
-      if (!bad_agents_.count(a.name) && !agent_at_target(a))
-        targets = false;
-    bool reachable = true;
-    for (auto& svc : s_.services) {
-      bool any = false;
-      for (auto& p : s_.pops)
-        any = any || holds(p.name, svc.name);
-      bool has_agent = false;
-      for (auto& a : s_.agents)
-        has_agent = has_agent || (a.service == svc.name && !bad_agents_.count(a.name));
-      if (has_agent && !any)
-        reachable = false;
-    }
-    size_t alive = 0;
-    for (auto& [name, up] : pop_alive_)
-      alive += up ? 1 : 0;
-    timeline_.push_back({d_.now_us(), targets, reachable, alive});
+    rec_.timeline.push_back(view_.sample(s_, d_.now_us()));
   }
-
   // -- actions ---------------------------------------------------------------------
 
   env make_env(const std::string& host) {
@@ -207,13 +122,6 @@ private:
     if (!c)
       c = std::make_shared<net::host_clock>();
     return c;
-  }
-
-  size_t service_index(const std::string& name) const {
-    for (size_t i = 0; i < s_.services.size(); ++i)
-      if (s_.services[i].name == name)
-        return i;
-    return s_.services.size();
   }
 
   static uint8_t key_of(size_t service_index) {
@@ -246,8 +154,8 @@ private:
     auto a = spawn_pop_server(d_.sys(), std::move(pp));
     d_.net().register_actor(p.name, a);
     pops_[p.name] = a;
-    pop_alive_[p.name] = true;
-    status_.erase(p.name);
+    view_.pop_alive[p.name] = true;
+    view_.status.erase(p.name);
     sample();
   }
 
@@ -267,7 +175,7 @@ private:
   }
 
   void start_agent(const agent_spec& a) {
-    auto si = service_index(a.service);
+    auto si = service_index(s_, a.service);
     auto& svc = s_.services[si];
     auto app = spawn_app_service(d_.sys(), d_.net().io(a.name),
                                  static_cast<uint16_t>(service_port_base + si),
@@ -284,40 +192,10 @@ private:
     d_.net().register_actor(a.name, agent);
   }
 
-  const principal_spec* principal_of(const client_spec& c) const {
-    for (auto& p : s_.principals)
-      if (p.name == c.principal)
-        return &p;
-    return nullptr;
-  }
-
-  /// Whether the POPs should let this client reach its service.
-  bool authorized(const client_spec& c) const {
-    auto pr = principal_of(c);
-    if (!pr || pr->revoked || (!c.secret.empty() && c.secret != pr->secret))
-      return false;
-    auto& svc = s_.services[service_index(c.service)];
-    for (auto& a : svc.allow) {
-      if (a == pr->name)
-        return true;
-      for (auto& g : pr->groups)
-        if (a == "group:" + g)
-          return true;
-    }
-    return false;
-  }
-
-  const client_spec* client_named(const std::string& name) const {
-    for (auto& c : s_.clients)
-      if (c.name == name)
-        return &c;
-    return nullptr;
-  }
-
   void start_client(const client_spec& c) {
     auto ap = controller_params(c.name, c.pops, c.tunnels, c.service);
     ap.agent_id = c.principal;
-    auto pr = principal_of(c);
+    auto pr = principal_of(s_, c);
     ap.key = net::derive_key(!c.secret.empty() ? c.secret
                                                : (pr ? pr->secret : "unknown"));
     ap.client = true;
@@ -331,19 +209,19 @@ private:
 
   void start_visit(const workload_spec& w, uint32_t i, bool probe = false,
                    const std::string& forced_pop = "") {
-    auto si = service_index(w.service);
-    visit v;
+    auto si = service_index(s_, w.service);
+    visit_record v;
     v.probe = probe;
     std::vector<std::string> serving;
     for (auto& p : s_.pops)
-      if (serves(p.name, w.service))
+      if (view_.serves(s_, p.name, w.service))
         serving.push_back(p.name);
     if (!w.via.empty()) {
-      auto c = client_named(w.via);
-      assert(c);
+      auto c = client_named(s_, w.via);
+      DRTP_ASSERT(c != nullptr, "a validated workload goes via a known client");
       v.via = w.via;
       v.pop = "(patch panel)";
-      v.serving = authorized(*c) && w.service == c->service;
+      v.serving = authorized(s_, *c) && w.service == c->service;
       visitor_params vp;
       vp.io = d_.net().io(c->name);
       vp.host = c->name;
@@ -351,13 +229,13 @@ private:
       vp.kind = w.kind;
       vp.bytes = w.bytes;
       vp.rounds = w.rounds;
-      vp.seed = seed_ * 1'000'003 + visits_.size();
+      vp.seed = seed_ * 1'000'003 + rec_.visits.size();
       vp.key = key_of(si);
       vp.connect_timeout_ms = 5000;
       vp.result = std::make_shared<visitor_result>();
       vp.now_us = [this] { return d_.now_us(); };
       v.result = vp.result;
-      visits_.push_back(v);
+      rec_.visits.push_back(v);
       spawn_visitor(d_.sys(), std::move(vp));
       return;
     }
@@ -369,7 +247,7 @@ private:
       v.pop = serving[rng_() % serving.size()];
     else
       v.pop = s_.pops[rng_() % s_.pops.size()].name;
-    v.serving = serves(v.pop, w.service);
+    v.serving = view_.serves(s_, v.pop, w.service);
     visitor_params vp;
     if (forced_pop.empty() && w.pop.empty())
       for (auto& p : serving)
@@ -381,12 +259,12 @@ private:
     vp.kind = w.kind;
     vp.bytes = w.bytes;
     vp.rounds = w.rounds;
-    vp.seed = seed_ * 1'000'003 + visits_.size();
+    vp.seed = seed_ * 1'000'003 + rec_.visits.size();
     vp.key = key_of(si);
     vp.result = std::make_shared<visitor_result>();
     vp.now_us = [this] { return d_.now_us(); };
     v.result = vp.result;
-    visits_.push_back(v);
+    rec_.visits.push_back(v);
     (void) i;
     spawn_visitor(d_.sys(), std::move(vp));
   }
@@ -398,140 +276,137 @@ private:
            + 2'000'000;
   }
 
+  /// Applies the fault at index `index` of the scenario now and records it;
+  /// each kind returns when its effect ends (UINT64_MAX: when healed).
   void apply(const fault_spec& f, size_t index) {
-    auto& w = d_.net();
     auto now = d_.now_us();
-    auto end_of_effect = f.duration_us > 0 ? now + f.duration_us : UINT64_MAX;
-    std::string what = std::string(to_string(f.kind)) + " " + f.a
-                       + (f.b.empty() ? "" : (f.both_ways ? " <-> " : " -> ") + f.b)
-                       + " at " + secs(now);
-    fault_outcome out;
-    out.what = what;
+    uint64_t end_of_effect = UINT64_MAX;
     switch (f.kind) {
       case fault_kind::crash:
       case fault_kind::crash_silent:
-        w.crash(f.a, f.kind == fault_kind::crash ? crash_mode::reset
-                                                 : crash_mode::silent);
-        if (pop_alive_.count(f.a))
-          pop_alive_[f.a] = false;
+        end_of_effect = apply_crash(f);
         break;
-      case fault_kind::restart: {
-        bool crashed = !w.is_up(f.a);
-        if (crashed)
-          w.restart(f.a);
-        for (auto& p : s_.pops)
-          if (p.name == f.a && !pop_alive_[p.name]) // crashed or drained
-            start_pop(p);
-        for (auto& a : s_.agents)
-          if (a.name == f.a && crashed)
-            start_agent(a);
-        for (auto& c : s_.clients)
-          if (c.name == f.a && crashed)
-            start_client(c);
-        end_of_effect = now;
+      case fault_kind::restart:
+        end_of_effect = apply_restart(f);
         break;
-      }
       case fault_kind::drain:
         if (pops_.count(f.a))
           caf::anon_send(pops_[f.a], drain_atom::value);
-        pop_alive_[f.a] = false;
+        view_.pop_alive[f.a] = false;
+        end_of_effect = effect_end(f);
         break;
       case fault_kind::partition:
-        w.partition(f.a, f.b, f.both_ways);
-        cut_.insert({f.a, f.b});
-        if (f.both_ways)
-          cut_.insert({f.b, f.a});
-        if (f.duration_us > 0)
-          later_.push_back({now + f.duration_us, [this, f] { heal(f.a, f.b); }});
+        end_of_effect = apply_partition(f);
         break;
       case fault_kind::heal:
         heal(f.a, f.b);
         end_of_effect = now;
         break;
-      case fault_kind::clock_skew: {
-        clock_of(f.a)->set_rate(d_.sys().clock().now(), f.rate);
-        if (f.duration_us > 0)
-          later_.push_back({now + f.duration_us, [this, host = f.a] {
-                              clock_of(host)->set_rate(d_.sys().clock().now(), 1.0);
-                            }});
+      case fault_kind::clock_skew:
+        end_of_effect = apply_clock_skew(f);
         break;
-      }
       case fault_kind::latency_spike:
-      case fault_kind::loss_burst: {
-        link_params p = s_.default_link;
-        for (auto& l : s_.links)
-          if ((l.a == f.a && l.b == f.b) || (l.a == f.b && l.b == f.a))
-            p = l.p;
-        auto spiked = p;
-        if (f.kind == fault_kind::latency_spike)
-          spiked.latency_us = f.latency_us;
-        else
-          spiked.loss = f.loss;
-        w.set_link(f.a, f.b, spiked);
-        auto restore_at = now + (f.duration_us > 0 ? f.duration_us : 1'000'000);
-        end_of_effect = restore_at;
-        later_.push_back({restore_at, [this, f, p] {
-                            d_.net().set_link(f.a, f.b, p);
-                          }});
+      case fault_kind::loss_burst:
+        end_of_effect = apply_link_fault(f);
         break;
-      }
     }
-    // A heal or restart ends earlier faults' windows at the same time.
-    windows_.push_back({now, end_of_effect == UINT64_MAX
-                               ? UINT64_MAX
-                               : end_of_effect + slack_us()});
-    fault_at_.push_back(now);
-    fault_kinds_.push_back(f.kind);
-    fault_hosts_.push_back(f.a);
-    outcomes_.push_back(out);
+    record_fault(f, index, now, end_of_effect);
     sample();
-    (void) index;
+  }
+
+  uint64_t effect_end(const fault_spec& f) const {
+    return f.duration_us > 0 ? d_.now_us() + f.duration_us : UINT64_MAX;
+  }
+
+  uint64_t apply_crash(const fault_spec& f) {
+    d_.net().crash(f.a, f.kind == fault_kind::crash ? crash_mode::reset
+                                                    : crash_mode::silent);
+    if (view_.pop_alive.count(f.a))
+      view_.pop_alive[f.a] = false;
+    return effect_end(f);
+  }
+
+  /// A crashed host comes back with what ran on it; a drained POP starts anew.
+  uint64_t apply_restart(const fault_spec& f) {
+    auto& w = d_.net();
+    bool crashed = !w.is_up(f.a);
+    if (crashed)
+      w.restart(f.a);
+    for (auto& p : s_.pops)
+      if (p.name == f.a && !view_.pop_alive[p.name]) // crashed or drained
+        start_pop(p);
+    for (auto& a : s_.agents)
+      if (a.name == f.a && crashed)
+        start_agent(a);
+    for (auto& c : s_.clients)
+      if (c.name == f.a && crashed)
+        start_client(c);
+    return d_.now_us();
+  }
+
+  uint64_t apply_partition(const fault_spec& f) {
+    d_.net().partition(f.a, f.b, f.both_ways);
+    view_.cut.insert({f.a, f.b});
+    if (f.both_ways)
+      view_.cut.insert({f.b, f.a});
+    if (f.duration_us > 0)
+      later_.push_back({d_.now_us() + f.duration_us, [this, f] { heal(f.a, f.b); }});
+    return effect_end(f);
+  }
+
+  uint64_t apply_clock_skew(const fault_spec& f) {
+    clock_of(f.a)->set_rate(d_.sys().clock().now(), f.rate);
+    if (f.duration_us > 0)
+      later_.push_back({d_.now_us() + f.duration_us, [this, host = f.a] {
+                          clock_of(host)->set_rate(d_.sys().clock().now(), 1.0);
+                        }});
+    return effect_end(f);
+  }
+
+  /// A latency spike or loss burst on one link, restored after its duration
+  /// (a second if none is given).
+  uint64_t apply_link_fault(const fault_spec& f) {
+    link_params p = s_.default_link;
+    for (auto& l : s_.links)
+      if ((l.a == f.a && l.b == f.b) || (l.a == f.b && l.b == f.a))
+        p = l.p;
+    auto spiked = p;
+    if (f.kind == fault_kind::latency_spike)
+      spiked.latency_us = f.latency_us;
+    else
+      spiked.loss = f.loss;
+    d_.net().set_link(f.a, f.b, spiked);
+    auto restore_at = d_.now_us() + (f.duration_us > 0 ? f.duration_us : 1'000'000);
+    later_.push_back({restore_at, [this, f, p] { d_.net().set_link(f.a, f.b, p); }});
+    return restore_at;
+  }
+
+  void record_fault(const fault_spec& f, size_t index, uint64_t now,
+                    uint64_t end_of_effect) {
+    fault_record rec;
+    rec.at_us = now;
+    rec.kind = f.kind;
+    rec.host = f.a;
+    // A heal or restart ends earlier faults' windows at the same time.
+    rec.window = {now, end_of_effect == UINT64_MAX ? UINT64_MAX
+                                                   : end_of_effect + slack_us()};
+    rec.outcome.what = std::string(to_string(f.kind)) + " " + f.a
+                       + (f.b.empty() ? "" : (f.both_ways ? " <-> " : " -> ") + f.b)
+                       + " at " + secs(now);
+    rec_.faults.push_back(std::move(rec));
+    DRTP_ASSERT(rec_.faults.size() == index + 1,
+                "faults are applied once each, in the order of the scenario");
   }
 
   void heal(const std::string& a, const std::string& b) {
     d_.net().heal(a, b);
-    cut_.erase({a, b});
-    cut_.erase({b, a});
+    view_.cut.erase({a, b});
+    view_.cut.erase({b, a});
     // Faults that were waiting for this heal end now (plus slack).
-    for (auto& w : windows_)
-      if (w.to_us == UINT64_MAX)
-        w.to_us = d_.now_us() + slack_us();
+    for (auto& f : rec_.faults)
+      if (f.window.to_us == UINT64_MAX)
+        f.window.to_us = d_.now_us() + slack_us();
     sample();
-  }
-
-  void violation(const std::string& what) {
-    if (violations_.size() < 100)
-      violations_.push_back(what);
-  }
-
-  bool excused(const visit& v) const {
-    if (!v.serving)
-      return true;
-    auto from = v.result->started_us;
-    auto to = v.result->done ? v.result->finished_us : UINT64_MAX;
-    if (!v.via.empty()) {
-      // A patch-panel session survives POP faults: only a crash of one of
-      // its ends, or a time with no POP at all, may end it.
-      for (size_t i = 0; i < fault_at_.size(); ++i) {
-        auto k = fault_kinds_[i];
-        bool end_host = fault_hosts_[i] == v.via || agent_hosts_.count(fault_hosts_[i]);
-        if ((k == fault_kind::crash || k == fault_kind::crash_silent) && end_host
-            && fault_at_[i] <= to && windows_[i].to_us >= from)
-          return true;
-      }
-      const point* at_start = nullptr;
-      for (auto& p : timeline_) {
-        if (p.t <= from)
-          at_start = &p; // the state when the session began
-        else if (p.t <= to && p.alive_pops == 0)
-          return true;
-      }
-      return at_start && at_start->alive_pops == 0;
-    }
-    for (auto& w : windows_)
-      if (from <= w.to_us && to >= w.from_us)
-        return true;
-    return false;
   }
 
   const scenario_spec& s_;
@@ -543,52 +418,27 @@ private:
   std::vector<caf::actor> observers_;
   std::map<std::string, caf::actor> pops_;
   std::map<std::string, std::shared_ptr<net::host_clock>> clocks_;
-  std::map<std::string, bool> pop_alive_;
-  std::map<std::string, pop_status> status_;
-  std::map<std::string, uint32_t> agent_up_;
-  std::set<std::string> bad_agents_;
-  std::set<std::pair<std::string, std::string>> cut_;
-  struct drop {
-    uint64_t t;
-    std::string agent;
-  };
-  std::vector<drop> drops_;
-  struct point {
-    uint64_t t;
-    bool targets;
-    bool reachable;
-    size_t alive_pops;
-  };
-  std::vector<point> timeline_;
-  std::vector<visit> visits_;
-  std::vector<window> windows_;
-  std::vector<uint64_t> fault_at_;
-  std::vector<fault_kind> fault_kinds_;
-  std::vector<std::string> fault_hosts_;
-  std::set<std::string> agent_hosts_;
-  std::vector<fault_outcome> outcomes_;
+  world_view view_;
+  run_record rec_;
   std::vector<std::pair<uint64_t, std::function<void()>>> later_;
-  std::vector<std::string> violations_;
+  violations violations_;
 };
 
-scenario_report runner::run() {
-  scenario_report rep;
-  rep.name = s_.name;
-  rep.seed = seed_;
+void runner::build_world() {
   auto& w = d_.net();
   w.set_default_link(s_.default_link);
   for (auto& p : s_.pops) {
     w.add_host(p.name);
-    pop_alive_[p.name] = false;
+    view_.pop_alive[p.name] = false;
   }
   for (auto& a : s_.agents) {
     w.add_host(a.name);
-    auto& svc = s_.services[service_index(a.service)];
+    auto& svc = s_.services[service_index(s_, a.service)];
     if (!a.secret.empty() && a.secret != svc.secret)
-      bad_agents_.insert(a.name);
+      view_.bad_agents.insert(a.name);
   }
   for (auto& a : s_.agents)
-    agent_hosts_.insert(a.name);
+    rec_.agent_hosts.insert(a.name);
   for (auto& c : s_.clients)
     w.add_host(c.name);
   w.add_host(visitors_host);
@@ -600,8 +450,11 @@ scenario_report runner::run() {
     start_agent(a);
   for (auto& c : s_.clients)
     start_client(c);
+}
 
-  // One timeline of actions: faults and visitor starts, in time order.
+/// One timeline of actions, faults and visitor starts in time order, run up
+/// to the scenario's duration.
+void runner::run_plan() {
   struct action {
     uint64_t t;
     int order; // faults before visits at the same instant
@@ -617,187 +470,113 @@ scenario_report runner::run() {
   std::stable_sort(plan.begin(), plan.end(), [](const action& a, const action& b) {
     return a.t != b.t ? a.t < b.t : a.order < b.order;
   });
-  uint64_t last_fault_us = 0;
-  for (auto& f : s_.faults)
-    last_fault_us = std::max(last_fault_us, f.at_us + f.duration_us);
-  auto run_to = [&](uint64_t t) {
-    // Deferred restores (end of a spike, timed heals) interleave with the plan.
-    for (;;) {
-      auto next = std::min_element(later_.begin(), later_.end(),
-                                   [](auto& a, auto& b) { return a.first < b.first; });
-      if (next == later_.end() || next->first > t)
-        break;
-      if (next->first > d_.now_us())
-        d_.run_for(next->first - d_.now_us());
-      auto fn = std::move(next->second);
-      later_.erase(next);
-      fn();
-    }
-    if (t > d_.now_us())
-      d_.run_for(t - d_.now_us());
-  };
   for (auto& a : plan) {
     if (a.t > s_.duration_us)
       break;
     run_to(a.t);
     a.run();
   }
-  // Let the workload finish and the system heal, then check liveness.
+}
+
+/// Runs the world to `t`; deferred restores (end of a spike, timed heals)
+/// interleave with the plan.
+void runner::run_to(uint64_t t) {
+  for (;;) {
+    auto next = std::min_element(later_.begin(), later_.end(),
+                                 [](auto& a, auto& b) { return a.first < b.first; });
+    if (next == later_.end() || next->first > t)
+      break;
+    if (next->first > d_.now_us())
+      d_.run_for(next->first - d_.now_us());
+    auto fn = std::move(next->second);
+    later_.erase(next);
+    fn();
+  }
+  if (t > d_.now_us())
+    d_.run_for(t - d_.now_us());
+}
+
+/// Lets the workload finish and the system heal before the liveness checks.
+void runner::settle(uint64_t last_fault_us) {
   auto settle_until = std::max(last_fault_us + s_.quiet_us, d_.now_us() + 1'000'000);
   run_to(std::min(settle_until, std::max(s_.duration_us, last_fault_us + s_.quiet_us)));
   auto all_done = [&] {
-    return std::all_of(visits_.begin(), visits_.end(),
-                       [](const visit& v) { return v.result->done; });
+    return std::all_of(rec_.visits.begin(), rec_.visits.end(),
+                       [](const visit_record& v) { return v.result->done; });
   };
   d_.run_until(all_done, s_.duration_us > d_.now_us() ? s_.duration_us - d_.now_us()
                                                       : 1'000'000);
   run_to(d_.now_us()); // flush deferred restores that are due
+}
 
-  // Liveness: every agent at min(K, reachable POPs) ...
-  sample();
-  for (auto& a : s_.agents) {
-    if (bad_agents_.count(a.name)) {
-      if (agent_up_[a.name] > 0)
-        violation("isolation: agent '" + a.name + "' with a wrong secret got a tunnel");
-      continue;
-    }
-    if (!agent_at_target(a))
-      violation("liveness: agent '" + a.name + "' holds fewer than min(K="
-                + std::to_string(a.tunnels) + ", "
-                + std::to_string(reachable_pops(a).size())
-                + " reachable POPs) tunnels after the quiet period");
-  }
-  // ... and every service reachable through every POP that holds a tunnel.
-  size_t first_probe = visits_.size();
+/// Probes of liveness: every service through every POP that holds a tunnel
+/// for it and that visitors can reach, and through every authorized
+/// patch-panel client that is up. Returns the index of the first.
+size_t runner::start_probes() {
+  size_t first_probe = rec_.visits.size();
   for (auto& svc : s_.services)
     for (auto& p : s_.pops)
-      if (serves(p.name, svc.name) && !cut_.count({visitors_host, p.name})
-          && !cut_.count({p.name, visitors_host})) {
+      if (view_.serves(s_, p.name, svc.name) && !view_.cut.count({visitors_host, p.name})
+          && !view_.cut.count({p.name, visitors_host})) {
         workload_spec probe;
         probe.service = svc.name;
         probe.bytes = 4096;
         start_visit(probe, 0, true, p.name);
       }
-  // ... and through every authorized patch-panel client.
   for (auto& c : s_.clients)
-    if (authorized(c) && w.is_up(c.name)) {
+    if (authorized(s_, c) && d_.net().is_up(c.name)) {
       workload_spec probe;
       probe.service = c.service;
       probe.bytes = 4096;
       probe.via = c.name;
       start_visit(probe, 0, true);
     }
+  return first_probe;
+}
+
+void runner::await_probes(size_t first_probe) {
   d_.run_until([&] {
-    for (size_t i = first_probe; i < visits_.size(); ++i)
-      if (!visits_[i].result->done)
+    for (size_t i = first_probe; i < rec_.visits.size(); ++i)
+      if (!rec_.visits[i].result->done)
         return false;
     return true;
   }, probe_us);
   // Let the far ends of the last sessions finish their goodbyes too, so the
   // run ends with no session half done.
   d_.run_for(1'000'000);
-  for (size_t i = first_probe; i < visits_.size(); ++i)
-    if (!visits_[i].result->ok)
-      violation("liveness: service not reachable through "
-                + (visits_[i].via.empty() ? "POP " + visits_[i].pop
-                                          : "client " + visits_[i].via)
-                + ": " + visits_[i].result->error);
+}
 
-  // Safety over every session.
-  for (size_t i = 0; i < first_probe; ++i) {
-    auto& v = visits_[i];
-    auto& r = *v.result;
-    ++rep.sessions;
-    rep.bytes_sent += r.bytes_sent;
-    rep.bytes_back += r.bytes_back;
-    if (r.corrupt)
-      violation("integrity: session " + std::to_string(i) + " via " + v.pop + ": "
-                + r.error);
-    if (!v.via.empty()) {
-      ++rep.patch_sessions;
-      rep.patch_sessions_ok += r.ok ? 1 : 0;
-      if (r.ok && !authorized(*client_named(v.via)))
-        violation("isolation: client '" + v.via + "' reached service '"
-                  + client_named(v.via)->service + "' without authorization");
-    }
-    if (r.ok) {
-      ++rep.sessions_ok;
-      continue;
-    }
-    ++rep.sessions_failed;
-    rep.sessions_unfinished += r.done ? 0 : 1;
-    if (rep.failed_examples.size() < 5)
-      rep.failed_examples.push_back("session " + std::to_string(i) + " via "
-                                    + v.pop + " at " + secs(r.started_us) + ": "
-                                    + (r.done ? r.error : "never finished"));
-    if (excused(v)) {
-      ++rep.sessions_excused;
-    } else if (!r.done) {
-      violation("hang: session " + std::to_string(i) + " via " + v.pop
-                + " never finished, with no fault in its way");
-    } else if (!r.corrupt) {
-      violation("session " + std::to_string(i) + " via " + v.pop + " at "
-                + secs(r.started_us) + " failed with no fault in its way: "
-                + r.error);
-    }
-  }
-
-  // What each fault cost.
-  for (size_t i = 0; i < outcomes_.size(); ++i) {
-    auto t = fault_at_[i];
-    auto kind = fault_kinds_[i];
-    bool breaks_tunnels = kind == fault_kind::crash || kind == fault_kind::crash_silent
-                          || kind == fault_kind::partition;
-    for (auto& dr : drops_)
-      if (breaks_tunnels && dr.t >= t) {
-        outcomes_[i].detected_us = static_cast<int64_t>(dr.t - t);
-        break;
-      }
-    for (auto& p : timeline_)
-      if (p.t >= t && p.targets) {
-        outcomes_[i].restored_us = static_cast<int64_t>(p.t - t);
-        break;
-      }
-  }
-  for (auto& e : s_.expectations) {
-    check_result cr;
-    switch (e.kind) {
-      case expectation_kind::sessions_failed_max:
-        cr.what = "at most " + std::to_string(e.value) + " session(s) failed";
-        cr.ok = rep.sessions_failed <= e.value;
-        cr.detail = std::to_string(rep.sessions_failed) + " failed";
-        break;
-      case expectation_kind::tunnels_restored_within:
-      case expectation_kind::reachable_within: {
-        bool tunnels = e.kind == expectation_kind::tunnels_restored_within;
-        cr.what = std::string(tunnels ? "tunnels restored" : "reachable")
-                  + " within " + secs(e.value) + " of fault " + std::to_string(e.fault);
-        if (e.fault >= fault_at_.size()) {
-          cr.detail = "no such fault happened";
-          break;
-        }
-        auto t = fault_at_[e.fault];
-        int64_t took = -1;
-        for (auto& p : timeline_)
-          if (p.t >= t && (tunnels ? p.targets : p.reachable)) {
-            took = static_cast<int64_t>(p.t - t);
-            break;
-          }
-        cr.ok = took >= 0 && static_cast<uint64_t>(took) <= e.value;
-        cr.detail = took < 0 ? "never" : "took " + secs(static_cast<uint64_t>(took));
-        break;
-      }
-    }
-    rep.expectations.push_back(cr);
-  }
-  rep.faults = outcomes_;
-  rep.violations = violations_;
+/// Safety over every session, what each fault cost, the expectations.
+scenario_report runner::report(size_t first_probe) {
+  scenario_report rep;
+  rep.name = s_.name;
+  rep.seed = seed_;
+  check_sessions(s_, rec_, first_probe, rep, violations_);
+  rep.faults = fault_outcomes(rec_);
+  rep.expectations = check_expectations(s_, rec_, rep);
+  rep.violations = violations_.list();
   rep.trace_hash = d_.trace_hash();
   rep.steps = d_.steps();
   rep.virtual_us = d_.now_us();
   if (opts_.keep_trace)
     rep.trace = d_.trace_lines();
   return rep;
+}
+
+scenario_report runner::run() {
+  build_world();
+  run_plan();
+  uint64_t last_fault_us = 0;
+  for (auto& f : s_.faults)
+    last_fault_us = std::max(last_fault_us, f.at_us + f.duration_us);
+  settle(last_fault_us);
+  // Liveness: every agent at min(K, reachable POPs), every service reachable.
+  sample();
+  check_agents(s_, view_, violations_);
+  auto first_probe = start_probes();
+  await_probes(first_probe);
+  check_probes(rec_, first_probe, violations_);
+  return report(first_probe);
 }
 
 } // namespace
@@ -826,43 +605,55 @@ bool scenario_report::ok() const {
   return true;
 }
 
-std::string validate(const scenario_spec& s) {
+namespace {
+
+/// The names a scenario defines, collected as validate() checks them.
+struct names {
   std::set<std::string> hosts{visitors_host};
   std::set<std::string> pops;
+  std::set<std::string> services;
+};
+
+std::string validate_pops_and_services(const scenario_spec& s, names& n) {
   if (s.pops.empty())
     return "a scenario needs at least one POP";
   if (s.services.empty())
     return "a scenario needs at least one service";
   for (auto& p : s.pops) {
-    if (p.name.empty() || !hosts.insert(p.name).second)
+    if (p.name.empty() || !n.hosts.insert(p.name).second)
       return "POP name '" + p.name + "' is empty or used twice";
-    pops.insert(p.name);
+    n.pops.insert(p.name);
   }
-  std::set<std::string> services;
   std::set<uint16_t> ports;
   for (auto& svc : s.services) {
-    if (svc.name.empty() || !services.insert(svc.name).second)
+    if (svc.name.empty() || !n.services.insert(svc.name).second)
       return "service name '" + svc.name + "' is empty or used twice";
     if (svc.public_port == tunnel_port || !ports.insert(svc.public_port).second)
       return "service '" + svc.name + "' has a public port that is taken";
   }
-  // Agents and patch-panel clients are both failover controllers on a host.
-  auto check_controller = [&](const std::string& kind, const std::string& name,
-                              const std::string& service, uint32_t tunnels,
-                              const std::vector<std::string>& pop_names) {
-    if (name.empty() || !hosts.insert(name).second)
-      return kind + " name '" + name + "' is empty or used twice";
-    if (!services.count(service))
-      return kind + " '" + name + "' names unknown service '" + service + "'";
-    if (tunnels < 1 || tunnels > tunnels_target_max)
-      return kind + " '" + name + "': tunnels must be 1-3";
-    for (auto& p : pop_names)
-      if (!pops.count(p))
-        return kind + " '" + name + "' names unknown POP '" + p + "'";
-    return std::string{};
-  };
+  return "";
+}
+
+/// Agents and patch-panel clients are both failover controllers on a host.
+std::string validate_controller(names& n, const std::string& kind,
+                                const std::string& name, const std::string& service,
+                                uint32_t tunnels,
+                                const std::vector<std::string>& pop_names) {
+  if (name.empty() || !n.hosts.insert(name).second)
+    return kind + " name '" + name + "' is empty or used twice";
+  if (!n.services.count(service))
+    return kind + " '" + name + "' names unknown service '" + service + "'";
+  if (tunnels < 1 || tunnels > tunnels_target_max)
+    return kind + " '" + name + "': tunnels must be 1-3";
+  for (auto& p : pop_names)
+    if (!n.pops.count(p))
+      return kind + " '" + name + "' names unknown POP '" + p + "'";
+  return "";
+}
+
+std::string validate_hosts(const scenario_spec& s, names& n) {
   for (auto& a : s.agents)
-    if (auto err = check_controller("agent", a.name, a.service, a.tunnels, a.pops);
+    if (auto err = validate_controller(n, "agent", a.name, a.service, a.tunnels, a.pops);
         !err.empty())
       return err;
   std::set<std::string> principals;
@@ -870,36 +661,39 @@ std::string validate(const scenario_spec& s) {
     if (p.name.empty() || !principals.insert(p.name).second)
       return "principal name '" + p.name + "' is empty or used twice";
   for (auto& c : s.clients)
-    if (auto err = check_controller("client", c.name, c.service, c.tunnels, c.pops);
+    if (auto err = validate_controller(n, "client", c.name, c.service, c.tunnels, c.pops);
         !err.empty())
       return err;
   for (auto& l : s.links)
-    if (!hosts.count(l.a) || !hosts.count(l.b))
+    if (!n.hosts.count(l.a) || !n.hosts.count(l.b))
       return "link " + l.a + " - " + l.b + " names an unknown host";
+  return "";
+}
+
+std::string validate_workload(const scenario_spec& s, const names& n) {
   for (auto& w : s.workload) {
-    if (!services.count(w.service))
+    if (!n.services.count(w.service))
       return "workload for unknown service '" + w.service + "'";
-    if (!w.pop.empty() && !pops.count(w.pop))
+    if (!w.pop.empty() && !n.pops.count(w.pop))
       return "workload names unknown POP '" + w.pop + "'";
-    if (!w.via.empty()) {
-      bool found = false;
-      for (auto& c : s.clients)
-        found = found || c.name == w.via;
-      if (!found)
-        return "workload goes via unknown client '" + w.via + "'";
-    }
+    if (!w.via.empty() && client_named(s, w.via) == nullptr)
+      return "workload goes via unknown client '" + w.via + "'";
     if (w.count > 100000)
       return "workload count above 100000";
   }
+  return "";
+}
+
+std::string validate_faults(const scenario_spec& s, const names& n) {
   for (auto& f : s.faults) {
-    if (!hosts.count(f.a))
+    if (!n.hosts.count(f.a))
       return std::string(to_string(f.kind)) + " names unknown host '" + f.a + "'";
     bool pair = f.kind == fault_kind::partition || f.kind == fault_kind::heal
                 || f.kind == fault_kind::latency_spike
                 || f.kind == fault_kind::loss_burst;
-    if (pair && !hosts.count(f.b))
+    if (pair && !n.hosts.count(f.b))
       return std::string(to_string(f.kind)) + " needs a second host, got '" + f.b + "'";
-    if (f.kind == fault_kind::drain && !pops.count(f.a))
+    if (f.kind == fault_kind::drain && !n.pops.count(f.a))
       return "drain names '" + f.a + "', which is not a POP";
     if (f.kind == fault_kind::clock_skew && (f.rate < 0.5 || f.rate > 2.0))
       return "clock skew rate must be between 0.5 and 2";
@@ -909,6 +703,19 @@ std::string validate(const scenario_spec& s) {
       return "an expectation refers to fault " + std::to_string(e.fault)
              + ", but there are only " + std::to_string(s.faults.size());
   return "";
+}
+
+} // namespace
+
+std::string validate(const scenario_spec& s) {
+  names n;
+  if (auto err = validate_pops_and_services(s, n); !err.empty())
+    return err;
+  if (auto err = validate_hosts(s, n); !err.empty())
+    return err;
+  if (auto err = validate_workload(s, n); !err.empty())
+    return err;
+  return validate_faults(s, n);
 }
 
 scenario_report run_scenario(const scenario_spec& s, uint64_t seed,

@@ -780,17 +780,6 @@ private:
   }
 
   void parse_faults(const fields& top) {
-    static const std::pair<const char*, fault_kind> kinds[] = {
-      {"crash", fault_kind::crash},
-      {"crash_silent", fault_kind::crash_silent},
-      {"restart", fault_kind::restart},
-      {"drain", fault_kind::drain},
-      {"partition", fault_kind::partition},
-      {"heal", fault_kind::heal},
-      {"latency_spike", fault_kind::latency_spike},
-      {"loss_burst", fault_kind::loss_burst},
-      {"clock_skew", fault_kind::clock_skew},
-    };
     uint64_t last_at = 0;
     for (auto& n : list(file_, top, "faults")) {
       fields f{file_, n, "a fault",
@@ -808,68 +797,97 @@ private:
                       + format_duration(fs.at_us) + " comes after "
                       + format_duration(last_at) + ")");
       last_at = fs.at_us;
-      std::string kind_key;
-      for (auto& [key, kind] : kinds) {
-        if (!f.has(key))
-          continue;
-        if (!kind_key.empty())
-          f.bad(key, "a fault has one kind, but '" + kind_key + "' and '" + key
-                       + "' are both given");
-        kind_key = key;
-        fs.kind = kind;
-      }
-      if (kind_key.empty())
-        fail(file_, f.where(), "", "a fault needs one of crash, crash_silent, "
-                                   "restart, drain, partition, heal, latency_spike, "
-                                   "loss_burst, clock_skew");
-      bool pair = fs.kind == fault_kind::partition || fs.kind == fault_kind::heal
-                  || fs.kind == fault_kind::latency_spike
-                  || fs.kind == fault_kind::loss_burst;
-      if (pair) {
-        std::tie(fs.a, fs.b) = f.pair(kind_key);
-        for (auto& h : {fs.a, fs.b})
-          if (!hosts_.count(h))
-            f.bad(kind_key, "unknown host '" + h
-                              + "' (POPs, agents, clients and 'visitors')");
-      } else {
-        fs.a = f.name(kind_key);
-        if (fs.kind == fault_kind::drain && !pops_.count(fs.a))
-          f.bad(kind_key, "'" + fs.a + "' is not a POP; only POPs drain");
-        if (fs.a == visitors_host || !hosts_.count(fs.a))
-          f.bad(kind_key, "unknown host '" + fs.a + "' (a POP, an agent or a client)");
-      }
-      if (f.has("one_way")) {
-        if (!pair)
-          f.bad("one_way", "only for partition (and the other two-host faults)");
-        fs.both_ways = !f.boolean("one_way");
-      }
-      if (f.has("for"))
-        fs.duration_us = f.duration("for");
-      if (f.has("latency") != (fs.kind == fault_kind::latency_spike))
-        f.bad("latency", fs.kind == fault_kind::latency_spike
-                           ? "missing: how long a latency spike makes the link, "
-                             "e.g. latency: 200ms"
-                           : "only for latency_spike");
-      if (f.has("latency"))
-        fs.latency_us = static_cast<uint32_t>(f.duration("latency", UINT32_MAX));
-      if (f.has("loss") != (fs.kind == fault_kind::loss_burst))
-        f.bad("loss", fs.kind == fault_kind::loss_burst
-                        ? "missing: the loss during the burst, e.g. loss: 0.2"
-                        : "only for loss_burst");
-      if (f.has("loss"))
-        fs.loss = f.fraction("loss");
-      if (f.has("rate") != (fs.kind == fault_kind::clock_skew))
-        f.bad("rate", fs.kind == fault_kind::clock_skew
-                        ? "missing: how fast the host's clock runs, e.g. rate: 1.05"
-                        : "only for clock_skew");
-      if (f.has("rate")) {
-        fs.rate = f.number("rate");
-        if (!(fs.rate >= 0.5 && fs.rate <= 2.0))
-          f.bad("rate", "must be between 0.5 and 2 (1 is true time)");
-      }
+      auto kind_key = parse_fault_kind(f, fs);
+      bool pair = parse_fault_hosts(f, fs, kind_key);
+      parse_fault_options(f, fs, pair);
       s_.faults.push_back(fs);
     }
   }
+
+  /// The one key that names the fault's kind; sets fs.kind.
+  std::string parse_fault_kind(const fields& f, fault_spec& fs) {
+    static const std::pair<const char*, fault_kind> kinds[] = {
+      {"crash", fault_kind::crash},
+      {"crash_silent", fault_kind::crash_silent},
+      {"restart", fault_kind::restart},
+      {"drain", fault_kind::drain},
+      {"partition", fault_kind::partition},
+      {"heal", fault_kind::heal},
+      {"latency_spike", fault_kind::latency_spike},
+      {"loss_burst", fault_kind::loss_burst},
+      {"clock_skew", fault_kind::clock_skew},
+    };
+    std::string kind_key;
+    for (auto& [key, kind] : kinds) {
+      if (!f.has(key))
+        continue;
+      if (!kind_key.empty())
+        f.bad(key, "a fault has one kind, but '" + kind_key + "' and '" + key
+                     + "' are both given");
+      kind_key = key;
+      fs.kind = kind;
+    }
+    if (kind_key.empty())
+      fail(file_, f.where(), "", "a fault needs one of crash, crash_silent, "
+                                 "restart, drain, partition, heal, latency_spike, "
+                                 "loss_burst, clock_skew");
+    return kind_key;
+  }
+
+  /// The host (or the two hosts) the fault hits; whether it takes two.
+  bool parse_fault_hosts(const fields& f, fault_spec& fs, const std::string& kind_key) {
+    bool pair = fs.kind == fault_kind::partition || fs.kind == fault_kind::heal
+                || fs.kind == fault_kind::latency_spike
+                || fs.kind == fault_kind::loss_burst;
+    if (pair) {
+      std::tie(fs.a, fs.b) = f.pair(kind_key);
+      for (auto& h : {fs.a, fs.b})
+        if (!hosts_.count(h))
+          f.bad(kind_key, "unknown host '" + h
+                            + "' (POPs, agents, clients and 'visitors')");
+    } else {
+      fs.a = f.name(kind_key);
+      if (fs.kind == fault_kind::drain && !pops_.count(fs.a))
+        f.bad(kind_key, "'" + fs.a + "' is not a POP; only POPs drain");
+      if (fs.a == visitors_host || !hosts_.count(fs.a))
+        f.bad(kind_key, "unknown host '" + fs.a + "' (a POP, an agent or a client)");
+    }
+    return pair;
+  }
+
+  /// one_way, for, and the figure each kind needs (and no other takes).
+  void parse_fault_options(const fields& f, fault_spec& fs, bool pair) {
+    if (f.has("one_way")) {
+      if (!pair)
+        f.bad("one_way", "only for partition (and the other two-host faults)");
+      fs.both_ways = !f.boolean("one_way");
+    }
+    if (f.has("for"))
+      fs.duration_us = f.duration("for");
+    if (f.has("latency") != (fs.kind == fault_kind::latency_spike))
+      f.bad("latency", fs.kind == fault_kind::latency_spike
+                         ? "missing: how long a latency spike makes the link, "
+                           "e.g. latency: 200ms"
+                         : "only for latency_spike");
+    if (f.has("latency"))
+      fs.latency_us = static_cast<uint32_t>(f.duration("latency", UINT32_MAX));
+    if (f.has("loss") != (fs.kind == fault_kind::loss_burst))
+      f.bad("loss", fs.kind == fault_kind::loss_burst
+                      ? "missing: the loss during the burst, e.g. loss: 0.2"
+                      : "only for loss_burst");
+    if (f.has("loss"))
+      fs.loss = f.fraction("loss");
+    if (f.has("rate") != (fs.kind == fault_kind::clock_skew))
+      f.bad("rate", fs.kind == fault_kind::clock_skew
+                      ? "missing: how fast the host's clock runs, e.g. rate: 1.05"
+                      : "only for clock_skew");
+    if (f.has("rate")) {
+      fs.rate = f.number("rate");
+      if (!(fs.rate >= 0.5 && fs.rate <= 2.0))
+        f.bad("rate", "must be between 0.5 and 2 (1 is true time)");
+    }
+  }
+
 
   void parse_expect(const fields& top) {
     for (auto& n : list(file_, top, "expect")) {
@@ -1094,8 +1112,10 @@ scenario_spec load_scenario(const std::string& path) {
   return parse_scenario(text.str(), path);
 }
 
-std::string to_yaml(const scenario_spec& s) {
-  std::ostringstream out;
+namespace {
+
+/// Name, times, limits and links.
+void yaml_settings(std::ostream& out, const scenario_spec& s) {
   out << "name: " << quote(s.name) << "\n";
   out << "duration: " << format_duration(s.duration_us) << "\n";
   out << "quiet: " << format_duration(s.quiet_us) << "\n";
@@ -1117,6 +1137,9 @@ std::string to_yaml(const scenario_spec& s) {
       out << "    - {between: [" << quote(k.a) << ", " << quote(k.b) << "], "
           << link_fields(k.p) << "}\n";
   }
+}
+
+void yaml_pops_and_services(std::ostream& out, const scenario_spec& s) {
   out << "pops:\n";
   for (auto& p : s.pops) {
     out << "  - {name: " << quote(p.name);
@@ -1145,6 +1168,10 @@ std::string to_yaml(const scenario_spec& s) {
       out << ", allow: " << name_list(svc.allow);
     out << "}\n";
   }
+}
+
+/// Agents and patch-panel clients.
+void yaml_controllers(std::ostream& out, const scenario_spec& s) {
   if (!s.agents.empty()) {
     out << "agents:\n";
     for (auto& a : s.agents) {
@@ -1173,6 +1200,9 @@ std::string to_yaml(const scenario_spec& s) {
       out << ", listen_port: " << c.listen_port << "}\n";
     }
   }
+}
+
+void yaml_workload(std::ostream& out, const scenario_spec& s) {
   if (!s.workload.empty()) {
     out << "workload:\n";
     for (auto& w : s.workload) {
@@ -1187,6 +1217,9 @@ std::string to_yaml(const scenario_spec& s) {
       out << "}\n";
     }
   }
+}
+
+void yaml_faults(std::ostream& out, const scenario_spec& s) {
   if (!s.faults.empty()) {
     out << "faults:\n";
     for (size_t i = 0; i < s.faults.size(); ++i) {
@@ -1213,6 +1246,9 @@ std::string to_yaml(const scenario_spec& s) {
       out << "}   # fault " << i << "\n";
     }
   }
+}
+
+void yaml_expectations(std::ostream& out, const scenario_spec& s) {
   if (!s.expectations.empty()) {
     out << "expect:\n";
     for (auto& e : s.expectations) {
@@ -1231,19 +1267,29 @@ std::string to_yaml(const scenario_spec& s) {
       }
     }
   }
+}
+
+} // namespace
+
+std::string to_yaml(const scenario_spec& s) {
+  std::ostringstream out;
+  yaml_settings(out, s);
+  yaml_pops_and_services(out, s);
+  yaml_controllers(out, s);
+  yaml_workload(out, s);
+  yaml_faults(out, s);
+  yaml_expectations(out, s);
   return out.str();
 }
 
 // -- sweeps --------------------------------------------------------------------------
 
-scenario_spec sweep_variant(const scenario_spec& s, uint64_t variant) {
-  auto out = s;
-  if (variant == 0 || s.faults.empty())
-    return out;
-  splitmix rng{variant * 0x2545f4914f6cdd1dull + 0x5eed};
-  // Timing: each fault within +-50% of the gap to its neighbours. Two
-  // neighbours can at most meet half way, so the order (which expectations
-  // rely on) survives.
+namespace {
+
+/// Timing: each fault within +-50% of the gap to its neighbours. Two
+/// neighbours can at most meet half way, so the order (which expectations
+/// rely on) survives.
+void jitter_fault_times(scenario_spec& out, const scenario_spec& s, splitmix& rng) {
   auto n = s.faults.size();
   for (size_t i = 0; i < n; ++i) {
     uint64_t t = s.faults[i].at_us;
@@ -1257,66 +1303,38 @@ scenario_spec sweep_variant(const scenario_spec& s, uint64_t variant) {
     out.faults[i].at_us = lo_ms <= hi_ms ? (lo_ms + rng.below(hi_ms - lo_ms + 1)) * 1000
                                          : t;
   }
-  // Choice: a POP named by a fault becomes a random POP with chance 1/2.
-  std::set<std::string> pops;
-  for (auto& p : s.pops)
-    pops.insert(p.name);
-  std::map<std::string, std::string> downed;  // as written -> as run, until restart
-  std::set<std::string> down;                 // POPs down in the variant
-  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> cut;
-  auto reroll = [&](const std::string& host, const std::set<std::string>& avoid) {
-    if (!pops.count(host) || rng.below(2) == 0)
-      return host;
-    std::vector<std::string> choice;
+}
+
+/// Choice: a POP named by a fault becomes a random POP with chance 1/2; a
+/// restart or heal follows the fault it undoes.
+class fault_host_chooser {
+public:
+  fault_host_chooser(const scenario_spec& s, splitmix& rng) : s_(s), rng_(rng) {
     for (auto& p : s.pops)
-      if (!avoid.count(p.name))
-        choice.push_back(p.name);
-    return choice.empty() ? host : choice[rng.below(choice.size())];
-  };
-  for (auto& f : out.faults) {
+      pops_.insert(p.name);
+  }
+
+  void choose(fault_spec& f) {
     switch (f.kind) {
       case fault_kind::crash:
       case fault_kind::crash_silent:
-      case fault_kind::drain: {
-        // Never take down a POP the variant already took down: the budget is
-        // how many are down at once.
-        auto avoid = down;
-        avoid.erase(f.a);
-        auto as_written = f.a;
-        f.a = reroll(f.a, avoid);
-        downed[as_written] = f.a;
-        if (pops.count(f.a))
-          down.insert(f.a);
+      case fault_kind::drain:
+        take_down(f);
         break;
-      }
-      case fault_kind::restart: {
-        auto i = downed.find(f.a);
-        if (i != downed.end()) {
-          f.a = i->second;
-          downed.erase(i);
-        }
-        down.erase(f.a);
+      case fault_kind::restart:
+        bring_back(f);
         break;
-      }
       case fault_kind::partition: {
         auto as_written = std::make_pair(f.a, f.b);
         f.a = reroll(f.a, {f.b});
         f.b = reroll(f.b, {f.a});
-        cut[as_written] = {f.a, f.b};
-        cut[{as_written.second, as_written.first}] = {f.b, f.a};
+        cut_[as_written] = {f.a, f.b};
+        cut_[{as_written.second, as_written.first}] = {f.b, f.a};
         break;
       }
-      case fault_kind::heal: {
-        auto i = cut.find({f.a, f.b});
-        if (i != cut.end()) {
-          auto mapped = i->second;
-          cut.erase({f.a, f.b});
-          cut.erase({f.b, f.a});
-          f.a = mapped.first;
-          f.b = mapped.second;
-        }
+      case fault_kind::heal:
+        heal(f);
         break;
-      }
       case fault_kind::latency_spike:
       case fault_kind::loss_burst:
         f.a = reroll(f.a, {f.b});
@@ -1327,6 +1345,69 @@ scenario_spec sweep_variant(const scenario_spec& s, uint64_t variant) {
         break;
     }
   }
+
+private:
+  std::string reroll(const std::string& host, const std::set<std::string>& avoid) {
+    if (!pops_.count(host) || rng_.below(2) == 0)
+      return host;
+    std::vector<std::string> choice;
+    for (auto& p : s_.pops)
+      if (!avoid.count(p.name))
+        choice.push_back(p.name);
+    return choice.empty() ? host : choice[rng_.below(choice.size())];
+  }
+
+  void take_down(fault_spec& f) {
+    // Never take down a POP the variant already took down: the budget is
+    // how many are down at once.
+    auto avoid = down_;
+    avoid.erase(f.a);
+    auto as_written = f.a;
+    f.a = reroll(f.a, avoid);
+    downed_[as_written] = f.a;
+    if (pops_.count(f.a))
+      down_.insert(f.a);
+  }
+
+  void bring_back(fault_spec& f) {
+    auto i = downed_.find(f.a);
+    if (i != downed_.end()) {
+      f.a = i->second;
+      downed_.erase(i);
+    }
+    down_.erase(f.a);
+  }
+
+  void heal(fault_spec& f) {
+    auto i = cut_.find({f.a, f.b});
+    if (i == cut_.end())
+      return;
+    auto mapped = i->second;
+    cut_.erase({f.a, f.b});
+    cut_.erase({f.b, f.a});
+    f.a = mapped.first;
+    f.b = mapped.second;
+  }
+
+  const scenario_spec& s_;
+  splitmix& rng_;
+  std::set<std::string> pops_;
+  std::map<std::string, std::string> downed_; // as written -> as run, until restart
+  std::set<std::string> down_;                // POPs down in the variant
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> cut_;
+};
+
+} // namespace
+
+scenario_spec sweep_variant(const scenario_spec& s, uint64_t variant) {
+  auto out = s;
+  if (variant == 0 || s.faults.empty())
+    return out;
+  splitmix rng{variant * 0x2545f4914f6cdd1dull + 0x5eed};
+  jitter_fault_times(out, s, rng);
+  fault_host_chooser chooser{s, rng};
+  for (auto& f : out.faults)
+    chooser.choose(f);
   return out;
 }
 

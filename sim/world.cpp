@@ -13,7 +13,6 @@
 // cannot hand out yet (not adopted, or reading paused).
 
 #include <algorithm>
-#include <cassert>
 #include <deque>
 #include <functional>
 #include <map>
@@ -29,6 +28,7 @@
 #include "caf/actor_system.hpp"
 #include "caf/exit_reason.hpp"
 #include "caf/send.hpp"
+#include "net/seam/assert.hpp"
 #include "net/seam/io.hpp"
 #include "net/seam/io_actor.hpp"
 
@@ -416,7 +416,8 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
     // Stream order: a direction never delivers anything earlier than what
     // it already scheduled.
     due_us = std::max(due_us, e.last_out_us);
-    assert(e.outbox.empty() || e.outbox.back().due_us <= due_us);
+    DRTP_ASSERT(e.outbox.empty() || e.outbox.back().due_us <= due_us,
+                "a direction of a connection delivers in the order it scheduled");
     e.last_out_us = due_us;
     e.outbox.push_back(flight{due_us, kind, std::move(data)});
     at(due_us, [this, id = e.id] { wake(id); });

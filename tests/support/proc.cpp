@@ -1,7 +1,7 @@
 #include "tests/support/proc.hpp"
+#include "tests/support/sock.hpp"
 #include "tests/support/spawn.hpp"
 
-#include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
@@ -13,23 +13,38 @@
 namespace drtp::test {
 
 process::process(const std::vector<std::string>& argv,
-                 const std::vector<std::string>& env_extra) {
-  static int counter = 0;
-  log_path_ = "/tmp/drtp-test-" + std::to_string(getpid()) + "-"
-              + std::to_string(counter++) + ".log";
-  pid_ = tools::spawn_logged(argv, log_path_, env_extra);
+                 const std::vector<std::string>& env_extra)
+  : process(argv, process_options{env_extra}) {
+}
+
+process::process(const std::vector<std::string>& argv, process_options opts)
+  : opts_(std::move(opts)) {
+  if (opts_.log_path.empty()) {
+    static int counter = 0;
+    opts_.log_path = "/tmp/drtp-test-" + std::to_string(getpid()) + "-"
+                     + std::to_string(counter++) + ".log";
+    own_log_ = true;
+  }
+  pid_ = tools::spawn_logged(argv, opts_.log_path, opts_.env_extra);
 }
 
 process::~process() {
   if (pid_ > 0 && !reaped_) {
-    ::kill(pid_, SIGKILL);
-    waitpid(pid_, &status_, 0);
+    if (opts_.stop_signal != SIGKILL) {
+      ::kill(pid_, opts_.stop_signal);
+      wait_exit(opts_.stop_grace);
+    }
+    if (!reaped_) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, &status_, 0);
+    }
   }
-  ::unlink(log_path_.c_str());
+  if (own_log_)
+    ::unlink(opts_.log_path.c_str());
 }
 
 std::string process::output() const {
-  std::ifstream in{log_path_};
+  std::ifstream in{opts_.log_path};
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -71,18 +86,31 @@ void process::signal(int sig) {
     ::kill(pid_, sig);
 }
 
+int process::exit_status() const {
+  return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+}
+
 int process::wait_exit(std::chrono::milliseconds timeout) {
   if (reaped_)
-    return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+    return exit_status();
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(pid_, &status_, WNOHANG) == pid_) {
-      reaped_ = true;
-      return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (alive())
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    else
+      return reaped_ ? exit_status() : -1;
   }
   return -1;
+}
+
+bool process::alive() {
+  if (pid_ <= 0 || reaped_)
+    return false;
+  if (waitpid(pid_, &status_, WNOHANG) == pid_) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
 }
 
 std::string bin_dir() {
@@ -95,6 +123,25 @@ unsigned number_after(const std::string& text, const std::string& prefix) {
     return 0;
   return static_cast<unsigned>(std::strtoul(text.c_str() + i + prefix.size(),
                                             nullptr, 10));
+}
+
+uint16_t free_port() {
+  uint16_t p = 0;
+  auto s = sock::listen_tcp("127.0.0.1", 0, p);
+  return p;
+}
+
+bool wait_accepts(uint16_t port, std::chrono::milliseconds timeout,
+                  process* owner) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (sock::connect_tcp("127.0.0.1", port, 500))
+      return true;
+    if (owner && !owner->alive())
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 } // namespace drtp::test

@@ -1,19 +1,36 @@
 #pragma once
-// Child processes for end-to-end tests: start a binary with its output in a
-// file, wait (bounded) for a line, signal it, reap it.
+// Child processes for the end-to-end tests and the bench: start a binary with
+// its output in a file, wait (bounded) for a line or for its port to accept,
+// signal it, reap it.
 
 #include <chrono>
+#include <csignal>
+#include <cstdint>
 #include <string>
 #include <vector>
 #include <sys/types.h>
 
 namespace drtp::test {
 
+struct process_options {
+  /// Extra NAME=VALUE entries for the child's environment.
+  std::vector<std::string> env_extra;
+  /// Where the output goes and stays (the bench keeps its logs); empty: a
+  /// temporary file, removed with the process.
+  std::string log_path;
+  /// What the end of the scope sends: SIGKILL at once, or this signal and
+  /// SIGKILL only after `stop_grace`, so that a child can shut down cleanly
+  /// (drtp-pop drains on SIGTERM, stops at once on SIGINT).
+  int stop_signal = SIGKILL;
+  std::chrono::milliseconds stop_grace{3000};
+};
+
 class process {
 public:
   process(const std::vector<std::string>& argv,
           const std::vector<std::string>& env_extra = {});
-  ~process(); // SIGKILL and reap if still running
+  process(const std::vector<std::string>& argv, process_options opts);
+  ~process(); // stop_signal (default SIGKILL) and reap if still running
   process(const process&) = delete;
   process& operator=(const process&) = delete;
 
@@ -28,11 +45,16 @@ public:
   void signal(int sig);
   /// Waits for exit; returns the exit status, or -1 on timeout.
   int wait_exit(std::chrono::milliseconds timeout);
+  /// Still running (reaps it if it has exited).
+  bool alive();
   pid_t pid() const { return pid_; }
 
 private:
+  int exit_status() const;
+
   pid_t pid_ = -1;
-  std::string log_path_;
+  process_options opts_;
+  bool own_log_ = false; // a temporary log, removed with the process
   bool reaped_ = false;
   int status_ = 0;
 };
@@ -42,5 +64,13 @@ std::string bin_dir();
 
 /// The number after `prefix` in `text` (e.g. a port), or 0.
 unsigned number_after(const std::string& text, const std::string& prefix);
+
+/// A port that was free on 127.0.0.1 a moment ago.
+uint16_t free_port();
+
+/// Waits until 127.0.0.1:port accepts a connection; false on timeout, or at
+/// once when `owner` (the process that should listen there) has exited.
+bool wait_accepts(uint16_t port, std::chrono::milliseconds timeout,
+                  process* owner = nullptr);
 
 } // namespace drtp::test

@@ -153,6 +153,41 @@ void echo_server::stop() {
 
 namespace {
 
+// SRCE: the next 8 bytes (some maybe in `got` already) say how many bytes
+// to send; then the client's EOF.
+void serve_source(int c, const std::atomic<bool>& stop, const char* got,
+                  size_t got_len) {
+  unsigned char n8[8];
+  size_t have = 0;
+  while (have < 8 && have < got_len) {
+    n8[have] = static_cast<unsigned char>(got[have]);
+    ++have;
+  }
+  if (have < 8 && !recv_all(c, n8 + have, 8 - have))
+    return;
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i)
+    n = (n << 8) | n8[i];
+  std::vector<char> out(256 * 1024, 'x');
+  while (n > 0 && !stop) {
+    auto m = std::min<uint64_t>(n, out.size());
+    if (!send_all(c, out.data(), m))
+      return;
+    n -= m;
+  }
+  ::shutdown(c, SHUT_WR);
+  std::vector<char> rest;
+  recv_to_eof(c, rest, 1 << 20);
+}
+
+// SINK: the byte count, big-endian, at the client's EOF.
+void send_count(int c, uint64_t sunk) {
+  unsigned char out[8];
+  for (int i = 0; i < 8; ++i)
+    out[i] = static_cast<unsigned char>(sunk >> (56 - 8 * i));
+  send_all(c, out, 8);
+}
+
 // `pre`: bytes already read from c (by epoll_server), handled as if they
 // were the first receive.
 void serve_one(int c, const std::atomic<bool>& stop, std::string pre = {}) {
@@ -187,12 +222,8 @@ void serve_one(int c, const std::atomic<bool>& stop, std::string pre = {}) {
     if (k == 0) {
       if (mode == unknown)
         send_all(c, head, head_len);
-      if (mode == sink) {
-        unsigned char out[8];
-        for (int i = 0; i < 8; ++i)
-          out[i] = static_cast<unsigned char>(sunk >> (56 - 8 * i));
-        send_all(c, out, 8);
-      }
+      if (mode == sink)
+        send_count(c, sunk);
       ::shutdown(c, SHUT_WR);
       return;
     }
@@ -205,25 +236,7 @@ void serve_one(int c, const std::atomic<bool>& stop, std::string pre = {}) {
       if (std::memcmp(head, "SINK", 4) == 0) {
         mode = sink;
       } else if (std::memcmp(head, "SRCE", 4) == 0) {
-        unsigned char n8[8];
-        size_t have = 0;
-        while (have < 8 && off < static_cast<size_t>(k))
-          n8[have++] = static_cast<unsigned char>(buf[off++]);
-        if (have < 8 && !recv_all(c, n8 + have, 8 - have))
-          return;
-        uint64_t n = 0;
-        for (int i = 0; i < 8; ++i)
-          n = (n << 8) | n8[i];
-        std::vector<char> out(256 * 1024, 'x');
-        while (n > 0 && !stop) {
-          auto m = std::min<uint64_t>(n, out.size());
-          if (!send_all(c, out.data(), m))
-            return;
-          n -= m;
-        }
-        ::shutdown(c, SHUT_WR);
-        std::vector<char> rest;
-        recv_to_eof(c, rest, 1 << 20);
+        serve_source(c, stop, buf.data() + off, static_cast<size_t>(k) - off);
         return;
       } else {
         mode = echo;
@@ -266,6 +279,31 @@ struct epoll_server::impl {
   std::map<int, conn> conns;
   std::mutex mtx; // guards bulk
   std::vector<std::thread> bulk;
+
+  /// Waits for reads only, or for writes too while echo bytes are pending.
+  void watch(int c, uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = c;
+    ::epoll_ctl(ep, EPOLL_CTL_MOD, c, &ev);
+  }
+
+  /// Echo as much as the socket takes; keep the rest for EPOLLOUT.
+  bool echo(int c, conn& st, const char* p, size_t n) {
+    if (st.pending.empty()) {
+      auto k = ::send(c, p, n, MSG_NOSIGNAL);
+      if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return false;
+      size_t sent = k > 0 ? static_cast<size_t>(k) : 0;
+      p += sent;
+      n -= sent;
+      if (n == 0)
+        return true;
+      watch(c, EPOLLIN | EPOLLOUT);
+    }
+    st.pending.append(p, n);
+    return true;
+  }
 };
 
 epoll_server::epoll_server(uint16_t port, const std::string& host)
@@ -319,31 +357,6 @@ void epoll_server::loop() {
   auto& I = *impl_;
   std::vector<epoll_event> evs(1024);
   std::vector<char> buf(64 * 1024);
-  auto drop = [&](int c) {
-    ::epoll_ctl(I.ep, EPOLL_CTL_DEL, c, nullptr);
-    ::close(c);
-    I.conns.erase(c);
-    --open_;
-  };
-  // Echo as much as the socket takes; keep the rest for EPOLLOUT.
-  auto echo = [&](int c, impl::conn& st, const char* p, size_t n) {
-    if (st.pending.empty()) {
-      auto k = ::send(c, p, n, MSG_NOSIGNAL);
-      if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-        return false;
-      size_t sent = k > 0 ? static_cast<size_t>(k) : 0;
-      p += sent;
-      n -= sent;
-      if (n == 0)
-        return true;
-      epoll_event ev{};
-      ev.events = EPOLLIN | EPOLLOUT;
-      ev.data.fd = c;
-      ::epoll_ctl(I.ep, EPOLL_CTL_MOD, c, &ev);
-    }
-    st.pending.append(p, n);
-    return true;
-  };
   while (!stop_) {
     int n = ::epoll_wait(I.ep, evs.data(), static_cast<int>(evs.size()), 200);
     for (int i = 0; i < n && !stop_; ++i) {
@@ -351,84 +364,101 @@ void epoll_server::loop() {
       if (c == I.wake)
         break;
       if (c == listener_.get()) {
-        for (;;) {
-          int a = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK);
-          if (a < 0)
-            break;
-          ++connections_;
-          ++open_;
-          int one = 1;
-          setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-          I.conns[a];
-          epoll_event ev{};
-          ev.events = EPOLLIN;
-          ev.data.fd = a;
-          ::epoll_ctl(I.ep, EPOLL_CTL_ADD, a, &ev);
-        }
+        accept_all();
         continue;
       }
-      auto it = I.conns.find(c);
-      if (it == I.conns.end())
+      if (!I.conns.count(c))
         continue;
-      auto& st = it->second;
-      if (evs[i].events & EPOLLOUT) {
-        auto k = ::send(c, st.pending.data(), st.pending.size(), MSG_NOSIGNAL);
-        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-          drop(c);
-          continue;
-        }
-        if (k > 0)
-          st.pending.erase(0, static_cast<size_t>(k));
-        if (st.pending.empty()) {
-          epoll_event ev{};
-          ev.events = EPOLLIN;
-          ev.data.fd = c;
-          ::epoll_ctl(I.ep, EPOLL_CTL_MOD, c, &ev);
-        }
-      }
-      if (!(evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+      if ((evs[i].events & EPOLLOUT) && !flush_pending(c))
         continue;
-      auto k = ::recv(c, buf.data(), buf.size(), 0);
-      if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        continue;
-      if (k <= 0) { // EOF: echo what is held back, then close
-        if (!st.decided && !st.head.empty())
-          echo(c, st, st.head.data(), st.head.size());
-        if (st.pending.empty())
-          ::shutdown(c, SHUT_WR);
-        drop(c);
-        continue;
-      }
-      if (st.decided) {
-        if (!echo(c, st, buf.data(), static_cast<size_t>(k)))
-          drop(c);
-        continue;
-      }
-      st.head.append(buf.data(), static_cast<size_t>(k));
-      auto prefix_of = [&](const char* magic) {
-        auto m = std::min<size_t>(st.head.size(), 4);
-        return std::memcmp(st.head.data(), magic, m) == 0;
-      };
-      if ((prefix_of("SINK") || prefix_of("SRCE")) && st.head.size() < 4)
-        continue; // may still become a bulk transfer
-      if (prefix_of("SINK") || prefix_of("SRCE")) {
-        // Bulk: a thread of its own, blocking, as in echo_server.
-        std::string pre = std::move(st.head);
-        ::epoll_ctl(I.ep, EPOLL_CTL_DEL, c, nullptr);
-        I.conns.erase(it);
-        --open_;
-        ::fcntl(c, F_SETFL, 0);
-        std::lock_guard<std::mutex> g{I.mtx};
-        I.bulk.emplace_back(
-          [c, this, pre = std::move(pre)]() mutable { serve_one(c, stop_, std::move(pre)); });
-        continue;
-      }
-      st.decided = true;
-      std::string head = std::move(st.head);
-      if (!echo(c, st, head.data(), head.size()))
-        drop(c);
+      if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        on_readable(c, buf);
     }
   }
+}
+
+void epoll_server::accept_all() {
+  auto& I = *impl_;
+  for (;;) {
+    int a = ::accept4(listener_.get(), nullptr, nullptr, SOCK_NONBLOCK);
+    if (a < 0)
+      break;
+    ++connections_;
+    ++open_;
+    int one = 1;
+    setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    I.conns[a];
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = a;
+    ::epoll_ctl(I.ep, EPOLL_CTL_ADD, a, &ev);
+  }
+}
+
+void epoll_server::drop(int c) {
+  ::epoll_ctl(impl_->ep, EPOLL_CTL_DEL, c, nullptr);
+  ::close(c);
+  impl_->conns.erase(c);
+  --open_;
+}
+
+bool epoll_server::flush_pending(int c) {
+  auto& st = impl_->conns.at(c);
+  auto k = ::send(c, st.pending.data(), st.pending.size(), MSG_NOSIGNAL);
+  if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    drop(c);
+    return false;
+  }
+  if (k > 0)
+    st.pending.erase(0, static_cast<size_t>(k));
+  if (st.pending.empty())
+    impl_->watch(c, EPOLLIN);
+  return true;
+}
+
+void epoll_server::on_readable(int c, std::vector<char>& buf) {
+  auto& I = *impl_;
+  auto it = I.conns.find(c);
+  auto& st = it->second;
+  auto k = ::recv(c, buf.data(), buf.size(), 0);
+  if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return;
+  if (k <= 0) { // EOF: echo what is held back, then close
+    if (!st.decided && !st.head.empty())
+      I.echo(c, st, st.head.data(), st.head.size());
+    if (st.pending.empty())
+      ::shutdown(c, SHUT_WR);
+    drop(c);
+    return;
+  }
+  if (st.decided) {
+    if (!I.echo(c, st, buf.data(), static_cast<size_t>(k)))
+      drop(c);
+    return;
+  }
+  st.head.append(buf.data(), static_cast<size_t>(k));
+  auto prefix_of = [&](const char* magic) {
+    auto m = std::min<size_t>(st.head.size(), 4);
+    return std::memcmp(st.head.data(), magic, m) == 0;
+  };
+  if ((prefix_of("SINK") || prefix_of("SRCE")) && st.head.size() < 4)
+    return; // may still become a bulk transfer
+  if (prefix_of("SINK") || prefix_of("SRCE")) {
+    // Bulk: a thread of its own, blocking, as in echo_server.
+    std::string pre = std::move(st.head);
+    ::epoll_ctl(I.ep, EPOLL_CTL_DEL, c, nullptr);
+    I.conns.erase(it);
+    --open_;
+    ::fcntl(c, F_SETFL, 0);
+    std::lock_guard<std::mutex> g{I.mtx};
+    I.bulk.emplace_back(
+      [c, this, pre = std::move(pre)]() mutable { serve_one(c, stop_, std::move(pre)); });
+    return;
+  }
+  st.decided = true;
+  std::string head = std::move(st.head);
+  if (!I.echo(c, st, head.data(), head.size()))
+    drop(c);
 }
 
 std::vector<char> random_bytes(size_t n, uint64_t seed) {

@@ -81,6 +81,11 @@ public:
 private:
   struct impl;
   void loop();
+  void accept_all();
+  void drop(int c);
+  /// Sends what is pending for `c`; false if that dropped it.
+  bool flush_pending(int c);
+  void on_readable(int c, std::vector<char>& buf);
   std::unique_ptr<impl> impl_;
   fd listener_;
   uint16_t port_ = 0;
