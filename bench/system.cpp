@@ -9,6 +9,8 @@
 #include <thread>
 #include <unistd.h>
 
+#include "tests/support/proc.hpp"
+
 namespace drtp::bench {
 
 double seconds_since(clock_type::time_point t0) {
@@ -78,10 +80,9 @@ std::vector<pid_t> process_tree(pid_t root) {
 uint64_t rss_kib(pid_t root) {
   uint64_t sum = 0;
   for (auto p : process_tree(root)) {
-    auto s = read_text("/proc/" + std::to_string(p) + "/status");
-    auto i = s.find("VmRSS:");
-    if (i != std::string::npos)
-      sum += std::strtoull(s.c_str() + i + 6, nullptr, 10);
+    auto kib = test::vm_rss_kib(p);
+    if (kib > 0)
+      sum += static_cast<uint64_t>(kib);
   }
   return sum;
 }

@@ -19,6 +19,7 @@
 #include "tests/support/sock.hpp"
 
 using namespace std::chrono_literals;
+using drtp::test::free_port;
 using drtp::test::process;
 using clock_type = std::chrono::steady_clock;
 
@@ -105,12 +106,6 @@ protected:
     auto pops = pop_args();
     argv.insert(argv.end(), pops.begin(), pops.end());
     return std::make_unique<process>(argv);
-  }
-
-  static uint16_t free_port() {
-    uint16_t p = 0;
-    auto s = drtp::sock::listen_tcp("127.0.0.1", 0, p);
-    return p;
   }
 
   std::string dir_, fp_;

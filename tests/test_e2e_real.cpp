@@ -15,6 +15,7 @@
 
 using namespace std::chrono_literals;
 using drtp::test::process;
+using drtp::test::vm_rss_kib;
 
 namespace {
 
@@ -239,22 +240,13 @@ TEST_F(e2e, agent_reconnects_after_the_pop_restarts) {
   EXPECT_TRUE(ok) << agent_->output();
 }
 
-long rss_kib(pid_t pid) {
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::strtol(line.c_str() + 6, nullptr, 10);
-  return -1;
-}
-
 TEST_F(e2e, slow_reader_neither_stalls_others_nor_grows_memory) {
   start_pop();
   start_agent();
   ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
   ASSERT_TRUE(echo_round(drtp::sock::random_bytes(1 << 20, 1)));
-  auto pop_before = rss_kib(pop_->pid());
-  auto agent_before = rss_kib(agent_->pid());
+  auto pop_before = vm_rss_kib(pop_->pid());
+  auto agent_before = vm_rss_kib(agent_->pid());
   // The slow visitor pushes 256 MiB and never reads its echo: the echo
   // service blocks, the agent stops reading it, credit runs out, the POP
   // stops reading the visitor. Nothing piles up in between.
@@ -280,8 +272,8 @@ TEST_F(e2e, slow_reader_neither_stalls_others_nor_grows_memory) {
 #ifdef __SANITIZE_ADDRESS__
   GTEST_SKIP() << "ASan's quarantine holds freed memory: RSS says nothing here";
 #endif
-  auto pop_growth = rss_kib(pop_->pid()) - pop_before;
-  auto agent_growth = rss_kib(agent_->pid()) - agent_before;
+  auto pop_growth = vm_rss_kib(pop_->pid()) - pop_before;
+  auto agent_growth = vm_rss_kib(agent_->pid()) - agent_before;
   // One window (1 MiB) plus socket reads in flight, not the 256 MiB pushed.
   EXPECT_LT(pop_growth, 16 * 1024) << "POP grew by " << pop_growth << " KiB";
   EXPECT_LT(agent_growth, 16 * 1024) << "agent grew by " << agent_growth << " KiB";

@@ -131,6 +131,15 @@ uint16_t free_port() {
   return p;
 }
 
+long vm_rss_kib(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/status"};
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::strtol(line.c_str() + 6, nullptr, 10);
+  return -1;
+}
+
 bool wait_accepts(uint16_t port, std::chrono::milliseconds timeout,
                   process* owner) {
   auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -68,6 +68,9 @@ unsigned number_after(const std::string& text, const std::string& prefix);
 /// A port that was free on 127.0.0.1 a moment ago.
 uint16_t free_port();
 
+/// VmRSS of one process in KiB, from /proc/PID/status; -1 if it is gone.
+long vm_rss_kib(pid_t pid);
+
 /// Waits until 127.0.0.1:port accepts a connection; false on timeout, or at
 /// once when `owner` (the process that should listen there) has exited.
 bool wait_accepts(uint16_t port, std::chrono::milliseconds timeout,
