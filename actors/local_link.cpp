@@ -55,6 +55,11 @@ void local_link::become(state next) {
   state_ = next;
 }
 
+bool local_link::connect_pending() const noexcept {
+  // Closing without an id: the owner gave up before the connect completed.
+  return state_ == state::connecting || (state_ == state::closing && id_ == 0);
+}
+
 void local_link::adopt(caf::actor io, net::conn_id id) {
   DRTP_ASSERT(id != 0, "an adopted local connection has an id");
   io_ = std::move(io);
@@ -76,9 +81,9 @@ void local_link::connect(caf::actor io, uint64_t tag, const std::string& host,
 }
 
 void local_link::handle(const net::connected& ev) {
-  if (state_ != state::connecting && state_ != state::closing)
+  if (!connect_pending())
     return;
-  DRTP_ASSERT(id_ == 0, "a local connection connects once");
+  DRTP_ASSERT(ev.id != 0, "a connected local connection has an id");
   id_ = ev.id;
   if (state_ == state::closing) {
     // The owner gave up while the connect was pending.
@@ -98,7 +103,7 @@ void local_link::handle(const net::connected& ev) {
 }
 
 void local_link::handle(const net::connect_failed& ev) {
-  if (state_ != state::connecting && state_ != state::closing)
+  if (!connect_pending())
     return;
   become(state::closed);
   pending_.clear();

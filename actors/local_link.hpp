@@ -94,6 +94,7 @@ private:
   enum class reading { flowing, paused };
 
   void become(state next);
+  bool connect_pending() const noexcept;
 
   caf::event_based_actor* self_;
   owner* owner_;
