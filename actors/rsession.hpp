@@ -10,7 +10,8 @@
 // the applications' TCP connections stay open. Without a path for
 // resume_timeout_ms, both ends close cleanly.
 //
-// Records inside the stream: [type u8][length u32][payload].
+// What the two ends say inside the stream is the record layer of
+// net/wire/record.hpp; the local socket is an actors/local_link.
 
 #include <cstdint>
 #include <string>

@@ -1,20 +1,30 @@
 #include "actors/session.hpp"
 
-#include <cassert>
+#include <algorithm>
 #include <deque>
 
+#include "actors/local_link.hpp"
 #include "actors/messages.hpp"
 #include "caf/all.hpp"
-#include "net/wire/frame.hpp"
+#include "net/seam/assert.hpp"
+#include "net/wire/frame_writer.hpp"
 
 namespace drtp {
 
 namespace {
 
-class session_actor final : public caf::event_based_actor {
+/// The session's life: it streams until the stream is reset (by the peer,
+/// or by us when the local side went away before both directions finished),
+/// and finishes once nothing is left to do with the local socket.
+enum class phase { streaming, reset, finished };
+
+/// One direction of the stream: open until its sender says it writes no more.
+enum class half { open, finished };
+
+class session_actor final : public caf::event_based_actor, public local_link::owner {
 public:
   session_actor(caf::actor_config& cfg, session_params p)
-    : caf::event_based_actor(cfg), p_(std::move(p)),
+    : caf::event_based_actor(cfg), p_(std::move(p)), local_(this, this),
       send_credit_bytes_(p_.e.limits.window_bytes) {
   }
 
@@ -24,118 +34,34 @@ public:
 
   caf::behavior make_behavior() override {
     who_ = "session#" + std::to_string(id()) + "/s" + std::to_string(p_.sid);
-    if (p_.conn != 0) {
-      conn_ = p_.conn;
-      send(p_.e.io, net::adopt_req{conn_, this});
-    } else {
-      net::connect_req req;
-      req.tag = p_.sid;
-      req.host = p_.local_host;
-      req.port = p_.local_port;
-      req.timeout_ms = p_.e.limits.connect_timeout_ms;
-      send(p_.e.io, std::move(req));
-    }
+    if (p_.conn != 0)
+      local_.adopt(p_.e.io, p_.conn);
+    else
+      local_.connect(p_.e.io, p_.sid, p_.local_host, p_.local_port,
+                     p_.e.limits.connect_timeout_ms);
     return {
-      // -- the local connection ------------------------------------------------
-      [this](net::connected& ev) {
-        conn_ = ev.id;
-        if (rst_) {
-          send(p_.e.io, net::abort_req{conn_});
-          return;
-        }
-        if (!to_local_.empty()) {
-          send(p_.e.io, net::write_req{conn_, std::move(to_local_)});
-          to_local_.clear();
-        }
-        if (peer_fin_)
-          send(p_.e.io, net::shutdown_write_req{conn_});
-      },
-      [this](net::connect_failed& ev) {
-        trace("cannot reach local service " + p_.local_host + ":"
-              + std::to_string(p_.local_port) + ": " + ev.what);
-        if (!rst_)
-          send(p_.tunnel,
-               stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::connect_failed)});
-        finish();
-      },
-      [this](net::received& ev) {
-        if (ev.id == conn_)
-          from_local(std::move(ev.data));
-      },
-      [this](net::read_closed& ev) {
-        if (ev.id != conn_)
-          return;
-        local_eof_ = true;
-        maybe_send_fin();
-      },
-      [this](net::sent& ev) {
-        if (ev.id != conn_)
-          return;
-        // Credit flows back only once bytes left for the local socket, so
-        // the peer can never make us hold more than one window.
-        consumed_bytes_ += ev.bytes;
-        if (consumed_bytes_ >= p_.e.limits.window_bytes / 4 && !rst_) {
-          send(p_.tunnel,
-               stream_window{p_.sid, static_cast<uint32_t>(consumed_bytes_)});
-          consumed_bytes_ = 0;
-        }
-      },
-      [this](net::closed& ev) {
-        if (ev.id != conn_)
-          return;
-        conn_ = 0;
-        if (!rst_ && ev.reason == net::close_reason::peer) {
-          // Both directions of the socket ended in order; bytes still held
-          // for lack of credit go out first, then the FIN, then we finish.
-          local_eof_ = true;
-          local_gone_ = true;
-          flush_held();
-          if (fin_sent_)
-            finish();
-          return;
-        }
-        if (!rst_ && !(fin_sent_ && peer_fin_)) {
-          // The local side went away before both directions finished.
-          trace(std::string("local connection ") + net::to_string(ev.reason)
-                + (ev.what.empty() ? "" : ": " + ev.what)
-                + " before the stream finished; resetting it");
-          rst_ = true;
-          send(p_.tunnel,
-               stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::closed)});
-        }
-        finish();
-      },
+      // -- the local connection: the link calls back on_local_* ---------------
+      [this](net::connected& ev) { local_.handle(ev); },
+      [this](net::connect_failed& ev) { local_.handle(ev); },
+      [this](net::received& ev) { local_.handle(ev); },
+      [this](net::read_closed& ev) { local_.handle(ev); },
+      [this](net::sent& ev) { local_.handle(ev); },
+      [this](net::closed& ev) { local_.handle(ev); },
       // -- the stream ------------------------------------------------------------
       [this](stream_data& ev) {
-        if (rst_ || peer_fin_)
-          return;
-        if (conn_ != 0)
-          send(p_.e.io, net::write_req{conn_, {std::move(ev.data)}});
-        else
-          to_local_.push_back(std::move(ev.data));
+        if (phase_ == phase::streaming && from_peer_ == half::open)
+          local_.write(std::move(ev.data));
       },
       [this](stream_fin&) {
-        peer_fin_ = true;
-        if (conn_ != 0)
-          send(p_.e.io, net::shutdown_write_req{conn_});
+        from_peer_ = half::finished;
+        local_.shutdown_write();
       },
-      [this](stream_rst& ev) {
-        if (peer_fin_ && fin_sent_) {
-          // Both directions were complete; only the stream's bookkeeping was
-          // cut (a drained tunnel let go). The bytes queued for the local
-          // socket still go out, then it closes as usual.
-          return;
-        }
-        rst_ = true;
-        if (p_.e.trace->verbose())
-          trace(std::string("stream reset by peer: ")
-                + to_string(static_cast<net::rst_code>(ev.code)));
-        // Without a connection yet, the pending connect ends the session.
-        if (conn_ != 0)
-          send(p_.e.io, net::abort_req{conn_});
-      },
+      [this](stream_rst& ev) { on_stream_rst(ev); },
       [this](stream_window& ev) {
-        send_credit_bytes_ += ev.bytes;
+        // An honest peer never grants more than our window (it returns what
+        // we used); more would only make us overrun it and be reset.
+        send_credit_bytes_ = std::min<uint64_t>(send_credit_bytes_ + ev.bytes,
+                                                p_.e.limits.window_bytes);
         flush_held();
       },
     };
@@ -146,19 +72,98 @@ private:
     p_.e.trace->emit(p_.e.host, who_, what);
   }
 
-  void from_local(net::chunk data) {
-    if (rst_ || data.empty())
+  void become_phase(phase next) {
+    DRTP_ASSERT(phase_ == phase::streaming
+                  || (phase_ == phase::reset && next == phase::finished),
+                "session: streaming -> reset -> finished, never back");
+    phase_ = next;
+  }
+
+  bool both_finished() const {
+    return to_peer_ == half::finished && from_peer_ == half::finished;
+  }
+
+  // -- the local connection ------------------------------------------------------
+
+  void on_local_bytes(net::chunk data) override {
+    if (phase_ != phase::streaming)
       return;
     held_.push_back(std::move(data));
     flush_held();
-    if (!held_.empty() && !paused_ && conn_ != 0) {
-      paused_ = true;
-      send(p_.e.io, net::pause_read_req{conn_});
+    if (!held_.empty())
+      local_.set_paused(true);
+  }
+
+  void on_local_read_closed() override {
+    maybe_send_fin();
+  }
+
+  void on_local_sent(uint64_t bytes) override {
+    // Credit flows back only once bytes left for the local socket, so the
+    // peer can never make us hold more than one window.
+    consumed_bytes_ += bytes;
+    DRTP_ASSERT(consumed_bytes_ <= p_.e.limits.window_bytes || phase_ != phase::streaming,
+                "credit returned to the peer never exceeds the window it had");
+    if (consumed_bytes_ >= p_.e.limits.window_bytes / 4 && phase_ == phase::streaming) {
+      send(p_.tunnel, stream_window{p_.sid, static_cast<uint32_t>(consumed_bytes_)});
+      consumed_bytes_ = 0;
     }
   }
 
+  void on_local_connect_failed(const std::string& what) override {
+    trace("cannot reach local service " + p_.local_host + ":"
+          + std::to_string(p_.local_port) + ": " + what);
+    if (phase_ == phase::streaming)
+      send(p_.tunnel,
+           stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::connect_failed)});
+    finish();
+  }
+
+  void on_local_closed(net::close_reason reason, const std::string& what) override {
+    if (phase_ == phase::streaming && reason == net::close_reason::peer) {
+      // Both directions of the socket ended in order; bytes still held for
+      // lack of credit go out first, then the FIN, then we finish.
+      flush_held();
+      if (to_peer_ == half::finished)
+        finish();
+      return;
+    }
+    if (phase_ == phase::streaming && !both_finished()) {
+      // The local side went away before both directions finished.
+      trace(std::string("local connection ") + net::to_string(reason)
+            + (what.empty() ? "" : ": " + what)
+            + " before the stream finished; resetting it");
+      become_phase(phase::reset);
+      send(p_.tunnel, stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::closed)});
+    }
+    finish();
+  }
+
+  // -- the stream ------------------------------------------------------------------
+
+  void on_stream_rst(const stream_rst& ev) {
+    if (both_finished()) {
+      // Both directions were complete; only the stream's bookkeeping was cut
+      // (a drained tunnel let go). The bytes queued for the local socket
+      // still go out, then it closes as usual.
+      return;
+    }
+    if (phase_ == phase::streaming)
+      become_phase(phase::reset);
+    if (p_.e.trace->verbose())
+      trace(std::string("stream reset by peer: ")
+            + to_string(static_cast<net::rst_code>(ev.code)));
+    // Without a connection yet, the pending connect ends the session (the
+    // link aborts it when it connects).
+    local_.abort();
+    // A socket that already closed in order, its last bytes held for credit
+    // that will never come: nothing is left to wait for.
+    if (local_.is_closed())
+      finish();
+  }
+
   void flush_held() {
-    while (!held_.empty() && send_credit_bytes_ > 0 && !rst_) {
+    while (!held_.empty() && send_credit_bytes_ > 0 && phase_ == phase::streaming) {
       auto& front = held_.front();
       auto n = std::min<uint64_t>({front.size(), send_credit_bytes_,
                                    net::frame_data_bytes_max});
@@ -171,35 +176,34 @@ private:
       }
       send_credit_bytes_ -= n;
     }
-    if (held_.empty() && paused_ && conn_ != 0) {
-      paused_ = false;
-      send(p_.e.io, net::resume_read_req{conn_});
-    }
+    DRTP_ASSERT(send_credit_bytes_ <= p_.e.limits.window_bytes,
+                "stream credit never above the window");
+    if (held_.empty())
+      local_.set_paused(false);
     maybe_send_fin();
   }
 
   void maybe_send_fin() {
-    if (local_eof_ && held_.empty() && !fin_sent_ && !rst_) {
-      fin_sent_ = true;
-      send(p_.e.io, net::write_req{p_.tunnel_conn,
-                                   {net::encode_frame(net::frame_type::fin,
-                                                      p_.sid, nullptr, 0)}});
-      if (local_gone_)
+    if (local_.eof() && held_.empty() && to_peer_ == half::open
+        && phase_ == phase::streaming) {
+      to_peer_ = half::finished;
+      send(p_.e.io, net::write_req{p_.tunnel_conn, {writer_.fin(p_.sid)}});
+      if (local_.is_closed())
         finish();
     }
   }
 
   void write_data(net::chunk data) {
-    assert(data.size() <= net::frame_data_bytes_max);
-    auto hdr = headers_.make(net::frame_type::data, p_.sid,
-                             static_cast<uint32_t>(data.size()));
-    send(p_.e.io, net::write_req{p_.tunnel_conn, {std::move(hdr), std::move(data)}});
+    DRTP_ASSERT(data.size() <= send_credit_bytes_, "never send beyond the peer's credit");
+    DRTP_ASSERT(phase_ == phase::streaming, "a reset or finished session sends no data");
+    send(p_.e.io, net::write_req{p_.tunnel_conn, writer_.data(p_.sid, std::move(data))});
   }
 
   void finish() {
-    if (finished_)
+    if (phase_ == phase::finished)
       return;
-    finished_ = true;
+    DRTP_ASSERT(!local_.live(), "a finished session holds no local socket");
+    become_phase(phase::finished);
     send(p_.tunnel, stream_done{p_.sid});
     quit();
   }
@@ -208,25 +212,20 @@ private:
   // actor lets go of them so that no cycle outlives it.
   void on_exit() override {
     p_ = {};
+    local_.release();
   }
 
   session_params p_;
   std::string who_;
-  net::header_pool headers_;
-  net::conn_id conn_ = 0;
-  /// Peer bytes that arrived before the local connection was up.
-  net::chunk_list to_local_;
+  net::frame_writer writer_;
+  local_link local_;
   /// Local bytes waiting for credit; bounded by the reads done before pausing.
   std::deque<net::chunk> held_;
   uint64_t send_credit_bytes_;
   uint64_t consumed_bytes_ = 0;
-  bool paused_ = false;
-  bool local_eof_ = false;
-  bool fin_sent_ = false;
-  bool peer_fin_ = false;
-  bool rst_ = false;
-  bool finished_ = false;
-  bool local_gone_ = false; // the socket closed gracefully, stream not yet
+  phase phase_ = phase::streaming;
+  half to_peer_ = half::open;   // our FIN: the local side sent everything
+  half from_peer_ = half::open; // the peer's FIN
 };
 
 } // namespace

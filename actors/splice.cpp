@@ -2,11 +2,19 @@
 
 #include "actors/messages.hpp"
 #include "caf/all.hpp"
-#include "net/wire/frame.hpp"
+#include "net/seam/assert.hpp"
+#include "net/wire/frame_writer.hpp"
 
 namespace drtp {
 
 namespace {
+
+/// What one leg's sender has done: it streams, it sent its FIN (passed on
+/// to the other leg), or it reset (its tunnel already forgot the stream).
+enum class leg_state { open, fin_seen, reset };
+
+/// The splice joins its legs until both sent FIN or one reset.
+enum class splice_phase { joined, finished };
 
 class splice_actor final : public caf::event_based_actor {
 public:
@@ -30,41 +38,43 @@ public:
         auto from = leg_of_sender();
         if (from < 0)
           return;
-        auto& to = legs_[1 - from];
-        auto hdr = headers_.make(net::frame_type::data, to.sid,
-                                 static_cast<uint32_t>(ev.data.size()));
-        send(e_.io, net::write_req{to.conn, {std::move(hdr), std::move(ev.data)}});
+        auto& to = legs_[other(from)];
+        send(e_.io, net::write_req{to.conn, writer_.data(to.sid, std::move(ev.data))});
       },
       [this](stream_window& ev) {
         // Credit the far end gave passes on to the near end's sender.
         auto from = leg_of_sender();
         if (from >= 0)
-          send(legs_[1 - from].tunnel, stream_window{legs_[1 - from].sid, ev.bytes});
+          send(legs_[other(from)].tunnel, stream_window{legs_[other(from)].sid, ev.bytes});
       },
       [this](stream_fin&) {
         auto from = leg_of_sender();
         if (from < 0)
           return;
-        auto& to = legs_[1 - from];
-        send(e_.io, net::write_req{to.conn, {net::encode_frame(net::frame_type::fin,
-                                                               to.sid, nullptr, 0)}});
-        fin_[from] = true;
-        if (fin_[0] && fin_[1])
+        auto& to = legs_[other(from)];
+        send(e_.io, net::write_req{to.conn, {writer_.fin(to.sid)}});
+        set_state(from, leg_state::fin_seen);
+        if (state_[0] == leg_state::fin_seen && state_[1] == leg_state::fin_seen)
           finish();
       },
       [this](stream_rst& ev) {
         auto from = leg_of_sender();
         if (from < 0)
           return;
-        auto& to = legs_[1 - from];
+        auto& to = legs_[other(from)];
         send(to.tunnel, stream_rst{to.sid, ev.code});
-        done_[from] = true; // the tunnel already forgot that stream
+        set_state(from, leg_state::reset);
         finish();
       },
     };
   }
 
 private:
+  static int other(int leg) {
+    DRTP_ASSERT(leg == 0 || leg == 1, "a splice leg is 0 or 1");
+    return 1 - leg;
+  }
+
   int leg_of_sender() {
     auto src = caf::actor_cast<caf::actor_addr>(current_sender());
     for (int i = 0; i < 2; ++i)
@@ -73,9 +83,23 @@ private:
     return -1;
   }
 
+  void set_state(int leg, leg_state next) {
+    DRTP_ASSERT(leg == 0 || leg == 1, "a splice leg is 0 or 1");
+    // A second FIN from one leg is passed on like the first (the tunnel
+    // decides what a stream may carry); a reset ends the splice.
+    DRTP_ASSERT(state_[leg] != leg_state::reset,
+                "a leg that reset sends nothing more through the splice");
+    state_[leg] = next;
+  }
+
   void finish() {
+    DRTP_ASSERT(phase_ == splice_phase::joined, "a splice finishes once");
+    DRTP_ASSERT(state_[0] == leg_state::reset || state_[1] == leg_state::reset
+                  || (state_[0] == leg_state::fin_seen && state_[1] == leg_state::fin_seen),
+                "a splice ends on a reset or on both FINs");
+    phase_ = splice_phase::finished;
     for (int i = 0; i < 2; ++i)
-      if (!done_[i])
+      if (state_[i] != leg_state::reset)
         send(legs_[i].tunnel, stream_done{legs_[i].sid});
     quit();
   }
@@ -89,9 +113,9 @@ private:
 
   env e_;
   splice_leg legs_[2];
-  bool fin_[2] = {false, false};
-  bool done_[2] = {false, false};
-  net::header_pool headers_;
+  leg_state state_[2] = {leg_state::open, leg_state::open};
+  splice_phase phase_ = splice_phase::joined;
+  net::frame_writer writer_;
 };
 
 } // namespace
