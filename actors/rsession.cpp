@@ -272,8 +272,16 @@ private:
     attach(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_resume);
   }
 
+  /// A stream message belongs to the current path only if it comes from the
+  /// current tunnel with the current stream id: an old path's tunnel may
+  /// reuse the id, and its late data or credit must not count here.
+  bool on_path(uint32_t sid) {
+    return tunnel_ && sid == sid_
+           && current_sender() == caf::actor_cast<caf::strong_actor_ptr>(tunnel_);
+  }
+
   void on_stream_data(stream_data& ev) {
-    if (!tunnel_ || ev.sid != sid_)
+    if (!on_path(ev.sid))
       return;
     stream_consumed_ += ev.data.size();
     DRTP_ASSERT(stream_consumed_ <= p_.e.limits.window_bytes,
@@ -286,7 +294,7 @@ private:
   }
 
   void on_stream_window(stream_window& ev) {
-    if (!tunnel_ || ev.sid != sid_)
+    if (!on_path(ev.sid))
       return;
     // An honest peer returns only credit we used; more would only make us
     // overrun its window and be reset.
@@ -304,7 +312,7 @@ private:
         lose_path_and_retry(std::chrono::milliseconds(20));
       return;
     }
-    if (!tunnel_ || ev.sid != sid_)
+    if (!on_path(ev.sid))
       return;
     if (code == net::rst_code::refused && p_.client_end)
       refused_.insert(tunnel_.address()); // no agent there, or a bad resume
