@@ -231,3 +231,20 @@ TEST(handshake, proof_depends_on_key_and_transcript) {
   // The secret itself appears nowhere in what crosses the wire.
   EXPECT_EQ(p.find("secret one"), std::string::npos);
 }
+
+TEST(control_codec, bools_other_than_0_or_1_are_rejected) {
+  // Loading a byte of 2 into a bool is undefined behaviour: an open_msg
+  // whose `resumable` byte is 2 must not decode.
+  open_msg m;
+  m.peer = "p";
+  m.resumable = true;
+  auto wire = encode(m).to_string();
+  open_msg back;
+  ASSERT_TRUE(decode(chunk::copy_of(wire), back));
+  EXPECT_TRUE(back.resumable);
+  // After the endianness byte and the u16-prefixed peer ("p"): the bool.
+  auto at = 1 + 2 + 1;
+  ASSERT_EQ(wire[at], 1);
+  wire[at] = 2;
+  EXPECT_FALSE(decode(chunk::copy_of(wire), back));
+}

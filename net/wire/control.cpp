@@ -32,6 +32,26 @@ struct bounded {
   }
 };
 
+/// A bool as one byte that must be 0 or 1: loading any other value into a
+/// bool is undefined behaviour, and a peer may send any byte.
+struct strict_bool {
+  bool& b;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(static_cast<uint8_t>(b ? 1 : 0));
+  }
+
+  template <class Archive>
+  void load(Archive& ar) {
+    uint8_t v = 0;
+    ar(v);
+    if (v > 1)
+      throw cereal::Exception("a bool is 0 or 1");
+    b = v == 1;
+  }
+};
+
 } // namespace
 
 template <class Archive>
@@ -62,7 +82,8 @@ void serialize(Archive& ar, reject_msg& x) {
 
 template <class Archive>
 void serialize(Archive& ar, open_msg& x) {
-  ar(bounded<name_bytes_max>{x.peer}, x.resumable, x.resume,
+  ar(bounded<name_bytes_max>{x.peer}, strict_bool{x.resumable},
+     strict_bool{x.resume},
      bounded<session_id_bytes>{x.session_id},
      bounded<name_bytes_max>{x.agent_id}, bounded<name_bytes_max>{x.principal});
 }
