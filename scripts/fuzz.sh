@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 seconds=${2:-60}
-all=(fuzz_frame fuzz_control fuzz_pop_config fuzz_scenario_file)
+all=(fuzz_frame fuzz_control fuzz_record fuzz_pop_config fuzz_scenario_file)
 if [[ $what == all ]]; then names=("${all[@]}"); else names=("$what"); fi
 for n in "${names[@]}"; do
   [[ " ${all[*]} " == *" $n "* ]] || { echo "fuzz.sh: unknown harness '$n' (${all[*]})" >&2; exit 2; }
