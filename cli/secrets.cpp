@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <string>
 
 namespace drtp::cli {
 
@@ -16,11 +16,19 @@ std::string read_secret(const std::optional<std::string>& file,
     if (!in)
       throw error("cannot read secret file " + *file + ": "
                   + std::strerror(errno));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    secret = ss.str();
+    // Bounded: a path such as /dev/zero or a huge file must not make the
+    // binary read (and hold) without end.
+    secret.resize(secret_bytes_max + 1);
+    in.read(secret.data(), static_cast<std::streamsize>(secret.size()));
+    secret.resize(static_cast<size_t>(in.gcount()));
+    if (secret.size() > secret_bytes_max)
+      throw error("secret file " + *file + " holds more than "
+                  + std::to_string(secret_bytes_max) + " bytes: not a secret");
   } else if (auto v = std::getenv(env_var)) {
     secret = v;
+    if (secret.size() > secret_bytes_max)
+      throw error(std::string(env_var) + " holds more than "
+                  + std::to_string(secret_bytes_max) + " bytes: not a secret");
   } else {
     throw error(std::string("no secret: pass --secret-file FILE or set ")
                 + env_var);

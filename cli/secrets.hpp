@@ -2,12 +2,17 @@
 // Where a binary gets a secret: a file or an environment variable, never
 // an argument (argv is visible to every user of the machine).
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
 #include "cli/error.hpp"
 
 namespace drtp::cli {
+
+/// Longer than any secret a person or `head -c 32 /dev/urandom | base64`
+/// makes; what a binary reads from a secret file stops here.
+constexpr size_t secret_bytes_max = 4096;
 
 /// The secret from `file` if given, else from the environment variable
 /// `env_var`. Trailing newlines are trimmed. Throws cli::error.

@@ -31,6 +31,14 @@ std::string scalar(const std::string& path, const YAML::Node& n,
   return n.as<std::string>();
 }
 
+/// A mapping key: a plain scalar, or the file is wrong (a key such as
+/// "[a, b]" must not escape as an exception without the file's name).
+std::string key_name(const std::string& path, const YAML::Node& k) {
+  if (!k.IsScalar())
+    fail(path, k, "a key must be a plain word");
+  return k.Scalar();
+}
+
 std::string read_key(const std::string& path, const YAML::Node& n,
                      const std::string& what) {
   std::string key;
@@ -41,9 +49,14 @@ std::string read_key(const std::string& path, const YAML::Node& n,
                     "(see `drtp-pop hash-secret`)");
     return key;
   }
-  if (auto f = n["secret_file"])
-    return net::derive_key(
-      cli::read_secret(scalar(path, f, "secret_file"), "DRTP_SECRET"));
+  if (auto f = n["secret_file"]) {
+    auto file = scalar(path, f, "secret_file");
+    try {
+      return net::derive_key(cli::read_secret(file, "DRTP_SECRET"));
+    } catch (const cli::error& e) {
+      fail(path, f, e.what()); // the line of the config that names the file
+    }
+  }
   fail(path, n, what + " needs 'secret_sha256' or 'secret_file'");
 }
 
@@ -65,7 +78,7 @@ service_config parse_service(const std::string& path, const YAML::Node& s,
   if (!s.IsMap())
     fail(path, s, "each service must be a map");
   for (auto kv : s) {
-    auto key = kv.first.as<std::string>();
+    auto key = key_name(path, kv.first);
     if (key != "name" && key != "secret_sha256" && key != "secret_file"
         && key != "public" && key != "allow")
       fail(path, kv.first, "unknown service key '" + key + "'");
@@ -105,7 +118,7 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
   if (!p.IsMap() || !p["name"])
     fail(path, p, "each principal needs a 'name'");
   for (auto kv : p) {
-    auto key = kv.first.as<std::string>();
+    auto key = key_name(path, kv.first);
     if (key != "name" && key != "secret_sha256" && key != "secret_file"
         && key != "groups" && key != "revoked")
       fail(path, kv.first, "unknown principal key '" + key + "'");
@@ -131,15 +144,12 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
   return pc;
 }
 
-} // namespace
-
-config load_config(const std::string& path) {
-  YAML::Node root = load_yaml(path);
+config parse_config(const std::string& path, const YAML::Node& root) {
   config cfg;
   if (!root.IsMap())
     fail(path, root, "expected a map with 'listen' and 'services'");
   for (auto kv : root) {
-    auto key = kv.first.as<std::string>();
+    auto key = key_name(path, kv.first);
     if (key != "listen" && key != "tls" && key != "services"
         && key != "principals")
       fail(path, kv.first, "unknown key '" + key + "'");
@@ -167,6 +177,19 @@ config load_config(const std::string& path) {
       cfg.principals.push_back(parse_principal(path, p, principal_names));
   }
   return cfg;
+}
+
+} // namespace
+
+config load_config(const std::string& path) {
+  YAML::Node root = load_yaml(path);
+  // Any conversion yaml-cpp still refuses becomes one line naming the file.
+  try {
+    return parse_config(path, root);
+  } catch (const YAML::Exception& e) {
+    throw cli::error(path + ":" + std::to_string(e.mark.line + 1) + ": "
+                     + e.msg);
+  }
 }
 
 } // namespace drtp::pop
