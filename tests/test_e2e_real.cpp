@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -174,13 +175,18 @@ TEST_F(e2e, a_flood_of_bad_connections_does_not_flood_the_log) {
   constexpr int per_thread = 500;
   auto started = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
+  // Only connections that were made can be logged: on a loaded machine a
+  // connect may time out, and that one never reaches the POP.
+  std::atomic<size_t> connected{0};
   for (int t = 0; t < threads_n; ++t)
-    threads.emplace_back([this] {
+    threads.emplace_back([this, &connected] {
       const char junk[] = "GET / HTTP/1.0\r\n\r\n";
       for (int i = 0; i < per_thread; ++i) {
         auto s = drtp::sock::connect_tcp("127.0.0.1", tunnel_port_, 5000);
-        if (s)
+        if (s) {
+          ++connected;
           drtp::sock::send_all(s.get(), junk, sizeof(junk) - 1);
+        }
       }
     });
   for (auto& t : threads)
@@ -206,7 +212,8 @@ TEST_F(e2e, a_flood_of_bad_connections_does_not_flood_the_log) {
     }
     return n;
   };
-  size_t sent = threads_n * per_thread;
+  size_t sent = connected.load();
+  EXPECT_GE(sent, threads_n * per_thread * 9 / 10u) << "most connects succeed";
   for (int i = 0; i < 20 && accounted() != sent; ++i) {
     std::this_thread::sleep_for(1100ms);
     auto s = drtp::sock::connect_tcp("127.0.0.1", tunnel_port_, 5000);
