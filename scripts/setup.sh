@@ -7,6 +7,7 @@ packages=(
   libcaf-dev libasio-dev libssl-dev libcereal-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev librapidcheck-dev
   clang-tidy python3
+  clang libclang-rt-dev
 )
 missing=()
 for p in "${packages[@]}"; do
