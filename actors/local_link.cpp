@@ -80,6 +80,17 @@ void local_link::connect(caf::actor io, uint64_t tag, const std::string& host,
   self_->send(io_, std::move(req));
 }
 
+caf::message_handler local_link::handlers() {
+  return {
+    [this](net::connected& ev) { handle(ev); },
+    [this](net::connect_failed& ev) { handle(ev); },
+    [this](net::received& ev) { handle(ev); },
+    [this](net::read_closed& ev) { handle(ev); },
+    [this](net::sent& ev) { handle(ev); },
+    [this](net::closed& ev) { handle(ev); },
+  };
+}
+
 void local_link::handle(const net::connected& ev) {
   if (!connect_pending())
     return;

@@ -49,6 +49,10 @@ public:
                uint32_t timeout_ms);
 
   // -- events from the io, passed on by the owner's behaviour -----------------
+  /// The owner's behaviour for the local connection's events: or_else it
+  /// with the owner's own handlers.
+  caf::message_handler handlers();
+
   void handle(const net::connected& ev);
   void handle(const net::connect_failed& ev);
   void handle(net::received& ev);

@@ -97,14 +97,9 @@ public:
   caf::behavior make_behavior() override {
     who_ = "rsession#" + std::to_string(id());
     start();
-    return {
-      // -- the local connection: the link calls back on_local_* -------------------
-      [this](net::connected& ev) { local_.handle(ev); },
-      [this](net::connect_failed& ev) { local_.handle(ev); },
-      [this](net::received& ev) { local_.handle(ev); },
-      [this](net::read_closed& ev) { local_.handle(ev); },
-      [this](net::sent& ev) { local_.handle(ev); },
-      [this](net::closed& ev) { local_.handle(ev); },
+    // The local connection's events go to the link, which calls back
+    // on_local_*.
+    return caf::message_handler{
       // -- the stream ------------------------------------------------------------------
       [this](stream_opened& ev) { on_stream_opened(ev); },
       [this](attach_stream& ev) { on_attach_stream(ev); },
@@ -118,7 +113,7 @@ public:
       [this](stream_rst& ev) { on_stream_rst(ev); },
       [this](retry_atom) { on_retry(); },
       [this](expire_atom, uint64_t epoch) { on_expire(epoch); },
-    };
+    }.or_else(local_.handlers());
   }
 
 private:

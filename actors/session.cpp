@@ -39,14 +39,9 @@ public:
     else
       local_.connect(p_.e.io, p_.sid, p_.local_host, p_.local_port,
                      p_.e.limits.connect_timeout_ms);
-    return {
-      // -- the local connection: the link calls back on_local_* ---------------
-      [this](net::connected& ev) { local_.handle(ev); },
-      [this](net::connect_failed& ev) { local_.handle(ev); },
-      [this](net::received& ev) { local_.handle(ev); },
-      [this](net::read_closed& ev) { local_.handle(ev); },
-      [this](net::sent& ev) { local_.handle(ev); },
-      [this](net::closed& ev) { local_.handle(ev); },
+    // The local connection's events go to the link, which calls back
+    // on_local_*.
+    return caf::message_handler{
       // -- the stream ------------------------------------------------------------
       [this](stream_data& ev) {
         if (phase_ == phase::streaming && from_peer_ == half::open)
@@ -64,7 +59,7 @@ public:
                                                 p_.e.limits.window_bytes);
         flush_held();
       },
-    };
+    }.or_else(local_.handlers());
   }
 
 private:
