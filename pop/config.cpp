@@ -1,15 +1,16 @@
 #include "pop/config.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
 #include <yaml-cpp/yaml.h>
 
-#include "net/openssl_crypto.hpp"
-#include "net/wire/handshake.hpp"
-#include "net/tls.hpp"
 #include "cli/args.hpp"
 #include "cli/secrets.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/tls.hpp"
+#include "net/wire/handshake.hpp"
 
 namespace drtp::pop {
 
@@ -37,6 +38,21 @@ std::string key_name(const std::string& path, const YAML::Node& k) {
   if (!k.IsScalar())
     fail(path, k, "a key must be a plain word");
   return k.Scalar();
+}
+
+/// Every key of `map` is one of `known`, and none appears twice (yaml-cpp
+/// would silently keep one of them: a second `secret_sha256` must not go
+/// unnoticed).
+void check_keys(const std::string& path, const YAML::Node& map,
+                std::initializer_list<const char*> known, const std::string& what) {
+  std::set<std::string> seen;
+  for (auto kv : map) {
+    auto key = key_name(path, kv.first);
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      fail(path, kv.first, "unknown " + what + " '" + key + "'");
+    if (!seen.insert(key).second)
+      fail(path, kv.first, "'" + key + "' appears twice");
+  }
 }
 
 std::string read_key(const std::string& path, const YAML::Node& n,
@@ -77,12 +93,8 @@ service_config parse_service(const std::string& path, const YAML::Node& s,
                              std::set<std::string>& names) {
   if (!s.IsMap())
     fail(path, s, "each service must be a map");
-  for (auto kv : s) {
-    auto key = key_name(path, kv.first);
-    if (key != "name" && key != "secret_sha256" && key != "secret_file"
-        && key != "public" && key != "allow")
-      fail(path, kv.first, "unknown service key '" + key + "'");
-  }
+  check_keys(path, s, {"name", "secret_sha256", "secret_file", "public", "allow"},
+             "service key");
   service_config sc;
   if (!s["name"])
     fail(path, s, "service without 'name'");
@@ -117,12 +129,8 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
                                  std::set<std::string>& names) {
   if (!p.IsMap() || !p["name"])
     fail(path, p, "each principal needs a 'name'");
-  for (auto kv : p) {
-    auto key = key_name(path, kv.first);
-    if (key != "name" && key != "secret_sha256" && key != "secret_file"
-        && key != "groups" && key != "revoked")
-      fail(path, kv.first, "unknown principal key '" + key + "'");
-  }
+  check_keys(path, p, {"name", "secret_sha256", "secret_file", "groups", "revoked"},
+             "principal key");
   principal_config pc;
   pc.name = scalar(path, p["name"], "name");
   if (pc.name.empty() || pc.name.size() > 128 || !names.insert(pc.name).second)
@@ -148,12 +156,7 @@ config parse_config(const std::string& path, const YAML::Node& root) {
   config cfg;
   if (!root.IsMap())
     fail(path, root, "expected a map with 'listen' and 'services'");
-  for (auto kv : root) {
-    auto key = key_name(path, kv.first);
-    if (key != "listen" && key != "tls" && key != "services"
-        && key != "principals")
-      fail(path, kv.first, "unknown key '" + key + "'");
-  }
+  check_keys(path, root, {"listen", "tls", "services", "principals"}, "key");
   if (auto n = root["listen"])
     cli::parse_host_port(scalar(path, n, "listen"), path + ": listen",
                          cfg.listen_host, cfg.listen_port);

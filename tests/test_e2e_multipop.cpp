@@ -27,8 +27,7 @@ constexpr int pop_count = 3;
 class multipop : public ::testing::Test {
 protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/drtp-mp-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    dir_ = drtp::test::make_temp_dir("mp");
     process gen({bin("drtp-pop"), "gen-cert", "--cert", dir_ + "/c.pem", "--key",
                  dir_ + "/k.pem"});
     ASSERT_EQ(gen.wait_exit(10s), 0);
@@ -43,7 +42,7 @@ protected:
     agent_.reset();
     for (auto& p : pops_)
       p.reset();
-    (void) std::system(("rm -rf " + dir_).c_str());
+    drtp::test::remove_tree(dir_);
   }
 
   static std::string bin(const std::string& name) {

@@ -43,8 +43,7 @@ struct sha256 {
 class patch_panel : public ::testing::Test {
 protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/drtp-pp-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    dir_ = drtp::test::make_temp_dir("pp");
     process gen({bin("drtp-pop"), "gen-cert", "--cert", dir_ + "/c.pem", "--key",
                  dir_ + "/k.pem"});
     ASSERT_EQ(gen.wait_exit(10s), 0);
@@ -69,7 +68,7 @@ protected:
     serve_.reset();
     for (auto& p : pops_)
       p.reset();
-    (void) std::system(("rm -rf " + dir_).c_str());
+    drtp::test::remove_tree(dir_);
   }
 
   static std::string bin(const std::string& name) {

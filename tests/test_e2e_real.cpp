@@ -23,8 +23,7 @@ namespace {
 class e2e : public ::testing::Test {
 protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/drtp-e2e-XXXXXX";
-    dir_ = mkdtemp(tmpl);
+    dir_ = drtp::test::make_temp_dir("e2e");
     cert_ = dir_ + "/pop.crt";
     key_ = dir_ + "/pop.key";
     process gen({bin("drtp-pop"), "gen-cert", "--cert", cert_, "--key", key_});
@@ -38,8 +37,7 @@ protected:
   void TearDown() override {
     agent_.reset();
     pop_.reset();
-    std::string cmd = "rm -rf " + dir_;
-    (void) std::system(cmd.c_str());
+    drtp::test::remove_tree(dir_);
   }
 
   static std::string bin(const std::string& name) {
@@ -340,6 +338,34 @@ TEST(cli, busy_port_and_unreadable_files_give_one_clear_line) {
   process badcfg({bin + "/drtp-pop", "--dev", "--config", "/nonexistent.yaml"});
   EXPECT_EQ(badcfg.wait_exit(5s), 2);
   EXPECT_NE(badcfg.output().find("cannot read config file"), std::string::npos);
+}
+
+TEST(cli, hostile_config_files_give_one_line_naming_file_and_line) {
+  // Each was an uncaught exception, a silent choice or an unbounded read.
+  std::string hex(64, 'a');
+  struct bad_config {
+    std::string yaml;
+    std::string expected;
+  } cases[] = {
+    {"[a, b]: 1\nservices: []\n", ":1: a key must be a plain word"},
+    {"services:\n  - name: a\n    name: b\n    secret_sha256: " + hex
+       + "\n    public: 127.0.0.1:1\n",
+     ":3: 'name' appears twice"},
+    {"services:\n  - name: a\n    secret_file: /dev/zero\n"
+     "    public: 127.0.0.1:1\n",
+     ":3: secret file /dev/zero holds more than 4096 bytes"},
+  };
+  auto dir = drtp::test::make_temp_dir("cfg");
+  int i = 0;
+  for (auto& c : cases) {
+    auto path = dir + "/bad" + std::to_string(i++) + ".yaml";
+    std::ofstream{path} << c.yaml;
+    process pop({drtp::test::bin_dir() + "/drtp-pop", "--dev", "--config", path});
+    EXPECT_EQ(pop.wait_exit(5s), 2) << pop.output();
+    EXPECT_NE(pop.output().find(path + c.expected), std::string::npos)
+      << pop.output();
+  }
+  drtp::test::remove_tree(dir);
 }
 
 TEST(cli, help_and_bad_flags) {

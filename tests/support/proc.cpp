@@ -4,8 +4,10 @@
 
 #include <cstdlib>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -129,6 +131,18 @@ uint16_t free_port() {
   uint16_t p = 0;
   auto s = sock::listen_tcp("127.0.0.1", 0, p);
   return p;
+}
+
+std::string make_temp_dir(const std::string& name) {
+  std::string tmpl = "/tmp/drtp-" + name + "-XXXXXX";
+  if (!mkdtemp(tmpl.data()))
+    throw std::runtime_error("cannot make a directory like " + tmpl);
+  return tmpl;
+}
+
+void remove_tree(const std::string& dir) {
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
 }
 
 long vm_rss_kib(pid_t pid) {

@@ -68,6 +68,12 @@ unsigned number_after(const std::string& text, const std::string& prefix);
 /// A port that was free on 127.0.0.1 a moment ago.
 uint16_t free_port();
 
+/// A fresh directory /tmp/drtp-NAME-XXXXXX for a test's files; throws if
+/// none can be made.
+std::string make_temp_dir(const std::string& name);
+/// Removes a directory made by make_temp_dir, with everything in it.
+void remove_tree(const std::string& dir);
+
 /// VmRSS of one process in KiB, from /proc/PID/status; -1 if it is gone.
 long vm_rss_kib(pid_t pid);
 
