@@ -1,7 +1,6 @@
 #include "cli/args.hpp"
 
-#include <cerrno>
-#include <cstdlib>
+#include <string>
 
 #include "net/loop_coordinator.hpp"
 #include "net/seam/assert.hpp"
@@ -89,10 +88,12 @@ void parse_host_port(const std::string& s, const std::string& what,
   if (host.size() > 2 && host.front() == '[' && host.back() == ']')
     host = host.substr(1, host.size() - 2);
   auto p = s.substr(colon + 1);
-  char* end = nullptr;
-  errno = 0;
-  auto v = std::strtoul(p.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || v > 65535)
+  // Digits only: strtoul would read " +0" as 0, a random port, and wrap
+  // "-1" to a large number.
+  bool digits = !p.empty() && p.size() <= 5
+                && p.find_first_not_of("0123456789") == std::string::npos;
+  auto v = digits ? std::stoul(p) : 0ul;
+  if (!digits || v > 65535)
     throw error(what + " has a bad port '" + p + "'");
   port = static_cast<uint16_t>(v);
 }

@@ -195,4 +195,23 @@ config load_config(const std::string& path) {
   }
 }
 
+void check_allow_lists(const config& cfg, const std::string& where) {
+  std::set<std::string> names, groups;
+  for (auto& p : cfg.principals) {
+    names.insert(p.name);
+    groups.insert(p.groups.begin(), p.groups.end());
+  }
+  static const std::string group_prefix = "group:";
+  for (auto& s : cfg.services)
+    for (auto& entry : s.allow) {
+      bool is_group = entry.rfind(group_prefix, 0) == 0;
+      if (is_group && !groups.count(entry.substr(group_prefix.size())))
+        throw cli::error(where + ": service '" + s.name + "' allows '" + entry
+                         + "', a group no principal belongs to");
+      if (!is_group && !names.count(entry))
+        throw cli::error(where + ": service '" + s.name + "' allows '" + entry
+                         + "', who is not among the principals");
+    }
+}
+
 } // namespace drtp::pop

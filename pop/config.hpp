@@ -36,4 +36,9 @@ struct config {
 /// Throws cli::error with the file, line and key that are wrong.
 config load_config(const std::string& path);
 
+/// Every `allow` entry names a principal, or a group that some principal is
+/// in: a typo must not silently lock out (or seem to admit) anyone. Throws
+/// cli::error starting with `where` (the config file, or the flag).
+void check_allow_lists(const config& cfg, const std::string& where);
+
 } // namespace drtp::pop

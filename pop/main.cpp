@@ -194,6 +194,7 @@ pop::config load_config(const options& o) {
     cfg.cert_file = *o.cert;
     cfg.key_file = *o.key;
   }
+  pop::check_allow_lists(cfg, o.config_file ? *o.config_file : "--allow");
   return cfg;
 }
 

@@ -354,6 +354,13 @@ TEST(cli, hostile_config_files_give_one_line_naming_file_and_line) {
     {"services:\n  - name: a\n    secret_file: /dev/zero\n"
      "    public: 127.0.0.1:1\n",
      ":3: secret file /dev/zero holds more than 4096 bytes"},
+    {"services:\n  - name: a\n    secret_sha256: " + hex
+       + "\n    public: \"127.0.0.1: +0\"\n",
+     ": public port of 'a' has a bad port ' +0'"},
+    {"services:\n  - name: a\n    secret_sha256: " + hex
+       + "\n    allow: [sam, group:ops]\nprincipals:\n  - name: sam\n"
+         "    secret_sha256: " + hex + "\n",
+     ": service 'a' allows 'group:ops', a group no principal belongs to"},
   };
   auto dir = drtp::test::make_temp_dir("cfg");
   int i = 0;
