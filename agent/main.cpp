@@ -208,10 +208,13 @@ int report_events(caf::scoped_actor& self, const char* me) {
 }
 
 int serve(cli::args& a, bool connect) {
+  // Before the secret is read.
+  cli::keep_secrets_out_of_core_dumps();
   auto o = parse_options(a, connect);
   auto ap = make_agent_params(o);
 
   cli::install_stop_signals();
+  cli::ignore_hangup();
   net::runtime rt{net::make_stderr_tracer(o.verbosity), std::nullopt, o.busy_poll_us};
   caf::scoped_actor self{rt.sys()};
   ap.e.io = rt.io();

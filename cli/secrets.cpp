@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sys/prctl.h>
 #include <string>
 
 namespace drtp::cli {
@@ -38,6 +39,13 @@ std::string read_secret(const std::optional<std::string>& file,
   if (secret.empty())
     throw error("the secret is empty");
   return secret;
+}
+
+void keep_secrets_out_of_core_dumps() {
+  auto ask = std::getenv("DRTP_ALLOW_CORE_DUMPS");
+  if (ask && std::string(ask) == "1")
+    return;
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
 } // namespace drtp::cli

@@ -19,4 +19,9 @@ constexpr size_t secret_bytes_max = 4096;
 std::string read_secret(const std::optional<std::string>& file,
                         const char* env_var);
 
+/// A process that holds keys or secrets writes no core dump and cannot be
+/// attached to by other processes of its user (PR_SET_DUMPABLE 0), unless
+/// DRTP_ALLOW_CORE_DUMPS=1 asks for dumps when debugging.
+void keep_secrets_out_of_core_dumps();
+
 } // namespace drtp::cli

@@ -36,4 +36,8 @@ void clear_stop_signal() {
   stop_signal_ = 0;
 }
 
+void ignore_hangup() {
+  std::signal(SIGHUP, SIG_IGN);
+}
+
 } // namespace drtp::cli

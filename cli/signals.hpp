@@ -11,4 +11,9 @@ int stop_signal();
 /// Forget the signal seen so far (to notice a second one).
 void clear_stop_signal();
 
+/// SIGHUP (a closed terminal, a reload sent to the wrong process) does not
+/// end the process: `drtp serve` and `drtp connect` have nothing to reload
+/// and keep their tunnels.
+void ignore_hangup();
+
 } // namespace drtp::cli

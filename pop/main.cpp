@@ -1,27 +1,31 @@
 // drtp-pop: the point of presence. Agents dial in over TLS; visitors connect
 // to each service's public port and are carried through a tunnel.
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
 #include <iostream>
 #include <iterator>
 #include <optional>
 #include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
-#include "actors/messages.hpp"
 #include "actors/admin.hpp"
+#include "actors/messages.hpp"
 #include "actors/pop_server.hpp"
 #include "caf/all.hpp"
-#include "net/stderr_tracer.hpp"
-#include "net/openssl_crypto.hpp"
-#include "net/wire/handshake.hpp"
-#include "net/tls.hpp"
-#include "pop/config.hpp"
 #include "cli/args.hpp"
 #include "cli/secrets.hpp"
 #include "cli/signals.hpp"
+#include "net/openssl_crypto.hpp"
 #include "net/runtime.hpp"
+#include "net/stderr_tracer.hpp"
+#include "net/tls.hpp"
+#include "net/wire/handshake.hpp"
+#include "pop/config.hpp"
 #include "net/seam/assert.hpp"
 
 namespace {
@@ -80,11 +84,28 @@ int hash_secret() {
   return 0;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  FILE* f = std::fopen(path.c_str(), "w");
-  if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size())
-    throw cli::error("cannot write " + path);
-  std::fclose(f);
+/// Creates `path` with `mode` and writes `text`. Never follows a symlink and
+/// never replaces a file: a key must not land where a link points, nor be
+/// readable by others even for a moment (it is created 0600, not chmod'ed).
+void write_new_file(const std::string& path, const std::string& text, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  mode);
+  if (fd < 0)
+    throw cli::error("cannot create " + path + ": " + std::strerror(errno)
+                     + (errno == EEXIST ? " (gen-cert never overwrites)" : ""));
+  size_t done = 0;
+  while (done < text.size()) {
+    auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      ::close(fd);
+      throw cli::error("cannot write " + path + ": " + std::strerror(errno));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0)
+    throw cli::error("cannot write " + path + ": " + std::strerror(errno));
 }
 
 int gen_cert(int argc, char** argv) {
@@ -96,9 +117,8 @@ int gen_cert(int argc, char** argv) {
   if (!cert || !key)
     throw cli::error("gen-cert needs --cert FILE and --key FILE");
   auto id = net::make_self_signed(name ? *name : "drtp-pop");
-  write_file(*cert, id.cert_pem);
-  write_file(*key, id.key_pem);
-  chmod(key->c_str(), 0600);
+  write_new_file(*key, id.key_pem, 0600);
+  write_new_file(*cert, id.cert_pem, 0644);
   std::printf("sha256:%s\n", net::to_hex(net::fingerprint_sha256(id.cert_pem)).c_str());
   return 0;
 }
@@ -344,6 +364,8 @@ private:
 };
 
 int run(int argc, char** argv) {
+  // Before any secret or key is read.
+  cli::keep_secrets_out_of_core_dumps();
   if (argc >= 2 && std::string(argv[1]) == "hash-secret")
     return hash_secret();
   if (argc >= 2 && std::string(argv[1]) == "gen-cert")

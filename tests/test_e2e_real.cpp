@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
@@ -228,6 +229,16 @@ TEST_F(e2e, a_flood_of_bad_connections_does_not_flood_the_log) {
   EXPECT_TRUE(echo_round(drtp::sock::random_bytes(100000, 7)));
 }
 
+TEST_F(e2e, the_agent_survives_sighup) {
+  start_pop();
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  agent_->signal(SIGHUP); // it used to die of it (exit 129)
+  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(agent_->alive()) << agent_->output();
+  EXPECT_TRUE(echo_round(drtp::sock::random_bytes(1000, 3)));
+}
+
 TEST_F(e2e, agent_reconnects_after_the_pop_restarts) {
   start_pop();
   start_agent();
@@ -372,6 +383,26 @@ TEST(cli, hostile_config_files_give_one_line_naming_file_and_line) {
     EXPECT_NE(pop.output().find(path + c.expected), std::string::npos)
       << pop.output();
   }
+  drtp::test::remove_tree(dir);
+}
+
+TEST(cli, gen_cert_creates_the_key_private_and_never_overwrites) {
+  auto dir = drtp::test::make_temp_dir("gencert");
+  auto bin = drtp::test::bin_dir() + "/drtp-pop";
+  process gen({bin, "gen-cert", "--cert", dir + "/c.pem", "--key", dir + "/k.pem"});
+  ASSERT_EQ(gen.wait_exit(10s), 0) << gen.output();
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/k.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u) << "the key is never readable by others";
+  process again({bin, "gen-cert", "--cert", dir + "/c2.pem", "--key", dir + "/k.pem"});
+  EXPECT_EQ(again.wait_exit(10s), 2);
+  EXPECT_NE(again.output().find("never overwrites"), std::string::npos)
+    << again.output();
+  // A key path that is a symlink is refused, and nothing lands where it points.
+  ASSERT_EQ(::symlink((dir + "/target").c_str(), (dir + "/link").c_str()), 0);
+  process link({bin, "gen-cert", "--cert", dir + "/c3.pem", "--key", dir + "/link"});
+  EXPECT_EQ(link.wait_exit(10s), 2) << link.output();
+  EXPECT_NE(::access((dir + "/target").c_str(), F_OK), 0);
   drtp::test::remove_tree(dir);
 }
 
