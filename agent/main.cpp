@@ -17,6 +17,7 @@
 #include "cli/secrets.hpp"
 #include "cli/signals.hpp"
 #include "net/runtime.hpp"
+#include "net/seam/trace.hpp"
 
 namespace {
 
@@ -195,10 +196,10 @@ int report_events(caf::scoped_actor& self, const char* me) {
     self->receive(
       [&](agent_event& ev) {
         if (ev.kind == agent_event::fatal) {
-          std::fprintf(stderr, "%s: error: %s\n", me, ev.what.c_str());
+          std::fprintf(stderr, "%s: error: %s\n", me, net::escape_for_log(ev.what).c_str());
           rc = 1;
         } else if (ev.kind == agent_event::up || ev.kind == agent_event::listening) {
-          std::printf("%s: %s\n", me, ev.what.c_str());
+          std::printf("%s: %s\n", me, net::escape_for_log(ev.what).c_str());
           std::fflush(stdout);
         }
       },

@@ -98,7 +98,8 @@ private:
     char stamp[32];
     std::strftime(stamp, sizeof(stamp), "%H:%M:%S", &tm);
     std::fprintf(stderr, "%s.%03d %s %s: %s\n", stamp, static_cast<int>(ms),
-                 host.c_str(), who.c_str(), what.c_str());
+                 escape_for_log(host).c_str(), escape_for_log(who).c_str(),
+                 escape_for_log(what).c_str());
   }
 
   const int level_;

@@ -154,6 +154,23 @@ TEST_F(e2e, wrong_secret_is_refused_with_a_clear_error) {
   EXPECT_EQ(agent_->output().find("not the secret"), std::string::npos);
 }
 
+TEST_F(e2e, peer_supplied_names_cannot_forge_a_log_line) {
+  start_pop();
+  // The agent id travels in the hello and the POP logs it: a newline in it
+  // used to start a line of the attacker's choosing.
+  const std::string forged = "12:00:00.000 pop audit: allowed principal 'root'";
+  agent_ = std::make_unique<process>(std::vector<std::string>{
+    bin("drtp"), "serve", "--pop", "127.0.0.1:" + std::to_string(tunnel_port_),
+    "--service", "echo", "--local", "127.0.0.1:" + std::to_string(echo_.port()),
+    "--secret-file", dir_ + "/secret", "--pop-fingerprint", fingerprint_,
+    "--agent-id", "evil\n" + forged + "\x1b[2J"});
+  ASSERT_TRUE(pop_->wait_for("tunnel up", 10s)) << pop_->output();
+  auto out = pop_->output();
+  EXPECT_EQ(out.find("\n" + forged), std::string::npos) << out;
+  EXPECT_EQ(out.find('\x1b'), std::string::npos) << "no escape reaches the terminal";
+  EXPECT_NE(out.find("evil\\x0a" + forged + "\\x1b[2J"), std::string::npos) << out;
+}
+
 TEST_F(e2e, visitor_without_tunnel_is_refused_within_a_second) {
   start_pop();
   auto start = std::chrono::steady_clock::now();

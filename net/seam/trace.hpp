@@ -18,6 +18,13 @@ public:
   virtual bool verbose() const { return false; }
 };
 
+/// `text` with every byte that could break a log line out of it written as
+/// \xNN: control characters (a newline would start a forged line, ESC could
+/// repaint the terminal), DEL, and the backslash itself, so the escaping is
+/// unambiguous. Peers choose service names, principals and agent ids: every
+/// line a tracer writes goes through this.
+std::string escape_for_log(const std::string& text);
+
 /// Discards everything (benchmarks, quiet tests).
 std::shared_ptr<tracer> make_null_tracer();
 
