@@ -196,7 +196,8 @@ int report_events(caf::scoped_actor& self, const char* me) {
     self->receive(
       [&](agent_event& ev) {
         if (ev.kind == agent_event::fatal) {
-          std::fprintf(stderr, "%s: error: %s\n", me, net::escape_for_log(ev.what).c_str());
+          std::fprintf(stderr, "%s: error: %s\n", me,
+                       net::escape_for_log(ev.what).c_str());
           rc = 1;
         } else if (ev.kind == agent_event::up || ev.kind == agent_event::listening) {
           std::printf("%s: %s\n", me, net::escape_for_log(ev.what).c_str());
