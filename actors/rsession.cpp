@@ -190,7 +190,7 @@ private:
       arm_expiry();
       attach_via_controller();
     } else {
-      attach(p_.tunnel, p_.tunnel_conn, p_.sid, path_state::awaiting_hello);
+      attach_path(p_.tunnel, p_.tunnel_conn, p_.sid, path_state::awaiting_hello);
       local_.connect(p_.e.io, 1, p_.local_host, p_.local_port,
                      p_.e.limits.connect_timeout_ms);
     }
@@ -237,7 +237,8 @@ private:
 
   // -- paths -------------------------------------------------------------------------
 
-  void attach(caf::actor tunnel, net::conn_id conn, uint32_t sid, path_state next) {
+  void attach_path(caf::actor tunnel, net::conn_id conn, uint32_t sid,
+                   path_state next) {
     to_path(next);
     tunnel_ = std::move(tunnel);
     tunnel_conn_ = conn;
@@ -249,11 +250,11 @@ private:
 
   void on_stream_opened(stream_opened& ev) {
     if (life_ == life_state::greeting) {
-      attach(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_welcome);
+      attach_path(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_welcome);
       send_control(net::encode_hello(token_));
     } else {
       // Nothing is resent before the serve end says from where.
-      attach(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_resumed);
+      attach_path(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_resumed);
       send_control(net::encode_resume(token_, received_));
     }
   }
@@ -264,7 +265,7 @@ private:
     if (tunnel_)
       send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::closed)});
     tunnel_ = nullptr;
-    attach(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_resume);
+    attach_path(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_resume);
   }
 
   /// A stream message belongs to the current path only if it comes from the
@@ -311,10 +312,10 @@ private:
       return;
     if (code == net::rst_code::refused && p_.client_end)
       refused_.insert(tunnel_.address()); // no agent there, or a bad resume
-    detach(to_string(code));
+    detach_path(to_string(code));
   }
 
-  void detach(const std::string& why) {
+  void detach_path(const std::string& why) {
     tunnel_ = nullptr;
     to_path(path_state::no_path);
     if (life_ == life_state::ending) {
