@@ -300,20 +300,23 @@ private:
           best = &t;
       }
     if (!best) {
-      p_.e.trace->emit(p_.e.host, "audit",
-                       "principal '" + ev.open.principal + "' to service '"
-                         + ev.service + "': no agent here"
-                         + (ev.open.resume ? " for the resume" : ""));
+      // The client's tunnel is up: its principal proved its secret.
+      p_.e.trace->audit(p_.e.host,
+                        "principal '" + ev.open.principal + "' to service '"
+                          + ev.service + "': no agent here"
+                          + (ev.open.resume ? " for the resume" : ""),
+                        true);
       send(ev.tunnel, set_owner{ev.sid, nullptr,
                                 static_cast<uint32_t>(net::rst_code::refused)});
       return;
     }
     ++best->streams;
-    p_.e.trace->emit(p_.e.host, "audit",
-                     std::string(ev.open.resume ? "resumed" : "opened")
-                       + " session for principal '" + ev.open.principal
-                       + "' to service '" + ev.service + "' via agent "
-                       + best->agent_id);
+    p_.e.trace->audit(p_.e.host,
+                      std::string(ev.open.resume ? "resumed" : "opened")
+                        + " session for principal '" + ev.open.principal
+                        + "' to service '" + ev.service + "' via agent "
+                        + best->agent_id,
+                      true);
     send(best->tunnel, attach_splice{ev.tunnel, ev.conn, ev.sid, ev.open});
   }
 

@@ -221,7 +221,8 @@ private:
     if (pr == p_.auth->principals.end() || pr->second.revoked) {
       audit("denied principal '" + hello.agent_id + "' from " + p_.peer_host
             + " for service '" + hello.service + "': "
-            + (pr == p_.auth->principals.end() ? "unknown principal" : "revoked"));
+            + (pr == p_.auth->principals.end() ? "unknown principal" : "revoked"),
+            false);
       return refuse(net::reject_code::unknown_principal, hello.service);
     }
     key_ = pr->second.key;
@@ -245,17 +246,19 @@ private:
       if (peer_ != net::peer_role::client)
         return refuse(net::reject_code::bad_proof, service_);
       audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
-            + " for service '" + service_ + "': wrong secret");
+            + " for service '" + service_ + "': wrong secret",
+            false);
       return refuse(net::reject_code::unknown_principal, service_);
     }
     if (peer_ == net::peer_role::client) {
       if (!p_.auth->allowed(agent_id_, service_)) {
         audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
-              + " for service '" + service_ + "': not on its allow list");
+              + " for service '" + service_ + "': not on its allow list",
+            true);
         return refuse(net::reject_code::not_authorized, service_);
       }
       audit("allowed principal '" + agent_id_ + "' from " + p_.peer_host
-            + " for service '" + service_ + "'");
+            + " for service '" + service_ + "'", true);
     }
     net::accept_msg acc;
     acc.tunnel_id = who_;
@@ -381,8 +384,9 @@ private:
   }
 
   /// Authorization decisions, always logged (never with secrets).
-  void audit(const std::string& what) {
-    e_.trace->emit(e_.host, "audit", what);
+  /// `authenticated`: the peer proved its secret (see tracer::audit).
+  void audit(const std::string& what, bool authenticated) {
+    e_.trace->audit(e_.host, what, authenticated);
   }
 
   /// The tunnel is gone: reset every stream and quit.

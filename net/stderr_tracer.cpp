@@ -37,6 +37,16 @@ public:
     return level_ > 0;
   }
 
+  void audit(const std::string& host, const std::string& what,
+             bool authenticated) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    // Authenticated decisions bypass the budget; the unauthenticated ones
+    // spend the "audit" budget, which only they draw on.
+    if (!authenticated && level_ == 0 && !spend(host, "audit"))
+      return;
+    write_line(host, "audit", what);
+  }
+
 private:
   /// A budget per host and kind of component ("tunnel" for tunnel#7): a
   /// flood of failed handshakes must not silence the POP's other lines.

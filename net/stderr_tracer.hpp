@@ -17,6 +17,8 @@ namespace drtp::net {
 constexpr int log_lines_per_second = 100;
 constexpr int log_lines_burst = 1000;
 
+/// Audit lines of authenticated peers are never dropped (tracer::audit).
+///
 /// Thread-safe, one line per event on stderr. level 0: warnings and
 /// lifecycle, rate-limited as above; 1: adds per-connection events, all of
 /// them (asked for when debugging).

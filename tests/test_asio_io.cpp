@@ -719,3 +719,27 @@ INSTANTIATE_TEST_SUITE_P(
     }
     return "unknown";
   });
+
+TEST(stderr_tracer, authenticated_audit_lines_survive_a_flood_of_noise) {
+  // A flood of hellos with unknown principals spends the audit budget; the
+  // decision about a principal that proved its secret is written anyway.
+  testing::internal::CaptureStderr();
+  {
+    auto t = make_stderr_tracer(0);
+    for (int i = 0; i < 3 * log_lines_burst; ++i)
+      t->audit("pop", "denied principal 'nobody" + std::to_string(i) + "'", false);
+    t->audit("pop", "allowed principal 'sam' for service 'db'", true);
+    t->emit("pop", "audit", "an ordinary line of the audit kind");
+  }
+  auto out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("audit: allowed principal 'sam' for service 'db'"),
+            std::string::npos);
+  size_t noise = 0;
+  for (auto at = out.find("denied principal 'nobody"); at != std::string::npos;
+       at = out.find("denied principal 'nobody", at + 1))
+    ++noise;
+  EXPECT_GE(noise, static_cast<size_t>(log_lines_burst) / 2);
+  EXPECT_LT(noise, static_cast<size_t>(3 * log_lines_burst)) << "the noise is limited";
+  EXPECT_NE(out.find("log lines of audit dropped"), std::string::npos)
+    << "what was dropped is counted";
+}

@@ -16,6 +16,16 @@ public:
                     const std::string& what) = 0;
   /// Verbose events are dropped unless the tracer wants them.
   virtual bool verbose() const { return false; }
+  /// An authorization decision, as component "audit". One about a peer that
+  /// proved its secret (`authenticated`) is never dropped: there are only as
+  /// many as there are logins. One about a peer that did not (an unknown
+  /// principal, a wrong secret) is noise anyone can make as fast as they can
+  /// connect; a tracer may count those instead of writing each, but they
+  /// never use up the room of the authenticated ones.
+  virtual void audit(const std::string& host, const std::string& what,
+                     bool authenticated) {
+    emit(host, "audit", what);
+  }
 };
 
 /// `text` with every byte that could break a log line out of it written as
