@@ -226,70 +226,7 @@ TEST(sim_e2e, silent_pop_is_declared_dead_by_heartbeats) {
 
 #include "net/wire/control.hpp"
 #include "net/wire/frame.hpp"
-
-namespace {
-
-std::string frame_bytes(uint8_t type, uint32_t sid, const std::string& payload);
-
-/// Dials `port` on "pop" from host "mallory" and sends `writes`. With a
-/// `hello` it first authenticates like an agent that knows the secret (a
-/// compromised agent), so the writes reach the POP's handling of live
-/// tunnels.
-caf::behavior raw_peer(caf::event_based_actor* self, caf::actor io, uint16_t port,
-                       std::vector<std::string> writes, std::string hello) {
-  net::connect_req req;
-  req.tag = 1;
-  req.host = "pop";
-  req.port = port;
-  self->send(io, req);
-  auto dec = std::make_shared<net::frame_decoder>();
-  auto flush = [=](net::conn_id id) {
-    for (auto& w : writes)
-      self->send(io, net::write_req{id, {net::chunk::copy_of(w)}});
-  };
-  return {
-    [=](const net::connected& ev) {
-      if (hello.empty()) {
-        flush(ev.id);
-        return;
-      }
-      self->send(io, net::write_req{ev.id, {net::chunk::copy_of(
-                                              frame_bytes(1, 0, hello))}});
-    },
-    [](const net::connect_failed&) {},
-    [=](const net::received& ev) {
-      std::vector<net::frame> frames;
-      dec->feed(ev.data, frames);
-      for (auto& f : frames)
-        if (f.type == net::frame_type::challenge) {
-          net::proof_msg proof;
-          proof.mac = net::make_proof(*net::make_openssl_crypto(),
-                                      net::derive_key("the secret"),
-                                      net::chunk::copy_of(hello), f.payload);
-          auto p = net::encode(proof);
-          self->send(io, net::write_req{ev.id, {net::chunk::copy_of(
-                                                  frame_bytes(3, 0, p.to_string()))}});
-        } else if (f.type == net::frame_type::accept) {
-          flush(ev.id);
-        }
-    },
-    [](const net::read_closed&) {},
-    [](const net::sent&) {},
-    [self](const net::closed&) { self->quit(); },
-  };
-}
-
-std::string frame_bytes(uint8_t type, uint32_t sid, const std::string& payload) {
-  std::string h(net::frame_header_bytes, '\0');
-  h[0] = static_cast<char>(type);
-  for (int i = 0; i < 4; ++i) {
-    h[4 + i] = static_cast<char>(sid >> (24 - 8 * i));
-    h[8 + i] = static_cast<char>(payload.size() >> (24 - 8 * i));
-  }
-  return h + payload;
-}
-
-} // namespace
+#include "sim/hostile_peer.hpp"
 
 RC_GTEST_PROP(sim_e2e, hostile_bytes_never_hurt_the_pop, ()) {
   // A peer that speaks garbage, or frames of every type in any order (after
@@ -305,20 +242,42 @@ RC_GTEST_PROP(sim_e2e, hostile_bytes_never_hurt_the_pop, ()) {
   scenario s{*rc::gen::inRange<uint64_t>(0, 1000)};
   s.start_agent();
   s.d.net().add_host("mallory");
-  std::vector<std::string> writes;
-  std::string hello;
+  auto login = std::make_shared<sim::hostile_login>();
   if (with_hello) {
     net::hello_msg h;
     h.service = "echo";
     h.agent_id = "mallory";
-    hello = net::encode(h).to_string();
+    login->hello = net::encode(h).to_string();
+    login->key = net::derive_key("the secret");
+    login->crypto = net::make_openssl_crypto();
   }
-  for (auto& [t, sid, p] : frames)
-    writes.push_back(frame_bytes(t, sid, p));
-  for (auto& r : raw)
-    writes.push_back(r);
-  s.d.sys().spawn(raw_peer, s.d.net().io("mallory"), tunnel_port, writes, hello);
-  s.d.sys().spawn(raw_peer, s.d.net().io("mallory"), public_port, raw, std::string{});
+  sim::hostile_peer_params tunnel_peer;
+  tunnel_peer.io = s.d.net().io("mallory");
+  tunnel_peer.pop_host = "pop";
+  tunnel_peer.pop_port = tunnel_port;
+  if (with_hello)
+    tunnel_peer.login = login;
+  tunnel_peer.result = std::make_shared<sim::hostile_result>();
+  auto public_peer = tunnel_peer;
+  public_peer.pop_port = public_port;
+  public_peer.login = nullptr;
+  public_peer.result = std::make_shared<sim::hostile_result>();
+  for (auto& [t, sid, p] : frames) {
+    sim::hostile_step f;
+    f.what = sim::hostile_step::kind::frame;
+    f.type = t;
+    f.stream_id = sid;
+    f.bytes = p;
+    tunnel_peer.script.push_back(f);
+  }
+  for (auto& r : raw) {
+    sim::hostile_step w;
+    w.bytes = r;
+    tunnel_peer.script.push_back(w);
+    public_peer.script.push_back(w);
+  }
+  sim::spawn_hostile_peer(s.d.sys(), tunnel_peer);
+  sim::spawn_hostile_peer(s.d.sys(), public_peer);
   RC_TAG(with_hello ? "authenticated hostile agent" : "unauthenticated");
   s.d.run_for(3'000'000);
   RC_CLASSIFY(s.trace_has("tunnel up with agent mallory"), "mallory got a tunnel");
