@@ -28,8 +28,13 @@ failed=0
 for n in "${names[@]}"; do
   mkdir -p "$dir/corpus/$n"
   log="$dir/$n.log"
+  # The stateful harness covers the whole system (160 000 edges): libFuzzer's
+  # entropic schedule then spends two thirds of the time weighing features,
+  # and without it the harness runs 5 times as many inputs (3 -> 16 per s).
+  extra=()
+  [[ $n == fuzz_pop_session ]] && extra=(-entropic=0)
   # -rss_limit_mb: an input that makes a harness grow past it is a finding.
-  if "$dir/tests/fuzz/$n" -max_total_time="$seconds" -rss_limit_mb=1024 \
+  if "$dir/tests/fuzz/$n" "${extra[@]}" -max_total_time="$seconds" -rss_limit_mb=1024 \
        -timeout=10 -max_len=16384 -print_final_stats=1 \
        -artifact_prefix="$dir/crash-$n-" \
        "$dir/corpus/$n" "tests/fuzz/corpus/$n" > "$log" 2>&1; then
