@@ -162,7 +162,11 @@ agent_params make_agent_params(const options& o) {
   if (o.local)
     cli::parse_host_port(*o.local, "--local", ap.local_host, ap.local_port);
   ap.service = *o.service;
-  ap.key = net::derive_key(cli::read_secret(o.secret_file, "DRTP_SECRET"));
+  // scrypt once per process (tens of ms, 32 MiB): every tunnel signs with it.
+  ap.signing_key = net::derive_login_key(cli::read_secret(o.secret_file, "DRTP_SECRET"),
+                                         o.connect ? net::principal_salt(*o.principal)
+                                                   : net::service_salt(*o.service))
+                     .seed;
   ap.tls = make_tls_config(o);
   if (o.connect) {
     // the principal is the identity
