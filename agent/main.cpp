@@ -57,6 +57,8 @@ Options:
   -h, --help               this text
 
 The POP certificate is verified by default: give --ca or --pop-fingerprint.
+The secret is stretched once at startup (scrypt, 32 MiB) into the key that
+signs each login; a POP stores only its public half (drtp-pop public-key).
 
 drtp connect (the patch panel) makes a service appear on --listen here, even
 a private one with no public port anywhere. It authenticates as --principal
