@@ -136,4 +136,11 @@ login_key derive_login_key(const std::string& secret, const std::string& salt) {
   return out;
 }
 
+std::string derive_public_key(std::string secret, const std::string& salt) {
+  auto key = derive_login_key(secret, salt);
+  OPENSSL_cleanse(secret.data(), secret.size());
+  OPENSSL_cleanse(key.seed.data(), key.seed.size());
+  return key.public_key;
+}
+
 } // namespace drtp::net

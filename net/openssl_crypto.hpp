@@ -19,4 +19,8 @@ std::shared_ptr<entropy> make_system_entropy();
 /// crypto object): the binaries call it once at startup, the POP at load.
 login_key derive_login_key(const std::string& secret, const std::string& salt);
 
+/// Only the public key of `secret`'s login key: what a POP keeps. The secret
+/// and the private seed are wiped before it returns.
+std::string derive_public_key(std::string secret, const std::string& salt);
+
 } // namespace drtp::net

@@ -75,7 +75,7 @@ std::string read_public_key(const std::string& path, const YAML::Node& n,
   if (auto f = n["secret_file"]) {
     auto file = scalar(path, f, "secret_file");
     try {
-      return net::derive_login_key(cli::read_secret(file, "DRTP_SECRET"), salt).public_key;
+      return net::derive_public_key(cli::read_secret(file, "DRTP_SECRET"), salt);
     } catch (const cli::error& e) {
       fail(path, f, e.what()); // the line of the config that names the file
     }

@@ -93,7 +93,7 @@ std::string salt_from_flags(cli::args& g, const char* command) {
 /// proofs but cannot make one.
 void print_public_key_line(const std::string& secret, const std::string& salt) {
   std::printf("public_key: %s\n",
-              pop::public_key_text(net::derive_login_key(secret, salt).public_key).c_str());
+              pop::public_key_text(net::derive_public_key(secret, salt)).c_str());
 }
 
 int public_key_command(int argc, char** argv) {
@@ -215,9 +215,8 @@ service_config service_from_flags(const options& o) {
     throw cli::error("--service needs --public HOST:PORT (or --private)");
   service_config sc;
   sc.name = *o.service;
-  sc.public_key = net::derive_login_key(cli::read_secret(o.secret_file, "DRTP_SECRET"),
-                                        net::service_salt(sc.name))
-                    .public_key;
+  sc.public_key = net::derive_public_key(cli::read_secret(o.secret_file, "DRTP_SECRET"),
+                                         net::service_salt(sc.name));
   if (o.is_private) {
     sc.is_public = false;
     if (o.public_addr)
@@ -235,10 +234,8 @@ principal_config principal_from_flag(const std::string& spec) {
     throw cli::error("--principal must be NAME=SECRET_FILE, got '" + spec + "'");
   principal_config pc;
   pc.name = spec.substr(0, eq);
-  pc.public_key = net::derive_login_key(
-                    cli::read_secret(spec.substr(eq + 1), "DRTP_SECRET"),
-                    net::principal_salt(pc.name))
-                    .public_key;
+  pc.public_key = net::derive_public_key(
+    cli::read_secret(spec.substr(eq + 1), "DRTP_SECRET"), net::principal_salt(pc.name));
   return pc;
 }
 

@@ -231,7 +231,7 @@ TEST(handshake, proof_depends_on_key_transcript_and_channel) {
   EXPECT_EQ(k1.seed.size(), seed_bytes);
   EXPECT_EQ(k1.public_key.size(), public_key_bytes);
   // Deterministic, and distinct per secret and per name and kind.
-  EXPECT_EQ(derive_login_key("secret one", service_salt("db")).public_key, k1.public_key);
+  EXPECT_EQ(derive_public_key("secret one", service_salt("db")), k1.public_key);
   EXPECT_NE(derive_login_key("secret one", service_salt("dc")).public_key, k1.public_key);
   EXPECT_NE(derive_login_key("secret one", principal_salt("db")).public_key,
             k1.public_key);
