@@ -315,7 +315,7 @@ private:
     }
     tp.service = p_.service;
     tp.agent_id = p_.agent_id;
-    tp.key = p_.key;
+    tp.signing_key = p_.signing_key;
     tp.client = p_.client;
     tp.resume_timeout_ms = p_.resume_timeout_ms;
     tp.local_host = p_.local_host;

@@ -38,7 +38,7 @@ struct agent_params {
   std::shared_ptr<const net::tls_client_config> tls;
   std::string service;
   std::string agent_id;
-  std::string key; // net::derive_key(secret)
+  std::string signing_key; // login_key::seed, derived once per process
   std::string local_host;
   uint16_t local_port = 0;
   /// Receives agent_event; may be null.

@@ -158,6 +158,7 @@ private:
 
   void on_connected(const net::connected& ev) {
     conn_ = ev.id;
+    channel_binding_ = ev.channel_binding;
     net::hello_msg hello;
     hello.service = p_.service;
     hello.agent_id = p_.agent_id;
@@ -200,7 +201,8 @@ private:
       return protocol_error("malformed challenge");
     challenge_payload_ = f.payload;
     net::proof_msg proof;
-    proof.mac = net::make_proof(*e_.crypto, p_.key, hello_payload_, challenge_payload_);
+    proof.signature = net::make_proof(*e_.crypto, p_.signing_key, channel_binding_,
+                                      hello_payload_, challenge_payload_);
     write_control(frame_type::proof, 0, net::encode(proof));
     enter(state::awaiting_verdict);
     return true;
@@ -367,6 +369,7 @@ private:
 
   agent_tunnel_params p_;
   state state_ = state::connecting;
+  std::string channel_binding_; // of this link (net::connected): the proof signs it
   net::chunk hello_payload_;
   net::chunk challenge_payload_;
 };

@@ -29,7 +29,7 @@ struct agent_tunnel_params {
   std::shared_ptr<const net::tls_client_config> tls;
   std::string service;
   std::string agent_id;   // a client's principal name
-  std::string key;        // net::derive_key(secret)
+  std::string signing_key; // login_key::seed of the secret: signs proofs
   bool client = false;    // drtp connect: opens streams, carries none
   std::string local_host; // where streams opened by the POP lead
   uint16_t local_port = 0;

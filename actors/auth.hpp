@@ -1,5 +1,5 @@
 #pragma once
-// Who may do what at a POP: service keys for agents, principals (with their
+// Who may do what at a POP: service public keys for agents, principals (with their
 // keys and groups) for patch-panel clients, and per-service allow lists.
 // Private services deny by default: only listed principals or groups pass.
 
@@ -11,13 +11,13 @@ namespace drtp {
 
 struct principal_config {
   std::string name;
-  std::string key; // net::derive_key(secret)
+  std::string public_key; // Ed25519: checks proofs, cannot make one
   std::vector<std::string> groups;
   bool revoked = false;
 };
 
 struct auth_db {
-  /// service -> key proven by its agents
+  /// service -> public key whose private half its agents prove
   std::map<std::string, std::string> service_keys;
   std::map<std::string, principal_config> principals;
   /// service -> allowed principal names, or "group:NAME"

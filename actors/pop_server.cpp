@@ -20,7 +20,7 @@ public:
     : caf::event_based_actor(cfg), p_(std::move(p)) {
     auto db = std::make_shared<auth_db>();
     for (auto& s : p_.services) {
-      db->service_keys[s.name] = s.key;
+      db->service_keys[s.name] = s.public_key;
       db->allow[s.name] = s.allow;
     }
     for (auto& pr : p_.principals)
@@ -250,6 +250,7 @@ private:
     tp.parent = this;
     tp.conn = ev.id;
     tp.peer_host = ev.peer_host;
+    tp.channel_binding = ev.channel_binding;
     tp.auth = auth_;
     tp.auth_delay_ms = auth_delay_ms(ev.peer_host);
     auto t = spawn_pop_tunnel(system(), std::move(tp));

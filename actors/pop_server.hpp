@@ -21,7 +21,7 @@ namespace drtp {
 
 struct service_config {
   std::string name;
-  std::string key;                   // net::derive_key(secret)
+  std::string public_key;            // Ed25519, of the login key of its secret
   bool is_public = true;             // listens on public_host:public_port
   std::string public_host = "0.0.0.0";
   uint16_t public_port = 0;          // 0 = pick a free port (tests)

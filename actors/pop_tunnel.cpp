@@ -201,7 +201,7 @@ private:
       if (!take_principal_key(hello))
         return false;
     } else if (hello.role == static_cast<uint8_t>(net::peer_role::agent)) {
-      key_ = i->second;
+      public_key_ = i->second;
     } else {
       return protocol_error("unknown role");
     }
@@ -225,7 +225,7 @@ private:
             false);
       return refuse(net::reject_code::unknown_principal, hello.service);
     }
-    key_ = pr->second.key;
+    public_key_ = pr->second.public_key;
     return true;
   }
 
@@ -241,8 +241,8 @@ private:
     net::proof_msg proof;
     if (!net::decode(f.payload, proof))
       return protocol_error("malformed proof");
-    auto expected = net::make_proof(*e_.crypto, key_, hello_payload_, challenge_payload_);
-    if (!net::equal_ct(expected, proof.mac)) {
+    if (!net::check_proof(*e_.crypto, public_key_, proof.signature, p_.channel_binding,
+                          hello_payload_, challenge_payload_)) {
       if (peer_ != net::peer_role::client)
         return refuse(net::reject_code::bad_proof, service_);
       audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
@@ -412,7 +412,7 @@ private:
   net::chunk challenge_payload_;
   std::string service_;
   std::string agent_id_;
-  std::string key_;
+  std::string public_key_; // of the service or principal the hello names
 };
 
 } // namespace

@@ -27,6 +27,8 @@ struct pop_tunnel_params {
   caf::actor parent;
   net::conn_id conn = 0; // the accepted link
   std::string peer_host;
+  /// The link's (net::accepted): the proof must sign it.
+  std::string channel_binding;
   /// Who may authenticate.
   std::shared_ptr<const auth_db> auth;
   /// Slows down sources that failed recently.

@@ -57,6 +57,8 @@ Options:
   -h, --help               this text
 
 The POP certificate is verified by default: give --ca or --pop-fingerprint.
+The secret is stretched once at startup (scrypt, 32 MiB) into the key that
+signs each login; a POP stores only its public half (drtp-pop public-key).
 
 drtp connect (the patch panel) makes a service appear on --listen here, even
 a private one with no public port anywhere. It authenticates as --principal
@@ -162,7 +164,11 @@ agent_params make_agent_params(const options& o) {
   if (o.local)
     cli::parse_host_port(*o.local, "--local", ap.local_host, ap.local_port);
   ap.service = *o.service;
-  ap.key = net::derive_key(cli::read_secret(o.secret_file, "DRTP_SECRET"));
+  // scrypt once per process (tens of ms, 32 MiB): every tunnel signs with it.
+  ap.signing_key = net::derive_login_key(cli::read_secret(o.secret_file, "DRTP_SECRET"),
+                                         o.connect ? net::principal_salt(*o.principal)
+                                                   : net::service_salt(*o.service))
+                     .seed;
   ap.tls = make_tls_config(o);
   if (o.connect) {
     // the principal is the identity

@@ -27,6 +27,7 @@
 #include "net/seam/io.hpp"
 #include "net/seam/io_actor.hpp"
 #include "net/tls_stream.hpp"
+#include "net/wire/handshake.hpp"
 
 namespace drtp::net {
 
@@ -106,6 +107,12 @@ connect_error classify(const asio::error_code& ec) {
 tcp::socket& lowest(tcp::socket& s) {
   return s;
 }
+
+/// What a login proof on this connection signs (net/seam/io.hpp).
+std::string channel_binding(tls_stream& s) {
+  return s.export_keying_material(channel_binding_label, channel_binding_bytes);
+}
+
 tcp::socket& lowest(tls_stream& s) {
   return s.next_layer();
 }
@@ -481,7 +488,7 @@ private:
                         const asio::error_code& ec);
   void dial_failed(conn_base& c, dial_state& st, connect_error reason,
                    const std::string& why);
-  void dial_done(conn_base& c, dial_state& st);
+  void dial_done(conn_base& c, dial_state& st, std::string channel_binding = {});
   asio::ssl::context* client_context(const tls_client_config& cfg,
                                      std::string& error);
   void close_all();
@@ -1051,7 +1058,8 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
         return;
       }
       c->established = true;
-      caf::anon_send(l->owner, accepted{l->id, c->id(), peer_host, peer_port});
+      caf::anon_send(l->owner, accepted{l->id, c->id(), peer_host, peer_port,
+                                        channel_binding(c->stream())});
     });
 }
 
@@ -1209,7 +1217,7 @@ void io_core::on_tcp_connected(const std::shared_ptr<connection<Stream>>& c,
           return;
         if (!ec) {
           c->timer().cancel();
-          dial_done(*c, *st);
+          dial_done(*c, *st, channel_binding(c->stream()));
           return;
         }
         std::string why;
@@ -1240,10 +1248,10 @@ void io_core::dial_failed(conn_base& c, dial_state& st, connect_error reason,
   st.owner = nullptr;
 }
 
-void io_core::dial_done(conn_base& c, dial_state& st) {
+void io_core::dial_done(conn_base& c, dial_state& st, std::string channel_binding) {
   st.done = true;
   c.established = true;
-  caf::anon_send(st.owner, connected{st.tag, c.id()});
+  caf::anon_send(st.owner, connected{st.tag, c.id(), std::move(channel_binding)});
   c.adopt(std::move(st.owner), st.report_sent); // reads at once; events follow `connected`
 }
 

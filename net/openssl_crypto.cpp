@@ -1,5 +1,6 @@
 #include "net/openssl_crypto.hpp"
 
+#include <memory>
 #include <stdexcept>
 
 #include <openssl/crypto.h>
@@ -8,11 +9,28 @@
 #include <openssl/rand.h>
 
 #include "net/seam/assert.hpp"
-#include "net/wire/handshake.hpp"
 
 namespace drtp::net {
 
 namespace {
+
+struct pkey_free {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct md_ctx_free {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_free>;
+using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, md_ctx_free>;
+
+EVP_PKEY* private_key(const std::string& seed) {
+  auto* k = EVP_PKEY_new_raw_private_key(
+    EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()),
+    seed.size());
+  if (k == nullptr)
+    throw std::runtime_error("Ed25519 key from seed failed");
+  return k;
+}
 
 class openssl_crypto final : public crypto {
 public:
@@ -26,6 +44,46 @@ public:
       throw std::runtime_error("HMAC-SHA256 failed");
     DRTP_ASSERT(len == 32, "HMAC-SHA256 gives 32 bytes");
     return std::string(reinterpret_cast<char*>(mac), len);
+  }
+
+  login_key derive_login_key(const std::string& secret,
+                             const std::string& salt) override {
+    return net::derive_login_key(secret, salt);
+  }
+
+  std::string sign(const std::string& seed, const std::string& message) override {
+    DRTP_ASSERT(seed.size() == seed_bytes, "an Ed25519 seed is 32 bytes");
+    pkey_ptr key{private_key(seed)};
+    md_ctx_ptr ctx{EVP_MD_CTX_new()};
+    std::string sig(signature_bytes, '\0');
+    size_t len = sig.size();
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1
+        || EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                          reinterpret_cast<const unsigned char*>(message.data()),
+                          message.size())
+             != 1)
+      throw std::runtime_error("Ed25519 signing failed");
+    DRTP_ASSERT(len == signature_bytes, "an Ed25519 signature is 64 bytes");
+    return sig;
+  }
+
+  bool verify(const std::string& public_key, const std::string& message,
+              const std::string& signature) override {
+    if (public_key.size() != public_key_bytes || signature.size() != signature_bytes)
+      return false;
+    pkey_ptr key{EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(public_key.data()),
+      public_key.size())};
+    md_ctx_ptr ctx{EVP_MD_CTX_new()};
+    if (!key || !ctx
+        || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1)
+      return false;
+    return EVP_DigestVerify(ctx.get(),
+                            reinterpret_cast<const unsigned char*>(signature.data()),
+                            signature.size(),
+                            reinterpret_cast<const unsigned char*>(message.data()),
+                            message.size())
+           == 1;
   }
 };
 
@@ -57,16 +115,32 @@ std::shared_ptr<entropy> make_system_entropy() {
   return std::make_shared<system_entropy>();
 }
 
-std::string derive_key(const std::string& secret) {
-  static const std::string label = "drtp-service-key-v1";
-  std::string in = label + secret;
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (EVP_Digest(in.data(), in.size(), md, &len, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("SHA-256 failed");
-  OPENSSL_cleanse(in.data(), in.size());
-  DRTP_ASSERT(len == key_bytes, "a service key is 32 bytes");
-  return std::string(reinterpret_cast<char*>(md), len);
+login_key derive_login_key(const std::string& secret, const std::string& salt) {
+  login_key out;
+  out.seed.assign(seed_bytes, '\0');
+  if (EVP_PBE_scrypt(secret.data(), secret.size(),
+                     reinterpret_cast<const unsigned char*>(salt.data()), salt.size(),
+                     scrypt_n, scrypt_r, scrypt_p, scrypt_maxmem_bytes,
+                     reinterpret_cast<unsigned char*>(out.seed.data()), out.seed.size())
+      != 1)
+    throw std::runtime_error("scrypt failed");
+  pkey_ptr key{private_key(out.seed)};
+  out.public_key.assign(public_key_bytes, '\0');
+  size_t len = out.public_key.size();
+  if (EVP_PKEY_get_raw_public_key(key.get(),
+                                  reinterpret_cast<unsigned char*>(out.public_key.data()),
+                                  &len)
+        != 1
+      || len != public_key_bytes)
+    throw std::runtime_error("Ed25519 public key failed");
+  return out;
+}
+
+std::string derive_public_key(std::string secret, const std::string& salt) {
+  auto key = derive_login_key(secret, salt);
+  OPENSSL_cleanse(secret.data(), secret.size());
+  OPENSSL_cleanse(key.seed.data(), key.seed.size());
+  return key.public_key;
 }
 
 } // namespace drtp::net

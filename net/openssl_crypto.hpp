@@ -15,7 +15,12 @@ std::shared_ptr<crypto> make_openssl_crypto();
 /// The OS generator (RAND_bytes).
 std::shared_ptr<entropy> make_system_entropy();
 
-/// The HMAC key for a service: SHA-256("drtp-service-key-v1" || secret).
-std::string derive_key(const std::string& secret);
+/// The login key pair of `secret` (crypto::derive_login_key without a
+/// crypto object): the binaries call it once at startup, the POP at load.
+login_key derive_login_key(const std::string& secret, const std::string& salt);
+
+/// Only the public key of `secret`'s login key: what a POP keeps. The secret
+/// and the private seed are wiped before it returns.
+std::string derive_public_key(std::string secret, const std::string& salt);
 
 } // namespace drtp::net

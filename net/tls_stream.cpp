@@ -132,6 +132,15 @@ int tls_stream::on_verify(int preverified, X509_STORE_CTX* store) {
   return self->verify_(preverified != 0, vc) ? 1 : 0;
 }
 
+std::string tls_stream::export_keying_material(const char* label, size_t bytes) {
+  std::string out(bytes, '\0');
+  if (SSL_export_keying_material(ssl_, reinterpret_cast<unsigned char*>(out.data()),
+                                 out.size(), label, std::strlen(label), nullptr, 0, 0)
+      != 1)
+    out.clear();
+  return out;
+}
+
 // -- errors ---------------------------------------------------------------------
 
 asio::error_code tls_stream::ssl_error(int ret) {

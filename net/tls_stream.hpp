@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <asio/ip/tcp.hpp>
@@ -46,6 +47,11 @@ public:
 
   asio::ip::tcp::socket& next_layer() { return sock_; }
   SSL* native_handle() { return ssl_; }
+
+  /// After the handshake: `bytes` of the TLS exporter for `label` (RFC 8446
+  /// section 7.5, no context), equal at both ends of this connection only.
+  /// Empty if OpenSSL refuses (a proof over it then fails: the peer's differs).
+  std::string export_keying_material(const char* label, size_t bytes);
 
   /// Replaces OpenSSL's verdict on each certificate of the chain.
   void set_verify_callback(verify_callback f);

@@ -41,7 +41,7 @@ std::string key_name(const std::string& path, const YAML::Node& k) {
 }
 
 /// Every key of `map` is one of `known`, and none appears twice (yaml-cpp
-/// would silently keep one of them: a second `secret_sha256` must not go
+/// would silently keep one of them: a second `public_key` must not go
 /// unnoticed).
 void check_keys(const std::string& path, const YAML::Node& map,
                 std::initializer_list<const char*> known, const std::string& what) {
@@ -55,25 +55,32 @@ void check_keys(const std::string& path, const YAML::Node& map,
   }
 }
 
-std::string read_key(const std::string& path, const YAML::Node& n,
-                     const std::string& what) {
-  std::string key;
-  if (auto h = n["secret_sha256"]) {
-    if (!net::from_hex(scalar(path, h, "secret_sha256"), key)
-        || key.size() != net::key_bytes)
-      fail(path, h, "'secret_sha256' must be 64 hex digits "
-                    "(see `drtp-pop hash-secret`)");
+/// The public key of a service or principal: written in the file, or
+/// derived from its secret file (the secret and its private key are dropped
+/// at once: the POP keeps only what checks proofs). `salt` names whose key.
+std::string read_public_key(const std::string& path, const YAML::Node& n,
+                            const std::string& what, const std::string& salt) {
+  if (auto h = n["secret_sha256"])
+    fail(path, h, "'secret_sha256' is no longer accepted (it could log in): "
+                  "write 'public_key' instead (see `drtp-pop public-key`)");
+  if (n["public_key"] && n["secret_file"])
+    fail(path, n, what + " has both 'public_key' and 'secret_file': keep one");
+  if (auto h = n["public_key"]) {
+    std::string key;
+    if (!parse_public_key(scalar(path, h, "public_key"), key))
+      fail(path, h, "'public_key' must be ed25519: and 64 hex digits "
+                    "(see `drtp-pop public-key`)");
     return key;
   }
   if (auto f = n["secret_file"]) {
     auto file = scalar(path, f, "secret_file");
     try {
-      return net::derive_key(cli::read_secret(file, "DRTP_SECRET"));
+      return net::derive_public_key(cli::read_secret(file, "DRTP_SECRET"), salt);
     } catch (const cli::error& e) {
       fail(path, f, e.what()); // the line of the config that names the file
     }
   }
-  fail(path, n, what + " needs 'secret_sha256' or 'secret_file'");
+  fail(path, n, what + " needs 'public_key' or 'secret_file'");
 }
 
 YAML::Node load_yaml(const std::string& path) {
@@ -93,7 +100,8 @@ service_config parse_service(const std::string& path, const YAML::Node& s,
                              std::set<std::string>& names) {
   if (!s.IsMap())
     fail(path, s, "each service must be a map");
-  check_keys(path, s, {"name", "secret_sha256", "secret_file", "public", "allow"},
+  check_keys(path, s,
+             {"name", "public_key", "secret_file", "secret_sha256", "public", "allow"},
              "service key");
   service_config sc;
   if (!s["name"])
@@ -103,7 +111,8 @@ service_config parse_service(const std::string& path, const YAML::Node& s,
     fail(path, s["name"], "service name must be 1-128 characters");
   if (!names.insert(sc.name).second)
     fail(path, s["name"], "service '" + sc.name + "' is listed twice");
-  sc.key = read_key(path, s, "service '" + sc.name + "'");
+  sc.public_key = read_public_key(path, s, "service '" + sc.name + "'",
+                                  net::service_salt(sc.name));
   if (s["public"]) {
     cli::parse_host_port(scalar(path, s["public"], "public"),
                          path + ": public port of '" + sc.name + "'",
@@ -129,13 +138,15 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
                                  std::set<std::string>& names) {
   if (!p.IsMap() || !p["name"])
     fail(path, p, "each principal needs a 'name'");
-  check_keys(path, p, {"name", "secret_sha256", "secret_file", "groups", "revoked"},
+  check_keys(path, p,
+             {"name", "public_key", "secret_file", "secret_sha256", "groups", "revoked"},
              "principal key");
   principal_config pc;
   pc.name = scalar(path, p["name"], "name");
   if (pc.name.empty() || pc.name.size() > 128 || !names.insert(pc.name).second)
     fail(path, p["name"], "principal names must be 1-128 characters and unique");
-  pc.key = read_key(path, p, "principal '" + pc.name + "'");
+  pc.public_key = read_public_key(path, p, "principal '" + pc.name + "'",
+                                  net::principal_salt(pc.name));
   if (auto g = p["groups"]) {
     if (!g.IsSequence())
       fail(path, g, "'groups' must be a list");
@@ -183,6 +194,17 @@ config parse_config(const std::string& path, const YAML::Node& root) {
 }
 
 } // namespace
+
+std::string public_key_text(const std::string& public_key) {
+  return "ed25519:" + net::to_hex(public_key);
+}
+
+bool parse_public_key(const std::string& text, std::string& public_key) {
+  static const std::string prefix = "ed25519:";
+  return text.compare(0, prefix.size(), prefix) == 0
+         && net::from_hex(text.substr(prefix.size()), public_key)
+         && public_key.size() == net::public_key_bytes;
+}
 
 config load_config(const std::string& path) {
   YAML::Node root = load_yaml(path);

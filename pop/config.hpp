@@ -7,13 +7,14 @@
 //     key: /etc/drtp/pop.key
 //   services:
 //     - name: joes-pg
-//       secret_sha256: 3b1f...    # `drtp-pop hash-secret` prints it
-//       # or: secret_file: /etc/drtp/joes-pg.secret
+//       public_key: ed25519:3b1f...  # `drtp-pop public-key` prints it
+//       # or: secret_file: /etc/drtp/joes-pg.secret (the public key is
+//       # derived at load; the secret is not kept)
 //       public: 0.0.0.0:15432     # visitors connect here; omit: private
 //       allow: [sam, group:partners]  # patch-panel principals (drtp connect)
 //   principals:
 //     - name: sam
-//       secret_sha256: 9d0e...    # or secret_file
+//       public_key: ed25519:9d0e...  # or secret_file
 //       groups: [partners]
 //       revoked: false
 
@@ -32,6 +33,11 @@ struct config {
   std::vector<service_config> services;
   std::vector<principal_config> principals;
 };
+
+/// A config's form of an Ed25519 public key: "ed25519:" and 64 hex digits.
+std::string public_key_text(const std::string& public_key);
+/// false unless `text` is that form; `public_key` then holds 32 bytes.
+bool parse_public_key(const std::string& text, std::string& public_key);
 
 /// Throws cli::error with the file, line and key that are wrong.
 config load_config(const std::string& path);

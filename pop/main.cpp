@@ -38,7 +38,12 @@ port and reach the service through an agent's tunnel.
 Usage:
   drtp-pop --config FILE [options]
   drtp-pop --service NAME --public HOST:PORT [--secret-file FILE] [options]
-  drtp-pop hash-secret          read a secret on stdin, print its secret_sha256
+  drtp-pop public-key (--service NAME | --principal NAME)
+                                read a secret on stdin, print the config's
+                                public_key line for it (never the secret)
+  drtp-pop gen-secret --out FILE (--service NAME | --principal NAME)
+                                write a new random secret to FILE (0600, never
+                                overwritten), print only its public_key line
   drtp-pop gen-cert --cert FILE --key FILE [--name NAME]
                                 write a self-signed certificate, print its
                                 fingerprint (for --pop-fingerprint)
@@ -74,13 +79,39 @@ it exits. A second SIGTERM, or SIGINT, stops it at once.
 
 using namespace drtp;
 
-int hash_secret() {
-  std::string secret{std::istreambuf_iterator<char>(std::cin), {}};
+/// The scrypt salt named by --service NAME or --principal NAME: the login
+/// key of a secret depends on whose it is.
+std::string salt_from_flags(cli::args& g, const char* command) {
+  auto service = g.value("--service");
+  auto principal = g.value("--principal");
+  if (service.has_value() == principal.has_value())
+    throw cli::error(std::string(command) + " needs --service NAME or --principal NAME");
+  return service ? net::service_salt(*service) : net::principal_salt(*principal);
+}
+
+/// What the POP's config holds for a secret: its public key, which checks
+/// proofs but cannot make one.
+void print_public_key_line(const std::string& secret, const std::string& salt) {
+  std::printf("public_key: %s\n",
+              pop::public_key_text(net::derive_public_key(secret, salt)).c_str());
+}
+
+int public_key_command(int argc, char** argv) {
+  cli::args g{argc, argv, 2};
+  auto salt = salt_from_flags(g, "public-key");
+  g.finish();
+  std::string secret;
+  char buf[512];
+  while (secret.size() <= cli::secret_bytes_max && std::cin.read(buf, sizeof(buf)).gcount() > 0)
+    secret.append(buf, static_cast<size_t>(std::cin.gcount()));
+  if (secret.size() > cli::secret_bytes_max)
+    throw cli::error("the secret on standard input is longer than "
+                     + std::to_string(cli::secret_bytes_max) + " bytes");
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
     secret.pop_back();
   if (secret.empty())
     throw cli::error("no secret on standard input");
-  std::printf("%s\n", net::to_hex(net::derive_key(secret)).c_str());
+  print_public_key_line(secret, salt);
   return 0;
 }
 
@@ -92,7 +123,7 @@ void write_new_file(const std::string& path, const std::string& text, mode_t mod
                   mode);
   if (fd < 0)
     throw cli::error("cannot create " + path + ": " + std::strerror(errno)
-                     + (errno == EEXIST ? " (gen-cert never overwrites)" : ""));
+                     + (errno == EEXIST ? " (drtp-pop never overwrites)" : ""));
   size_t done = 0;
   while (done < text.size()) {
     auto n = ::write(fd, text.data() + done, text.size() - done);
@@ -123,7 +154,22 @@ int gen_cert(int argc, char** argv) {
   return 0;
 }
 
-/// The command line of `drtp-pop` (not hash-secret or gen-cert).
+/// 32 random bytes, written as 64 hex digits to a new 0600 file; only the
+/// public key is printed, so the secret goes nowhere but the file.
+int gen_secret(int argc, char** argv) {
+  cli::args g{argc, argv, 2};
+  auto out = g.value("--out");
+  auto salt = salt_from_flags(g, "gen-secret");
+  g.finish();
+  if (!out)
+    throw cli::error("gen-secret needs --out FILE");
+  auto secret = net::to_hex(net::make_system_entropy()->bytes(32));
+  write_new_file(*out, secret + "\n", 0600);
+  print_public_key_line(secret, salt);
+  return 0;
+}
+
+/// The command line of `drtp-pop` (not public-key, gen-secret or gen-cert).
 struct options {
   std::optional<std::string> config_file, listen, cert, key, fp_out, service,
     public_addr, secret_file, grace, admin;
@@ -169,7 +215,8 @@ service_config service_from_flags(const options& o) {
     throw cli::error("--service needs --public HOST:PORT (or --private)");
   service_config sc;
   sc.name = *o.service;
-  sc.key = net::derive_key(cli::read_secret(o.secret_file, "DRTP_SECRET"));
+  sc.public_key = net::derive_public_key(cli::read_secret(o.secret_file, "DRTP_SECRET"),
+                                         net::service_salt(sc.name));
   if (o.is_private) {
     sc.is_public = false;
     if (o.public_addr)
@@ -187,7 +234,8 @@ principal_config principal_from_flag(const std::string& spec) {
     throw cli::error("--principal must be NAME=SECRET_FILE, got '" + spec + "'");
   principal_config pc;
   pc.name = spec.substr(0, eq);
-  pc.key = net::derive_key(cli::read_secret(spec.substr(eq + 1), "DRTP_SECRET"));
+  pc.public_key = net::derive_public_key(
+    cli::read_secret(spec.substr(eq + 1), "DRTP_SECRET"), net::principal_salt(pc.name));
   return pc;
 }
 
@@ -367,7 +415,12 @@ int run(int argc, char** argv) {
   // Before any secret or key is read.
   cli::keep_secrets_out_of_core_dumps();
   if (argc >= 2 && std::string(argv[1]) == "hash-secret")
-    return hash_secret();
+    throw cli::error("hash-secret is gone: its output could log in; use "
+                     "`drtp-pop public-key --service NAME` (or --principal NAME)");
+  if (argc >= 2 && std::string(argv[1]) == "public-key")
+    return public_key_command(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "gen-secret")
+    return gen_secret(argc, argv);
   if (argc >= 2 && std::string(argv[1]) == "gen-cert")
     return gen_cert(argc, argv);
   cli::args a{argc, argv, 1};

@@ -39,23 +39,24 @@ wait_for "$work/svc.log" "echo service" 5
 say "2. The operator runs three POPs (regions ${regions[*]}), one certificate, one config each"
 fp=$($bin/drtp-pop gen-cert --cert "$work/pop.crt" --key "$work/pop.key")
 echo "   POP certificate $fp"
-head -c 24 /dev/urandom | base64 > "$work/joe.secret"
-head -c 24 /dev/urandom | base64 > "$work/sam.secret"
-head -c 24 /dev/urandom | base64 > "$work/eve.secret"
+# New secrets, 0600; each command prints only what the POP keeps (a public key).
+joe_key=$($bin/drtp-pop gen-secret --out "$work/joe.secret" --service joes-pg)
+sam_key=$($bin/drtp-pop gen-secret --out "$work/sam.secret" --principal sam)
+eve_key=$($bin/drtp-pop gen-secret --out "$work/eve.secret" --principal eve)
 for i in 0 1 2; do
   cat > "$work/pop$i.yaml" <<YAML
 listen: 127.0.0.1:${tport[$i]}
 tls: {cert: $work/pop.crt, key: $work/pop.key}
 services:
   - name: joes-pg
-    secret_sha256: $($bin/drtp-pop hash-secret < "$work/joe.secret")
+    $joe_key
     public: 127.0.0.1:${pport[$i]}
     allow: [sam]
 principals:
   - name: sam
-    secret_sha256: $($bin/drtp-pop hash-secret < "$work/sam.secret")
+    $sam_key
   - name: eve
-    secret_sha256: $($bin/drtp-pop hash-secret < "$work/eve.secret")
+    $eve_key
 YAML
   $bin/drtp-pop --config "$work/pop$i.yaml" --drain-grace 10 > "$work/pop$i.log" 2>&1 &
   pids+=($!)

@@ -39,6 +39,7 @@ public:
     return {
       [this](const net::connected& ev) {
         conn_ = ev.id;
+        channel_binding_ = ev.channel_binding;
         p_.result->connected = true;
         if (!p_.login) {
           play();
@@ -75,8 +76,8 @@ private:
       if (f.type == net::frame_type::challenge && p_.login && !challenged_) {
         challenged_ = true;
         net::proof_msg proof;
-        proof.mac = net::make_proof(*p_.login->crypto, p_.login->key, hello_,
-                                    f.payload);
+        proof.signature = net::make_proof(*p_.login->crypto, p_.login->seed,
+                                          channel_binding_, hello_, f.payload);
         write(frame_bytes(static_cast<uint8_t>(net::frame_type::proof), 0, 0,
                           net::encode(proof).to_string()));
       } else if (f.type == net::frame_type::accept && p_.login
@@ -136,6 +137,7 @@ private:
   net::conn_id conn_ = 0;
   net::frame_decoder decoder_;
   net::chunk hello_;
+  std::string channel_binding_; // what its proof is bound to
   bool challenged_ = false;
   bool broken_ = false;
   size_t next_ = 0;

@@ -45,7 +45,7 @@ struct hostile_step {
 
 struct hostile_login {
   std::string hello;  // an encoded hello_msg payload
-  std::string key;    // the key a valid proof needs (derive_key(secret))
+  std::string seed;   // the signing seed a valid proof needs (a login_key's)
   std::shared_ptr<net::crypto> crypto;
 };
 

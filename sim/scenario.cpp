@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -18,6 +19,23 @@
 #include "sim/invariants.hpp"
 
 namespace drtp::sim {
+
+net::login_key cached_login_key(const std::string& secret, const std::string& salt) {
+  // A scenario starts POPs, agents and clients by the dozen and a property
+  // test runs hundreds of scenarios over the same few secrets: scrypt (tens
+  // of ms each) once per pair. Bounded: past the limit it starts afresh.
+  static std::mutex mtx;
+  static std::map<std::pair<std::string, std::string>, net::login_key> cache;
+  constexpr size_t cache_entries_max = 4096;
+  std::lock_guard<std::mutex> guard{mtx};
+  auto k = std::make_pair(secret, salt);
+  auto i = cache.find(k);
+  if (i != cache.end())
+    return i->second;
+  if (cache.size() >= cache_entries_max)
+    cache.clear();
+  return cache.emplace(k, net::derive_login_key(secret, salt)).first->second;
+}
 
 namespace {
 
@@ -128,6 +146,11 @@ private:
     return static_cast<uint8_t>(0x11 + 0x22 * service_index);
   }
 
+  static net::login_key service_key(const std::string& secret,
+                                          const std::string& service) {
+    return cached_login_key(secret, net::service_salt(service));
+  }
+
   void start_pop(const pop_spec& p) {
     pop_params pp;
     pp.e = make_env(p.name);
@@ -136,7 +159,7 @@ private:
     for (auto& svc : s_.services) {
       service_config sc;
       sc.name = svc.name;
-      sc.key = net::derive_key(svc.secret);
+      sc.public_key = service_key(svc.secret, svc.name).public_key;
       sc.public_port = svc.public_port;
       sc.is_public = svc.is_public;
       sc.allow = svc.allow;
@@ -145,7 +168,7 @@ private:
     for (auto& pr : s_.principals) {
       principal_config pc;
       pc.name = pr.name;
-      pc.key = net::derive_key(pr.secret);
+      pc.public_key = cached_login_key(pr.secret, net::principal_salt(pr.name)).public_key;
       pc.groups = pr.groups;
       pc.revoked = pr.revoked;
       pp.principals.push_back(std::move(pc));
@@ -183,7 +206,7 @@ private:
     d_.net().register_actor(a.name, app);
     auto ap = controller_params(a.name, a.pops, a.tunnels, a.service);
     ap.agent_id = a.name;
-    ap.key = net::derive_key(a.secret.empty() ? svc.secret : a.secret);
+    ap.signing_key = service_key(a.secret.empty() ? svc.secret : a.secret, svc.name).seed;
     ap.local_host = a.name;
     ap.local_port = static_cast<uint16_t>(service_port_base + si);
     ap.resume_timeout_ms = s_.resume_timeout_ms;
@@ -196,8 +219,10 @@ private:
     auto ap = controller_params(c.name, c.pops, c.tunnels, c.service);
     ap.agent_id = c.principal;
     auto pr = principal_of(s_, c);
-    ap.key = net::derive_key(!c.secret.empty() ? c.secret
-                                               : (pr ? pr->secret : "unknown"));
+    ap.signing_key = cached_login_key(!c.secret.empty() ? c.secret
+                                                        : (pr ? pr->secret : "unknown"),
+                                      net::principal_salt(c.principal))
+                       .seed;
     ap.client = true;
     ap.listen_host = c.name;
     ap.listen_port = c.listen_port;

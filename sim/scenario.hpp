@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/env.hpp"
+#include "net/seam/crypto.hpp"
 #include "sim/apps.hpp"
 #include "sim/world.hpp"
 
@@ -174,6 +175,11 @@ struct run_options {
 
 /// Checks names and references; returns "" or one line saying what is wrong.
 std::string validate(const scenario_spec& s);
+
+/// net::derive_login_key, remembered per (secret, salt): the simulator's
+/// and tests' shortcut past scrypt's cost; production code derives once per
+/// process instead.
+net::login_key cached_login_key(const std::string& secret, const std::string& salt);
 
 scenario_report run_scenario(const scenario_spec& s, uint64_t seed,
                              const run_options& opts = {});

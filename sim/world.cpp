@@ -31,6 +31,7 @@
 #include "net/seam/assert.hpp"
 #include "net/seam/io.hpp"
 #include "net/seam/io_actor.hpp"
+#include "net/wire/handshake.hpp"
 
 namespace drtp::sim {
 
@@ -80,6 +81,7 @@ struct listener_state {
   std::string host;
   uint16_t port = 0;
   caf::actor owner;
+  bool tls = false; // its links carry a channel binding, as TLS ones do
 };
 
 struct host_state {
@@ -109,13 +111,17 @@ const char* to_cstr(crash_mode m) {
 struct world::impl : std::enable_shared_from_this<world::impl> {
   impl(caf::actor_system& sys, uint64_t seed,
        std::shared_ptr<net::tracer> trace)
-    : sys(sys), start(sys.clock().now()), trace(std::move(trace)), rng(seed) {
+    : sys(sys), start(sys.clock().now()), trace(std::move(trace)), rng(seed),
+      binding_rng(seed ^ 0x6368616e6e656cULL) {
   }
 
   caf::actor_system& sys;
   caf::actor_clock::time_point start;
   std::shared_ptr<net::tracer> trace;
   std::mt19937_64 rng;
+  /// Channel bindings of TLS links: seeded, distinct per link, and apart from
+  /// `rng` so that they do not shift the draws of latency and loss.
+  std::mt19937_64 binding_rng;
   bool alive = true; // false once the world object is gone
 
   link_params default_link;
@@ -299,7 +305,7 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
       return fail("address already in use");
     }
     auto id = next_listener_id++;
-    listeners.emplace(id, listener_state{id, host, port, sender});
+    listeners.emplace(id, listener_state{id, host, port, sender, req.tls});
     h->ports.emplace(port, id);
     emit_verbose(host, "listen port " + std::to_string(port) + " -> listener #"
                          + std::to_string(id));
@@ -404,8 +410,14 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
     emit_verbose(src.name, "connect " + dst.name + ":" + std::to_string(l.port)
                              + " -> conn #" + std::to_string(a_id)
                              + ", accepted as conn #" + std::to_string(b_id));
-    tell(sender, net::connected{tag, a_id});
-    tell(l.owner, net::accepted{l.id, b_id, src.name, a.local_port});
+    // Both ends of a TLS link see the same binding (a TLS exporter in real
+    // runs); 32 random bytes make it distinct per link.
+    std::string binding;
+    if (l.tls)
+      for (size_t i = 0; i < net::channel_binding_bytes; ++i)
+        binding.push_back(static_cast<char>(binding_rng() & 0xff));
+    tell(sender, net::connected{tag, a_id, binding});
+    tell(l.owner, net::accepted{l.id, b_id, src.name, a.local_port, binding});
     watch(sender); // last: may abort `a` at once if the requester is gone
   }
 

@@ -154,6 +154,51 @@ TEST_F(e2e, wrong_secret_is_refused_with_a_clear_error) {
   EXPECT_EQ(agent_->output().find("not the secret"), std::string::npos);
 }
 
+TEST_F(e2e, what_a_pop_config_stores_cannot_log_in) {
+  // gen-secret writes a new secret (0600) and prints only the config line.
+  auto secret_file = dir_ + "/gen.secret";
+  process gen({bin("drtp-pop"), "gen-secret", "--out", secret_file, "--service", "echo"});
+  ASSERT_EQ(gen.wait_exit(10s), 0) << gen.output();
+  std::string secret;
+  std::getline(std::ifstream{secret_file}, secret);
+  ASSERT_EQ(secret.size(), 64u);
+  struct stat st {};
+  ASSERT_EQ(::stat(secret_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(gen.output().find(secret), std::string::npos) << "the secret is never printed";
+  auto line = gen.output().substr(0, gen.output().find('\n'));
+  ASSERT_EQ(line.rfind("public_key: ed25519:", 0), 0u) << line;
+  // public-key prints the same line from the secret on stdin.
+  process pk({"/bin/sh", "-c", bin("drtp-pop") + " public-key --service echo < " + secret_file});
+  ASSERT_EQ(pk.wait_exit(10s), 0) << pk.output();
+  EXPECT_EQ(pk.output(), line + "\n");
+  process again({bin("drtp-pop"), "gen-secret", "--out", secret_file, "--service", "echo"});
+  EXPECT_EQ(again.wait_exit(10s), 2) << again.output();
+  write_file(dir_ + "/pop.yaml", "listen: 127.0.0.1:0\ntls: {cert: " + cert_ + ", key: " + key_
+                                   + "}\nservices:\n  - name: echo\n    " + line
+                                   + "\n    public: 127.0.0.1:0\n");
+  pop_ = std::make_unique<process>(
+    std::vector<std::string>{bin("drtp-pop"), "--config", dir_ + "/pop.yaml"});
+  ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
+  tunnel_port_ = drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:");
+  public_port_ = drtp::test::number_after(pop_->output(), "public on 127.0.0.1:");
+  // Whoever read the config tries what it holds as the agent's secret: the
+  // whole value, and its bytes in hex. Refused, every time.
+  auto stored = line.substr(std::string("public_key: ").size());
+  write_file(dir_ + "/stored", stored + "\n");
+  write_file(dir_ + "/stored_hex", stored.substr(std::string("ed25519:").size()) + "\n");
+  for (auto* f : {"stored", "stored_hex"}) {
+    start_agent(f);
+    EXPECT_TRUE(agent_->wait_for("wrong secret", 10s)) << agent_->output();
+    EXPECT_EQ(agent_->output().find("tunnel up"), std::string::npos) << agent_->output();
+    agent_.reset();
+  }
+  // The secret itself logs in.
+  start_agent("gen.secret");
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  EXPECT_TRUE(echo_round(drtp::sock::random_bytes(1000, 3)));
+}
+
 TEST_F(e2e, peer_supplied_names_cannot_forge_a_log_line) {
   start_pop();
   // The agent id travels in the hello and the POP logs it: a newline in it
@@ -370,25 +415,32 @@ TEST(cli, busy_port_and_unreadable_files_give_one_clear_line) {
 
 TEST(cli, hostile_config_files_give_one_line_naming_file_and_line) {
   // Each was an uncaught exception, a silent choice or an unbounded read.
-  std::string hex(64, 'a');
+  std::string hex = "ed25519:" + std::string(64, 'a');
   struct bad_config {
     std::string yaml;
     std::string expected;
   } cases[] = {
     {"[a, b]: 1\nservices: []\n", ":1: a key must be a plain word"},
-    {"services:\n  - name: a\n    name: b\n    secret_sha256: " + hex
+    {"services:\n  - name: a\n    name: b\n    public_key: " + hex
        + "\n    public: 127.0.0.1:1\n",
      ":3: 'name' appears twice"},
     {"services:\n  - name: a\n    secret_file: /dev/zero\n"
      "    public: 127.0.0.1:1\n",
      ":3: secret file /dev/zero holds more than 4096 bytes"},
-    {"services:\n  - name: a\n    secret_sha256: " + hex
+    {"services:\n  - name: a\n    public_key: " + hex
        + "\n    public: \"127.0.0.1: +0\"\n",
      ": public port of 'a' has a bad port ' +0'"},
-    {"services:\n  - name: a\n    secret_sha256: " + hex
+    {"services:\n  - name: a\n    public_key: " + hex
        + "\n    allow: [sam, group:ops]\nprincipals:\n  - name: sam\n"
-         "    secret_sha256: " + hex + "\n",
+         "    public_key: " + hex + "\n",
      ": service 'a' allows 'group:ops', a group no principal belongs to"},
+    // The old form stored what logged in: refused, with the way out.
+    {"services:\n  - name: a\n    secret_sha256: " + std::string(64, 'a')
+       + "\n    public: 127.0.0.1:1\n",
+     ":3: 'secret_sha256' is no longer accepted (it could log in)"},
+    {"services:\n  - name: a\n    public_key: " + std::string(64, 'a')
+       + "\n    public: 127.0.0.1:1\n",
+     ":3: 'public_key' must be ed25519: and 64 hex digits"},
   };
   auto dir = drtp::test::make_temp_dir("cfg");
   int i = 0;

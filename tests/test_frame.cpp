@@ -5,6 +5,10 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
 #include "net/wire/control.hpp"
 #include "net/wire/frame.hpp"
 #include "net/openssl_crypto.hpp"
@@ -215,21 +219,63 @@ TEST(control_codec, huge_length_prefix_is_not_allocated) {
   EXPECT_FALSE(decode(chunk::copy_of(evil), out));
 }
 
-TEST(handshake, proof_depends_on_key_and_transcript) {
-  auto k1 = derive_key("secret one");
-  auto k2 = derive_key("secret two");
-  EXPECT_EQ(k1.size(), key_bytes);
+TEST(handshake, proof_depends_on_key_transcript_and_channel) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto k1 = derive_login_key("secret one", service_salt("db"));
+  auto scrypt_ms = std::chrono::duration<double, std::milli>(
+                     std::chrono::steady_clock::now() - t0)
+                     .count();
+  std::printf("figure: scrypt (N=2^15, r=8, p=1) + Ed25519 key: %.1f ms per derivation\n",
+              scrypt_ms);
+  auto k2 = derive_login_key("secret two", service_salt("db"));
+  EXPECT_EQ(k1.seed.size(), seed_bytes);
+  EXPECT_EQ(k1.public_key.size(), public_key_bytes);
+  // Deterministic, and distinct per secret and per name and kind.
+  EXPECT_EQ(derive_public_key("secret one", service_salt("db")), k1.public_key);
+  EXPECT_NE(derive_login_key("secret one", service_salt("dc")).public_key, k1.public_key);
+  EXPECT_NE(derive_login_key("secret one", principal_salt("db")).public_key,
+            k1.public_key);
+  EXPECT_NE(k2.public_key, k1.public_key);
   auto hello = chunk::copy_of(std::string("hello"));
   auto ch1 = chunk::copy_of(std::string("nonce-1"));
   auto ch2 = chunk::copy_of(std::string("nonce-2"));
+  std::string cb1(channel_binding_bytes, 'a');
+  std::string cb2(channel_binding_bytes, 'b');
   auto c = make_openssl_crypto();
-  auto p = make_proof(*c, k1, hello, ch1);
-  EXPECT_TRUE(equal_ct(p, make_proof(*c, k1, hello, ch1)));
-  EXPECT_FALSE(equal_ct(p, make_proof(*c, k2, hello, ch1)));
-  EXPECT_FALSE(equal_ct(p, make_proof(*c, k1, hello, ch2)));
-  EXPECT_FALSE(equal_ct(p, p.substr(0, 31)));
+  auto p = make_proof(*c, k1.seed, cb1, hello, ch1);
+  EXPECT_EQ(p.size(), signature_bytes);
+  EXPECT_TRUE(check_proof(*c, k1.public_key, p, cb1, hello, ch1));
+  EXPECT_FALSE(check_proof(*c, k2.public_key, p, cb1, hello, ch1));
+  EXPECT_FALSE(check_proof(*c, k1.public_key, p, cb1, hello, ch2));
+  EXPECT_FALSE(check_proof(*c, k1.public_key, p, cb2, hello, ch1)); // another channel
+  EXPECT_FALSE(check_proof(*c, k1.public_key, p.substr(0, 63), cb1, hello, ch1));
+  EXPECT_FALSE(check_proof(*c, k1.public_key.substr(1), p, cb1, hello, ch1));
+  auto flipped = p;
+  flipped[10] = static_cast<char>(flipped[10] ^ 1);
+  EXPECT_FALSE(check_proof(*c, k1.public_key, flipped, cb1, hello, ch1));
   // The secret itself appears nowhere in what crosses the wire.
   EXPECT_EQ(p.find("secret one"), std::string::npos);
+}
+
+TEST(handshake, what_a_pop_stores_cannot_make_a_proof) {
+  // All a POP holds of a service is its public key. Used as a signing seed,
+  // as an HMAC key (the old scheme), or padded, it yields no valid proof.
+  auto k = derive_login_key("the secret", service_salt("db"));
+  auto hello = chunk::copy_of(std::string("hello"));
+  auto ch = chunk::copy_of(std::string("nonce"));
+  std::string cb(channel_binding_bytes, 'x');
+  auto c = make_openssl_crypto();
+  auto transcript = proof_transcript(cb, hello, ch);
+  std::vector<std::string> forged = {
+    make_proof(*c, k.public_key, cb, hello, ch),
+    c->hmac_sha256(k.public_key, transcript),
+    c->hmac_sha256(k.public_key, transcript) + c->hmac_sha256(k.public_key, transcript),
+    std::string(signature_bytes, '\0'),
+  };
+  for (auto& f : forged)
+    EXPECT_FALSE(check_proof(*c, k.public_key, f, cb, hello, ch));
+  EXPECT_TRUE(check_proof(*c, k.public_key, make_proof(*c, k.seed, cb, hello, ch), cb,
+                          hello, ch));
 }
 
 TEST(control_codec, bools_other_than_0_or_1_are_rejected) {

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <vector>
 
 #include "actors/agent.hpp"
 #include "actors/messages.hpp"
@@ -15,6 +17,7 @@
 #include "net/wire/handshake.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
+#include "sim/scenario.hpp"
 
 using namespace drtp;
 
@@ -61,21 +64,32 @@ struct scenario {
     pp.tunnel_port = tunnel_port;
     service_config sc;
     sc.name = "echo";
-    sc.key = net::derive_key("the secret");
+    sc.public_key = stored_public_key();
     sc.public_port = public_port;
     pp.services.push_back(sc);
     auto pop = spawn_pop_server(d.sys(), std::move(pp));
     d.net().register_actor("pop", pop);
   }
 
+  /// What the POP stores for its service "echo": the public key only.
+  static std::string stored_public_key() {
+    return sim::cached_login_key("the secret", net::service_salt("echo")).public_key;
+  }
+
   void start_agent(const std::string& secret = "the secret") {
+    start_agent_with_key(sim::cached_login_key(secret, net::service_salt("echo")).seed);
+  }
+
+  /// An agent that signs with `signing_key` and dials `pop_host`.
+  void start_agent_with_key(const std::string& signing_key,
+                            const std::string& pop_host = "pop") {
     agent_params ap;
     ap.e = make_env("agent", 100 + ++incarnation);
-    ap.pops.push_back(pop_endpoint{"pop", "pop", tunnel_port, "eu"});
+    ap.pops.push_back(pop_endpoint{pop_host, pop_host, tunnel_port, "eu"});
     ap.tls = std::make_shared<net::tls_client_config>();
     ap.service = "echo";
     ap.agent_id = "joe";
-    ap.key = net::derive_key(secret);
+    ap.signing_key = signing_key;
     ap.local_host = "agent";
     ap.local_port = service_port;
     auto agent = spawn_agent(d.sys(), std::move(ap));
@@ -189,6 +203,95 @@ TEST(sim_e2e, wrong_secret_never_gets_a_tunnel) {
   EXPECT_FALSE(r->ok);
 }
 
+TEST(sim_e2e, what_the_pop_stores_cannot_log_in) {
+  // Someone read the POP's config (or a backup, or a core dump): all it
+  // holds for the service is its public key. An agent that signs with that
+  // (its only candidate for a key) is refused, and no tunnel comes up.
+  scenario s{41};
+  s.start_agent_with_key(scenario::stored_public_key());
+  s.d.run_for(3'000'000);
+  EXPECT_TRUE(s.trace_has("rejected service 'echo': wrong secret"));
+  EXPECT_FALSE(s.trace_has("tunnel up"));
+  auto r = s.visit(1000, 1);
+  s.d.run_until([&] { return r->done; }, 2'000'000);
+  EXPECT_FALSE(r->ok);
+}
+
+namespace {
+
+/// A hostile POP at `self`'s host: every link an agent opens to it is
+/// relayed byte for byte to the real POP, so the agent's hello, the real
+/// POP's challenge and the agent's proof all pass through. Without a channel
+/// binding, the real POP accepts the agent's login made at this one.
+caf::behavior relaying_pop(caf::event_based_actor* self, caf::actor io, std::string real_pop) {
+  self->send(io, net::listen_req{1, "0.0.0.0", tunnel_port, true});
+  struct pair {
+    net::conn_id agent = 0;
+    net::conn_id pop = 0;
+    std::vector<net::chunk> early; // from the agent before the POP answered
+  };
+  auto by_tag = std::make_shared<std::map<uint64_t, pair>>();
+  auto peer = std::make_shared<std::map<net::conn_id, net::conn_id>>();
+  return {
+    [](const net::listening&) {},
+    [=](const net::accepted& ev) {
+      self->send(io, net::adopt_req{ev.id, caf::actor_cast<caf::actor>(self), false});
+      (*by_tag)[ev.id].agent = ev.id;
+      net::connect_req req;
+      req.tag = ev.id;
+      req.host = real_pop;
+      req.port = tunnel_port;
+      req.tls = std::make_shared<net::tls_client_config>();
+      req.report_sent = false;
+      self->send(io, req);
+    },
+    [=](const net::connected& ev) {
+      auto& p = (*by_tag)[ev.tag];
+      p.pop = ev.id;
+      (*peer)[p.agent] = p.pop;
+      (*peer)[p.pop] = p.agent;
+      for (auto& c : p.early)
+        self->send(io, net::write_req{p.pop, {c}});
+      p.early.clear();
+    },
+    [=](const net::connect_failed& ev) { self->send(io, net::abort_req{ev.tag}); },
+    [=](const net::received& ev) {
+      auto i = peer->find(ev.id);
+      if (i != peer->end())
+        self->send(io, net::write_req{i->second, {ev.data}});
+      else if (by_tag->count(ev.id))
+        (*by_tag)[ev.id].early.push_back(ev.data);
+    },
+    [](const net::read_closed&) {},
+    [](const net::sent&) {},
+    [=](const net::closed& ev) {
+      auto i = peer->find(ev.id);
+      if (i != peer->end())
+        self->send(io, net::close_req{i->second});
+    },
+  };
+}
+
+} // namespace
+
+TEST(sim_e2e, a_login_relayed_from_another_pop_is_refused) {
+  // The agent dials a hostile POP, which replays everything of the login at
+  // the real POP over its own TLS link. The proof signs the agent's TLS
+  // channel, not the relay's: the real POP refuses it.
+  scenario s{42};
+  s.d.net().add_host("evil");
+  s.d.sys().spawn(relaying_pop, s.d.net().io("evil"), std::string("pop"));
+  s.d.run_for(100'000);
+  s.start_agent_with_key(sim::cached_login_key("the secret", net::service_salt("echo")).seed,
+                         "evil");
+  s.d.run_for(3'000'000);
+  EXPECT_TRUE(s.trace_has("refused agent from evil for service 'echo': wrong secret"));
+  EXPECT_FALSE(s.trace_has("tunnel up"));
+  auto r = s.visit(1000, 1);
+  s.d.run_until([&] { return r->done; }, 2'000'000);
+  EXPECT_FALSE(r->ok);
+}
+
 TEST(sim_e2e, agent_reconnects_after_pop_crash_and_restart) {
   scenario s{5};
   s.start_agent();
@@ -248,7 +351,7 @@ RC_GTEST_PROP(sim_e2e, hostile_bytes_never_hurt_the_pop, ()) {
     h.service = "echo";
     h.agent_id = "mallory";
     login->hello = net::encode(h).to_string();
-    login->key = net::derive_key("the secret");
+    login->seed = sim::cached_login_key("the secret", net::service_salt("echo")).seed;
     login->crypto = net::make_openssl_crypto();
   }
   sim::hostile_peer_params tunnel_peer;

@@ -5,10 +5,33 @@
 // a unit test may hand in its own.
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 namespace drtp::net {
+
+// -- login keys: Ed25519 pairs derived from a secret with scrypt --------------
+// A login proof is an Ed25519 signature; a POP keeps only the public half,
+// so what it stores (a config, a backup, a core dump) cannot log in.
+
+constexpr size_t seed_bytes = 32;       // an Ed25519 private key
+constexpr size_t public_key_bytes = 32; // an Ed25519 public key
+constexpr size_t signature_bytes = 64;  // an Ed25519 signature
+
+/// scrypt's cost: N = 2^15, r = 8, p = 1 needs 128 * r * N = 32 MiB and tens
+/// of milliseconds per guess; typed secrets are stretched by it.
+constexpr uint64_t scrypt_n = uint64_t{1} << 15;
+constexpr uint32_t scrypt_r = 8;
+constexpr uint32_t scrypt_p = 1;
+/// OpenSSL refuses scrypt above its memory limit: 32 MiB plus scrypt's own
+/// buffers, with room to spare.
+constexpr uint64_t scrypt_maxmem_bytes = uint64_t{64} << 20;
+
+struct login_key {
+  std::string seed;       // seed_bytes: the private half, never stored by a POP
+  std::string public_key; // public_key_bytes
+};
 
 class crypto {
 public:
@@ -16,6 +39,17 @@ public:
   /// HMAC-SHA256(key, message): 32 raw bytes.
   virtual std::string hmac_sha256(const std::string& key,
                                   const std::string& message) = 0;
+  /// The key pair of `secret`: seed = scrypt(secret, salt) with the costs
+  /// above, public key = Ed25519's of that seed. Slow on purpose: once per
+  /// process and secret.
+  virtual login_key derive_login_key(const std::string& secret,
+                                     const std::string& salt) = 0;
+  /// Ed25519 signature (signature_bytes) of `message` by `seed`'s key.
+  virtual std::string sign(const std::string& seed, const std::string& message) = 0;
+  /// Whether `signature` is `public_key`'s Ed25519 signature of `message`;
+  /// false for malformed keys or signatures, never a throw.
+  virtual bool verify(const std::string& public_key, const std::string& message,
+                      const std::string& signature) = 0;
 };
 
 /// Constant-time comparison of two secrets or MACs: the time taken depends on

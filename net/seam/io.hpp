@@ -139,11 +139,16 @@ struct accepted {
   conn_id id = 0;
   std::string peer_host; // peer address, for logs and rate limits
   uint16_t peer_port = 0;
+  /// TLS only: bytes both ends of this connection, and no other connection,
+  /// can compute (a TLS exporter, net::channel_binding_label in
+  /// net/wire/handshake.hpp); a login proof signs them. Empty for plain TCP.
+  std::string channel_binding;
 };
 
 struct connected {
   uint64_t tag = 0;
   conn_id id = 0;
+  std::string channel_binding; // as in `accepted`
 };
 
 struct connect_failed {

@@ -67,7 +67,7 @@ void serialize(Archive& ar, challenge_msg& x) {
 
 template <class Archive>
 void serialize(Archive& ar, proof_msg& x) {
-  ar(bounded<mac_bytes>{x.mac});
+  ar(bounded<proof_bytes>{x.signature});
 }
 
 template <class Archive>

@@ -14,10 +14,11 @@ namespace drtp::net {
 /// 2: accept_msg lost window_bytes (each end takes the window from its own
 /// limits). A hello of another version is refused as bad_version, so a peer
 /// of another release hears why instead of failing on a malformed accept.
-constexpr uint16_t protocol_version = 2;
+/// 3: the proof is an Ed25519 signature bound to the TLS channel.
+constexpr uint16_t protocol_version = 3;
 constexpr size_t name_bytes_max = 128;  // service names, agent ids
 constexpr size_t nonce_bytes = 32;
-constexpr size_t mac_bytes = 32;
+constexpr size_t proof_bytes = 64; // an Ed25519 signature
 constexpr size_t reason_bytes_max = 512;
 
 enum class peer_role : uint8_t {
@@ -41,7 +42,7 @@ struct challenge_msg {
 
 /// Agent -> POP: HMAC-SHA256(key, transcript), see net/handshake.hpp.
 struct proof_msg {
-  std::string mac;
+  std::string signature; // see net/wire/handshake.hpp
 };
 
 /// POP -> agent: the tunnel is up. The agent pings at the POP's interval.

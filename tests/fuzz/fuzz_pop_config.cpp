@@ -31,14 +31,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (auto& s : cfg.services) {
       FUZZ_CHECK(!s.name.empty() && s.name.size() <= 128);
       FUZZ_CHECK(names.insert(s.name).second);
-      FUZZ_CHECK(s.key.size() == drtp::net::key_bytes);
+      FUZZ_CHECK(s.public_key.size() == drtp::net::public_key_bytes);
       FUZZ_CHECK(s.is_public || !s.allow.empty());
     }
     names.clear();
     for (auto& p : cfg.principals) {
       FUZZ_CHECK(!p.name.empty() && p.name.size() <= 128);
       FUZZ_CHECK(names.insert(p.name).second);
-      FUZZ_CHECK(p.key.size() == drtp::net::key_bytes);
+      FUZZ_CHECK(p.public_key.size() == drtp::net::public_key_bytes);
     }
   } catch (const drtp::cli::error& e) {
     FUZZ_CHECK(std::strstr(e.what(), path.c_str()) != nullptr);

@@ -23,9 +23,11 @@
 #include "net/openssl_crypto.hpp"
 #include "net/wire/control.hpp"
 #include "net/wire/frame.hpp"
+#include "net/wire/handshake.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
 #include "sim/hostile_peer.hpp"
+#include "sim/scenario.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
 using namespace drtp;
@@ -81,13 +83,13 @@ struct world_under_test {
     pp.tunnel_port = tunnel_port;
     service_config sc;
     sc.name = "echo";
-    sc.key = service_key_bytes();
+    sc.public_key = service_key_pair().public_key;
     sc.public_port = public_port;
     sc.allow = {"sam"};
     pp.services.push_back(sc);
     principal_config sam;
     sam.name = "sam";
-    sam.key = principal_key_bytes();
+    sam.public_key = principal_key_pair().public_key;
     pp.principals.push_back(sam);
     d.net().register_actor("pop", spawn_pop_server(d.sys(), std::move(pp)));
     agent_params ap;
@@ -96,19 +98,20 @@ struct world_under_test {
     ap.tls = std::make_shared<net::tls_client_config>();
     ap.service = "echo";
     ap.agent_id = "joe";
-    ap.key = service_key_bytes();
+    ap.signing_key = service_key_pair().seed;
     ap.local_host = "agent";
     ap.local_port = service_port;
     d.net().register_actor("agent", spawn_agent(d.sys(), std::move(ap)));
   }
 
-  // Derived once per process: the keys do not depend on the input.
-  static const std::string& service_key_bytes() {
-    static const std::string k = net::derive_key("the secret");
+  // Derived once per process (scrypt is slow on purpose): the keys do not
+  // depend on the input.
+  static const net::login_key& service_key_pair() {
+    static const auto k = sim::cached_login_key("the secret", net::service_salt("echo"));
     return k;
   }
-  static const std::string& principal_key_bytes() {
-    static const std::string k = net::derive_key("sam secret");
+  static const net::login_key& principal_key_pair() {
+    static const auto k = sim::cached_login_key("sam secret", net::principal_salt("sam"));
     return k;
   }
 
@@ -238,10 +241,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (mode & 1) { // a principal on the patch panel
     hello.agent_id = "sam";
     hello.role = static_cast<uint8_t>(net::peer_role::client);
-    login->key = world_under_test::principal_key_bytes();
+    login->seed = world_under_test::principal_key_pair().seed;
   } else { // a second agent of the service
     hello.agent_id = "mallory";
-    login->key = world_under_test::service_key_bytes();
+    login->seed = world_under_test::service_key_pair().seed;
   }
   login->hello = net::encode(hello).to_string();
   login->crypto = w.crypto;
