@@ -380,3 +380,39 @@ TEST_F(e2e_admission, figures_time_to_tunnel_memory_per_pending_link_and_guess_r
   }
   EXPECT_TRUE(pop_->alive());
 }
+
+TEST_F(e2e_admission, config_limits_apply_and_a_bad_limit_is_one_line) {
+  auto path = dir_ + "/pop.yaml";
+  std::ofstream{path} << "listen: 127.0.0.1:0\n"
+                         "services:\n"
+                         "  - name: echo\n"
+                         "    secret_file: " << dir_ << "/secret\n"
+                         "    public: 127.0.0.1:0\n"
+                         "limits:\n"
+                         "  handshakes_per_source_max: 2\n"
+                         "  hello_deadline_ms: 60000\n";
+  pop_ = std::make_unique<process>(
+    std::vector<std::string>{pop_bin(), "--cert", cert_, "--key", key_, "--config", path});
+  ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
+  tunnel_port_ = static_cast<uint16_t>(
+    drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:"));
+  {
+    tls_flood flood(tunnel_port_, {"127.0.0.2"}, 10, false);
+    wait_held(flood, 10, 3s);
+    // The links beyond the cap are closed at once; two stay (no deadline).
+    auto end = steady::now() + 5s;
+    size_t held = 0;
+    while ((held = flood.held()) > 2 && steady::now() < end)
+      std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(held, 2u);
+    EXPECT_GT(flood.dials(), 10u); // the others were redialled
+  }
+  auto bad = dir_ + "/bad.yaml";
+  std::ofstream{bad} << "services:\n  - name: echo\n    secret_file: " << dir_
+                     << "/secret\n    public: 127.0.0.1:0\nlimits:\n  hello_deadline_ms: 0\n";
+  process p({pop_bin(), "--dev", "--config", bad});
+  EXPECT_EQ(p.wait_exit(5s), 2) << p.output();
+  EXPECT_NE(p.output().find(bad + ":6: limits.hello_deadline_ms must be 1-60000 ms, got '0'"),
+            std::string::npos)
+    << p.output();
+}
