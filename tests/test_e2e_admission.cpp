@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -45,14 +46,20 @@ std::string frame_bytes(drtp::net::frame_type type, const std::string& payload) 
   return h + payload;
 }
 
-/// Keeps `links` TLS links from each of `sources` to the POP, as fast as it
-/// can: a link the POP closes is replaced at once. Silent links never send a
-/// byte; guessing links send a hello and a wrong proof to each challenge.
-/// One thread, nonblocking sockets, poll.
+enum class flood_kind {
+  silent,  // TLS, then never a byte
+  guess,   // TLS, a hello, and a wrong proof to each challenge
+  raw_tcp, // TCP only: never starts TLS
+};
+
+/// Keeps `links` links from each of `sources` to the POP, as fast as it can:
+/// a link the POP closes is replaced at once. One thread, nonblocking
+/// sockets, poll.
 class tls_flood {
 public:
-  tls_flood(uint16_t port, std::vector<std::string> sources, size_t links, bool guess)
-    : port_(port), sources_(std::move(sources)), links_(links), guess_(guess) {
+  tls_flood(uint16_t port, std::vector<std::string> sources, size_t links, flood_kind kind)
+    : port_(port), sources_(std::move(sources)), links_(links),
+      guess_(kind == flood_kind::guess), raw_(kind == flood_kind::raw_tcp) {
     ctx_ = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
     thread_ = std::thread([this] { loop(); });
@@ -66,7 +73,7 @@ public:
     SSL_CTX_free(ctx_);
   }
 
-  /// Links past TLS and not (yet) closed by the POP.
+  /// Links past TLS (raw: connected) and not (yet) closed by the POP.
   size_t held() const {
     return held_;
   }
@@ -153,6 +160,11 @@ private:
       ::getsockopt(l.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err != 0)
         return drop(l);
+      if (raw_) {
+        l.st = state::open;
+        ++held_;
+        return;
+      }
       l.ssl = SSL_new(ctx_);
       SSL_set_fd(l.ssl, l.fd);
       l.st = state::tls;
@@ -174,6 +186,12 @@ private:
       return;
     }
     char buf[4096];
+    if (raw_) {
+      // Anything readable on a link that never spoke: its end.
+      if (::recv(l.fd, buf, sizeof(buf), 0) <= 0 && errno != EAGAIN)
+        drop(l);
+      return;
+    }
     while (l.st == state::open) {
       auto n = SSL_read(l.ssl, buf, sizeof(buf));
       if (n <= 0) {
@@ -225,6 +243,7 @@ private:
   std::vector<std::string> sources_;
   size_t links_;
   bool guess_;
+  bool raw_;
   SSL_CTX* ctx_ = nullptr;
   std::vector<link> all_;
   std::atomic<bool> stop_{false};
@@ -244,6 +263,8 @@ std::vector<std::string> loopback_sources(int first, int count) {
 class e2e_admission : public ::testing::Test {
 protected:
   void SetUp() override {
+    // The flood writes to links the POP has closed: an error, not a signal.
+    std::signal(SIGPIPE, SIG_IGN);
     dir_ = drtp::test::make_temp_dir("admission");
     cert_ = dir_ + "/pop.crt";
     key_ = dir_ + "/pop.key";
@@ -265,10 +286,13 @@ protected:
     return drtp::test::bin_dir() + "/drtp-pop";
   }
 
-  void start_pop() {
-    pop_ = std::make_unique<process>(std::vector<std::string>{
+  /// `wrapper`: a command that runs the POP (prlimit with its options).
+  void start_pop(std::vector<std::string> wrapper = {}) {
+    std::vector<std::string> argv{
       pop_bin(), "--cert", cert_, "--key", key_, "--listen", "127.0.0.1:0", "--service",
-      "echo", "--public", "127.0.0.1:0", "--secret-file", dir_ + "/secret"});
+      "echo", "--public", "127.0.0.1:0", "--secret-file", dir_ + "/secret"};
+    wrapper.insert(wrapper.end(), argv.begin(), argv.end());
+    pop_ = std::make_unique<process>(wrapper);
     ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
     tunnel_port_ = static_cast<uint16_t>(
       drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:"));
@@ -317,7 +341,7 @@ protected:
 
 TEST_F(e2e_admission, agent_gets_its_tunnel_while_another_address_floods_silent_links) {
   start_pop();
-  tls_flood flood(tunnel_port_, {"127.0.0.2"}, 1500, false);
+  tls_flood flood(tunnel_port_, {"127.0.0.2"}, 1500, flood_kind::silent);
   auto held = wait_held(flood, 1500, 5s);
   std::printf("figure: silent flood from 127.0.0.2: %zu links held, %llu dials\n", held,
               static_cast<unsigned long long>(flood.dials()));
@@ -333,6 +357,21 @@ TEST_F(e2e_admission, agent_gets_its_tunnel_while_another_address_floods_silent_
   EXPECT_TRUE(pop_->alive());
 }
 
+TEST_F(e2e_admission, tcp_links_that_never_start_tls_cannot_use_up_the_pops_sockets) {
+  // With 512 file descriptors, 600 silent TCP links from one address took
+  // them all (each held 10 s, replaced at once): no agent could connect.
+  start_pop({"/usr/bin/prlimit", "--nofile=512:512"});
+  ASSERT_FALSE(HasFatalFailure());
+  tls_flood flood(tunnel_port_, {"127.0.0.3"}, 600, flood_kind::raw_tcp);
+  auto held = wait_held(flood, 600, 5s);
+  std::printf("figure: raw TCP flood from 127.0.0.3: %zu links connected, %llu dials\n",
+              held, static_cast<unsigned long long>(flood.dials()));
+  auto t = time_to_tunnel(10s);
+  ASSERT_GE(t, 0.0) << "no tunnel within 10 s during the flood\n"
+                    << agent_->output() << pop_->output().substr(0, 2000);
+  std::printf("figure: time to tunnel during a raw TCP flood: %.3f s\n", t);
+}
+
 TEST_F(e2e_admission, figures_time_to_tunnel_memory_per_pending_link_and_guess_rates) {
   start_pop();
   int runs = 3;
@@ -341,7 +380,7 @@ TEST_F(e2e_admission, figures_time_to_tunnel_memory_per_pending_link_and_guess_r
   std::printf("figure: time to tunnel, no flood: %.3f s\n", time_to_tunnel(10s));
   {
     // 40 addresses x 30 links: more than the 1 024 slots, so the table is full.
-    tls_flood flood(tunnel_port_, loopback_sources(2, 40), 30, false);
+    tls_flood flood(tunnel_port_, loopback_sources(2, 40), 30, flood_kind::silent);
     auto held = wait_held(flood, 1200, 5s);
     std::printf("figure: silent flood from 40 addresses: %zu links held\n", held);
     for (int i = 0; i < runs; ++i)
@@ -353,7 +392,7 @@ TEST_F(e2e_admission, figures_time_to_tunnel_memory_per_pending_link_and_guess_r
   {
     // Memory: 40 addresses x 25 links, below every cap.
     auto before = drtp::test::vm_rss_kib(pop_->pid());
-    tls_flood flood(tunnel_port_, loopback_sources(2, 40), 25, false);
+    tls_flood flood(tunnel_port_, loopback_sources(2, 40), 25, flood_kind::silent);
     auto held = wait_held(flood, 1000, 5s);
     auto after = drtp::test::vm_rss_kib(pop_->pid());
     if (held > 0)
@@ -369,7 +408,7 @@ TEST_F(e2e_admission, figures_time_to_tunnel_memory_per_pending_link_and_guess_r
     auto t0 = steady::now();
     uint64_t n = 0;
     {
-      tls_flood flood(tunnel_port_, sources, links, true);
+      tls_flood flood(tunnel_port_, sources, links, flood_kind::guess);
       std::this_thread::sleep_for(10s);
       n = flood.challenges();
     }
@@ -397,7 +436,7 @@ TEST_F(e2e_admission, config_limits_apply_and_a_bad_limit_is_one_line) {
   tunnel_port_ = static_cast<uint16_t>(
     drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:"));
   {
-    tls_flood flood(tunnel_port_, {"127.0.0.2"}, 10, false);
+    tls_flood flood(tunnel_port_, {"127.0.0.2"}, 10, flood_kind::silent);
     wait_held(flood, 10, 3s);
     // The links beyond the cap are closed at once; two stay (no deadline).
     auto end = steady::now() + 5s;
