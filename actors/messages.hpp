@@ -29,6 +29,12 @@ using best_tunnel_atom = caf::atom_constant<caf::atom("besttunnel")>;
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
+/// Admission (actors/admission): a POP tunnel asks its server for a
+/// challenge (answered with delayed_atom, or overlimit_atom); the server
+/// ends a handshake that lost its slot with evict_atom.
+using attempt_atom = caf::atom_constant<caf::atom("attempt")>;
+using overlimit_atom = caf::atom_constant<caf::atom("overlimit")>;
+using evict_atom = caf::atom_constant<caf::atom("evict")>;
 
 // -- session <-> tunnel: one stream -------------------------------------------
 // A session sends these to its tunnel to go to the peer; the tunnel sends the

@@ -17,7 +17,7 @@ namespace {
 class pop_server_actor final : public caf::event_based_actor {
 public:
   pop_server_actor(caf::actor_config& cfg, pop_params p)
-    : caf::event_based_actor(cfg), p_(std::move(p)) {
+    : caf::event_based_actor(cfg), p_(std::move(p)), admission_(p_.admission) {
     auto db = std::make_shared<auth_db>();
     for (auto& s : p_.services) {
       db->service_keys[s.name] = s.public_key;
@@ -60,7 +60,10 @@ public:
           on_visitor(ev);
       },
       [this](tunnel_up& ev) { on_tunnel_up(ev); },
-      [this](auth_failed& ev) { on_auth_failed(ev); },
+      [this](auth_failed& ev) {
+        admission_.on_failure(ev.peer_host, p_.e.clock->now(clock()));
+      },
+      [this](attempt_atom) { on_attempt(); },
       [this](tunnel_load& ev) { on_tunnel_load(ev); },
       [this](drain_atom) { start_drain(); },
       [this](client_stream& ev) { on_client_stream(ev); },
@@ -100,11 +103,6 @@ private:
     phase_ = to;
   }
 
-  struct failure_state {
-    uint32_t count = 0;
-    caf::actor_clock::time_point last;
-  };
-
   static std::chrono::milliseconds ms(uint32_t x) {
     return std::chrono::milliseconds(x);
   }
@@ -118,17 +116,6 @@ private:
       if (p_.services[i].name == name)
         return i;
     return p_.services.size();
-  }
-
-  uint32_t auth_delay_ms(const std::string& host) {
-    auto i = failures_.find(host);
-    if (i == failures_.end() || i->second.count == 0)
-      return 0;
-    if (p_.e.clock->now(clock()) - i->second.last > ms(p_.auth_failure_window_ms))
-      return 0;
-    // 100 ms after the first failure, doubling up to the cap.
-    uint64_t d = 100ull << std::min<uint32_t>(i->second.count - 1, 10);
-    return static_cast<uint32_t>(std::min<uint64_t>(d, p_.auth_delay_max_ms));
   }
 
   void on_listening(const net::listening& ev) {
@@ -164,6 +151,7 @@ private:
   void on_tunnel_up(tunnel_up& ev) {
     auto handshakes_ended = handshaking_.erase(ev.tunnel.address());
     DRTP_ASSERT(handshakes_ended == 1, "a tunnel reports up once, at the end of its handshake");
+    admission_.remove_link(ev.tunnel.id()); // gone already if evicted meanwhile
     DRTP_ASSERT(sets_holding(ev.tunnel.address()) == 0,
                 "a tunnel joins a service's set or the client list once, when up");
     if (ev.client) {
@@ -189,17 +177,20 @@ private:
           + " tunnel(s); agent " + ev.agent_id + " from " + ev.peer);
   }
 
-  void on_auth_failed(const auth_failed& ev) {
-    if (failures_.size() >= failure_sources_max && !failures_.count(ev.peer_host))
-      forget_oldest_failure();
-    auto& f = failures_[ev.peer_host];
-    DRTP_ASSERT(failures_.size() <= failure_sources_max,
-                "the failure table holds at most failure_sources_max sources");
-    auto now = p_.e.clock->now(clock());
-    if (now - f.last > ms(p_.auth_failure_window_ms))
-      f.count = 0;
-    f.count = std::min<uint32_t>(f.count + 1, 16);
-    f.last = now;
+  /// A tunnel got its hello and asks for a challenge: now, later, or never
+  /// (the source's prefix spent its attempts).
+  void on_attempt() {
+    auto sender = caf::actor_cast<caf::actor>(current_sender());
+    const std::string* host = sender ? admission_.host_of(sender.id()) : nullptr;
+    if (!host)
+      return; // evicted meanwhile: evict_atom is on its way
+    auto v = admission_.on_attempt(*host, p_.e.clock->now(clock()));
+    if (!v.allowed)
+      send(sender, overlimit_atom::value);
+    else if (v.delay_ms == 0)
+      send(sender, delayed_atom::value);
+    else
+      delayed_send(sender, p_.e.clock->real_delay(ms(v.delay_ms)), delayed_atom::value);
   }
 
   void on_tunnel_load(const tunnel_load& ev) {
@@ -239,12 +230,20 @@ private:
   }
 
   void on_tunnel_link(const net::accepted& ev) {
-    // Unauthenticated links cost an actor each until their handshake ends
-    // (10 s at most): bound them so a flood cannot exhaust the POP.
-    if (handshaking_.size() >= handshakes_max) {
+    // Unauthenticated links cost an actor each until their handshake ends:
+    // bound them per source and in all, and when the table is full make the
+    // most represented network give up its oldest link, not the newcomer.
+    auto v = admission_.on_link(ev.peer_host);
+    if (!v.admit) {
       send(p_.e.io, net::abort_req{ev.id});
       return;
     }
+    if (v.evict)
+      for (auto& a : handshaking_)
+        if (a.id() == v.victim) {
+          send(caf::actor_cast<caf::actor>(a), evict_atom::value);
+          break;
+        }
     pop_tunnel_params tp;
     tp.e = p_.e;
     tp.parent = this;
@@ -252,11 +251,10 @@ private:
     tp.peer_host = ev.peer_host;
     tp.channel_binding = ev.channel_binding;
     tp.auth = auth_;
-    tp.auth_delay_ms = auth_delay_ms(ev.peer_host);
+    tp.hello_deadline_ms = p_.admission.hello_deadline_ms;
     auto t = spawn_pop_tunnel(system(), std::move(tp));
     handshaking_.insert(t.address());
-    DRTP_ASSERT(handshaking_.size() <= handshakes_max,
-                "at most handshakes_max links handshake at once");
+    admission_.add_link(t.id(), ev.peer_host);
     monitor(t);
   }
 
@@ -321,19 +319,11 @@ private:
     send(best->tunnel, attach_splice{ev.tunnel, ev.conn, ev.sid, ev.open});
   }
 
-  void forget_oldest_failure() {
-    auto oldest = failures_.begin();
-    for (auto i = failures_.begin(); i != failures_.end(); ++i)
-      if (i->second.last < oldest->second.last)
-        oldest = i;
-    if (oldest != failures_.end())
-      failures_.erase(oldest);
-  }
-
   void on_down(const caf::down_msg& dm) {
     DRTP_ASSERT(sets_holding(dm.source) + handshaking_.count(dm.source) <= 1,
                 "a tunnel is handshaking, a client, or in one service's set, never two");
     handshaking_.erase(dm.source);
+    admission_.remove_link(dm.source.id());
     client_tunnels_.erase(std::remove_if(client_tunnels_.begin(),
                                          client_tunnels_.end(),
                                          [&](const caf::actor& a) {
@@ -431,12 +421,12 @@ private:
   net::listener_id tunnel_listener_ = 0;
   std::vector<service_state> services_;
   std::unordered_map<net::listener_id, size_t> by_listener_;
-  std::unordered_map<std::string, failure_state> failures_;
   size_t listening_ = 0;
   phase phase_ = phase::serving;
+  /// Tunnels that have not reported up: in admission_'s table, or evicted
+  /// from it and about to go.
   std::set<caf::actor_addr> handshaking_;
-  static constexpr size_t handshakes_max = 1024;
-  static constexpr size_t failure_sources_max = 10000;
+  admission admission_;
   pop_ready ready_;
 };
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/admission.hpp"
 #include "actors/auth.hpp"
 #include "actors/env.hpp"
 #include "caf/fwd.hpp"
@@ -37,9 +38,9 @@ struct pop_params {
   std::vector<principal_config> principals;
   /// Receives pop_ready or pop_failed; may be null.
   caf::actor observer;
-  /// Failed authentications from one source within this window slow it down.
-  uint32_t auth_failure_window_ms = 60000;
-  uint32_t auth_delay_max_ms = 5000;
+  /// Before login: handshake slots per source, the hello deadline, the
+  /// token bucket of attempts per source prefix, the failure slow-down.
+  admission_limits admission;
   /// After drain_atom: how long open sessions may run before the POP exits.
   uint32_t drain_grace_ms = 30000;
 };

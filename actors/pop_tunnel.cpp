@@ -15,6 +15,8 @@ namespace {
 using net::frame;
 using net::frame_type;
 
+using hello_deadline_atom = caf::atom_constant<caf::atom("hellodl")>;
+
 class pop_tunnel_actor final : public tunnel_actor {
 public:
   pop_tunnel_actor(caf::actor_config& cfg, pop_tunnel_params p)
@@ -28,13 +30,16 @@ public:
     send(e_.io, net::adopt_req{conn_, this, false});
     delayed_send(this, e_.clock->real_delay(ms(e_.limits.handshake_timeout_ms)),
                  hs_timeout_atom::value);
+    // A link costs a handshake slot: one that says nothing gives it back soon.
+    delayed_send(this, e_.clock->real_delay(ms(p_.hello_deadline_ms)),
+                 hello_deadline_atom::value);
     return handshaking();
   }
 
 private:
   enum class state : uint8_t {
     awaiting_hello,
-    delaying_challenge, // the source failed recently: the challenge waits
+    delaying_challenge, // until the POP server's admission says when
     awaiting_proof,     // challenge sent
     up,
     draining, // goaway sent: no new streams
@@ -47,8 +52,7 @@ private:
       return from != state::dead;
     switch (from) {
       case state::awaiting_hello:
-        return to == state::delaying_challenge || to == state::awaiting_proof
-               || to == state::rejected;
+        return to == state::delaying_challenge || to == state::rejected;
       case state::delaying_challenge: return to == state::awaiting_proof;
       case state::awaiting_proof: return to == state::up || to == state::rejected;
       case state::up: return to == state::draining;
@@ -59,7 +63,7 @@ private:
   /// Every transition goes through here.
   void enter(state to) {
     DRTP_ASSERT(legal(state_, to),
-                "a POP tunnel moves only awaiting_hello -> [delaying_challenge ->] "
+                "a POP tunnel moves only awaiting_hello -> delaying_challenge -> "
                 "awaiting_proof -> up -> draining, from a handshake to rejected, or "
                 "to dead once");
     state_ = to;
@@ -98,6 +102,15 @@ private:
       [](delayed_atom) {
         // Only a delaying handshake waits for it.
       },
+      [](overlimit_atom) {
+        // As delayed_atom.
+      },
+      [](hello_deadline_atom) {
+        // Only a link that sent no hello is closed by it.
+      },
+      [](evict_atom) {
+        // Up: the handshake slot is given back already.
+      },
     }.or_else(common());
   }
 
@@ -106,6 +119,17 @@ private:
       [this](hs_timeout_atom) {
         reject(net::reject_code::handshake_timeout);
         fail("handshake with " + peer_name() + " timed out");
+      },
+      [this](hello_deadline_atom) {
+        // No reject: a peer that sent nothing may be an agent on a slow
+        // path, which must retry rather than give up.
+        if (state_ == state::awaiting_hello)
+          fail("no hello from " + peer_name() + " within "
+               + std::to_string(p_.hello_deadline_ms) + " ms");
+      },
+      [this](evict_atom) {
+        fail("handshake with " + peer_name()
+             + " evicted: the POP's handshake table is full");
       },
       [](drain_atom) {
         // The POP server drains only tunnels that reported up.
@@ -118,6 +142,11 @@ private:
       [this](delayed_atom) {
         send_challenge();
         enter(state::awaiting_proof);
+      },
+      [this](overlimit_atom) {
+        // No reject either: the agent retries later, within the budget.
+        fail("handshake with " + peer_name() + " from " + p_.peer_host
+             + " refused: too many login attempts from its network");
       },
     }.or_else(handshaking());
   }
@@ -152,6 +181,9 @@ private:
       [this](hs_timeout_atom) {
         // The reject is sent already; the peer did not close in time.
         fail("handshake with " + peer_name() + " timed out");
+      },
+      [this](evict_atom) {
+        fail("rejected handshake with " + peer_name() + " evicted");
       },
       [](drain_atom) {
         // Not up: nothing to drain.
@@ -205,13 +237,10 @@ private:
     } else {
       return protocol_error("unknown role");
     }
-    if (p_.auth_delay_ms > 0) {
-      delayed_send(this, e_.clock->real_delay(ms(p_.auth_delay_ms)), delayed_atom::value);
-      enter(state::delaying_challenge);
-    } else {
-      send_challenge();
-      enter(state::awaiting_proof);
-    }
+    // Admission decides when (or whether) the challenge goes out: the
+    // attempts of the source's network are counted across its links.
+    send(parent_, attempt_atom::value);
+    enter(state::delaying_challenge);
     return true;
   }
 

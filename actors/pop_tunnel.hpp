@@ -1,13 +1,14 @@
 #pragma once
 // The POP's end of a tunnel: adopts an accepted link, waits for the hello,
-// challenges the peer (later, for a source that failed recently), checks the
+// asks its parent for a challenge (which may delay it, for a network that
+// failed or tried often recently, or refuse it), challenges, checks the
 // proof and accepts or rejects it, with an audit line for every decision on
 // a patch-panel client. Once up it carries visitor streams to an agent,
 // splices client streams to agents, and reports its load; drain_atom sends
 // goaway and refuses new streams while the open ones run to their end.
 //
 //   awaiting_hello -> delaying_challenge -> awaiting_proof -> up -> draining
-//   awaiting_hello -> awaiting_proof;  awaiting_hello/proof -> rejected
+//   awaiting_hello/proof -> rejected
 //   every state -> dead
 
 #include <cstdint>
@@ -31,8 +32,9 @@ struct pop_tunnel_params {
   std::string channel_binding;
   /// Who may authenticate.
   std::shared_ptr<const auth_db> auth;
-  /// Slows down sources that failed recently.
-  uint32_t auth_delay_ms = 0;
+  /// A link that sent no hello within this is closed (the proof deadline,
+  /// limits.handshake_timeout_ms, is longer).
+  uint32_t hello_deadline_ms = 2000;
 };
 
 caf::actor spawn_pop_tunnel(caf::actor_system& sys, pop_tunnel_params p);

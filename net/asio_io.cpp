@@ -51,6 +51,12 @@ constexpr size_t max_gather_bytes = 256 * 1024;
 /// The actors bound write queues by flow control; past this, something is off.
 constexpr size_t queue_warn_bytes = 64 * 1024 * 1024;
 constexpr auto tls_accept_handshake_timeout = 10s;
+/// TLS accept handshakes in progress per peer address: a source that opens
+/// TCP connections and never speaks TLS holds a socket each until the
+/// timeout above; bounded, it cannot use up the process's file descriptors
+/// and with them every agent's way in. The POP's own admission control
+/// (actors/admission) bounds what comes after TLS.
+constexpr uint32_t tls_accepts_per_source_max = 64;
 /// How long a graceful close waits for the peer to finish (TLS: its
 /// close_notify; plain TCP: its FIN) before closing the socket anyway.
 constexpr auto close_linger_timeout = 1s;
@@ -511,6 +517,8 @@ private:
 
   // I/O thread only.
   uint64_t next_id_ = 0;
+  /// Peer address -> TLS accept handshakes in progress (never zero).
+  std::unordered_map<std::string, uint32_t> tls_accepting_;
   std::unordered_map<listener_id, std::shared_ptr<listener>> listeners_;
   std::unordered_map<conn_id, std::shared_ptr<conn_base>> conns_;
 };
@@ -1028,6 +1036,15 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
     caf::anon_send(l->owner, accepted{l->id, id, peer_host, peer_port});
     return;
   }
+  auto& accepting = tls_accepting_[peer_host];
+  if (accepting >= tls_accepts_per_source_max) {
+    trace("listener#" + std::to_string(l->id),
+          "refused " + endpoint_text(peer_host, peer_port)
+            + ": too many TLS handshakes from this address");
+    sock.close(ec);
+    return;
+  }
+  ++accepting;
   auto c = std::make_shared<connection<tls_stream>>(shared_from_this(), id, io_,
                                                     std::move(sock),
                                                     *server_ctx_);
@@ -1045,6 +1062,9 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
     tls_stream::server,
     [this, l, c, peer_host, peer_port](const asio::error_code& ec) {
       c->timer().cancel();
+      if (auto i = tls_accepting_.find(peer_host); i != tls_accepting_.end()
+                                                   && --i->second == 0)
+        tls_accepting_.erase(i);
       if (c->is_closed())
         return; // stop()
       if (ec || !l->acceptor.is_open()) {

@@ -163,11 +163,51 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
   return pc;
 }
 
+/// The optional 'limits' map: admission before login (actors/admission.hpp
+/// has the defaults and what each bounds).
+admission_limits parse_limits(const std::string& path, const YAML::Node& n) {
+  admission_limits lim;
+  if (!n.IsMap())
+    fail(path, n, "'limits' must be a map");
+  struct field {
+    const char* key;
+    uint32_t* value;
+    uint32_t max;
+  };
+  const field fields[] = {
+    {"handshakes_max", &lim.handshakes_max, 1000000},
+    {"handshakes_per_source_max", &lim.handshakes_per_source_max, 1000000},
+    {"hello_deadline_ms", &lim.hello_deadline_ms, 60000},
+    {"auth_attempts_burst", &lim.auth_attempts_burst, 100000},
+    {"auth_attempt_interval_ms", &lim.auth_attempt_interval_ms, 3600000},
+    {"auth_failure_window_ms", &lim.auth_failure_window_ms, 86400000},
+    {"auth_delay_max_ms", &lim.auth_delay_max_ms, 60000},
+    {"prefixes_max", &lim.prefixes_max, 10000000},
+  };
+  check_keys(path, n,
+             {"handshakes_max", "handshakes_per_source_max", "hello_deadline_ms",
+              "auth_attempts_burst", "auth_attempt_interval_ms", "auth_failure_window_ms",
+              "auth_delay_max_ms", "prefixes_max"},
+             "limit");
+  for (auto& f : fields)
+    if (auto v = n[f.key]) {
+      try {
+        std::string key = f.key;
+        bool ms = key.size() > 3 && key.compare(key.size() - 3, 3, "_ms") == 0;
+        *f.value = cli::parse_uint(scalar(path, v, key), "limits." + key, 1, f.max,
+                                   ms ? "ms" : "(a count)");
+      } catch (const cli::error& e) {
+        fail(path, v, e.what());
+      }
+    }
+  return lim;
+}
+
 config parse_config(const std::string& path, const YAML::Node& root) {
   config cfg;
   if (!root.IsMap())
     fail(path, root, "expected a map with 'listen' and 'services'");
-  check_keys(path, root, {"listen", "tls", "services", "principals"}, "key");
+  check_keys(path, root, {"listen", "tls", "services", "principals", "limits"}, "key");
   if (auto n = root["listen"])
     cli::parse_host_port(scalar(path, n, "listen"), path + ": listen",
                          cfg.listen_host, cfg.listen_port);
@@ -177,6 +217,8 @@ config parse_config(const std::string& path, const YAML::Node& root) {
     cfg.cert_file = scalar(path, t["cert"], "tls.cert");
     cfg.key_file = scalar(path, t["key"], "tls.key");
   }
+  if (auto l = root["limits"])
+    cfg.limits = parse_limits(path, l);
   auto services = root["services"];
   if (!services || !services.IsSequence() || services.size() == 0)
     fail(path, root, "'services' must list at least one service");

@@ -17,6 +17,15 @@
 //       public_key: ed25519:9d0e...  # or secret_file
 //       groups: [partners]
 //       revoked: false
+//   limits:                       # optional; before login, per source
+//     handshakes_max: 1024        # links between TLS and login, in all
+//     handshakes_per_source_max: 32   # the same, per source address
+//     hello_deadline_ms: 2000     # a link that sends no hello is closed
+//     auth_attempts_burst: 16     # challenges per /24 (IPv4) or /64 (IPv6)
+//     auth_attempt_interval_ms: 500   #   at once, then one per interval
+//     auth_failure_window_ms: 60000   # failures double the next delay...
+//     auth_delay_max_ms: 5000     #   up to this; a longer wait is refused
+//     prefixes_max: 10000         # prefixes remembered (least recent go)
 
 #include <string>
 #include <vector>
@@ -32,6 +41,7 @@ struct config {
   std::string key_file;
   std::vector<service_config> services;
   std::vector<principal_config> principals;
+  admission_limits limits;
 };
 
 /// A config's form of an Ed25519 public key: "ed25519:" and 64 hex digits.

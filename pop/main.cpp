@@ -308,6 +308,7 @@ pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
   pp.tunnel_port = cfg.listen_port;
   pp.services = cfg.services;
   pp.principals = cfg.principals;
+  pp.admission = cfg.limits;
   pp.observer = observer;
   if (o.grace)
     pp.drain_grace_ms = cli::parse_uint(*o.grace, "--drain-grace", 0, 3600, "seconds")
