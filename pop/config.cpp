@@ -152,11 +152,47 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
   return pc;
 }
 
+/// One whole number of the `limits:` section, in [min, max].
+template <class T>
+void limit(const std::string& path, const YAML::Node& map, const char* key, T& out,
+           uint32_t min, uint32_t max) {
+  if (auto n = map[key])
+    out = cli::parse_uint(scalar(path, n, key), path + ": limits." + key, min, max, "");
+}
+
+void parse_limits(const std::string& path, const YAML::Node& l, pop_params& pp) {
+  if (!l.IsMap())
+    fail(path, l, "'limits' must be a map");
+  check_keys(path, l,
+             {"visitors_per_source_max", "visitor_opens_per_source_per_s",
+              "visitor_opens_per_source_burst", "visitors_per_service_max",
+              "streams_per_principal_max", "stream_opens_per_principal_per_s",
+              "stream_opens_per_principal_burst", "link_write_queue_bytes_max",
+              "pings_per_interval_max"},
+             "limits key");
+  constexpr uint32_t big = 10'000'000;
+  limit(path, l, "visitors_per_source_max", pp.visitors_per_source_max, 1, big);
+  limit(path, l, "visitor_opens_per_source_per_s", pp.visitor_opens_per_source_per_s, 1, big);
+  limit(path, l, "visitor_opens_per_source_burst", pp.visitor_opens_per_source_burst, 1, big);
+  limit(path, l, "visitors_per_service_max", pp.visitors_per_service_max, 1, big);
+  limit(path, l, "streams_per_principal_max", pp.streams_per_principal_max, 1, big);
+  limit(path, l, "stream_opens_per_principal_per_s", pp.stream_opens_per_principal_per_s, 1,
+        big);
+  limit(path, l, "stream_opens_per_principal_burst", pp.stream_opens_per_principal_burst, 1,
+        big);
+  // At least a few windows, at most 4 GiB.
+  limit(path, l, "link_write_queue_bytes_max", pp.e.limits.link_write_queue_bytes_max,
+        4u << 20, 0xffffffffu);
+  limit(path, l, "pings_per_interval_max", pp.e.limits.pings_per_interval_max, 2, 1000);
+}
+
 config parse_config(const std::string& path, const YAML::Node& root) {
   config cfg;
   if (!root.IsMap())
     fail(path, root, "expected a map with 'listen' and 'services'");
-  check_keys(path, root, {"listen", "tls", "services", "principals"}, "key");
+  check_keys(path, root, {"listen", "tls", "services", "principals", "limits"}, "key");
+  if (auto l = root["limits"])
+    parse_limits(path, l, cfg.limits);
   if (auto n = root["listen"])
     cli::parse_host_port(scalar(path, n, "listen"), path + ": listen",
                          cfg.listen_host, cfg.listen_port);

@@ -16,6 +16,16 @@
 //       secret_sha256: 9d0e...    # or secret_file
 //       groups: [partners]
 //       revoked: false
+//   limits:                       # optional, each key too (defaults shown)
+//     visitors_per_source_max: 512
+//     visitor_opens_per_source_per_s: 200
+//     visitor_opens_per_source_burst: 400
+//     visitors_per_service_max: 4096
+//     streams_per_principal_max: 1024
+//     stream_opens_per_principal_per_s: 200
+//     stream_opens_per_principal_burst: 400
+//     link_write_queue_bytes_max: 268435456
+//     pings_per_interval_max: 16
 
 #include <string>
 #include <vector>
@@ -31,6 +41,8 @@ struct config {
   std::string key_file;
   std::vector<service_config> services;
   std::vector<principal_config> principals;
+  /// The `limits:` section: only its limit fields are read (see above).
+  pop_params limits;
 };
 
 /// Throws cli::error with the file, line and key that are wrong.

@@ -250,7 +250,8 @@ net::tls_identity load_identity(const options& o, const pop::config& cfg) {
 
 pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
                            const pop::config& cfg, const options& o) {
-  pop_params pp;
+  // The config's limits (defaults when it has none), then the rest.
+  pop_params pp = cfg.limits;
   pp.e.io = rt.io();
   pp.e.trace = rt.trace();
   pp.e.rng = net::make_system_entropy();
