@@ -24,12 +24,18 @@ using namespace drtp;
 
 namespace {
 
+/// DRTP_SIM_FIGURE=1: the report's sizes (20 000 visitors, 17 000 streams).
+bool figure_sizes() {
+  auto v = std::getenv("DRTP_SIM_FIGURE");
+  return v != nullptr && std::string(v) == "1";
+}
+
 constexpr uint16_t tunnel_port = 7000;
 constexpr uint16_t public_port = 8000;
 constexpr uint16_t service_port = 5432;
 
 struct scenario {
-  explicit scenario(uint64_t seed) : d(seed) {
+  explicit scenario(uint64_t seed, uint32_t visitors_per_service_max = 4096) : d(seed) {
     auto& w = d.net();
     sim::link_params link;
     link.latency_us = 2000;
@@ -41,6 +47,7 @@ struct scenario {
     pop_params pp;
     pp.e = make_env("pop", 1);
     pp.tunnel_port = tunnel_port;
+    pp.visitors_per_service_max = visitors_per_service_max;
     service_config sc;
     sc.name = "echo";
     sc.key = net::derive_key("the secret");
@@ -128,7 +135,7 @@ TEST(sim_limits, a_burst_of_visitors_from_one_source_spares_earlier_sessions) {
   for (int i = 0; i < 20; ++i)
     early.push_back(s.visit("visitors", 4 << 20, 100 + i));
   s.d.run_for(20'000);
-  constexpr int burst_size = 3000;
+  const int burst_size = figure_sizes() ? 20000 : 3000;
   for (int i = 0; i < burst_size; ++i)
     burst.push_back(s.visit("burst", 1000, 10'000 + i));
   ASSERT_TRUE(s.d.run_until([&] { return all_done(early) && all_done(burst); },
@@ -145,6 +152,23 @@ TEST(sim_limits, a_burst_of_visitors_from_one_source_spares_earlier_sessions) {
   // The tunnel never went down.
   EXPECT_EQ(s.trace_count("lost a tunnel"), 0u);
   EXPECT_EQ(s.trace_count("declared dead"), 0u);
+}
+
+TEST(sim_limits, a_service_carries_at_most_its_visitor_limit_from_all_sources) {
+  scenario s{13, 5};
+  s.d.run_for(1'000'000);
+  std::vector<std::shared_ptr<sim::visitor_result>> rs;
+  // Twelve long visitors from three sources at once: five fit.
+  for (int i = 0; i < 12; ++i)
+    rs.push_back(s.visit(i % 3 == 0 ? "visitors" : i % 3 == 1 ? "burst" : "mallory",
+                         4 << 20, 300 + i));
+  ASSERT_TRUE(s.d.run_until([&] { return all_done(rs); }, 60'000'000));
+  EXPECT_EQ(ok_count(rs), 5u);
+  EXPECT_GE(s.trace_count("too many open streams"), 1u);
+  // Once they are done, the service takes visitors again.
+  auto later = s.visit("burst", 1000, 400);
+  ASSERT_TRUE(s.d.run_until([&] { return later->done; }, 10'000'000));
+  EXPECT_TRUE(later->ok) << later->error;
 }
 
 /// A patch-panel client that proves mallory's secret, then opens `opens`
@@ -214,7 +238,7 @@ TEST(sim_limits, a_principal_opening_thousands_of_streams_is_cut_to_its_limits) 
   for (int i = 0; i < 10; ++i)
     early.push_back(s.visit("visitors", 4 << 20, 200 + i));
   s.d.run_for(20'000);
-  constexpr uint32_t opens = 5000;
+  const uint32_t opens = figure_sizes() ? 17000 : 5000;
   auto res = std::make_shared<opener_result>();
   s.d.sys().spawn(stream_opener, s.d.net().io("mallory"), opens, res);
   ASSERT_TRUE(s.d.run_until([&] { return all_done(early) && res->refused > 0; },
