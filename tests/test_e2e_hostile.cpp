@@ -4,8 +4,8 @@
 // pings, or lets visitors' streams pile up, and never reads. The POP must
 // end that tunnel with a clear reason and stay within a stated memory bound.
 //
-// DRTP_HOSTILE_POP=path runs another drtp-pop (the figures of the report
-// compare builds); DRTP_HOSTILE_FIGURE=1 uses the report's sizes (1.5 GiB,
+// DRTP_HOSTILE_POP=path runs another drtp-pop, DRTP_HOSTILE_AGENT another
+// drtp in the burst test (the figures of the report compare builds); DRTP_HOSTILE_FIGURE=1 uses the report's sizes (1.5 GiB,
 // 2 million pings) instead of the test's bounded ones.
 
 #include <gtest/gtest.h>
@@ -368,7 +368,9 @@ TEST(limits, a_burst_of_visitors_spares_earlier_sessions_and_the_tunnel) {
   auto tport = drtp::test::number_after(pop->output(), "agents dial 127.0.0.1:");
   auto pport = static_cast<uint16_t>(drtp::test::number_after(pop->output(), "public on 127.0.0.1:"));
   auto agent = std::make_unique<process>(std::vector<std::string>{
-    bin + "/drtp", "serve", "--pop", "127.0.0.1:" + std::to_string(tport), "--service",
+    std::getenv("DRTP_HOSTILE_AGENT") ? std::string(std::getenv("DRTP_HOSTILE_AGENT"))
+                                      : bin + "/drtp",
+    "serve", "--pop", "127.0.0.1:" + std::to_string(tport), "--service",
     "echo", "--local", "127.0.0.1:" + std::to_string(echo.port()), "--secret-file",
     dir + "/secret", "--pop-fingerprint", fp, "--agent-id", "a"});
   ASSERT_TRUE(agent->wait_for("tunnel up", 10s)) << agent->output();
