@@ -188,9 +188,8 @@ protected:
 
 // The peer grants credit beyond the window (as if it read what it never
 // did), so the POP would queue a visitor's whole upload on its link.
-void inflate_credit(hostile& t, hostile_agent& agent, uint32_t grant_bytes,
+void inflate_credit(hostile_agent& agent, uint32_t grant_bytes,
                     const std::atomic<uint64_t>& pushed, uint64_t bytes) {
-  (void)t;
   // The POP's first stream on this tunnel is 2 (the acceptor's ids are even).
   for (int i = 0; i < 200000 && pushed < bytes; ++i) {
     if (!agent.send(agent.writer().window(2, grant_bytes)))
@@ -205,7 +204,7 @@ TEST_F(hostile, credit_above_the_window_ends_the_tunnel) {
   std::atomic<uint64_t> pushed{0};
   auto t = upload(v, bytes, pushed);
   std::this_thread::sleep_for(200ms); // the OPEN of stream 2 is out
-  inflate_credit(*this, agent_, 0xffffffffu, pushed, bytes);
+  inflate_credit(agent_, 0xffffffffu, pushed, bytes);
   auto reason = pop_->wait_for("credit of 4294967295 bytes above the window", 10s);
   v = {};
   t.join();
@@ -222,7 +221,7 @@ TEST_F(hostile, credit_summing_above_the_window_ends_the_tunnel) {
   std::atomic<uint64_t> pushed{0};
   auto t = upload(v, bytes, pushed);
   std::this_thread::sleep_for(200ms);
-  inflate_credit(*this, agent_, 1u << 20, pushed, bytes);
+  inflate_credit(agent_, 1u << 20, pushed, bytes);
   auto reason = pop_->wait_for("credit above the window on stream 2", 10s);
   v = {};
   t.join();
