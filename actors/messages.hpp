@@ -17,7 +17,7 @@
 
 namespace drtp {
 
-class admission;
+class stream_slot;
 
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using hs_timeout_atom = caf::atom_constant<caf::atom("hstimeout")>;
@@ -76,7 +76,7 @@ struct attach_visitor {
   net::conn_id conn = 0;
   std::string peer;
   /// The visitor's place in the POP's limits, held by its session.
-  std::shared_ptr<admission> admitted;
+  std::shared_ptr<stream_slot> admitted;
 };
 
 // -- tunnel -> its parent (POP server or agent) ----------------------------------
@@ -112,7 +112,7 @@ struct attach_splice {
   uint32_t client_sid = 0;
   net::open_msg open;
   /// The principal's place in the POP's limits, held by the splice.
-  std::shared_ptr<admission> admitted;
+  std::shared_ptr<stream_slot> admitted;
 };
 
 /// Who owns a stream that was opened before its owner existed; a null owner

@@ -73,7 +73,7 @@ public:
       [this](tunnel_load& ev) { on_tunnel_load(ev); },
       [this](drain_atom) { start_drain(); },
       [this](client_stream& ev) { on_client_stream(ev); },
-      [this](admission_released& ev) { on_released(ev); },
+      [this](stream_slot_released& ev) { on_released(ev); },
       [this](grace_atom) {
         uint32_t left = 0;
         for (auto& s : services_)
@@ -304,13 +304,13 @@ private:
 
   /// A visitor counts against its source and its service; over either
   /// limit it is refused at once (a reset costs nothing downstream).
-  admission_ptr admit_visitor(const net::accepted& ev, const std::string& service) {
+  stream_slot_ptr admit_visitor(const net::accepted& ev, const std::string& service) {
     auto now = p_.e.clock->now(clock());
     auto v = by_source_.try_open(ev.peer_host, now);
     if (v == open_limiter::verdict::admitted) {
       v = by_service_.try_open(service, now);
       if (v == open_limiter::verdict::admitted)
-        return std::make_shared<admission>(
+        return std::make_shared<stream_slot>(
           address(), std::vector<std::pair<limit_kind, std::string>>{
                        {limit_kind::source, ev.peer_host}, {limit_kind::service, service}});
       by_source_.release(ev.peer_host);
@@ -324,7 +324,7 @@ private:
     return nullptr;
   }
 
-  void on_released(const admission_released& ev) {
+  void on_released(const stream_slot_released& ev) {
     for (auto& [kind, key] : ev.keys)
       switch (kind) {
         case limit_kind::source: by_source_.release(key); break;
@@ -380,7 +380,7 @@ private:
                         + "' to service '" + ev.service + "' via agent "
                         + best->agent_id,
                       true);
-    auto admitted = std::make_shared<admission>(
+    auto admitted = std::make_shared<stream_slot>(
       address(),
       std::vector<std::pair<limit_kind, std::string>>{{limit_kind::principal,
                                                        ev.open.principal}});

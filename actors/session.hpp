@@ -15,7 +15,7 @@
 
 namespace drtp {
 
-class admission;
+class stream_slot;
 
 struct session_params {
   env e;
@@ -31,7 +31,7 @@ struct session_params {
   uint16_t local_port = 0;
   /// POP side: the visitor's place in the POP's limits, let go with the
   /// session.
-  std::shared_ptr<admission> admitted;
+  std::shared_ptr<stream_slot> admitted;
 };
 
 caf::actor spawn_session(caf::actor_system& sys, session_params p);

@@ -20,7 +20,7 @@ enum class splice_phase { joined, finished };
 class splice_actor final : public caf::event_based_actor {
 public:
   splice_actor(caf::actor_config& cfg, env e, splice_leg client, splice_leg agent,
-               std::shared_ptr<admission> admitted)
+               std::shared_ptr<stream_slot> admitted)
     : caf::event_based_actor(cfg), e_(std::move(e)), admitted_(std::move(admitted)) {
     legs_[0] = std::move(client);
     legs_[1] = std::move(agent);
@@ -125,7 +125,7 @@ private:
   }
 
   env e_;
-  std::shared_ptr<admission> admitted_;
+  std::shared_ptr<stream_slot> admitted_;
   splice_leg legs_[2];
   leg_state state_[2] = {leg_state::open, leg_state::open};
   splice_phase phase_ = splice_phase::joined;
@@ -138,7 +138,7 @@ private:
 } // namespace
 
 caf::actor spawn_splice(caf::actor_system& sys, env e, splice_leg client,
-                        splice_leg agent, std::shared_ptr<admission> admitted) {
+                        splice_leg agent, std::shared_ptr<stream_slot> admitted) {
   return sys.spawn<splice_actor>(std::move(e), std::move(client), std::move(agent),
                                  std::move(admitted));
 }

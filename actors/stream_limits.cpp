@@ -83,9 +83,9 @@ const char* to_string(open_limiter::verdict v) noexcept {
   return "?";
 }
 
-admission::~admission() {
+stream_slot::~stream_slot() {
   if (auto server = caf::actor_cast<caf::actor>(server_))
-    caf::anon_send(server, admission_released{std::move(keys_)});
+    caf::anon_send(server, stream_slot_released{std::move(keys_)});
 }
 
 } // namespace drtp

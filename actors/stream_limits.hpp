@@ -5,7 +5,7 @@
 // refused at once, so one principal or one burst of visitors cannot fill an
 // agent's tunnel or saturate the loops at both ends.
 //
-// An admission is held by whatever carries the stream (a session or a
+// A stream slot is held by whatever carries the stream (a session or a
 // splice) and gives its keys back when the last handle to it goes, on
 // every path: the stream ended, or it was refused before it began.
 
@@ -71,29 +71,29 @@ const char* to_string(open_limiter::verdict v) noexcept;
 /// Which of the POP server's limiters a key counts in.
 enum class limit_kind : uint8_t { source, service, principal };
 
-/// Sent to the POP server when an admission is let go.
-struct admission_released {
+/// Sent to the POP server when a stream slot is let go.
+struct stream_slot_released {
   std::vector<std::pair<limit_kind, std::string>> keys;
 };
 
 /// One admitted stream. The last handle to go tells the server (if it is
 /// still there) to give the keys back.
-class admission {
+class stream_slot {
 public:
-  admission(caf::actor_addr server, std::vector<std::pair<limit_kind, std::string>> keys)
+  stream_slot(caf::actor_addr server, std::vector<std::pair<limit_kind, std::string>> keys)
     : server_(std::move(server)), keys_(std::move(keys)) {
   }
-  admission(const admission&) = delete;
-  admission& operator=(const admission&) = delete;
-  ~admission();
+  stream_slot(const stream_slot&) = delete;
+  stream_slot& operator=(const stream_slot&) = delete;
+  ~stream_slot();
 
 private:
   caf::actor_addr server_;
   std::vector<std::pair<limit_kind, std::string>> keys_;
 };
 
-using admission_ptr = std::shared_ptr<admission>;
+using stream_slot_ptr = std::shared_ptr<stream_slot>;
 
 } // namespace drtp
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::admission_released)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_slot_released)
