@@ -33,6 +33,7 @@ public:
     req.timeout_ms = e_.limits.connect_timeout_ms;
     req.tls = p_.tls;
     req.report_sent = false; // credit is per stream, in the sessions
+    req.write_queue_bytes_max = e_.limits.link_write_queue_bytes_max;
     send(e_.io, std::move(req));
     delayed_send(this, e_.clock->real_delay(ms(e_.limits.handshake_timeout_ms)),
                  hs_timeout_atom::value);

@@ -26,6 +26,14 @@ struct tunnel_limits {
   uint32_t window_bytes = 1024 * 1024;
   /// Also bounds a tunnel's buffering: streams x window in the worst case.
   uint32_t streams_per_tunnel_max = 16384;
+  /// The hard cap of a tunnel link's write queue (the seam resets the link
+  /// past it): what a peer that stops reading can cost. An honest peer's
+  /// queue holds at most the windows of the streams in flight (a burst of
+  /// 100 visitors on loopback queues about 100 MiB), so this is 256 windows.
+  uint64_t link_write_queue_bytes_max = 256ull * 1024 * 1024;
+  /// Pings a peer may send per heartbeat interval (it needs one); more is a
+  /// protocol error, so a ping flood cannot queue pongs without bound.
+  uint32_t pings_per_interval_max = 16;
 };
 
 struct env {

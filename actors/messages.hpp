@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@
 #include "net/seam/io.hpp"
 
 namespace drtp {
+
+class stream_slot;
 
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using hs_timeout_atom = caf::atom_constant<caf::atom("hstimeout")>;
@@ -65,12 +68,21 @@ struct stream_done {
   uint32_t sid = 0;
 };
 
+/// The peer broke the stream's protocol in a way only its owner can see
+/// (credit above the window): the tunnel ends with a protocol error.
+struct stream_violation {
+  uint32_t sid = 0;
+  std::string what;
+};
+
 // -- POP server -> tunnel --------------------------------------------------------
 
 /// Carry this accepted visitor connection over a new stream.
 struct attach_visitor {
   net::conn_id conn = 0;
   std::string peer;
+  /// The visitor's place in the POP's limits, held by its session.
+  std::shared_ptr<stream_slot> admitted;
 };
 
 // -- tunnel -> its parent (POP server or agent) ----------------------------------
@@ -105,6 +117,8 @@ struct attach_splice {
   net::conn_id client_conn = 0;
   uint32_t client_sid = 0;
   net::open_msg open;
+  /// The principal's place in the POP's limits, held by the splice.
+  std::shared_ptr<stream_slot> admitted;
 };
 
 /// Who owns a stream that was opened before its owner existed; a null owner
@@ -202,6 +216,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_fin)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_rst)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_window)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_violation)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::attach_visitor)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_up)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_rejected)

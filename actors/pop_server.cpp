@@ -8,6 +8,7 @@
 #include "net/seam/assert.hpp"
 #include "net/wire/frame.hpp"
 #include "actors/pop_tunnel.hpp"
+#include "actors/stream_limits.hpp"
 #include "caf/all.hpp"
 
 namespace drtp {
@@ -17,7 +18,16 @@ namespace {
 class pop_server_actor final : public caf::event_based_actor {
 public:
   pop_server_actor(caf::actor_config& cfg, pop_params p)
-    : caf::event_based_actor(cfg), p_(std::move(p)), admission_(p_.admission) {
+    : caf::event_based_actor(cfg),
+      p_(std::move(p)),
+      admission_(p_.admission),
+      by_source_({p_.visitors_per_source_max, p_.visitor_opens_per_source_per_s,
+                  p_.visitor_opens_per_source_burst},
+                 p_.limited_keys_max),
+      by_service_({p_.visitors_per_service_max, 0, 0}, p_.services.size() + 1),
+      by_principal_({p_.streams_per_principal_max, p_.stream_opens_per_principal_per_s,
+                     p_.stream_opens_per_principal_burst},
+                    p_.limited_keys_max) {
     auto db = std::make_shared<auth_db>();
     for (auto& s : p_.services) {
       db->service_keys[s.name] = s.public_key;
@@ -67,6 +77,7 @@ public:
       [this](tunnel_load& ev) { on_tunnel_load(ev); },
       [this](drain_atom) { start_drain(); },
       [this](client_stream& ev) { on_client_stream(ev); },
+      [this](stream_slot_released& ev) { on_released(ev); },
       [this](grace_atom) {
         uint32_t left = 0;
         for (auto& s : services_)
@@ -280,10 +291,46 @@ private:
       if (s.tunnels[j].streams < s.tunnels[best].streams)
         best = j;
     }
+    auto admitted = admit_visitor(ev, p_.services[it->second].name);
+    if (!admitted) {
+      send(p_.e.io, net::abort_req{ev.id});
+      return;
+    }
     auto& t = s.tunnels[best];
     ++t.streams; // until the tunnel reports, count this visitor
-    send(t.tunnel,
-         attach_visitor{ev.id, ev.peer_host + ":" + std::to_string(ev.peer_port)});
+    send(t.tunnel, attach_visitor{ev.id, ev.peer_host + ":" + std::to_string(ev.peer_port),
+                                  std::move(admitted)});
+  }
+
+  /// A visitor counts against its source and its service; over either
+  /// limit it is refused at once (a reset costs nothing downstream).
+  stream_slot_ptr admit_visitor(const net::accepted& ev, const std::string& service) {
+    auto now = p_.e.clock->now(clock());
+    auto v = by_source_.try_open(ev.peer_host, now);
+    if (v == open_limiter::verdict::admitted) {
+      v = by_service_.try_open(service, now);
+      if (v == open_limiter::verdict::admitted)
+        return std::make_shared<stream_slot>(
+          address(), std::vector<std::pair<limit_kind, std::string>>{
+                       {limit_kind::source, ev.peer_host}, {limit_kind::service, service}});
+      by_source_.release(ev.peer_host);
+    }
+    ++refused_visitors_;
+    // One line per power of two: a burst is told, not logged line by line.
+    if ((refused_visitors_ & (refused_visitors_ - 1)) == 0)
+      trace("refused visitor " + ev.peer_host + " of service '" + service
+            + "': " + to_string(v) + " (" + std::to_string(refused_visitors_)
+            + " visitor(s) refused so far)");
+    return nullptr;
+  }
+
+  void on_released(const stream_slot_released& ev) {
+    for (auto& [kind, key] : ev.keys)
+      switch (kind) {
+        case limit_kind::source: by_source_.release(key); break;
+        case limit_kind::service: by_service_.release(key); break;
+        case limit_kind::principal: by_principal_.release(key); break;
+      }
   }
 
   /// The patch panel: a principal's stream goes to an agent of its service;
@@ -298,6 +345,23 @@ private:
         if (!best || t.streams < best->streams)
           best = &t;
       }
+    if (best) {
+      auto v = by_principal_.try_open(ev.open.principal, p_.e.clock->now(clock()));
+      if (v != open_limiter::verdict::admitted) {
+        // One audit line per power of two refused: a burst is told, not
+        // written line by line.
+        ++refused_streams_;
+        if ((refused_streams_ & (refused_streams_ - 1)) == 0)
+          p_.e.trace->audit(p_.e.host,
+                            "principal '" + ev.open.principal + "' to service '"
+                              + ev.service + "': stream refused, " + to_string(v) + " ("
+                              + std::to_string(refused_streams_) + " refused so far)",
+                            true);
+        send(ev.tunnel, set_owner{ev.sid, nullptr,
+                                  static_cast<uint32_t>(net::rst_code::refused)});
+        return;
+      }
+    }
     if (!best) {
       // The client's tunnel is up: its principal proved its secret.
       p_.e.trace->audit(p_.e.host,
@@ -316,7 +380,11 @@ private:
                         + "' to service '" + ev.service + "' via agent "
                         + best->agent_id,
                       true);
-    send(best->tunnel, attach_splice{ev.tunnel, ev.conn, ev.sid, ev.open});
+    auto admitted = std::make_shared<stream_slot>(
+      address(),
+      std::vector<std::pair<limit_kind, std::string>>{{limit_kind::principal,
+                                                       ev.open.principal}});
+    send(best->tunnel, attach_splice{ev.tunnel, ev.conn, ev.sid, ev.open, std::move(admitted)});
   }
 
   void on_down(const caf::down_msg& dm) {
@@ -427,6 +495,11 @@ private:
   /// from it and about to go.
   std::set<caf::actor_addr> handshaking_;
   admission admission_;
+  open_limiter by_source_;    // public visitors per source address
+  open_limiter by_service_;   // public visitors per service
+  open_limiter by_principal_; // patch-panel streams per principal
+  uint64_t refused_visitors_ = 0;
+  uint64_t refused_streams_ = 0;
   pop_ready ready_;
 };
 

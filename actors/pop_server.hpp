@@ -43,6 +43,21 @@ struct pop_params {
   admission_limits admission;
   /// After drain_atom: how long open sessions may run before the POP exits.
   uint32_t drain_grace_ms = 30000;
+  /// Public visitors from one source address: open at once, opened per
+  /// second, and opened at once before the rate applies. The excess is
+  /// reset at once (see actors/stream_limits.hpp).
+  uint32_t visitors_per_source_max = 512;
+  uint32_t visitor_opens_per_source_per_s = 200;
+  uint32_t visitor_opens_per_source_burst = 400;
+  /// Visitors of one service at once, from all sources.
+  uint32_t visitors_per_service_max = 4096;
+  /// Patch-panel streams of one principal, over all its tunnels: open at
+  /// once, opened per second, burst. The excess is reset (rst refused).
+  uint32_t streams_per_principal_max = 1024;
+  uint32_t stream_opens_per_principal_per_s = 200;
+  uint32_t stream_opens_per_principal_burst = 400;
+  /// Sources (and principals) the limiters remember at once.
+  uint32_t limited_keys_max = 65536;
 };
 
 caf::actor spawn_pop_server(caf::actor_system& sys, pop_params p);

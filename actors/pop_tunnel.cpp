@@ -27,7 +27,7 @@ public:
   caf::behavior make_behavior() override {
     start();
     conn_ = p_.conn;
-    send(e_.io, net::adopt_req{conn_, this, false});
+    send(e_.io, net::adopt_req{conn_, this, false, e_.limits.link_write_queue_bytes_max});
     delayed_send(this, e_.clock->real_delay(ms(e_.limits.handshake_timeout_ms)),
                  hs_timeout_atom::value);
     // A link costs a handshake slot: one that says nothing gives it back soon.
@@ -154,7 +154,7 @@ private:
   caf::behavior carrying() {
     return caf::message_handler{
       [this](drain_atom) { start_draining(); },
-      [this](attach_visitor& ev) { open_stream(ev.conn, ev.peer); },
+      [this](attach_visitor& ev) { open_stream(ev); },
       [this](attach_splice& ev) { splice(ev); },
       [](hs_timeout_atom) {
         // The handshake is over: its timer is moot.
@@ -350,23 +350,24 @@ private:
     return true;
   }
 
-  void open_stream(net::conn_id visitor, const std::string& peer) {
+  void open_stream(attach_visitor& ev) {
     if (streams_full()) {
-      send(e_.io, net::abort_req{visitor});
+      send(e_.io, net::abort_req{ev.conn});
       return;
     }
     auto sid = next_stream_id();
     // OPEN goes to the io before the session exists, so it precedes every
     // DATA frame the session writes on the link.
     net::open_msg open;
-    open.peer = peer;
+    open.peer = ev.peer;
     write_control(frame_type::open, sid, net::encode(open));
     session_params sp;
     sp.e = e_;
     sp.tunnel = this;
     sp.tunnel_conn = conn_;
     sp.sid = sid;
-    sp.conn = visitor;
+    sp.conn = ev.conn;
+    sp.admitted = std::move(ev.admitted);
     auto s = spawn_session(system(), std::move(sp));
     add_stream(sid, s, opener::acceptor);
   }
@@ -381,7 +382,7 @@ private:
     write_control(frame_type::open, sid, net::encode(ev.open));
     auto sp = spawn_splice(system(), e_,
                            splice_leg{ev.client_tunnel, ev.client_conn, ev.client_sid},
-                           splice_leg{this, conn_, sid});
+                           splice_leg{this, conn_, sid}, std::move(ev.admitted));
     add_stream(sid, sp, opener::acceptor);
     send(ev.client_tunnel, set_owner{ev.client_sid, sp, 0});
   }

@@ -53,10 +53,15 @@ public:
       },
       [this](stream_rst& ev) { on_stream_rst(ev); },
       [this](stream_window& ev) {
-        // An honest peer never grants more than our window (it returns what
-        // we used); more would only make us overrun it and be reset.
-        send_credit_bytes_ = std::min<uint64_t>(send_credit_bytes_ + ev.bytes,
-                                                p_.e.limits.window_bytes);
+        // An honest peer returns what it took of what we sent, so credit
+        // never exceeds the window; more is a peer that lies about reading
+        // (and would have us fill the link's write queue): the tunnel ends.
+        if (send_credit_bytes_ + ev.bytes > p_.e.limits.window_bytes) {
+          if (phase_ == phase::streaming)
+            send(p_.tunnel, stream_violation{p_.sid, "credit above the window"});
+          return;
+        }
+        send_credit_bytes_ += ev.bytes;
         flush_held();
       },
     }.or_else(local_.handlers());

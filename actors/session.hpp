@@ -6,6 +6,7 @@
 // bounded by the window plus one socket read.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "actors/env.hpp"
@@ -13,6 +14,8 @@
 #include "net/seam/io.hpp"
 
 namespace drtp {
+
+class stream_slot;
 
 struct session_params {
   env e;
@@ -26,6 +29,9 @@ struct session_params {
   /// Agent side (conn == 0): the local service to connect to.
   std::string local_host;
   uint16_t local_port = 0;
+  /// POP side: the visitor's place in the POP's limits, let go with the
+  /// session.
+  std::shared_ptr<stream_slot> admitted;
 };
 
 caf::actor spawn_session(caf::actor_system& sys, session_params p);

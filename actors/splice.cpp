@@ -1,6 +1,7 @@
 #include "actors/splice.hpp"
 
 #include "actors/messages.hpp"
+#include "actors/stream_limits.hpp"
 #include "caf/all.hpp"
 #include "net/seam/assert.hpp"
 #include "net/wire/frame_writer.hpp"
@@ -18,8 +19,9 @@ enum class splice_phase { joined, finished };
 
 class splice_actor final : public caf::event_based_actor {
 public:
-  splice_actor(caf::actor_config& cfg, env e, splice_leg client, splice_leg agent)
-    : caf::event_based_actor(cfg), e_(std::move(e)) {
+  splice_actor(caf::actor_config& cfg, env e, splice_leg client, splice_leg agent,
+               std::shared_ptr<stream_slot> admitted)
+    : caf::event_based_actor(cfg), e_(std::move(e)), admitted_(std::move(admitted)) {
     legs_[0] = std::move(client);
     legs_[1] = std::move(agent);
   }
@@ -39,13 +41,23 @@ public:
         if (from < 0)
           return;
         auto& to = legs_[other(from)];
+        forwarded_bytes_[other(from)] += ev.data.size();
         send(e_.io, net::write_req{to.conn, writer_.data(to.sid, std::move(ev.data))});
       },
       [this](stream_window& ev) {
-        // Credit the far end gave passes on to the near end's sender.
+        // Credit the far end gave passes on to the near end's sender. A leg
+        // credits what it took of what we forwarded to it; more is a peer
+        // lying about reading, which would fill its link's write queue.
         auto from = leg_of_sender();
-        if (from >= 0)
-          send(legs_[other(from)].tunnel, stream_window{legs_[other(from)].sid, ev.bytes});
+        if (from < 0)
+          return;
+        credited_bytes_[from] += ev.bytes;
+        if (credited_bytes_[from] > forwarded_bytes_[from]) {
+          send(legs_[from].tunnel,
+               stream_violation{legs_[from].sid, "credit for bytes never sent"});
+          return;
+        }
+        send(legs_[other(from)].tunnel, stream_window{legs_[other(from)].sid, ev.bytes});
       },
       [this](stream_fin&) {
         auto from = leg_of_sender();
@@ -109,20 +121,26 @@ private:
   void on_exit() override {
     e_ = {};
     legs_[0] = legs_[1] = {};
+    admitted_ = nullptr;
   }
 
   env e_;
+  std::shared_ptr<stream_slot> admitted_;
   splice_leg legs_[2];
   leg_state state_[2] = {leg_state::open, leg_state::open};
   splice_phase phase_ = splice_phase::joined;
+  /// Per leg: bytes written to it, and credit it returned for them.
+  uint64_t forwarded_bytes_[2] = {0, 0};
+  uint64_t credited_bytes_[2] = {0, 0};
   net::frame_writer writer_;
 };
 
 } // namespace
 
 caf::actor spawn_splice(caf::actor_system& sys, env e, splice_leg client,
-                        splice_leg agent) {
-  return sys.spawn<splice_actor>(std::move(e), std::move(client), std::move(agent));
+                        splice_leg agent, std::shared_ptr<stream_slot> admitted) {
+  return sys.spawn<splice_actor>(std::move(e), std::move(client), std::move(agent),
+                                 std::move(admitted));
 }
 
 } // namespace drtp

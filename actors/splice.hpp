@@ -19,7 +19,11 @@ struct splice_leg {
   uint32_t sid = 0;
 };
 
+class stream_slot;
+
+/// `admitted`: the principal's place in the POP's limits, let go with the
+/// splice.
 caf::actor spawn_splice(caf::actor_system& sys, env e, splice_leg client,
-                        splice_leg agent);
+                        splice_leg agent, std::shared_ptr<stream_slot> admitted = nullptr);
 
 } // namespace drtp

@@ -61,6 +61,11 @@ caf::message_handler tunnel_actor::common_handlers() {
       if (streams_.erase(ev.sid))
         streams_changed();
     },
+    [this](stream_violation& ev) {
+      // Only for a stream still carried: a late report is moot.
+      if (conn_ != 0 && streams_.count(ev.sid))
+        protocol_error(ev.what + " on stream " + std::to_string(ev.sid));
+    },
   };
 }
 
@@ -94,9 +99,18 @@ void tunnel_actor::deliver(stream_state& s, T msg) {
 void tunnel_actor::on_received(net::received& ev) {
   if (ev.id != conn_)
     return;
+  // Any byte is a sign of life, whatever it carries.
   last_rx_ = e_.clock->now(clock());
   frames_.clear();
   auto st = decoder_.feed(ev.data, frames_);
+  // Heartbeats go ahead of bulk work: a pong answered after a batch of a
+  // thousand opens could come too late for the peer's liveness check. Ping
+  // and pong belong to no stream, so answering them first reorders nothing.
+  heartbeats_ahead_ = heartbeat_interval_ms_ != 0;
+  if (heartbeats_ahead_)
+    for (auto& f : frames_)
+      if ((f.type == frame_type::ping || f.type == frame_type::pong) && !on_heartbeat_frame(f))
+        return;
   // One batch may hold the end of the handshake and the first stream
   // frames: each frame is read by the state the one before it left.
   for (auto& f : frames_) {
@@ -114,9 +128,17 @@ bool tunnel_actor::on_up_frame(const frame& f) {
     case frame_type::data:
       return on_data(f);
     case frame_type::window: {
+      auto credit = net::read_u32(f.payload.data());
+      // Credit returns what the peer took of what we sent: one grant above
+      // the window is never honest (the owner checks the sum, see
+      // stream_violation).
+      if (credit > e_.limits.window_bytes)
+        return protocol_error("credit of " + std::to_string(credit)
+                              + " bytes above the window on stream "
+                              + std::to_string(f.stream_id));
       auto i = streams_.find(f.stream_id);
       if (i != streams_.end())
-        deliver(i->second, stream_window{f.stream_id, net::read_u32(f.payload.data())});
+        deliver(i->second, stream_window{f.stream_id, credit});
       return true;
     }
     case frame_type::fin: {
@@ -130,10 +152,10 @@ bool tunnel_actor::on_up_frame(const frame& f) {
     case frame_type::open:
       return on_open_frame(f);
     case frame_type::ping:
-      write(writer_.pong(f.payload));
-      return true;
     case frame_type::pong:
-      return on_pong(f);
+      // Answered ahead of the batch (see on_received), unless this batch
+      // also held the end of the handshake.
+      return heartbeats_ahead_ || on_heartbeat_frame(f);
     case frame_type::goaway:
       return on_goaway_frame(f);
     default:
@@ -181,6 +203,24 @@ bool tunnel_actor::on_open_frame(const frame& f) {
   if (!peer_parity_ok || f.stream_id == 0 || streams_.count(f.stream_id))
     return protocol_error("bad stream id " + std::to_string(f.stream_id));
   return on_open(f.stream_id, open);
+}
+
+bool tunnel_actor::on_heartbeat_frame(const frame& f) {
+  if (f.type == frame_type::pong)
+    return on_pong(f);
+  // An honest peer pings once per interval. Each ping costs a pong in the
+  // write queue, so a flood is refused rather than answered without bound.
+  auto now = e_.clock->now(clock());
+  if (now - ping_window_start_ >= ms(heartbeat_interval_ms_)) {
+    ping_window_start_ = now;
+    pings_in_window_ = 0;
+  }
+  if (++pings_in_window_ > e_.limits.pings_per_interval_max)
+    return protocol_error("ping flood: more than "
+                          + std::to_string(e_.limits.pings_per_interval_max)
+                          + " pings in one heartbeat interval");
+  write(writer_.pong(f.payload));
+  return true;
 }
 
 bool tunnel_actor::on_pong(const frame& f) {
@@ -259,6 +299,7 @@ void tunnel_actor::start_heartbeats(uint32_t interval_ms) {
   DRTP_ASSERT(heartbeat_interval_ms_ == 0 && interval_ms > 0,
               "heartbeats start once, when the tunnel goes up");
   heartbeat_interval_ms_ = interval_ms;
+  last_check_ = e_.clock->now(clock());
   delayed_send(this, e_.clock->real_delay(check_period()), heartbeat_atom::value);
 }
 
@@ -279,6 +320,13 @@ void tunnel_actor::on_heartbeat() {
   if (heartbeat_interval_ms_ == 0)
     return; // not up yet: the tick is armed only by start_heartbeats
   auto now = e_.clock->now(clock());
+  // A tick that comes late means this loop was busy (a burst of work), and
+  // then it did not read the link either: the stall is not the peer's
+  // silence. Without this, a saturated loop declares a live peer dead.
+  auto late = now - last_check_ - check_period();
+  last_check_ = now;
+  if (late > check_period())
+    last_rx_ = std::min(now, last_rx_ + late);
   auto silent = now - last_rx_;
   auto limit = ms(heartbeat_interval_ms_ * e_.limits.heartbeat_misses_max);
   if (silent > limit) {

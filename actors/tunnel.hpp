@@ -123,6 +123,8 @@ private:
   bool on_data(const net::frame& f);
   bool on_rst(const net::frame& f);
   bool on_open_frame(const net::frame& f);
+  /// Ping (answered, at most pings_per_interval_max per interval) or pong.
+  bool on_heartbeat_frame(const net::frame& f);
   bool on_pong(const net::frame& f);
   bool on_goaway_frame(const net::frame& f);
   void on_stream_window(const stream_window& ev);
@@ -141,6 +143,10 @@ private:
   uint32_t heartbeat_interval_ms_ = 0; // 0 until up
   caf::actor_clock::time_point last_rx_;
   caf::actor_clock::time_point last_ping_{};
+  caf::actor_clock::time_point last_check_{}; // the last liveness tick
+  caf::actor_clock::time_point ping_window_start_{};
+  uint32_t pings_in_window_ = 0; // pings received since ping_window_start_
+  bool heartbeats_ahead_ = false; // this batch's pings and pongs are handled
 };
 
 } // namespace drtp

@@ -48,8 +48,6 @@ constexpr size_t small_read_copy_bytes = 4 * 1024;
 /// to one sendmsg anyway. TLS encrypts them all into one send.
 constexpr size_t max_gather_chunks = 64;
 constexpr size_t max_gather_bytes = 256 * 1024;
-/// The actors bound write queues by flow control; past this, something is off.
-constexpr size_t queue_warn_bytes = 64 * 1024 * 1024;
 constexpr auto tls_accept_handshake_timeout = 10s;
 /// TLS accept handshakes in progress per peer address: a source that opens
 /// TCP connections and never speaks TLS holds a socket each until the
@@ -170,7 +168,8 @@ public:
   conn_id id() const noexcept { return id_; }
   bool is_closed() const noexcept { return closed_; }
 
-  virtual void adopt(caf::actor owner, bool report_sent) = 0;
+  /// queue_bytes_max: the write queue's hard cap (0 = the seam's default).
+  virtual void adopt(caf::actor owner, bool report_sent, uint64_t queue_bytes_max) = 0;
   virtual void write(chunk_list&& data) = 0;
   virtual void shutdown_write() = 0;
   virtual void close() = 0;
@@ -209,11 +208,12 @@ public:
   tcp::socket& socket() { return lowest(stream_); }
   asio::steady_timer& timer() { return timer_; }
 
-  void adopt(caf::actor owner, bool report_sent) override {
+  void adopt(caf::actor owner, bool report_sent, uint64_t queue_bytes_max) override {
     if (closed_)
       return;
     owner_ = std::move(owner);
     report_sent_ = report_sent;
+    queue_bytes_max_ = queue_bytes_max != 0 ? queue_bytes_max : write_queue_bytes_default;
     reading_ = true;
     maybe_read();
   }
@@ -301,7 +301,9 @@ private:
   size_t in_flight_chunks_ = 0; // chunks the current write covers
   std::vector<asio::const_buffer> gather_;
   bool write_in_flight_ = false;
-  bool queue_warned_ = false;
+  /// The seam's hard cap (see net/seam/io.hpp): a peer that does not read
+  /// costs at most this much.
+  uint64_t queue_bytes_max_ = write_queue_bytes_default;
   bool shutdown_requested_ = false;
   bool write_shut_ = false; // our send side is shut
   bool close_requested_ = false;
@@ -353,6 +355,7 @@ struct dial_state {
   std::shared_ptr<const tls_client_config> tls;
   tcp::resolver resolver;
   bool report_sent = true;
+  uint64_t write_queue_bytes_max = 0;
   bool done = false; // answered; late completions are ignored
 };
 
@@ -393,7 +396,7 @@ public:
   void on_adopt(adopt_req req) override {
     run_on_io([this, req = std::move(req)]() mutable {
       if (auto* c = find(req.id))
-        c->adopt(std::move(req.owner), req.report_sent);
+        c->adopt(std::move(req.owner), req.report_sent, req.write_queue_bytes_max);
     });
   }
 
@@ -636,11 +639,14 @@ void connection<Stream>::write(chunk_list&& data) {
     queued_bytes_ += x.size();
     queue_.push_back(std::move(x));
   }
-  if (queued_bytes_ > queue_warn_bytes && !queue_warned_) {
-    queue_warned_ = true;
-    io_.trace("conn#" + std::to_string(id_),
-              "write queue holds " + std::to_string(queued_bytes_)
-                + " bytes; is flow control working?");
+  if (queued_bytes_ > queue_bytes_max_) {
+    // Never only a warning: a peer that takes nothing while its owner keeps
+    // writing would grow the process without bound. The peer sees a reset.
+    asio::error_code ignored;
+    socket().set_option(asio::socket_base::linger(true, 0), ignored);
+    finish(close_reason::error, "write queue over " + std::to_string(queue_bytes_max_)
+                                  + " bytes: the peer does not read");
+    return;
   }
   maybe_write();
 }
@@ -693,8 +699,6 @@ void connection<Stream>::on_write(const asio::error_code& ec, size_t n) {
   in_flight_chunks_ = 0;
   DRTP_ASSERT(n <= queued_bytes_, "bytes written were queued");
   queued_bytes_ -= n;
-  if (queued_bytes_ < queue_warn_bytes / 2)
-    queue_warned_ = false;
   // Start the next write before telling the owner: keeps the socket busy.
   maybe_write();
   if (!closed_ && report_sent_)
@@ -1141,6 +1145,7 @@ void io_core::do_connect(const caf::actor& owner, const connect_req& req) {
   st->what = "connect to " + endpoint_text(req.host, req.port);
   st->tls = req.tls;
   st->report_sent = req.report_sent;
+  st->write_queue_bytes_max = req.write_queue_bytes_max;
   auto id = ++next_id_;
   if (!req.tls) {
     auto c = std::make_shared<connection<tcp::socket>>(shared_from_this(), id, io_,
@@ -1272,7 +1277,7 @@ void io_core::dial_done(conn_base& c, dial_state& st, std::string channel_bindin
   st.done = true;
   c.established = true;
   caf::anon_send(st.owner, connected{st.tag, c.id(), std::move(channel_binding)});
-  c.adopt(std::move(st.owner), st.report_sent); // reads at once; events follow `connected`
+  c.adopt(std::move(st.owner), st.report_sent, st.write_queue_bytes_max); // reads at once; events follow `connected`
 }
 
 } // namespace

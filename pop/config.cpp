@@ -44,7 +44,7 @@ std::string key_name(const std::string& path, const YAML::Node& k) {
 /// would silently keep one of them: a second `public_key` must not go
 /// unnoticed).
 void check_keys(const std::string& path, const YAML::Node& map,
-                std::initializer_list<const char*> known, const std::string& what) {
+                const std::vector<std::string>& known, const std::string& what) {
   std::set<std::string> seen;
   for (auto kv : map) {
     auto key = key_name(path, kv.first);
@@ -163,44 +163,60 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
   return pc;
 }
 
-/// The optional 'limits' map: admission before login (actors/admission.hpp
-/// has the defaults and what each bounds).
-admission_limits parse_limits(const std::string& path, const YAML::Node& n) {
-  admission_limits lim;
+/// The optional 'limits' map, every key optional: admission before login
+/// (actors/admission.hpp has those defaults and what each bounds), then the
+/// limits on visitors, streams and links of authenticated peers
+/// (pop_params, env.hpp). Each is a whole number in [min, max].
+void parse_limits(const std::string& path, const YAML::Node& n, pop_params& pp) {
   if (!n.IsMap())
     fail(path, n, "'limits' must be a map");
+  auto& adm = pp.admission;
+  constexpr uint32_t big = 10'000'000;
+  auto queue_bytes_max = static_cast<uint32_t>(
+    std::min<uint64_t>(pp.e.limits.link_write_queue_bytes_max, 0xffffffffu));
   struct field {
     const char* key;
     uint32_t* value;
+    uint32_t min;
     uint32_t max;
   };
   const field fields[] = {
-    {"handshakes_max", &lim.handshakes_max, 1000000},
-    {"handshakes_per_source_max", &lim.handshakes_per_source_max, 1000000},
-    {"hello_deadline_ms", &lim.hello_deadline_ms, 60000},
-    {"auth_attempts_burst", &lim.auth_attempts_burst, 100000},
-    {"auth_attempt_interval_ms", &lim.auth_attempt_interval_ms, 3600000},
-    {"auth_failure_window_ms", &lim.auth_failure_window_ms, 86400000},
-    {"auth_delay_max_ms", &lim.auth_delay_max_ms, 60000},
-    {"prefixes_max", &lim.prefixes_max, 10000000},
+    {"handshakes_max", &adm.handshakes_max, 1, 1000000},
+    {"handshakes_per_source_max", &adm.handshakes_per_source_max, 1, 1000000},
+    {"hello_deadline_ms", &adm.hello_deadline_ms, 1, 60000},
+    {"auth_attempts_burst", &adm.auth_attempts_burst, 1, 100000},
+    {"auth_attempt_interval_ms", &adm.auth_attempt_interval_ms, 1, 3600000},
+    {"auth_failure_window_ms", &adm.auth_failure_window_ms, 1, 86400000},
+    {"auth_delay_max_ms", &adm.auth_delay_max_ms, 1, 60000},
+    {"prefixes_max", &adm.prefixes_max, 1, 10000000},
+    {"visitors_per_source_max", &pp.visitors_per_source_max, 1, big},
+    {"visitor_opens_per_source_per_s", &pp.visitor_opens_per_source_per_s, 1, big},
+    {"visitor_opens_per_source_burst", &pp.visitor_opens_per_source_burst, 1, big},
+    {"visitors_per_service_max", &pp.visitors_per_service_max, 1, big},
+    {"streams_per_principal_max", &pp.streams_per_principal_max, 1, big},
+    {"stream_opens_per_principal_per_s", &pp.stream_opens_per_principal_per_s, 1, big},
+    {"stream_opens_per_principal_burst", &pp.stream_opens_per_principal_burst, 1, big},
+    // At least a few windows, at most 4 GiB (held in 64 bits: see below).
+    {"link_write_queue_bytes_max", &queue_bytes_max, 4u << 20, 0xffffffffu},
+    {"pings_per_interval_max", &pp.e.limits.pings_per_interval_max, 2, 1000},
   };
-  check_keys(path, n,
-             {"handshakes_max", "handshakes_per_source_max", "hello_deadline_ms",
-              "auth_attempts_burst", "auth_attempt_interval_ms", "auth_failure_window_ms",
-              "auth_delay_max_ms", "prefixes_max"},
-             "limit");
+  std::vector<std::string> keys;
+  for (auto& f : fields)
+    keys.emplace_back(f.key);
+  check_keys(path, n, keys, "limit");
   for (auto& f : fields)
     if (auto v = n[f.key]) {
       try {
         std::string key = f.key;
         bool ms = key.size() > 3 && key.compare(key.size() - 3, 3, "_ms") == 0;
-        *f.value = cli::parse_uint(scalar(path, v, key), "limits." + key, 1, f.max,
+        *f.value = cli::parse_uint(scalar(path, v, key), "limits." + key, f.min, f.max,
                                    ms ? "ms" : "(a count)");
       } catch (const cli::error& e) {
         fail(path, v, e.what());
       }
     }
-  return lim;
+  if (n["link_write_queue_bytes_max"])
+    pp.e.limits.link_write_queue_bytes_max = queue_bytes_max;
 }
 
 config parse_config(const std::string& path, const YAML::Node& root) {
@@ -218,7 +234,7 @@ config parse_config(const std::string& path, const YAML::Node& root) {
     cfg.key_file = scalar(path, t["key"], "tls.key");
   }
   if (auto l = root["limits"])
-    cfg.limits = parse_limits(path, l);
+    parse_limits(path, l, cfg.limits);
   auto services = root["services"];
   if (!services || !services.IsSequence() || services.size() == 0)
     fail(path, root, "'services' must list at least one service");

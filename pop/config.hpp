@@ -17,7 +17,8 @@
 //       public_key: ed25519:9d0e...  # or secret_file
 //       groups: [partners]
 //       revoked: false
-//   limits:                       # optional; before login, per source
+//   limits:                       # optional, each key too
+//     # before login, per source
 //     handshakes_max: 1024        # links between TLS and login, in all
 //     handshakes_per_source_max: 32   # the same, per source address
 //     hello_deadline_ms: 2000     # a link that sends no hello is closed
@@ -26,6 +27,16 @@
 //     auth_failure_window_ms: 60000   # failures double the next delay...
 //     auth_delay_max_ms: 5000     #   up to this; a longer wait is refused
 //     prefixes_max: 10000         # prefixes remembered (least recent go)
+//     # after login (defaults shown)
+//     visitors_per_source_max: 512
+//     visitor_opens_per_source_per_s: 200
+//     visitor_opens_per_source_burst: 400
+//     visitors_per_service_max: 4096
+//     streams_per_principal_max: 1024
+//     stream_opens_per_principal_per_s: 200
+//     stream_opens_per_principal_burst: 400
+//     link_write_queue_bytes_max: 268435456
+//     pings_per_interval_max: 16
 
 #include <string>
 #include <vector>
@@ -41,7 +52,9 @@ struct config {
   std::string key_file;
   std::vector<service_config> services;
   std::vector<principal_config> principals;
-  admission_limits limits;
+  /// The `limits:` section: only its limit fields are read (see above;
+  /// admission before login in limits.admission).
+  pop_params limits;
 };
 
 /// A config's form of an Ed25519 public key: "ed25519:" and 64 hex digits.

@@ -298,7 +298,8 @@ net::tls_identity load_identity(const options& o, const pop::config& cfg) {
 
 pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
                            const pop::config& cfg, const options& o) {
-  pop_params pp;
+  // The config's limits (defaults when it has none), then the rest.
+  pop_params pp = cfg.limits;
   pp.e.io = rt.io();
   pp.e.trace = rt.trace();
   pp.e.rng = net::make_system_entropy();
@@ -308,7 +309,6 @@ pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
   pp.tunnel_port = cfg.listen_port;
   pp.services = cfg.services;
   pp.principals = cfg.principals;
-  pp.admission = cfg.limits;
   pp.observer = observer;
   if (o.grace)
     pp.drain_grace_ms = cli::parse_uint(*o.grace, "--drain-grace", 0, 3600, "seconds")

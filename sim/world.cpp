@@ -64,6 +64,10 @@ struct conn_end {
   bool adopted = false; // reads only once adopted
   bool paused = false;
   bool report_sent = true; // `sent` events wanted
+  /// The seam's write queue cap (net/seam/io.hpp). The simulated transport
+  /// buffers without limit, so the queue is all this end wrote that its
+  /// peer's owner has not taken yet.
+  uint64_t write_queue_bytes_max = net::write_queue_bytes_default;
   std::deque<flight> inbox;  // arrived, not yet handed to the owner
   std::deque<flight> outbox; // on the way to the peer, stream order
   uint64_t last_out_us = 0;  // delivery time of the newest outbox item
@@ -378,12 +382,14 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
         // still answers with RST.
         return connect_failed(host, sender, req.tag, target,
                               net::connect_error::refused, now_us());
-      establish(*h, sender, req.tag, *dst, listeners.at(p->second), req.report_sent);
+      establish(*h, sender, req.tag, *dst, listeners.at(p->second), req.report_sent,
+                req.write_queue_bytes_max);
     });
   }
 
   void establish(host_state& src, const caf::actor& sender, uint64_t tag,
-                 host_state& dst, const listener_state& l, bool report_sent) {
+                 host_state& dst, const listener_state& l, bool report_sent,
+                 uint64_t write_queue_bytes_max) {
     auto a_id = next_conn_id++;
     auto b_id = next_conn_id++;
     auto& a = conns[a_id];
@@ -400,6 +406,8 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
     a.owner = sender;
     a.adopted = true; // a connecting end reads at once
     a.report_sent = report_sent;
+    if (write_queue_bytes_max != 0)
+      a.write_queue_bytes_max = write_queue_bytes_max;
     auto& b = conns[b_id];
     b.id = b_id;
     b.peer_id = a_id;
@@ -614,6 +622,8 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
     e->owner = std::move(req.owner);
     e->adopted = true;
     e->report_sent = req.report_sent;
+    if (req.write_queue_bytes_max != 0)
+      e->write_queue_bytes_max = req.write_queue_bytes_max;
     at(now_us(), [this, id = e->id] { flush(id); });
     watch(e->owner);
   }
@@ -634,6 +644,8 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
         push_flight(*e, due, flight_kind::data, std::move(c));
     e->bytes_written += n;
     total_bytes_written += n;
+    if (over_write_cap(*e))
+      return;
     if (!e->report_sent)
       return;
     e->last_sent_event_us = std::max(e->last_sent_event_us, tx_end);
@@ -642,6 +654,25 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
       if (e != nullptr && !e->finished && e->adopted)
         tell(e->owner, net::sent{id, n});
     });
+  }
+
+  /// The seam's hard cap: an end whose peer does not take its bytes is
+  /// reset once it has more than its cap waiting (as asio_io does).
+  bool over_write_cap(conn_end& e) {
+    auto peer = find_conn(e.peer_id);
+    if (peer == nullptr)
+      return false; // nobody left to take them: the bytes go nowhere
+    auto taken = std::min(peer->bytes_received, e.bytes_written);
+    if (e.bytes_written - taken <= e.write_queue_bytes_max)
+      return false;
+    e.close_requested = true;
+    e.outbox.clear();
+    e.last_out_us = 0;
+    push_flight(e, now_us() + one_way_us(e.host, e.peer_host), flight_kind::rst);
+    finish(e, net::close_reason::error,
+           "write queue over " + std::to_string(e.write_queue_bytes_max)
+             + " bytes: the peer does not read");
+    return true;
   }
 
   void on_shutdown_write(const std::string& host, net::shutdown_write_req req) {

@@ -743,3 +743,18 @@ TEST(stderr_tracer, authenticated_audit_lines_survive_a_flood_of_noise) {
   EXPECT_NE(out.find("log lines of audit dropped"), std::string::npos)
     << "what was dropped is counted";
 }
+
+TEST_P(asio_io_test, a_peer_that_never_reads_costs_at_most_the_write_queue_cap) {
+  // The seam's rule (net/seam/io.hpp): the server's queue is capped at 1 MiB;
+  // its client never reads, so 16 MiB cannot all fit in the kernel buffers.
+  auto port = listen();
+  auto p = connect(port, nullptr, false);
+  ASSERT_TRUE(p);
+  send(pause_read_req{p->client});
+  send(adopt_req{p->server, *self, true, 1 << 20});
+  write(p->server, pattern(16 << 20, 9), 64 * 1024);
+  auto s = await_id<closed>(p->server, 5s);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->reason, close_reason::error);
+  EXPECT_NE(s->what.find("write queue over 1048576 bytes"), std::string::npos) << s->what;
+}

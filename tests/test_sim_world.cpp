@@ -521,3 +521,24 @@ TEST(sim_world, driver_shutdown_does_not_hang) {
   } // the destructor returns despite timers and a reference cycle
   SUCCEED();
 }
+
+TEST(sim_world, a_peer_that_never_reads_costs_at_most_the_write_queue_cap) {
+  // The seam's rule (net/seam/io.hpp): past the cap the writer's end is
+  // reset and its owner told why; the peer sees a reset.
+  fixture f(40, {1000, 0, 0, 0.0}, server_mode::paused_sink);
+  client_opts o;
+  o.payload = std::string(net::write_queue_bytes_default + (1 << 20), 'x');
+  o.piece = 1 << 20;
+  o.half_close = false;
+  auto [c, log] = f.client(o);
+  ASSERT_TRUE(f.d.run_until([&] { return log->closed.has_value(); }, 10 * sec));
+  EXPECT_EQ(*log->closed, net::close_reason::error);
+  ASSERT_TRUE(f.d.run_until([&] { return !f.srv->closed.empty(); }, 10 * sec));
+  EXPECT_EQ(f.srv->closed[0], net::close_reason::reset);
+  // Below the cap nothing happens: the same sink takes a smaller push.
+  client_opts small = o;
+  small.payload = std::string(net::write_queue_bytes_default / 2, 'y');
+  auto [c2, log2] = f.client(small);
+  f.d.run_for(2 * sec);
+  EXPECT_FALSE(log2->closed.has_value());
+}

@@ -13,6 +13,13 @@
 // - An accepted connection does not read until an `adopt_req` names its owner;
 //   a connection opened by `connect_req` reads at once, owned by the requester.
 // - Requests for an unknown or closed connection are ignored.
+// - Each connection's write queue has a hard cap (write_queue_bytes_max of
+//   its connect_req or adopt_req, write_queue_bytes_default when 0): bytes
+//   written and not yet taken by the peer beyond what the transport itself
+//   buffers. A write that takes the queue over the cap aborts the
+//   connection at once (the peer sees a reset) and the owner gets
+//   `closed{error, "write queue over N bytes: the peer does not read"}`. A
+//   peer that never reads can cost at most the cap, never the process.
 
 #include <cstdint>
 #include <memory>
@@ -26,6 +33,10 @@ namespace drtp::net {
 
 using conn_id = uint64_t;
 using listener_id = uint64_t;
+
+/// The write queue cap of a connection whose request says 0. The actors bound
+/// what they queue by flow control (a window per stream), far below this.
+constexpr uint64_t write_queue_bytes_default = 64ull * 1024 * 1024;
 
 /// How a client verifies the TLS server it dials. A null pointer in a
 /// connect_req means plain TCP.
@@ -84,6 +95,8 @@ struct connect_req {
   /// false: no `sent` events (owners that do not count bytes, like tunnels,
   /// are spared one message per write).
   bool report_sent = true;
+  /// The write queue's hard cap; 0 = write_queue_bytes_default.
+  uint64_t write_queue_bytes_max = 0;
 };
 
 /// Makes `owner` the receiver of this connection's events and starts reading.
@@ -91,6 +104,7 @@ struct adopt_req {
   conn_id id = 0;
   caf::actor owner;
   bool report_sent = true; // as in connect_req
+  uint64_t write_queue_bytes_max = 0; // as in connect_req
 };
 
 struct write_req {
