@@ -54,6 +54,7 @@ private:
   void settle(uint64_t last_fault_us);
   size_t start_probes();
   void await_probes(size_t first_probe);
+  void check_leftovers();
   scenario_report report(size_t first_probe);
 
   // -- the oracle: what the POPs and agents report ------------------------------
@@ -546,6 +547,27 @@ void runner::await_probes(size_t first_probe) {
   d_.run_for(1'000'000);
 }
 
+/// Once every visitor is done, no POP, agent or client holds a session,
+/// resumable session, splice or socket for one: the far ends get their
+/// goodbyes, and a session left without a path its resume timeout.
+void runner::check_leftovers() {
+  bool all_done = std::all_of(rec_.visits.begin(), rec_.visits.end(),
+                              [](const visit_record& v) { return v.result->done; });
+  if (!all_done)
+    return; // a hang, reported as such by check_sessions
+  auto clean = [&] {
+    return d_.census().empty() && d_.net().open_connections_off_port(tunnel_port).empty();
+  };
+  d_.run_until(clean, uint64_t{s_.resume_timeout_ms} * 1000 + slack_us());
+  for (auto& [host, kinds] : d_.census())
+    for (auto& [kind, n] : kinds)
+      violations_.add("leftover: " + host + " holds " + std::to_string(n) + " " + kind
+                      + "(s) " + secs(d_.now_us()) + " into the run, with every "
+                      + "visitor done");
+  for (auto& c : d_.net().open_connections_off_port(tunnel_port))
+    violations_.add("leftover: connection " + c + " open with every visitor done");
+}
+
 /// Safety over every session, what each fault cost, the expectations.
 scenario_report runner::report(size_t first_probe) {
   scenario_report rep;
@@ -576,6 +598,7 @@ scenario_report runner::run() {
   auto first_probe = start_probes();
   await_probes(first_probe);
   check_probes(rec_, first_probe, violations_);
+  check_leftovers();
   return report(first_probe);
 }
 
