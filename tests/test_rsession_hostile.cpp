@@ -66,6 +66,7 @@ struct evil_state {
   bool up = false;
   std::map<uint32_t, std::string> bytes_in; // data payload per stream
   std::set<uint32_t> reset;                 // streams the agent reset
+  std::vector<uint32_t> opened;             // streams a client opened
   std::map<uint32_t, uint64_t> credit;      // our credit per stream
   // pushing: stream, bytes left to push, bytes the agent let us push
   uint32_t push_sid = 0;
@@ -141,6 +142,9 @@ caf::behavior evil_pop(caf::event_based_actor* self, caf::actor io,
           case net::frame_type::rst:
             st->reset.insert(f.stream_id);
             break;
+          case net::frame_type::open:
+            st->opened.push_back(f.stream_id);
+            break;
           default:
             break;
         }
@@ -153,6 +157,25 @@ caf::behavior evil_pop(caf::event_based_actor* self, caf::actor io,
       st->credit.emplace(sid, window_bytes);
       push();
     },
+    [](const net::read_closed&) {},
+    [](const net::sent&) {},
+    [](const net::closed&) {},
+  };
+}
+
+/// An application that connects to drtp connect's port and never reads.
+caf::behavior idle_app(caf::event_based_actor* self, caf::actor io) {
+  net::connect_req req;
+  req.tag = 1;
+  req.host = "sam";
+  req.port = listen_port;
+  self->send(io, req);
+  return {
+    [=](const net::connected& ev) {
+      self->send(io, net::pause_read_req{ev.id});
+    },
+    [](const net::connect_failed&) {},
+    [](const net::received&) {},
     [](const net::read_closed&) {},
     [](const net::sent&) {},
     [](const net::closed&) {},
@@ -471,3 +494,38 @@ TEST(rsession_hostile, a_principal_pushing_into_a_service_that_never_reads_is_bo
   EXPECT_LE(held, 3ull << 20);
 }
 
+
+TEST(rsession_hostile, the_connect_end_is_bounded_too) {
+  // The same at drtp connect: evil is the client's only POP and plays the
+  // serve end (a welcome with a valid key), then pushes into an
+  // application that never reads.
+  world_fixture f{13};
+  auto evil = f.start_evil(1024 * 1024);
+  auto ap = f.controller("sam", {"evil"});
+  ap.agent_id = "sam";
+  ap.key = net::derive_key("sams secret");
+  ap.client = true;
+  ap.listen_host = "sam";
+  ap.listen_port = listen_port;
+  f.d.net().register_actor("sam", spawn_agent(f.d.sys(), std::move(ap)));
+  f.d.run_for(2'000'000);
+  ASSERT_TRUE(f.evil->up);
+  f.d.sys().spawn(idle_app, f.d.net().io("sam"));
+  ASSERT_TRUE(f.d.run_until([&] { return !f.evil->opened.empty(); }, 2'000'000));
+  auto sid = f.evil->opened.front();
+  auto crypto = net::make_openssl_crypto();
+  auto serve_key = crypto->x25519_public(std::string(32, 'w'));
+  auto welcome = rec(2, serve_key + "joe");
+  caf::anon_send(f.d.net().io("evil"),
+                 net::write_req{f.evil->conn,
+                                {f.writer.data_copy(sid, welcome.data(), welcome.size())}});
+  f.d.run_for(100'000);
+  constexpr uint64_t budget = 64ull << 20;
+  caf::anon_send(evil, std::string("push"), sid, budget);
+  f.d.run_for(10'000'000);
+  std::printf("figure: drtp connect took %llu bytes for an application that reads "
+              "nothing (of %llu pushed at it)\n",
+              static_cast<unsigned long long>(f.evil->pushed),
+              static_cast<unsigned long long>(budget));
+  EXPECT_LE(f.evil->pushed, 3ull << 20);
+}
