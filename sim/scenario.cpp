@@ -55,6 +55,7 @@ private:
   size_t start_probes();
   void await_probes(size_t first_probe);
   void check_leftovers();
+  std::map<std::string, uint64_t> pop_streams();
   scenario_report report(size_t first_probe);
 
   // -- the oracle: what the POPs and agents report ------------------------------
@@ -566,6 +567,36 @@ void runner::check_leftovers() {
                       + "visitor done");
   for (auto& c : d_.net().open_connections_off_port(tunnel_port))
     violations_.add("leftover: connection " + c + " open with every visitor done");
+  for (auto& [pop, streams] : pop_streams())
+    if (streams > 0)
+      violations_.add("leftover: " + pop + " lists " + std::to_string(streams)
+                      + " stream(s) on its agents' tunnels with every visitor done");
+}
+
+/// What each live POP's status report says its agents' tunnels carry.
+std::map<std::string, uint64_t> runner::pop_streams() {
+  auto out = std::make_shared<std::map<std::string, uint64_t>>();
+  for (auto& [name, pop] : pops_) {
+    if (!d_.net().is_up(name))
+      continue;
+    d_.sys().spawn([out, name = name, pop = pop](caf::event_based_actor* self) {
+      self->request(pop, std::chrono::seconds(1), status_atom::value, report_atom::value)
+        .then(
+          [out, name](const std::string& report) {
+            // "service db: 2 tunnel(s), 0 stream(s), agents [...]"
+            uint64_t n = 0;
+            for (auto at = report.find(" stream(s)"); at != std::string::npos;
+                 at = report.find(" stream(s)", at + 1)) {
+              auto from = report.rfind(' ', at - 1);
+              n += std::stoull(report.substr(from + 1, at - from - 1));
+            }
+            (*out)[name] = n;
+          },
+          [](const caf::error&) {});
+    });
+  }
+  d_.run_for(100'000);
+  return *out;
 }
 
 /// Safety over every session, what each fault cost, the expectations.
