@@ -273,15 +273,16 @@ private:
     if (open.session_id.size() != net::session_id_bytes)
       return protocol_error("bad session id");
     add_stream(sid, nullptr, opener::acceptor);
-    // The session may exist already: a resume, or a client that lost its
-    // first path before the welcome and opens again. Either way it
-    // continues there; only a fresh id makes a new session.
+    // A resume goes to the session it names, which checks its proof before
+    // acting on anything the stream says; a fresh open makes a new session.
+    // A fresh open that names an existing session is refused: a client
+    // that lost its first path before the welcome starts a new session.
     request(parent_, caf::infinite, lookup_atom::value, open.session_id)
       .then([this, sid, open](caf::actor s) {
-        if (s) {
-          send(s, attach_stream{this, conn_, sid});
+        if (s && open.resume) {
+          send(s, attach_stream{this, conn_, sid, open.principal});
           adopt_stream(sid, s);
-        } else if (open.resume) {
+        } else if (s || open.resume) {
           refuse_stream(sid, net::rst_code::refused);
         } else {
           start_rsession(sid, open);
@@ -303,6 +304,7 @@ private:
     rp.local_host = p_.local_host;
     rp.local_port = p_.local_port;
     rp.agent_id = p_.agent_id;
+    rp.controller = parent_; // the session goes with its agent
     rp.resume_timeout_ms = p_.resume_timeout_ms;
     auto s = spawn_rsession(system(), std::move(rp));
     send(parent_, register_session{open.session_id, s});

@@ -146,11 +146,13 @@ struct register_session {
   caf::actor session;
 };
 
-/// Agent side: the session continues on a new stream.
+/// Agent side: the session may continue on a new stream, once the stream
+/// proves it comes from the session's client end (actors/rsession).
 struct attach_stream {
   caf::actor tunnel;
   net::conn_id conn = 0;
   uint32_t sid = 0;
+  std::string principal; // who opened the stream, as the POP vouches
 };
 
 /// The handshake failed for good: retrying with the same secret is pointless.

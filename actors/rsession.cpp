@@ -23,16 +23,16 @@ using net::record_type;
 /// Where the session stands with its current path (one stream through one
 /// POP). Client end: no_path -> opening -> awaiting_welcome (first path) or
 /// awaiting_resumed (later paths) -> attached. Serve end: awaiting_hello (its
-/// first stream) or awaiting_resume (the client came back through another
-/// POP) -> attached. Any path can be lost: -> no_path. On the client end,
-/// no_path always has a retry scheduled.
+/// first stream) -> attached; a later stream is a candidate (below) until
+/// its proof checks, and then becomes the path: no_path -> attached. Any
+/// path can be lost: -> no_path. On the client end, no_path always has a
+/// retry scheduled.
 enum class path_state {
   no_path,
   opening,
   awaiting_welcome,
   awaiting_resumed,
   awaiting_hello,
-  awaiting_resume,
   attached,
 };
 
@@ -48,12 +48,9 @@ bool legal(path_state from, path_state to) {
       return from == p::opening;
     case p::awaiting_hello:
       return from == p::no_path;
-    case p::awaiting_resume:
-      return from == p::no_path || from == p::awaiting_hello
-             || from == p::awaiting_resume || from == p::attached;
     case p::attached:
       return from == p::awaiting_welcome || from == p::awaiting_resumed
-             || from == p::awaiting_hello || from == p::awaiting_resume;
+             || from == p::awaiting_hello || from == p::no_path;
   }
   return false;
 }
@@ -62,6 +59,30 @@ bool legal(path_state from, path_state to) {
 bool on_stream(path_state s) {
   return s != path_state::no_path && s != path_state::opening;
 }
+
+/// Serve end: a stream that claims the session (the client came back
+/// through another POP) is a candidate, acted on for nothing but the
+/// challenge-response, while the current path (if any) goes on:
+/// none -> awaiting_resume -> awaiting_proof -> none (refused, or it became
+/// the path).
+enum class candidate_state { none, awaiting_resume, awaiting_proof };
+
+bool legal(candidate_state from, candidate_state to) {
+  using c = candidate_state;
+  switch (to) {
+    case c::none:
+      return from != c::none;
+    case c::awaiting_resume:
+      return from == c::none;
+    case c::awaiting_proof:
+      return from == c::awaiting_resume;
+  }
+  return false;
+}
+
+/// Bytes of stream credit that data never uses, so that acks, FIN and
+/// close always fit the window even while the peer's application is slow.
+constexpr uint64_t control_reserve_bytes = 256;
 
 /// The session's life: greeting until the first hello/welcome exchange (a
 /// client never welcomed has received nothing, which makes a second hello
@@ -96,6 +117,8 @@ public:
 
   caf::behavior make_behavior() override {
     who_ = "rsession#" + std::to_string(id());
+    counted_ = true;
+    p_.e.trace->census(p_.e.host, "rsession", 1);
     start();
     // The local connection's events go to the link, which calls back
     // on_local_*.
@@ -105,7 +128,9 @@ public:
       [this](attach_stream& ev) { on_attach_stream(ev); },
       [this](stream_data& ev) { on_stream_data(ev); },
       [this](stream_window& ev) { on_stream_window(ev); },
-      [this](stream_fin&) {
+      [this](stream_fin& ev) {
+        if (on_candidate(ev.sid))
+          return drop_candidate("ended before its proof");
         // The end is decided by FIN records end to end; the stream's FIN
         // only follows them.
         maybe_done();
@@ -126,8 +151,8 @@ private:
   void to_path(path_state next) {
     DRTP_ASSERT(legal(path_, next), "rsession path: only legal state transitions");
     DRTP_ASSERT(!(p_.client_end ? serve_only(next) : client_only(next)),
-                "opening, welcome and resumed belong to the client end; hello and "
-                "resume to the serve end");
+                "opening, welcome and resumed belong to the client end; hello to the "
+                "serve end");
     path_ = next;
   }
 
@@ -137,7 +162,13 @@ private:
   }
 
   static bool serve_only(path_state s) {
-    return s == path_state::awaiting_hello || s == path_state::awaiting_resume;
+    return s == path_state::awaiting_hello;
+  }
+
+  void to_candidate(candidate_state next) {
+    DRTP_ASSERT(legal(cand_.state, next), "rsession candidate: only legal transitions");
+    DRTP_ASSERT(!p_.client_end, "only the serve end has candidate paths");
+    cand_.state = next;
   }
 
   void to_life(life_state next) {
@@ -160,10 +191,16 @@ private:
     return resend_at_ >= retx_.size();
   }
 
+  /// Bytes the peer sent that the local socket has not taken yet.
+  uint64_t undelivered() const {
+    return received_ - local_.delivered_bytes();
+  }
+
   /// The end-to-end accounting, checked wherever it moves.
   void check_flow() const {
-    DRTP_ASSERT(acked_ <= sent_, "acked bytes never exceed sent bytes");
-    DRTP_ASSERT(sent_ - acked_ <= p_.retransmit_bytes_max,
+    DRTP_ASSERT(acked_ <= sent_ && peer_delivered_ <= acked_,
+                "what the peer delivered <= what it has <= what we sent");
+    DRTP_ASSERT(sent_ - peer_delivered_ <= p_.retransmit_bytes_max,
                 "unacknowledged bytes fit the retransmit buffer");
     DRTP_ASSERT(retx_.empty() ? acked_ == sent_
                               : retx_.front().first == acked_
@@ -173,27 +210,98 @@ private:
     DRTP_ASSERT(resend_at_ <= retx_.size(), "resending stays within the buffer");
     DRTP_ASSERT(received_ >= local_.delivered_bytes(),
                 "bytes delivered locally were received first");
+    DRTP_ASSERT(undelivered() <= p_.retransmit_bytes_max,
+                "we hold at most retransmit_bytes_max bytes the local side did not take");
     DRTP_ASSERT(stream_credit_ <= p_.e.limits.window_bytes,
                 "stream credit never above the window");
+    DRTP_ASSERT(path_in_ - path_credited_ <= p_.e.limits.window_bytes,
+                "the peer never has more than a window of ours uncredited");
     DRTP_ASSERT(static_cast<bool>(tunnel_) == on_stream(path_),
                 "a stream is held exactly in the states that have one");
+    DRTP_ASSERT(static_cast<bool>(cand_.tunnel) == (cand_.state != candidate_state::none),
+                "a candidate stream is held exactly while there is a candidate");
+  }
+
+  // -- keys ----------------------------------------------------------------------------
+
+  /// Client end: a fresh session id and key pair. A client that lost its
+  /// first path before the welcome starts over with these: the serve end
+  /// accepts a hello only on a session's first stream.
+  void new_identity() {
+    session_id_ = p_.session_id.empty() || hello_sent_
+                    ? p_.e.rng->bytes(net::session_id_bytes)
+                    : p_.session_id;
+    make_key_pair();
+    hello_sent_ = false;
+  }
+
+  void make_key_pair() {
+    private_key_ = p_.e.rng->bytes(net::x25519_key_bytes);
+    public_key_ = p_.e.crypto->x25519_public(private_key_);
+  }
+
+  /// The session key from our private half and the peer's public one; false
+  /// for a peer key that is not one.
+  bool derive_key(const std::string& peer_public) {
+    auto shared = p_.e.crypto->x25519_shared(private_key_, peer_public);
+    if (shared.empty())
+      return false;
+    const auto& client_key = p_.client_end ? public_key_ : peer_public;
+    const auto& serve_key = p_.client_end ? peer_public : public_key_;
+    key_ = p_.e.crypto->hmac_sha256(
+      shared, net::session_key_context(session_id_, client_key, serve_key));
+    private_key_.assign(private_key_.size(), '\0'); // no longer needed
+    return true;
+  }
+
+  std::string resume_mac(const char* label, const std::string& nonce_c,
+                         const std::string& nonce_s, uint64_t offset) {
+    DRTP_ASSERT(!key_.empty(), "a resume MAC needs the session key");
+    return p_.e.crypto->hmac_sha256(
+      key_, net::resume_transcript(label, session_id_, nonce_c, nonce_s, offset));
   }
 
   // -- start -------------------------------------------------------------------------
 
   void start() {
+    // A session does not outlive the agent that holds it (drtp serve or
+    // drtp connect going away), and a tunnel that dies without a word (no
+    // RST for its streams) costs the path, like a lost link.
+    set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
+    if (p_.controller)
+      monitor(p_.controller);
     if (p_.client_end) {
       local_.adopt(p_.e.io, p_.local_conn);
-      token_ = p_.e.rng->bytes(net::record_token_bytes);
+      new_identity();
       // A first path must come within the resume timeout too, or the local
       // connection is closed rather than left waiting forever.
       arm_expiry();
       attach_via_controller();
     } else {
+      session_id_ = p_.session_id;
       attach_path(p_.tunnel, p_.tunnel_conn, p_.sid, path_state::awaiting_hello);
       local_.connect(p_.e.io, 1, p_.local_host, p_.local_port,
                      p_.e.limits.connect_timeout_ms);
     }
+  }
+
+  void on_down(const caf::down_msg& dm) {
+    if (life_ == life_state::finished)
+      return;
+    if (p_.controller && dm.source == p_.controller.address()) {
+      trace("its agent is gone; closing the session");
+      local_.abort();
+      if (tunnel_)
+        send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::closed)});
+      tunnel_ = nullptr;
+      return finish();
+    }
+    if (cand_.tunnel && dm.source == cand_.tunnel.address()) {
+      cand_.tunnel = nullptr;
+      to_candidate(candidate_state::none);
+    }
+    if (tunnel_ && dm.source == tunnel_.address())
+      detach_path("its tunnel is gone");
   }
 
   // -- the local connection ----------------------------------------------------------
@@ -213,6 +321,7 @@ private:
     if (delivered - acked_sent_ >= p_.retransmit_bytes_max / 4
         || (in_fin_ == in_fin::received && delivered == received_))
       send_ack();
+    return_credit();
   }
 
   void on_local_connect_failed(const std::string& what) override {
@@ -241,31 +350,54 @@ private:
                    path_state next) {
     to_path(next);
     tunnel_ = std::move(tunnel);
+    monitor(tunnel_);
     tunnel_conn_ = conn;
     sid_ = sid;
     stream_credit_ = p_.e.limits.window_bytes;
-    stream_consumed_ = 0;
+    path_in_ = 0;
+    path_credited_ = 0;
+    path_pos_ = received_;
     decoder_ = {};
   }
 
   void on_stream_opened(stream_opened& ev) {
     if (life_ == life_state::greeting) {
       attach_path(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_welcome);
-      send_control(net::encode_hello(token_));
+      hello_sent_ = true;
+      send_control(net::encode_hello(public_key_));
     } else {
-      // Nothing is resent before the serve end says from where.
+      // Nothing is resent before the serve end proved it holds the key and
+      // said from where.
       attach_path(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_resumed);
-      send_control(net::encode_resume(token_, received_));
+      nonce_c_ = p_.e.rng->bytes(net::record_nonce_bytes);
+      send_control(net::encode_resume(nonce_c_));
     }
   }
 
+  /// Serve end: a stream claims this session. It is only a candidate: the
+  /// current path goes on until the candidate proves it holds the key.
   void on_attach_stream(attach_stream& ev) {
-    // Serve end: the client came back through another POP.
     DRTP_ASSERT(!p_.client_end, "only the serve end is handed a stream by its agent");
-    if (tunnel_)
-      send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::closed)});
-    tunnel_ = nullptr;
-    attach_path(ev.tunnel, ev.conn, ev.sid, path_state::awaiting_resume);
+    auto refuse = [&](const std::string& why) {
+      trace("refused a stream for the session: " + why);
+      send(ev.tunnel, stream_rst{ev.sid, static_cast<uint32_t>(net::rst_code::refused)});
+    };
+    if (ev.principal != p_.principal)
+      return refuse("opened by principal '" + ev.principal + "', not by '"
+                    + p_.principal + "'");
+    if (key_.empty() || life_ != life_state::running)
+      return refuse("nothing to resume");
+    if (cand_.state != candidate_state::none)
+      drop_candidate("replaced by a newer one");
+    to_candidate(candidate_state::awaiting_resume);
+    cand_.tunnel = ev.tunnel;
+    monitor(cand_.tunnel);
+    cand_.conn = ev.conn;
+    cand_.sid = ev.sid;
+    cand_.credit = p_.e.limits.window_bytes;
+    cand_.in_bytes = 0;
+    cand_.decoder = {};
+    check_flow();
   }
 
   /// A stream message belongs to the current path only if it comes from the
@@ -276,24 +408,48 @@ private:
            && current_sender() == caf::actor_cast<caf::strong_actor_ptr>(tunnel_);
   }
 
+  bool on_candidate(uint32_t sid) {
+    return cand_.tunnel && sid == cand_.sid
+           && current_sender() == caf::actor_cast<caf::strong_actor_ptr>(cand_.tunnel);
+  }
+
   void on_stream_data(stream_data& ev) {
+    if (on_candidate(ev.sid))
+      return on_candidate_bytes(ev.data);
     if (!on_path(ev.sid))
       return;
-    stream_consumed_ += ev.data.size();
-    DRTP_ASSERT(stream_consumed_ <= p_.e.limits.window_bytes,
-                "credit returned to the peer never exceeds the window it had");
-    if (stream_consumed_ >= p_.e.limits.window_bytes / 4) {
-      send(tunnel_, stream_window{sid_, static_cast<uint32_t>(stream_consumed_)});
-      stream_consumed_ = 0;
-    }
+    path_in_ += ev.data.size();
     on_stream_bytes(ev.data);
+    return_credit();
+  }
+
+  /// Credit goes back for what we no longer hold: record headers and control
+  /// records at once, data once the local socket took it. The peer can so
+  /// never make us hold more than a window per path (and the end-to-end
+  /// bound holds across paths). In batches, unless the peer runs low.
+  void return_credit() {
+    if (!tunnel_ || life_ == life_state::finished)
+      return;
+    auto w = uint64_t{p_.e.limits.window_bytes};
+    auto creditable = path_in_ - std::min(path_in_, undelivered());
+    DRTP_ASSERT(creditable >= path_credited_, "credit once returned stays returned");
+    auto unreturned = creditable - path_credited_;
+    auto outstanding = path_in_ - path_credited_;
+    if (unreturned == 0 || (unreturned < w / 4 && w - outstanding >= w / 4))
+      return;
+    path_credited_ += unreturned;
+    send(tunnel_, stream_window{sid_, static_cast<uint32_t>(unreturned)});
   }
 
   void on_stream_window(stream_window& ev) {
-    if (!on_path(ev.sid))
-      return;
     // An honest peer returns only credit we used; more would only make us
     // overrun its window and be reset.
+    if (on_candidate(ev.sid)) {
+      cand_.credit = std::min<uint64_t>(cand_.credit + ev.bytes, p_.e.limits.window_bytes);
+      return;
+    }
+    if (!on_path(ev.sid))
+      return;
     stream_credit_ = std::min<uint64_t>(stream_credit_ + ev.bytes,
                                         p_.e.limits.window_bytes);
     pump();
@@ -306,6 +462,12 @@ private:
       refused_.insert(last_try_);
       if (path_ == path_state::opening)
         lose_path_and_retry(std::chrono::milliseconds(20));
+      return;
+    }
+    if (on_candidate(ev.sid)) {
+      // Its tunnel forgot the stream already.
+      cand_.tunnel = nullptr;
+      to_candidate(candidate_state::none);
       return;
     }
     if (!on_path(ev.sid))
@@ -328,12 +490,16 @@ private:
       schedule_retry(std::chrono::milliseconds(20));
   }
 
-  /// Serve end: a hello or resume with the wrong token; the path goes, the
-  /// session stays for the right client.
-  void refuse_path() {
+  /// Client end: a path that answered our resume without the session key
+  /// (a POP that is not the way to our serve end): it goes, the session
+  /// tries another.
+  void refuse_path(const std::string& why) {
+    DRTP_ASSERT(p_.client_end && path_ == path_state::awaiting_resumed,
+                "only a path not yet proven is refused");
+    trace("refused a path: " + why);
+    refused_.insert(tunnel_.address());
     send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::refused)});
-    tunnel_ = nullptr;
-    to_path(path_state::no_path);
+    detach_path("refused");
   }
 
   void lose_path_and_retry(std::chrono::milliseconds d) {
@@ -397,11 +563,13 @@ private:
     for (auto& t : candidates) {
       if (refused_.count(t.address()))
         continue;
+      if (life_ == life_state::greeting && hello_sent_)
+        new_identity(); // a hello went out and got no welcome: start over
       net::open_msg open;
       open.peer = "patch panel";
       open.resumable = true;
       open.resume = life_ != life_state::greeting;
-      open.session_id = p_.session_id;
+      open.session_id = session_id_;
       open.agent_id = agent_id_;
       last_try_ = t.address();
       send(t, open_stream_req{open});
@@ -409,6 +577,100 @@ private:
     }
     refused_.clear();
     lose_path_and_retry(std::chrono::milliseconds(200));
+  }
+
+  // -- the candidate (serve end) -------------------------------------------------------
+
+  void on_candidate_bytes(const net::chunk& c) {
+    cand_.in_bytes += c.size();
+    cand_records_.clear();
+    auto st = cand_.decoder.feed(c, cand_records_);
+    for (size_t i = 0; i < cand_records_.size(); ++i) {
+      auto& r = cand_records_[i];
+      if (cand_.state == candidate_state::awaiting_resume && r.type == record_type::resume) {
+        answer_resume(r.body.to_string());
+      } else if (cand_.state == candidate_state::awaiting_proof
+                 && r.type == record_type::proof) {
+        if (!check_proof(net::decode_proof(r.body)))
+          return;
+        // What followed the proof in this chunk is the new path's.
+        for (++i; i < cand_records_.size(); ++i)
+          if (!on_path_record(cand_records_[i]))
+            return;
+        break;
+      } else {
+        return drop_candidate(std::string("sent ") + to_string(r.type)
+                              + " before its proof");
+      }
+    }
+    if (st != net::record_decoder::status::ok) {
+      if (cand_.state != candidate_state::none)
+        drop_candidate("bad record");
+      else if (tunnel_ && life_ != life_state::finished)
+        protocol_error("bad record");
+    }
+    if (cand_.state == candidate_state::none)
+      return_credit(); // it became the path
+  }
+
+  /// The serve end proves it holds the key first, over the client's nonce
+  /// and its own fresh one, and says where it stands.
+  void answer_resume(const std::string& nonce_c) {
+    to_candidate(candidate_state::awaiting_proof);
+    cand_.nonce_c = nonce_c;
+    cand_.nonce_s = p_.e.rng->bytes(net::record_nonce_bytes);
+    cand_.offered = received_;
+    auto rec = net::encode_resumed(cand_.nonce_s, cand_.offered,
+                                   resume_mac("resumed", nonce_c, cand_.nonce_s,
+                                              cand_.offered));
+    cand_.credit -= std::min<uint64_t>(cand_.credit, rec.size());
+    send(p_.e.io, net::write_req{cand_.conn, {writer_.data_copy(cand_.sid, rec.data(),
+                                                                rec.size())}});
+  }
+
+  /// The client's answer over both nonces: the candidate becomes the path,
+  /// or goes.
+  bool check_proof(const net::proof_body& proof) {
+    auto want = resume_mac("proof", cand_.nonce_c, cand_.nonce_s, proof.recv_offset);
+    if (!net::equal_ct(proof.mac, want)) {
+      drop_candidate("its proof does not check");
+      return false;
+    }
+    if (proof.recv_offset > sent_) {
+      drop_candidate("it claims bytes never sent");
+      return false;
+    }
+    promote_candidate();
+    resume_from(proof.recv_offset);
+    return tunnel_ && life_ != life_state::finished;
+  }
+
+  void promote_candidate() {
+    if (tunnel_) {
+      send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::closed)});
+      tunnel_ = nullptr;
+      to_path(path_state::no_path);
+    }
+    to_path(path_state::attached);
+    tunnel_ = std::move(cand_.tunnel);
+    tunnel_conn_ = cand_.conn;
+    sid_ = cand_.sid;
+    stream_credit_ = cand_.credit;
+    path_in_ = cand_.in_bytes;
+    path_credited_ = 0;
+    // The client resends from where we said we stood; what reached us since
+    // on the old path is skipped (on_data).
+    path_pos_ = cand_.offered;
+    decoder_ = std::move(cand_.decoder);
+    cand_ = {};
+  }
+
+  void drop_candidate(const std::string& why) {
+    trace("refused a stream for the session: " + why);
+    send(cand_.tunnel, stream_rst{cand_.sid, static_cast<uint32_t>(net::rst_code::refused)});
+    cand_.tunnel = nullptr;
+    to_candidate(candidate_state::none);
+    check_flow();
   }
 
   // -- records out -------------------------------------------------------------------
@@ -445,11 +707,12 @@ private:
     send_control(net::encode_ack(delivered, in_fin_ == in_fin::received));
   }
 
-  bool can_send(size_t n) const {
-    // Nothing goes out before the welcome (or after a resume, before the
-    // other end said from where).
+  /// Nothing goes out before the welcome (or after a resume, before the
+  /// other end proved itself and said from where). Data leaves room for
+  /// control records.
+  bool can_send(size_t n, uint64_t reserve) const {
     return path_ == path_state::attached
-           && stream_credit_ >= net::record_header_bytes + n;
+           && stream_credit_ >= net::record_header_bytes + n + reserve;
   }
 
   /// Moves local bytes out while the stream has credit and the retransmit
@@ -461,7 +724,7 @@ private:
     if (sent_all())
       send_new();
     if (local_.eof() && held_.empty() && out_fin_ == out_fin::open && sent_all()
-        && can_send(0)) {
+        && can_send(0, 0)) {
       to_out_fin(out_fin::sent);
       send_control(net::encode_fin());
     }
@@ -474,7 +737,7 @@ private:
   void resend() {
     while (resend_at_ < retx_.size()) {
       auto& c = retx_[resend_at_].second;
-      if (!can_send(c.size()))
+      if (!can_send(c.size(), control_reserve_bytes))
         break;
       send_data(c);
       ++resend_at_;
@@ -484,10 +747,12 @@ private:
   void send_new() {
     while (!held_.empty()) {
       auto& front = held_.front();
+      // Room end to end: the peer holds at most retransmit_bytes_max of ours
+      // that its local side has not taken (it checks: on_data).
       auto room = p_.retransmit_bytes_max
-                  - std::min<uint64_t>(p_.retransmit_bytes_max, sent_ - acked_);
+                  - std::min<uint64_t>(p_.retransmit_bytes_max, sent_ - peer_delivered_);
       auto n = std::min<uint64_t>({front.size(), net::record_data_bytes_max, room});
-      if (n == 0 || !can_send(n))
+      if (n == 0 || !can_send(n, control_reserve_bytes))
         break;
       net::chunk piece;
       if (n == front.size()) {
@@ -509,25 +774,74 @@ private:
   void on_stream_bytes(const net::chunk& c) {
     records_.clear();
     auto st = decoder_.feed(c, records_);
-    for (auto& r : records_) {
-      // A record may cost us the path (a refused token) or end the session.
-      if (!tunnel_ || life_ == life_state::finished)
+    for (auto& r : records_)
+      if (!on_path_record(r))
         return;
-      if (r.type == record_type::data)
-        on_data(std::move(r.body));
-      else
-        on_record(r);
-    }
     if (st != net::record_decoder::status::ok && tunnel_
         && life_ != life_state::finished)
-      protocol_error("bad record");
+      bad_path_record("bad record");
+  }
+
+  /// One record of the current path; false once it cost us the path or
+  /// ended the session.
+  bool on_path_record(net::record& r) {
+    if (!tunnel_ || life_ == life_state::finished)
+      return false;
+    if (path_ != path_state::attached && !greeting_record(r.type)) {
+      bad_path_record(std::string("unexpected ") + to_string(r.type));
+      return false;
+    }
+    if (r.type == record_type::data)
+      on_data(std::move(r.body));
+    else
+      on_record(r);
+    return tunnel_ && life_ != life_state::finished;
+  }
+
+  /// What a path may say before it is attached.
+  bool greeting_record(record_type t) const {
+    switch (path_) {
+      case path_state::awaiting_hello:
+        return t == record_type::hello;
+      case path_state::awaiting_welcome:
+        return t == record_type::welcome;
+      case path_state::awaiting_resumed:
+        return t == record_type::resumed;
+      default:
+        return false;
+    }
+  }
+
+  /// A path not yet proven that speaks out of turn goes; the session stays.
+  /// Anywhere else it is the session's protocol error.
+  void bad_path_record(const std::string& what) {
+    if (p_.client_end && path_ == path_state::awaiting_resumed)
+      refuse_path(what);
+    else
+      protocol_error(what);
   }
 
   void on_data(net::chunk payload) {
     if (payload.empty())
       return;
-    received_ += payload.size();
+    // After a resume the client may resend bytes that reached us on the old
+    // path meanwhile: skip them.
+    auto end = path_pos_ + payload.size();
+    if (end <= received_) {
+      path_pos_ = end;
+      return;
+    }
+    if (path_pos_ < received_)
+      payload = payload.slice(received_ - path_pos_, end - received_);
+    DRTP_ASSERT(path_pos_ <= received_, "a path's data continues where we stand");
+    path_pos_ = end;
+    received_ = end;
     local_.write(std::move(payload));
+    // An honest peer keeps at most retransmit_bytes_max unacknowledged, and
+    // we acknowledge only what the local side took: more is an attack on
+    // our memory (a service that does not read, a connect still pending).
+    if (undelivered() > p_.retransmit_bytes_max)
+      protocol_error("peer sent more than the local side took plus the bound");
   }
 
   void on_record(const net::record& r) {
@@ -535,14 +849,12 @@ private:
       case record_type::hello:
         return on_hello(r.body.to_string());
       case record_type::welcome:
-        return on_welcome(r.body.to_string());
+        return on_welcome(net::decode_welcome(r.body));
       case record_type::resume:
-        return on_resume(net::decode_resume(r.body));
+      case record_type::proof:
+        return protocol_error(std::string("unexpected ") + to_string(r.type));
       case record_type::resumed:
-        if (!p_.client_end || path_ != path_state::awaiting_resumed)
-          return protocol_error("unexpected resumed");
-        to_path(path_state::attached);
-        return resume_from(net::decode_resumed(r.body));
+        return on_resumed(net::decode_resumed(r.body));
       case record_type::ack:
         return on_ack(net::decode_ack(r.body));
       case record_type::fin:
@@ -555,55 +867,51 @@ private:
     }
   }
 
-  void on_hello(const std::string& token) {
-    if (p_.client_end || !serve_only(path_))
-      return protocol_error("unexpected hello");
-    if (!token_.empty() && !net::equal_ct(token, token_)) {
-      trace("refused a hello with another session's token");
-      return refuse_path();
-    }
-    if (life_ == life_state::running) {
-      // The client lost its first path before our welcome reached it, so it
-      // has none of our bytes: start over from offset 0.
-      if (!rewind_to(0))
-        return;
-      path_back();
-    } else {
-      to_life(life_state::running);
-    }
-    token_ = token;
+  void on_hello(const std::string& client_key) {
+    DRTP_ASSERT(!p_.client_end && path_ == path_state::awaiting_hello
+                  && life_ == life_state::greeting,
+                "a hello is acted on only on a session's first stream");
+    make_key_pair();
+    if (!derive_key(client_key))
+      return protocol_error("hello with a key that is not one");
+    to_life(life_state::running);
     to_path(path_state::attached);
-    send_control(net::encode_welcome(p_.agent_id));
+    send_control(net::encode_welcome(public_key_, p_.agent_id));
     pump();
   }
 
-  void on_welcome(const std::string& agent_id) {
-    if (!p_.client_end || path_ != path_state::awaiting_welcome)
-      return protocol_error("unexpected welcome");
-    agent_id_ = agent_id;
+  void on_welcome(const net::welcome_body& w) {
+    DRTP_ASSERT(p_.client_end && path_ == path_state::awaiting_welcome,
+                "a welcome is acted on only while awaiting it");
+    if (!derive_key(w.serve_key))
+      return protocol_error("welcome with a key that is not one");
+    agent_id_ = w.agent_id;
     to_life(life_state::running);
     to_path(path_state::attached);
     path_back();
     pump();
   }
 
-  void on_resume(const net::resume_body& body) {
-    if (p_.client_end || !serve_only(path_))
-      return protocol_error("unexpected resume");
-    // Constant time: guessing the token must not be cheaper than brute force.
-    if (!net::equal_ct(body.token, token_)) {
-      trace("refused a resume with a wrong token");
-      return refuse_path();
-    }
-    DRTP_ASSERT(life_ == life_state::running, "a resume matches only a welcomed token");
-    send_control(net::encode_resumed(received_));
+  /// Client end: the serve end must prove it holds the key before we believe
+  /// where it says it stands; then we prove it too.
+  void on_resumed(const net::resumed_body& r) {
+    DRTP_ASSERT(p_.client_end && path_ == path_state::awaiting_resumed,
+                "a resumed is acted on only while awaiting it");
+    auto want = resume_mac("resumed", nonce_c_, r.nonce_s, r.recv_offset);
+    if (!net::equal_ct(r.mac, want))
+      return refuse_path("its resume answer does not check");
+    if (r.recv_offset > sent_)
+      return refuse_path("it claims bytes never sent");
+    send_control(net::encode_proof(received_,
+                                   resume_mac("proof", nonce_c_, r.nonce_s, received_)));
     to_path(path_state::attached);
-    resume_from(body.recv_offset);
+    resume_from(r.recv_offset);
   }
 
   void on_ack(const net::ack_body& ack) {
     if (!trim_to(ack.delivered_offset))
       return;
+    peer_delivered_ = std::max(peer_delivered_, ack.delivered_offset);
     if (ack.fin_seen && out_fin_ != out_fin::acked) {
       // The peer saw our FIN, perhaps on a path lost before its ack came.
       if (!local_.eof())
@@ -630,6 +938,9 @@ private:
     path_back();
     trace("resumed on a new path; resending " + std::to_string(sent_ - acked_)
           + " bytes from offset " + std::to_string(acked_));
+    // Our last ack may have been lost with the old path: the peer's room to
+    // send depends on it.
+    send_ack();
     pump();
   }
 
@@ -681,6 +992,7 @@ private:
     local_.abort();
     if (tunnel_)
       send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::refused)});
+    tunnel_ = nullptr;
     finish();
   }
 
@@ -715,6 +1027,8 @@ private:
     to_life(life_state::finished);
     if (tunnel_)
       send(tunnel_, stream_done{sid_});
+    if (cand_.tunnel)
+      send(cand_.tunnel, stream_rst{cand_.sid, static_cast<uint32_t>(net::rst_code::refused)});
     if (p_.e.trace->verbose() || resumes_ > 0)
       trace("session ended after " + std::to_string(resumes_) + " resume(s); "
             + std::to_string(sent_) + " bytes sent, " + std::to_string(received_)
@@ -725,17 +1039,41 @@ private:
   // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
   // actor lets go of them so that no cycle outlives it.
   void on_exit() override {
+    if (counted_)
+      p_.e.trace->census(p_.e.host, "rsession", -1);
     p_ = {};
     tunnel_ = nullptr;
+    cand_ = {};
     local_.release();
   }
 
+  /// Serve end: a stream that claims the session, before its proof.
+  struct candidate {
+    candidate_state state = candidate_state::none;
+    caf::actor tunnel;
+    net::conn_id conn = 0;
+    uint32_t sid = 0;
+    uint64_t credit = 0;   // for the resumed record
+    uint64_t in_bytes = 0; // stream bytes it sent, credited once it is the path
+    net::record_decoder decoder;
+    std::string nonce_c;
+    std::string nonce_s;
+    uint64_t offered = 0; // the offset we told it we stand at
+  };
+
   rsession_params p_;
+  bool counted_ = false; // in the tracer's census
   std::string who_;
-  std::string token_;
   std::string agent_id_;
   net::frame_writer writer_;
   life_state life_ = life_state::greeting;
+  // the session key (X25519 halves -> HMAC key), never on the wire
+  std::string session_id_;
+  std::string private_key_;
+  std::string public_key_;
+  std::string key_;
+  bool hello_sent_ = false; // client: on a path that never got its welcome
+  std::string nonce_c_;     // client: of the resume on the current path
   // the local socket
   local_link local_;
   std::deque<net::chunk> held_; // read, not yet sent
@@ -745,9 +1083,13 @@ private:
   net::conn_id tunnel_conn_ = 0;
   uint32_t sid_ = 0;
   uint64_t stream_credit_ = 0;
-  uint64_t stream_consumed_ = 0;
+  uint64_t path_in_ = 0;       // stream bytes the peer sent on this path
+  uint64_t path_credited_ = 0; // credit we returned for them
+  uint64_t path_pos_ = 0;      // session offset of the path's next data byte
   net::record_decoder decoder_;
   std::vector<net::record> records_; // decoded from one stream chunk
+  candidate cand_;
+  std::vector<net::record> cand_records_;
   std::set<caf::actor_addr> refused_;
   caf::actor_addr last_try_;
   timer_state expiry_ = timer_state::idle;
@@ -757,7 +1099,8 @@ private:
   std::deque<std::pair<uint64_t, net::chunk>> retx_; // [offset, bytes) unacked
   size_t resend_at_ = 0; // retx_ entries before this index went out on this path
   uint64_t sent_ = 0;
-  uint64_t acked_ = 0;
+  uint64_t acked_ = 0;          // the peer has everything before this
+  uint64_t peer_delivered_ = 0; // ... and its local side took everything before this
   out_fin out_fin_ = out_fin::open;
   // the peer's direction
   uint64_t received_ = 0;
@@ -772,3 +1115,4 @@ caf::actor spawn_rsession(caf::actor_system& sys, rsession_params p) {
 }
 
 } // namespace drtp
+

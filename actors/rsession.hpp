@@ -4,11 +4,20 @@
 // POP that carries it: both ends number the bytes they send, acknowledge
 // what they delivered to their local socket, and keep what is not yet
 // acknowledged in a bounded retransmit buffer. When the carrying stream is
-// lost, the client end opens a new stream through another POP and resumes
-// with the session id and its secret token; both ends then resend from the
-// offset the other confirms. No byte is lost, duplicated or reordered, and
-// the applications' TCP connections stay open. Without a path for
+// lost, the client end opens a new stream through another POP and resumes:
+// a challenge-response under a key the two ends agreed on with X25519 when
+// the session opened (the POPs relayed only the public halves), from the
+// principal that opened the session; nothing the new stream says is acted
+// on before its proof checks. Both ends then resend from the offset the
+// other confirms. No byte is lost, duplicated or reordered, and the
+// applications' TCP connections stay open. Without a path for
 // resume_timeout_ms, both ends close cleanly.
+//
+// Memory: credit for the stream goes back only as the local socket takes
+// the bytes, and a peer may have at most retransmit_bytes_max bytes that
+// the local side has not taken yet (what it may keep unacknowledged), so a
+// peer cannot make either end hold more than that, however the local
+// application reads (or does not), and before the local connect completes.
 //
 // What the two ends say inside the stream is the record layer of
 // net/wire/record.hpp; the local socket is an actors/local_link.
@@ -26,7 +35,7 @@ struct rsession_params {
   env e;
   bool client_end = false;
   std::string session_id; // net::session_id_bytes, chosen by the client end
-  std::string principal;  // for the audit log
+  std::string principal;  // who opened it: a resume must come from the same
 
   // serve end: the stream it was opened on and the service behind it
   caf::actor tunnel;
@@ -37,6 +46,7 @@ struct rsession_params {
   std::string agent_id; // told to the client end, to route its resumes
 
   // client end: the accepted local connection, and who hands out tunnels
+  // (both ends: the session goes when its controller, the agent, goes)
   net::conn_id local_conn = 0;
   caf::actor controller;
   std::string service;

@@ -34,6 +34,8 @@ public:
 
   caf::behavior make_behavior() override {
     who_ = "session#" + std::to_string(id()) + "/s" + std::to_string(p_.sid);
+    counted_ = true;
+    p_.e.trace->census(p_.e.host, "session", 1);
     if (p_.conn != 0)
       local_.adopt(p_.e.io, p_.conn);
     else
@@ -211,11 +213,14 @@ private:
   // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
   // actor lets go of them so that no cycle outlives it.
   void on_exit() override {
+    if (counted_)
+      p_.e.trace->census(p_.e.host, "session", -1);
     p_ = {};
     local_.release();
   }
 
   session_params p_;
+  bool counted_ = false; // in the tracer's census
   std::string who_;
   net::frame_writer writer_;
   local_link local_;

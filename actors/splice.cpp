@@ -35,6 +35,8 @@ public:
     // normally, which leaves them be).
     link_to(legs_[0].tunnel);
     link_to(legs_[1].tunnel);
+    counted_ = true;
+    e_.trace->census(e_.host, "splice", 1);
     return {
       [this](stream_data& ev) {
         auto from = leg_of_sender();
@@ -119,6 +121,8 @@ private:
   // Actors hold each other's handles (owner <-> tunnel <-> session); a dead
   // actor lets go of them so that no cycle outlives it.
   void on_exit() override {
+    if (counted_)
+      e_.trace->census(e_.host, "splice", -1);
     e_ = {};
     legs_[0] = legs_[1] = {};
     admitted_ = nullptr;
@@ -126,6 +130,7 @@ private:
 
   env e_;
   std::shared_ptr<stream_slot> admitted_;
+  bool counted_ = false; // in the tracer's census
   splice_leg legs_[2];
   leg_state state_[2] = {leg_state::open, leg_state::open};
   splice_phase phase_ = splice_phase::joined;

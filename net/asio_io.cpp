@@ -699,10 +699,13 @@ void connection<Stream>::on_write(const asio::error_code& ec, size_t n) {
   in_flight_chunks_ = 0;
   DRTP_ASSERT(n <= queued_bytes_, "bytes written were queued");
   queued_bytes_ -= n;
-  // Start the next write before telling the owner: keeps the socket busy.
-  maybe_write();
+  // Tell the owner before the next step: with the queue drained, that step
+  // may finish the connection (an ordered close), and every byte the socket
+  // took must be reported before `closed`, or an owner that counts
+  // delivered bytes (a patch-panel session's final ack) waits forever.
   if (!closed_ && report_sent_)
     caf::anon_send(owner_, sent{id_, n});
+  maybe_write();
 }
 
 template <class Stream>

@@ -85,6 +85,52 @@ public:
                             message.size())
            == 1;
   }
+  // -- X25519 (the patch panel's session key) --
+  std::string x25519_public(const std::string& private_key) override {
+    DRTP_ASSERT(private_key.size() == x25519_key_bytes, "an X25519 private key is 32 bytes");
+    auto* k = EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_X25519, nullptr, reinterpret_cast<const unsigned char*>(private_key.data()),
+      private_key.size());
+    if (k == nullptr)
+      throw std::runtime_error("X25519 key failed");
+    std::string out(x25519_key_bytes, '\0');
+    size_t n = out.size();
+    int ok = EVP_PKEY_get_raw_public_key(k, reinterpret_cast<unsigned char*>(out.data()), &n);
+    EVP_PKEY_free(k);
+    if (ok != 1 || n != x25519_key_bytes)
+      throw std::runtime_error("X25519 public key failed");
+    return out;
+  }
+
+  std::string x25519_shared(const std::string& private_key,
+                            const std::string& peer_public) override {
+    DRTP_ASSERT(private_key.size() == x25519_key_bytes, "an X25519 private key is 32 bytes");
+    if (peer_public.size() != x25519_key_bytes)
+      return {};
+    auto* mine = EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_X25519, nullptr, reinterpret_cast<const unsigned char*>(private_key.data()),
+      private_key.size());
+    auto* peer = EVP_PKEY_new_raw_public_key(
+      EVP_PKEY_X25519, nullptr, reinterpret_cast<const unsigned char*>(peer_public.data()),
+      peer_public.size());
+    auto* ctx = mine ? EVP_PKEY_CTX_new(mine, nullptr) : nullptr;
+    std::string out(x25519_key_bytes, '\0');
+    size_t n = out.size();
+    // OpenSSL refuses a low-order peer point (an all-zero secret) in derive.
+    bool ok = peer && ctx && EVP_PKEY_derive_init(ctx) == 1
+              && EVP_PKEY_derive_set_peer(ctx, peer) == 1
+              && EVP_PKEY_derive(ctx, reinterpret_cast<unsigned char*>(out.data()), &n) == 1
+              && n == x25519_key_bytes;
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(peer);
+    EVP_PKEY_free(mine);
+    if (!ok) {
+      OPENSSL_cleanse(out.data(), out.size());
+      return {};
+    }
+    return out;
+  }
+  // -- end of X25519 --
 };
 
 class system_entropy final : public entropy {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <random>
 
@@ -76,6 +77,19 @@ public:
     return last_us_;
   }
 
+  void census(const std::string& host, const char* kind, int delta) override {
+    auto& n = census_[host][kind];
+    n += delta;
+    if (n == 0)
+      census_[host].erase(kind);
+    if (census_[host].empty())
+      census_.erase(host);
+  }
+
+  const std::map<std::string, std::map<std::string, int64_t>>& census() const {
+    return census_;
+  }
+
   /// The clock dies with the actor system; actors may keep the tracer.
   void detach() {
     now_us();
@@ -96,6 +110,7 @@ private:
   mutable uint64_t last_us_ = 0;
   std::vector<std::string> lines_;
   uint64_t hash_ = 0xcbf29ce484222325ull; // FNV-1a 64 offset basis
+  std::map<std::string, std::map<std::string, int64_t>> census_;
 };
 
 } // namespace
@@ -289,6 +304,10 @@ void driver::run_for(uint64_t virtual_us) {
 
 const std::vector<std::string>& driver::trace_lines() const {
   return impl_->tracer->lines();
+}
+
+const std::map<std::string, std::map<std::string, int64_t>>& driver::census() const {
+  return impl_->tracer->census();
 }
 
 uint64_t driver::trace_hash() const {

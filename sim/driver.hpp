@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ public:
 
   /// Every trace line so far ("<time> <host> <who>: <what>").
   const std::vector<std::string>& trace_lines() const;
+  /// What each host holds for visitors, by kind (net::tracer::census):
+  /// only non-zero counts.
+  const std::map<std::string, std::map<std::string, int64_t>>& census() const;
   /// A hash over all trace lines (FNV-1a 64).
   uint64_t trace_hash() const;
   /// How many actor jobs ran; differs between interleavings.

@@ -72,6 +72,8 @@ private:
   void settle(uint64_t last_fault_us);
   size_t start_probes();
   void await_probes(size_t first_probe);
+  void check_leftovers();
+  std::map<std::string, uint64_t> pop_streams();
   scenario_report report(size_t first_probe);
 
   // -- the oracle: what the POPs and agents report ------------------------------
@@ -571,6 +573,57 @@ void runner::await_probes(size_t first_probe) {
   d_.run_for(1'000'000);
 }
 
+/// Once every visitor is done, no POP, agent or client holds a session,
+/// resumable session, splice or socket for one: the far ends get their
+/// goodbyes, and a session left without a path its resume timeout.
+void runner::check_leftovers() {
+  bool all_done = std::all_of(rec_.visits.begin(), rec_.visits.end(),
+                              [](const visit_record& v) { return v.result->done; });
+  if (!all_done)
+    return; // a hang, reported as such by check_sessions
+  auto clean = [&] {
+    return d_.census().empty() && d_.net().open_connections_off_port(tunnel_port).empty();
+  };
+  d_.run_until(clean, uint64_t{s_.resume_timeout_ms} * 1000 + slack_us());
+  for (auto& [host, kinds] : d_.census())
+    for (auto& [kind, n] : kinds)
+      violations_.add("leftover: " + host + " holds " + std::to_string(n) + " " + kind
+                      + "(s) " + secs(d_.now_us()) + " into the run, with every "
+                      + "visitor done");
+  for (auto& c : d_.net().open_connections_off_port(tunnel_port))
+    violations_.add("leftover: connection " + c + " open with every visitor done");
+  for (auto& [pop, streams] : pop_streams())
+    if (streams > 0)
+      violations_.add("leftover: " + pop + " lists " + std::to_string(streams)
+                      + " stream(s) on its agents' tunnels with every visitor done");
+}
+
+/// What each live POP's status report says its agents' tunnels carry.
+std::map<std::string, uint64_t> runner::pop_streams() {
+  auto out = std::make_shared<std::map<std::string, uint64_t>>();
+  for (auto& [name, pop] : pops_) {
+    if (!d_.net().is_up(name))
+      continue;
+    d_.sys().spawn([out, name = name, pop = pop](caf::event_based_actor* self) {
+      self->request(pop, std::chrono::seconds(1), status_atom::value, report_atom::value)
+        .then(
+          [out, name](const std::string& report) {
+            // "service db: 2 tunnel(s), 0 stream(s), agents [...]"
+            uint64_t n = 0;
+            for (auto at = report.find(" stream(s)"); at != std::string::npos;
+                 at = report.find(" stream(s)", at + 1)) {
+              auto from = report.rfind(' ', at - 1);
+              n += std::stoull(report.substr(from + 1, at - from - 1));
+            }
+            (*out)[name] = n;
+          },
+          [](const caf::error&) {});
+    });
+  }
+  d_.run_for(100'000);
+  return *out;
+}
+
 /// Safety over every session, what each fault cost, the expectations.
 scenario_report runner::report(size_t first_probe) {
   scenario_report rep;
@@ -601,6 +654,7 @@ scenario_report runner::run() {
   auto first_probe = start_probes();
   await_probes(first_probe);
   check_probes(rec_, first_probe, violations_);
+  check_leftovers();
   return report(first_probe);
 }
 

@@ -39,6 +39,10 @@ namespace {
 
 /// What a lost segment costs: one retransmission timeout.
 constexpr uint64_t retransmit_us = 200'000;
+/// Unread bytes a receiving end buffers (its kernel's receive buffer): past
+/// this, a writer's `sent` events wait until the reader catches up, so an
+/// application that does not read holds its peers back as on a real host.
+constexpr uint64_t receive_buffer_bytes = 256 * 1024;
 /// Port 0 in a listen_req picks the next free port from here.
 constexpr uint16_t first_listen_port = 10000;
 /// Local ports of outgoing connections (only shown to the peer).
@@ -69,6 +73,8 @@ struct conn_end {
   /// peer's owner has not taken yet.
   uint64_t write_queue_bytes_max = net::write_queue_bytes_default;
   std::deque<flight> inbox;  // arrived, not yet handed to the owner
+  uint64_t inbox_bytes = 0;  // data bytes in the inbox
+  std::deque<uint64_t> sent_deferred; // `sent` held while the peer's buffer is full
   std::deque<flight> outbox; // on the way to the peer, stream order
   uint64_t last_out_us = 0;  // delivery time of the newest outbox item
   uint64_t last_sent_event_us = 0; // newest `sent` scheduled for the owner
@@ -144,6 +150,7 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
 
   uint64_t total_bytes_written = 0;
   uint64_t total_bytes_delivered = 0;
+  world::tap_fn tap; // tests: what hosts read
 
   // -- time, randomness, tracing ---------------------------------------------
 
@@ -502,14 +509,14 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
     }
     if (f.kind == flight_kind::rst && r->adopted) {
       // A reset discards unread data, paused or not.
-      r->inbox.clear();
+      inbox_clear(*r);
       finish(*r, net::close_reason::reset, "connection reset by peer");
       return;
     }
     if (r->adopted && !r->paused && r->inbox.empty())
       consume(*r, std::move(f));
     else
-      r->inbox.push_back(std::move(f));
+      inbox_push(*r, std::move(f));
   }
 
   /// `r` reads `f` now.
@@ -523,6 +530,8 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
         }
         r.bytes_received += f.data.size();
         total_bytes_delivered += f.data.size();
+        if (tap)
+          tap(r.host, r.id, f.data.to_string());
         tell(r.owner, net::received{r.id, std::move(f.data)});
         return;
       case flight_kind::fin:
@@ -534,9 +543,52 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
           finish_later(r, net::close_reason::peer, "closed by peer");
         return;
       case flight_kind::rst:
-        r.inbox.clear();
+        inbox_clear(r);
         finish(r, net::close_reason::reset, "connection reset by peer");
         return;
+    }
+  }
+
+  void inbox_push(conn_end& r, flight f) {
+    if (f.kind == flight_kind::data)
+      r.inbox_bytes += f.data.size();
+    r.inbox.push_back(std::move(f));
+  }
+
+  void inbox_clear(conn_end& r) {
+    r.inbox.clear();
+    r.inbox_bytes = 0;
+    at(now_us(), [this, id = r.id] { release_sent(id); });
+  }
+
+  /// The writer's `sent` for `n` bytes: now, or once the reader of `id`'s
+  /// peer has room in its receive buffer.
+  void report_sent(net::conn_id id, uint64_t n) {
+    auto e = find_conn(id);
+    if (e == nullptr || e->finished || !e->adopted)
+      return;
+    auto peer = find_conn(e->peer_id);
+    bool full = peer != nullptr && !peer->finished
+                && peer->inbox_bytes > receive_buffer_bytes;
+    if (full || !e->sent_deferred.empty()) {
+      e->sent_deferred.push_back(n);
+      return;
+    }
+    tell(e->owner, net::sent{id, n});
+  }
+
+  /// The reader end `reader_id` read (or dropped) some of its inbox: its
+  /// peer's held `sent` events go out while there is room.
+  void release_sent(net::conn_id reader_id) {
+    auto r = find_conn(reader_id);
+    auto w = r ? find_conn(r->peer_id) : nullptr;
+    if (w == nullptr || w->finished || !w->adopted)
+      return;
+    while (!w->sent_deferred.empty()
+           && (r->finished || r->inbox_bytes <= receive_buffer_bytes)) {
+      auto n = w->sent_deferred.front();
+      w->sent_deferred.pop_front();
+      tell(w->owner, net::sent{w->id, n});
     }
   }
 
@@ -549,7 +601,10 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
         return;
       auto f = std::move(r->inbox.front());
       r->inbox.pop_front();
+      if (f.kind == flight_kind::data)
+        r->inbox_bytes -= f.data.size();
       consume(*r, std::move(f));
+      release_sent(id);
     }
   }
 
@@ -565,10 +620,10 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
       if (r == nullptr || r->finished || !up(r->host))
         return;
       if (r->adopted) {
-        r->inbox.clear();
+        inbox_clear(*r);
         finish(*r, net::close_reason::reset, "connection reset by peer");
       } else {
-        r->inbox.push_back(flight{now_us(), flight_kind::rst, {}});
+        inbox_push(*r, flight{now_us(), flight_kind::rst, {}});
       }
     });
   }
@@ -579,7 +634,7 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
     if (e.finished)
       return;
     e.finished = true;
-    e.inbox.clear();
+    inbox_clear(e);
     if (reason == net::close_reason::reset)
       e.outbox.clear(); // nothing more leaves a reset connection
     emit_verbose(e.host, "conn #" + std::to_string(e.id) + " closed ("
@@ -649,11 +704,7 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
     if (!e->report_sent)
       return;
     e->last_sent_event_us = std::max(e->last_sent_event_us, tx_end);
-    at(tx_end, [this, id = e->id, n] {
-      auto e = find_conn(id);
-      if (e != nullptr && !e->finished && e->adopted)
-        tell(e->owner, net::sent{id, n});
-    });
+    at(tx_end, [this, id = e->id, n] { report_sent(id, n); });
   }
 
   /// The seam's hard cap: an end whose peer does not take its bytes is
@@ -699,7 +750,7 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
                               [](const flight& f) {
                                 return f.kind == flight_kind::data;
                               });
-    e->inbox.clear();
+    inbox_clear(*e);
     if (unread)
       reply_rst(e->host, e->peer_id);
     finish_later(*e, net::close_reason::local, "closed locally");
@@ -988,6 +1039,19 @@ size_t world::open_connections() const {
     if (!e.finished)
       ++n;
   return n;
+}
+
+std::vector<std::string> world::open_connections_off_port(uint16_t port) const {
+  std::vector<std::string> out;
+  for (auto& [id, e] : impl_->conns)
+    if (!e.finished && e.local_port != port && e.peer_port != port)
+      out.push_back(e.host + ":" + std::to_string(e.local_port) + " -> " + e.peer_host
+                    + ":" + std::to_string(e.peer_port));
+  return out;
+}
+
+void world::set_tap(tap_fn fn) {
+  impl_->tap = std::move(fn);
 }
 
 size_t world::open_listeners() const {

@@ -4,8 +4,10 @@
 // on the thread that drives CAF's test coordinator (see sim/driver.hpp).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "caf/fwd.hpp"
 #include "net/seam/trace.hpp"
@@ -55,6 +57,12 @@ public:
   void heal(const std::string& a, const std::string& b);
   void heal_all();
 
+  /// Tests: called with every data chunk a host's connection reads (what a
+  /// host, say a POP, sees of the traffic it carries), in the order read.
+  using tap_fn = std::function<void(const std::string& host, uint64_t conn,
+                                    const std::string& bytes)>;
+  void set_tap(tap_fn fn);
+
   // -- used by the driver ------------------------------------------------------
 
   /// Virtual time of the next pending network event, if any (us since start).
@@ -65,6 +73,8 @@ public:
   /// Counters for tests: open connections and listeners across all hosts.
   size_t open_connections() const;
   size_t open_listeners() const;
+  /// Open connection ends with neither end on `port` ("host:port -> peer:port").
+  std::vector<std::string> open_connections_off_port(uint16_t port) const;
 
   struct impl;
 

@@ -362,6 +362,27 @@ TEST_P(asio_io_test, half_close_lets_the_reply_through) {
   expect_silence(p->server);
 }
 
+TEST_P(asio_io_test, every_byte_taken_is_reported_sent_before_an_ordered_close) {
+  // The peer half-closed first; our last write completes the close. The
+  // `sent` for that write must still come: a patch-panel session counts
+  // delivered bytes for its final ack (issue 13, item 12).
+  auto port = listen();
+  auto p = connect(port);
+  ASSERT_TRUE(p);
+  send(shutdown_write_req{p->client});
+  ASSERT_TRUE(await_id<read_closed>(p->server));
+  // More than the kernel buffers hold: the half-close is queued behind
+  // writes still waiting, so the last write's completion ends the connection.
+  auto reply = pattern(8 << 20, 9);
+  write(p->server, reply, 64 * 1024);
+  send(shutdown_write_req{p->server});
+  EXPECT_TRUE(read_exact(p->client, reply.size()) == reply);
+  auto s = await_id<closed>(p->server);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->reason, close_reason::peer);
+  EXPECT_EQ(sent_bytes(p->server), reply.size());
+}
+
 TEST_P(asio_io_test, close_with_unread_input_still_delivers_output) {
   auto c = close_with_unread_input(false);
   ASSERT_TRUE(c);

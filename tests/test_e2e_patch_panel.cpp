@@ -207,6 +207,12 @@ TEST_F(patch_panel, session_survives_kill_9_of_the_pop_carrying_it) {
   }
   killer.join();
   writer.join();
+  { auto done = std::move(s); } // the application closes its connection
+  // Both ends finish the session once both directions are done (issue 13,
+  // item 12: the serve end waited for a final ack that never came, and the
+  // POP kept the spliced streams, until that POP went away).
+  EXPECT_TRUE(serve_->wait_for("session ended", 10s)) << serve_->output();
+  EXPECT_TRUE(connect_->wait_for("session ended", 10s)) << connect_->output();
   EXPECT_FALSE(reset) << "the client connection was reset";
   EXPECT_TRUE(writer_ok.load());
   EXPECT_EQ(got.load(), bytes);

@@ -21,35 +21,38 @@ struct expected {
   std::string body;
 };
 
-std::string token_gen() {
-  return *rc::gen::container<std::string>(record_token_bytes,
-                                          rc::gen::arbitrary<char>());
+std::string bytes32() {
+  return *rc::gen::container<std::string>(32, rc::gen::arbitrary<char>());
 }
 
 /// A random record, encoded; `e` is what the decoder must give back.
 std::string random_record(expected& e) {
-  auto t = static_cast<record_type>(*rc::gen::inRange<int>(1, 9));
+  auto t = static_cast<record_type>(*rc::gen::inRange<int>(1, 10));
   e.type = t;
   switch (t) {
     case record_type::hello: {
-      e.body = token_gen();
+      e.body = bytes32();
       return encode_hello(e.body);
     }
     case record_type::welcome: {
-      e.body = *rc::gen::resize(static_cast<int>(record_control_bytes_max),
-                                rc::gen::arbitrary<std::string>());
-      e.body.resize(std::min(e.body.size(), record_control_bytes_max));
-      return encode_welcome(e.body);
+      auto key = bytes32();
+      auto id = *rc::gen::resize(static_cast<int>(record_agent_id_bytes_max),
+                                 rc::gen::arbitrary<std::string>());
+      id.resize(std::min(id.size(), record_agent_id_bytes_max));
+      e.body = key + id;
+      return encode_welcome(key, id);
     }
     case record_type::resume: {
-      auto token = token_gen();
-      auto off = *rc::gen::arbitrary<uint64_t>();
-      auto wire = encode_resume(token, off);
+      e.body = bytes32();
+      return encode_resume(e.body);
+    }
+    case record_type::resumed: {
+      auto wire = encode_resumed(bytes32(), *rc::gen::arbitrary<uint64_t>(), bytes32());
       e.body = wire.substr(record_header_bytes);
       return wire;
     }
-    case record_type::resumed: {
-      auto wire = encode_resumed(*rc::gen::arbitrary<uint64_t>());
+    case record_type::proof: {
+      auto wire = encode_proof(*rc::gen::arbitrary<uint64_t>(), bytes32());
       e.body = wire.substr(record_header_bytes);
       return wire;
     }
@@ -154,20 +157,28 @@ RC_GTEST_PROP(record_codec, any_records_round_trip_across_any_split, ()) {
 }
 
 RC_GTEST_PROP(record_codec, fields_decode_to_what_was_encoded, ()) {
-  auto token = token_gen();
+  auto key = bytes32();
+  auto nonce = bytes32();
+  auto mac = bytes32();
   auto off = *rc::gen::arbitrary<uint64_t>();
   auto fin_seen = *rc::gen::arbitrary<bool>();
-  std::string wire = encode_resume(token, off) + encode_resumed(off)
-                     + encode_ack(off, fin_seen);
+  std::string wire = encode_welcome(key, "agent") + encode_resumed(nonce, off, mac)
+                     + encode_proof(off, mac) + encode_ack(off, fin_seen);
   record_decoder dec;
   std::vector<record> out;
   RC_ASSERT(dec.feed(chunk::copy_of(wire), out) == record_decoder::status::ok);
-  RC_ASSERT(out.size() == 3u);
-  auto r = decode_resume(out[0].body);
-  RC_ASSERT(r.token == token);
+  RC_ASSERT(out.size() == 4u);
+  auto w = decode_welcome(out[0].body);
+  RC_ASSERT(w.serve_key == key);
+  RC_ASSERT(w.agent_id == std::string("agent"));
+  auto r = decode_resumed(out[1].body);
+  RC_ASSERT(r.nonce_s == nonce);
   RC_ASSERT(r.recv_offset == off);
-  RC_ASSERT(decode_resumed(out[1].body) == off);
-  auto a = decode_ack(out[2].body);
+  RC_ASSERT(r.mac == mac);
+  auto p = decode_proof(out[2].body);
+  RC_ASSERT(p.recv_offset == off);
+  RC_ASSERT(p.mac == mac);
+  auto a = decode_ack(out[3].body);
   RC_ASSERT(a.delivered_offset == off);
   RC_ASSERT(a.fin_seen == fin_seen);
 }
@@ -220,7 +231,7 @@ RC_GTEST_PROP(record_codec, oversized_data_records_are_rejected, ()) {
 
 RC_GTEST_PROP(record_codec, unknown_types_are_rejected, ()) {
   auto t = *rc::gen::suchThat(rc::gen::arbitrary<uint8_t>(),
-                              [](uint8_t x) { return x < 1 || x > 8; });
+                              [](uint8_t x) { return x < 1 || x > 9; });
   auto len = *rc::gen::inRange<uint32_t>(0, 300);
   record_decoder dec;
   std::vector<record> out;
@@ -231,8 +242,8 @@ RC_GTEST_PROP(record_codec, unknown_types_are_rejected, ()) {
 }
 
 RC_GTEST_PROP(record_codec, wrong_sizes_of_fixed_records_are_rejected, ()) {
-  auto t = *rc::gen::element<uint8_t>(1, 3, 4, 6, 7, 8);
-  size_t fixed = t == 1 ? 32 : t == 3 ? 40 : t == 4 ? 8 : t == 6 ? 9 : 0;
+  auto t = *rc::gen::element<uint8_t>(1, 3, 4, 6, 7, 8, 9);
+  size_t fixed = t == 1 || t == 3 ? 32 : t == 4 ? 72 : t == 9 ? 40 : t == 6 ? 9 : 0;
   auto len = *rc::gen::suchThat(rc::gen::inRange<uint32_t>(0, record_control_bytes_max + 1),
                                 [&](uint32_t n) { return n != fixed; });
   record_decoder dec;
@@ -240,6 +251,16 @@ RC_GTEST_PROP(record_codec, wrong_sizes_of_fixed_records_are_rejected, ()) {
   RC_ASSERT(dec.feed(chunk::copy_of(header(t, len) + std::string(len, 'x')), out)
             == record_decoder::status::bad_size);
   RC_ASSERT(out.empty());
+}
+
+TEST(record_codec, a_welcome_without_a_whole_key_is_rejected) {
+  for (uint32_t len = 0; len < record_key_bytes; ++len) {
+    record_decoder dec;
+    std::vector<record> out;
+    EXPECT_EQ(dec.feed(chunk::copy_of(header(2, len) + std::string(len, 'x')), out),
+              record_decoder::status::bad_size);
+    EXPECT_TRUE(out.empty());
+  }
 }
 
 RC_GTEST_PROP(record_codec, garbage_never_crashes_and_stays_bounded, ()) {
@@ -264,13 +285,19 @@ RC_GTEST_PROP(record_codec, garbage_never_crashes_and_stays_bounded, ()) {
 }
 
 TEST(record_codec, wire_bytes_are_the_documented_layout) {
-  std::string token(record_token_bytes, 't');
-  EXPECT_EQ(encode_hello(token), header(1, 32) + token);
-  EXPECT_EQ(encode_welcome("agent-7"), header(2, 7) + "agent-7");
-  EXPECT_EQ(encode_welcome(std::string(300, 'a')), header(2, 256) + std::string(256, 'a'));
-  EXPECT_EQ(encode_resume(token, 0x0102030405060708ull),
-            header(3, 40) + token + std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
-  EXPECT_EQ(encode_resumed(258), header(4, 8) + std::string("\0\0\0\0\0\0\x01\x02", 8));
+  std::string key(record_key_bytes, 'k');
+  std::string nonce(record_nonce_bytes, 'n');
+  std::string mac(record_mac_bytes, 'm');
+  EXPECT_EQ(encode_hello(key), header(1, 32) + key);
+  EXPECT_EQ(encode_welcome(key, "agent-7"), header(2, 39) + key + "agent-7");
+  EXPECT_EQ(encode_welcome(key, std::string(300, 'a')),
+            header(2, 256) + key + std::string(224, 'a'));
+  EXPECT_EQ(encode_resume(nonce), header(3, 32) + nonce);
+  EXPECT_EQ(encode_resumed(nonce, 0x0102030405060708ull, mac),
+            header(4, 72) + nonce + std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8)
+              + mac);
+  EXPECT_EQ(encode_proof(258, mac),
+            header(9, 40) + std::string("\0\0\0\0\0\0\x01\x02", 8) + mac);
   EXPECT_EQ(encode_ack(1, true), header(6, 9) + std::string("\0\0\0\0\0\0\0\x01\x01", 9));
   EXPECT_EQ(encode_fin(), header(7, 0));
   EXPECT_EQ(encode_close(), header(8, 0));

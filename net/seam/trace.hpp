@@ -26,6 +26,14 @@ public:
                      bool authenticated) {
     emit(host, "audit", what);
   }
+  /// What a host holds for visitors, by kind ("session", "rsession",
+  /// "splice"): +1 when one starts, -1 when it is gone. The simulator checks
+  /// that nothing is left once every visitor is done; others ignore it.
+  virtual void census(const std::string& host, const char* kind, int delta) {
+    (void) host;
+    (void) kind;
+    (void) delta;
+  }
 };
 
 /// `text` with every byte that could break a log line out of it written as

@@ -28,11 +28,13 @@ std::string encode_record(record_type t, const void* body, size_t n) {
 long fixed_body_bytes(record_type t) noexcept {
   switch (t) {
     case record_type::hello:
-      return record_token_bytes;
+      return record_key_bytes;
     case record_type::resume:
       return record_resume_bytes;
     case record_type::resumed:
       return record_resumed_bytes;
+    case record_type::proof:
+      return record_proof_bytes;
     case record_type::ack:
       return record_ack_bytes;
     case record_type::fin:
@@ -63,6 +65,8 @@ const char* to_string(record_type t) noexcept {
       return "fin";
     case record_type::close:
       return "close";
+    case record_type::proof:
+      return "proof";
   }
   return "unknown";
 }
@@ -73,28 +77,39 @@ void put_record_header(char* out, record_type t, uint32_t body_bytes) noexcept {
     out[1 + i] = static_cast<char>(body_bytes >> (24 - 8 * i));
 }
 
-std::string encode_hello(const std::string& token) {
-  DRTP_ASSERT(token.size() == record_token_bytes, "a session token is 32 bytes");
-  return encode_record(record_type::hello, token.data(), token.size());
+std::string encode_hello(const std::string& client_key) {
+  DRTP_ASSERT(client_key.size() == record_key_bytes, "a session key half is 32 bytes");
+  return encode_record(record_type::hello, client_key.data(), client_key.size());
 }
 
-std::string encode_welcome(const std::string& agent_id) {
-  return encode_record(record_type::welcome, agent_id.data(),
-                       std::min(agent_id.size(), record_control_bytes_max));
+std::string encode_welcome(const std::string& serve_key, const std::string& agent_id) {
+  DRTP_ASSERT(serve_key.size() == record_key_bytes, "a session key half is 32 bytes");
+  auto body = serve_key + agent_id.substr(0, record_agent_id_bytes_max);
+  return encode_record(record_type::welcome, body.data(), body.size());
 }
 
-std::string encode_resume(const std::string& token, uint64_t recv_offset) {
-  DRTP_ASSERT(token.size() == record_token_bytes, "a session token is 32 bytes");
-  char buf[record_resume_bytes];
-  std::memcpy(buf, token.data(), record_token_bytes);
-  put_u64(buf + record_token_bytes, recv_offset);
-  return encode_record(record_type::resume, buf, sizeof(buf));
+std::string encode_resume(const std::string& nonce_c) {
+  DRTP_ASSERT(nonce_c.size() == record_nonce_bytes, "a resume nonce is 32 bytes");
+  return encode_record(record_type::resume, nonce_c.data(), nonce_c.size());
 }
 
-std::string encode_resumed(uint64_t recv_offset) {
+std::string encode_resumed(const std::string& nonce_s, uint64_t recv_offset,
+                           const std::string& mac) {
+  DRTP_ASSERT(nonce_s.size() == record_nonce_bytes && mac.size() == record_mac_bytes,
+              "a resumed record has a 32-byte nonce and a 32-byte MAC");
   char buf[record_resumed_bytes];
-  put_u64(buf, recv_offset);
+  std::memcpy(buf, nonce_s.data(), record_nonce_bytes);
+  put_u64(buf + record_nonce_bytes, recv_offset);
+  std::memcpy(buf + record_nonce_bytes + 8, mac.data(), record_mac_bytes);
   return encode_record(record_type::resumed, buf, sizeof(buf));
+}
+
+std::string encode_proof(uint64_t recv_offset, const std::string& mac) {
+  DRTP_ASSERT(mac.size() == record_mac_bytes, "a proof carries a 32-byte MAC");
+  char buf[record_proof_bytes];
+  put_u64(buf, recv_offset);
+  std::memcpy(buf + 8, mac.data(), record_mac_bytes);
+  return encode_record(record_type::proof, buf, sizeof(buf));
 }
 
 std::string encode_ack(uint64_t delivered_offset, bool fin_seen) {
@@ -112,17 +127,42 @@ std::string encode_close() {
   return encode_record(record_type::close, nullptr, 0);
 }
 
-resume_body decode_resume(const chunk& body) {
-  DRTP_ASSERT(body.size() == record_resume_bytes,
-              "the decoder passes only resume bodies of their fixed size");
-  return {std::string(body.data(), record_token_bytes),
-          read_u64(body.data() + record_token_bytes)};
+welcome_body decode_welcome(const chunk& body) {
+  DRTP_ASSERT(body.size() >= record_key_bytes,
+              "the decoder passes only welcome bodies that hold a key");
+  return {std::string(body.data(), record_key_bytes),
+          std::string(body.data() + record_key_bytes, body.size() - record_key_bytes)};
 }
 
-uint64_t decode_resumed(const chunk& body) {
+resumed_body decode_resumed(const chunk& body) {
   DRTP_ASSERT(body.size() == record_resumed_bytes,
               "the decoder passes only resumed bodies of their fixed size");
-  return read_u64(body.data());
+  return {std::string(body.data(), record_nonce_bytes),
+          read_u64(body.data() + record_nonce_bytes),
+          std::string(body.data() + record_nonce_bytes + 8, record_mac_bytes)};
+}
+
+proof_body decode_proof(const chunk& body) {
+  DRTP_ASSERT(body.size() == record_proof_bytes,
+              "the decoder passes only proof bodies of their fixed size");
+  return {read_u64(body.data()), std::string(body.data() + 8, record_mac_bytes)};
+}
+
+std::string resume_transcript(const std::string& label, const std::string& session_id,
+                              const std::string& nonce_c, const std::string& nonce_s,
+                              uint64_t recv_offset) {
+  char off[8];
+  put_u64(off, recv_offset);
+  // Fixed-size fields after a label that ends in a NUL: unambiguous.
+  return "drtp-rsession-" + label + std::string(1, '\0') + session_id + nonce_c + nonce_s
+         + std::string(off, 8);
+}
+
+std::string session_key_context(const std::string& session_id,
+                                const std::string& client_key,
+                                const std::string& serve_key) {
+  return std::string("drtp-rsession-key-v1") + std::string(1, '\0') + session_id
+         + client_key + serve_key;
 }
 
 ack_body decode_ack(const chunk& body) {
@@ -135,7 +175,7 @@ record_decoder::status record_decoder::start_record(std::vector<record>& out) {
   auto t = static_cast<uint8_t>(hdr_[0]);
   size_t n = read_u32(hdr_ + 1);
   if (t < static_cast<uint8_t>(record_type::hello)
-      || t > static_cast<uint8_t>(record_type::close))
+      || t > static_cast<uint8_t>(record_type::proof))
     return status::bad_type;
   type_ = static_cast<record_type>(t);
   if (type_ == record_type::data) {
@@ -148,6 +188,8 @@ record_decoder::status record_decoder::start_record(std::vector<record>& out) {
       return status::too_large;
     auto fixed = fixed_body_bytes(type_);
     if (fixed >= 0 && n != static_cast<size_t>(fixed))
+      return status::bad_size;
+    if (type_ == record_type::welcome && n < record_key_bytes)
       return status::bad_size;
     if (n == 0)
       out.push_back({type_, chunk{}});

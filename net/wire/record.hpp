@@ -11,14 +11,23 @@
 //   integers big-endian; a record may span data frames.
 //
 //   type         body                                   sent by
-//   1 hello      token(32)                              client, first path
-//   2 welcome    agent id (<= 256 bytes)                serve, answers hello
-//   3 resume     token(32) recv_offset(u64)             client, later paths
-//   4 resumed    recv_offset(u64)                       serve, answers resume
+//   1 hello      client_key(32)                         client, first path
+//   2 welcome    serve_key(32) agent id (<= 224 bytes)  serve, answers hello
+//   3 resume     nonce_c(32)                            client, later paths
+//   4 resumed    nonce_s(32) recv_offset(u64) mac(32)   serve, answers resume
 //   5 data       payload bytes (<= 64 KiB - 5)          both; offsets implicit
 //   6 ack        delivered_offset(u64) fin_seen(u8)     both
 //   7 fin        (empty)                                both: no more data
 //   8 close      (empty)                                both: abort
+//   9 proof      recv_offset(u64) mac(32)               client, answers resumed
+//
+// The keys are X25519 public halves: each end derives the session key from
+// its own private half and the other's public one, so the POPs that relay
+// hello and welcome never learn it, and nothing secret is ever on the wire.
+// A resume is a challenge-response under that key, fresh for every path:
+// the serve end proves it holds the key over both nonces (resumed), then
+// the client does (proof). Until its proof checks, a new path is acted on
+// for nothing but these records (see actors/rsession).
 //
 // recv_offset and delivered_offset count data bytes from the start of the
 // session, across paths: they tell the peer where to resend from and what it
@@ -43,6 +52,7 @@ enum class record_type : uint8_t {
   ack = 6,
   fin = 7,
   close = 8,
+  proof = 9,
 };
 
 const char* to_string(record_type t) noexcept;
@@ -50,22 +60,29 @@ const char* to_string(record_type t) noexcept;
 constexpr size_t record_header_bytes = 5;
 /// Largest body of any record but data: bounds what a decoder gathers.
 constexpr size_t record_control_bytes_max = 256;
-constexpr size_t record_token_bytes = 32;
+/// An X25519 public key, a resume nonce, an HMAC-SHA256: 32 bytes each.
+constexpr size_t record_key_bytes = 32;
+constexpr size_t record_nonce_bytes = 32;
+constexpr size_t record_mac_bytes = 32;
 /// Largest data record: one stream frame holds its header and body.
 constexpr size_t record_data_bytes_max = frame_data_bytes_max - record_header_bytes;
-constexpr size_t record_resume_bytes = record_token_bytes + 8;
-constexpr size_t record_resumed_bytes = 8;
+constexpr size_t record_agent_id_bytes_max = record_control_bytes_max - record_key_bytes;
+constexpr size_t record_resume_bytes = record_nonce_bytes;
+constexpr size_t record_resumed_bytes = record_nonce_bytes + 8 + record_mac_bytes;
+constexpr size_t record_proof_bytes = 8 + record_mac_bytes;
 constexpr size_t record_ack_bytes = 9;
 
 /// Writes the 5-byte header of a record with `body_bytes` of body.
 void put_record_header(char* out, record_type t, uint32_t body_bytes) noexcept;
 
 // Whole control records (header + body), ready for frame_writer::data_copy.
-std::string encode_hello(const std::string& token);
-/// An agent id longer than record_control_bytes_max is cut to it.
-std::string encode_welcome(const std::string& agent_id);
-std::string encode_resume(const std::string& token, uint64_t recv_offset);
-std::string encode_resumed(uint64_t recv_offset);
+std::string encode_hello(const std::string& client_key);
+/// An agent id longer than record_agent_id_bytes_max is cut to it.
+std::string encode_welcome(const std::string& serve_key, const std::string& agent_id);
+std::string encode_resume(const std::string& nonce_c);
+std::string encode_resumed(const std::string& nonce_s, uint64_t recv_offset,
+                           const std::string& mac);
+std::string encode_proof(uint64_t recv_offset, const std::string& mac);
 std::string encode_ack(uint64_t delivered_offset, bool fin_seen);
 std::string encode_fin();
 std::string encode_close();
@@ -80,12 +97,34 @@ struct record {
 };
 
 // Fields of decoded control records (their size checked by the decoder).
-struct resume_body {
-  std::string token;
-  uint64_t recv_offset = 0;
+struct welcome_body {
+  std::string serve_key;
+  std::string agent_id;
 };
-resume_body decode_resume(const chunk& body);
-uint64_t decode_resumed(const chunk& body);
+welcome_body decode_welcome(const chunk& body);
+struct resumed_body {
+  std::string nonce_s;
+  uint64_t recv_offset = 0;
+  std::string mac;
+};
+resumed_body decode_resumed(const chunk& body);
+struct proof_body {
+  uint64_t recv_offset = 0;
+  std::string mac;
+};
+proof_body decode_proof(const chunk& body);
+
+/// What a resume MAC covers: who speaks (`label`: "resumed" from the serve
+/// end, "proof" from the client end, so one cannot stand for the other), the
+/// session, both nonces of this path and the offset the speaker reports.
+std::string resume_transcript(const std::string& label, const std::string& session_id,
+                              const std::string& nonce_c, const std::string& nonce_s,
+                              uint64_t recv_offset);
+/// What the session key is derived from (HMAC-SHA256 keyed by the X25519
+/// shared secret): the session and both public halves.
+std::string session_key_context(const std::string& session_id,
+                                const std::string& client_key,
+                                const std::string& serve_key);
 struct ack_body {
   uint64_t delivered_offset = 0;
   bool fin_seen = false;

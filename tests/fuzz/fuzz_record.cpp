@@ -13,14 +13,18 @@ namespace {
 void check_record(const record& r) {
   switch (r.type) {
     case record_type::hello:
-      FUZZ_CHECK(r.body.size() == record_token_bytes);
+      FUZZ_CHECK(r.body.size() == record_key_bytes);
       break;
     case record_type::welcome:
       FUZZ_CHECK(r.body.size() <= record_control_bytes_max);
+      FUZZ_CHECK(decode_welcome(r.body).serve_key.size() == record_key_bytes);
       break;
     case record_type::resume:
       FUZZ_CHECK(r.body.size() == record_resume_bytes);
-      FUZZ_CHECK(decode_resume(r.body).token.size() == record_token_bytes);
+      break;
+    case record_type::proof:
+      FUZZ_CHECK(r.body.size() == record_proof_bytes);
+      FUZZ_CHECK(decode_proof(r.body).mac.size() == record_mac_bytes);
       break;
     case record_type::resumed:
       FUZZ_CHECK(r.body.size() == record_resumed_bytes);
