@@ -26,6 +26,13 @@ struct tunnel_limits {
   uint32_t window_bytes = 1024 * 1024;
   /// Also bounds a tunnel's buffering: streams x window in the worst case.
   uint32_t streams_per_tunnel_max = 16384;
+  /// A session with no bytes either way for this long is closed (0: never).
+  /// Keepalive reaps peers that vanished; this reaps those that stay and do
+  /// nothing, holding a visitor slot and a local socket. 2 h: longer than a
+  /// connection pool or an interactive shell sits idle in practice (the
+  /// usual TCP keepalive time, and well beyond load balancers' 350 s-1 h),
+  /// short enough that ghosts do not pile up over a day.
+  uint32_t session_idle_timeout_ms = 2 * 3600 * 1000;
 };
 
 struct env {

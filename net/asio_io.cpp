@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 #include <openssl/crypto.h>
@@ -62,6 +64,26 @@ static_assert(small_read_copy_bytes < read_buffer_bytes);
 static_assert(max_gather_chunks > 0 && max_gather_bytes >= read_buffer_bytes);
 
 // -- helpers -------------------------------------------------------------------
+
+/// TCP keepalive on every socket: a peer that vanished without FIN or RST
+/// (a visitor's laptop closed, a NAT that forgot us) is found after
+/// keepalive_idle_s of silence plus keepalive_probes_max unanswered probes
+/// keepalive_interval_s apart, about 2 minutes, instead of never. Best
+/// effort: a socket that refuses an option still works.
+constexpr int keepalive_idle_s = 60;
+constexpr int keepalive_interval_s = 10;
+constexpr int keepalive_probes_max = 5;
+
+void set_keepalive(asio::ip::tcp::socket& sock) {
+  asio::error_code ignored;
+  sock.set_option(asio::socket_base::keep_alive(true), ignored);
+  using idle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+  using interval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+  using probes = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
+  sock.set_option(idle(keepalive_idle_s), ignored);
+  sock.set_option(interval(keepalive_interval_s), ignored);
+  sock.set_option(probes(keepalive_probes_max), ignored);
+}
 
 /// "Connection refused" -> "connection refused", to fit in "...: reason".
 std::string describe(const asio::error_code& ec) {
@@ -1010,6 +1032,7 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
   sock.set_option(tcp::no_delay(true), ec);
   if (ec)
     return; // already gone again; nobody has heard of it
+  set_keepalive(sock);
   auto peer_host = peer.address().to_string();
   auto peer_port = peer.port();
   auto id = ++next_id_;
@@ -1201,6 +1224,7 @@ void io_core::on_tcp_connected(const std::shared_ptr<connection<Stream>>& c,
   }
   asio::error_code ignored;
   c->socket().set_option(tcp::no_delay(true), ignored);
+  set_keepalive(c->socket());
   if constexpr (std::is_same_v<Stream, tls_stream>) {
     c->stream().async_handshake(
       tls_stream::client,

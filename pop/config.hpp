@@ -2,6 +2,7 @@
 // drtp-pop's configuration file (YAML):
 //
 //   listen: 0.0.0.0:7000          # where agents dial in (TLS)
+//   idle_timeout_s: 7200          # close sessions idle this long; 0: never
 //   tls:                          # omit with --dev
 //     cert: /etc/drtp/pop.crt
 //     key: /etc/drtp/pop.key
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/env.hpp"
 #include "actors/pop_server.hpp"
 
 namespace drtp::pop {
@@ -31,7 +33,12 @@ struct config {
   std::string key_file;
   std::vector<service_config> services;
   std::vector<principal_config> principals;
+  /// Sessions with no bytes either way this long are closed; 0: never.
+  uint32_t session_idle_timeout_ms = tunnel_limits{}.session_idle_timeout_ms;
 };
+
+/// The longest idle timeout one may set (a week), in seconds.
+constexpr uint32_t idle_timeout_s_max = 7 * 24 * 3600;
 
 /// Throws cli::error with the file, line and key that are wrong.
 config load_config(const std::string& path);

@@ -58,6 +58,9 @@ Options:
                           reach it through drtp connect; repeatable
   --principal NAME=FILE   a principal and its secret file; repeatable
   --drain-grace SECONDS    how long a drain lets sessions run (default 30)
+  --idle-timeout SECONDS   close a session with no bytes either way for this
+                           long (default 7200; 0 = never; overrides the
+                           config's idle_timeout_s)
   --admin HOST:PORT        operator commands, one per connection: `drain`
                            or `status` (no authentication: keep it on
                            loopback), e.g. echo drain | nc 127.0.0.1 7001
@@ -126,7 +129,7 @@ int gen_cert(int argc, char** argv) {
 /// The command line of `drtp-pop` (not hash-secret or gen-cert).
 struct options {
   std::optional<std::string> config_file, listen, cert, key, fp_out, service,
-    public_addr, secret_file, grace, admin;
+    public_addr, secret_file, grace, admin, idle_timeout;
   bool dev = false;
   bool is_private = false;
   std::string admin_host;
@@ -148,6 +151,7 @@ options parse_options(cli::args& a) {
   o.public_addr = a.value("--public");
   o.secret_file = a.value("--secret-file");
   o.grace = a.value("--drain-grace");
+  o.idle_timeout = a.value("--idle-timeout");
   o.admin = a.value("--admin");
   if (o.admin)
     cli::parse_host_port(*o.admin, "--admin", o.admin_host, o.admin_port);
@@ -261,6 +265,11 @@ pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
   pp.services = cfg.services;
   pp.principals = cfg.principals;
   pp.observer = observer;
+  pp.e.limits.session_idle_timeout_ms =
+    o.idle_timeout ? cli::parse_uint(*o.idle_timeout, "--idle-timeout", 0,
+                                     pop::idle_timeout_s_max, "seconds")
+                       * 1000
+                   : cfg.session_idle_timeout_ms;
   if (o.grace)
     pp.drain_grace_ms = cli::parse_uint(*o.grace, "--drain-grace", 0, 3600, "seconds")
                         * 1000;

@@ -7,6 +7,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <netinet/in.h>
+#include <sstream>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
@@ -336,6 +338,85 @@ TEST_F(e2e, admin_port_reports_status_and_drains) {
   EXPECT_NE(ask("reboot\n").find("unknown command"), std::string::npos);
   EXPECT_EQ(ask("drain\n"), "draining\n");
   EXPECT_EQ(pop_->wait_exit(10s), 0) << pop_->output();
+}
+
+/// The keepalive timer of the IPv4 socket local_port -> remote_port, from
+/// /proc/net/tcp: its "tr" field is 2 while a keepalive timer runs, 0 on an
+/// idle socket without keepalive; -1 if no such socket.
+int tcp_timer_kind(unsigned local_port, unsigned remote_port) {
+  std::ifstream in{"/proc/net/tcp"};
+  std::string line;
+  std::getline(in, line); // the header
+  while (std::getline(in, line)) {
+    std::istringstream f{line};
+    std::string sl, local, remote, st, queues, timer;
+    f >> sl >> local >> remote >> st >> queues >> timer;
+    auto port_of = [](const std::string& a) {
+      return std::stoul(a.substr(a.find(':') + 1), nullptr, 16);
+    };
+    if (st == "01" && port_of(local) == local_port && port_of(remote) == remote_port)
+      return std::stoi(timer.substr(0, timer.find(':')), nullptr, 16);
+  }
+  return -1;
+}
+
+unsigned local_port_of(int fd) {
+  sockaddr_in a{};
+  socklen_t n = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  return ntohs(a.sin_port);
+}
+
+TEST_F(e2e, visitor_and_local_sockets_have_tcp_keepalive) {
+  // A visitor that vanishes without FIN (its machine gone) is found by
+  // keepalive probes instead of holding its session forever.
+  start_pop();
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  auto s = drtp::sock::connect_tcp("127.0.0.1", public_port_, 5000);
+  ASSERT_TRUE(s);
+  char buf[4] = {'p', 'i', 'n', 'g'};
+  ASSERT_TRUE(drtp::sock::send_all(s.get(), buf, 4));
+  ASSERT_TRUE(drtp::sock::recv_all(s.get(), buf, 4)); // the session is up
+  std::this_thread::sleep_for(300ms); // past any retransmit timer
+  // The POP's end of the visitor's connection.
+  EXPECT_EQ(tcp_timer_kind(public_port_, local_port_of(s.get())), 2);
+  // The agent's end of its connection to the local service: the one socket
+  // whose peer is the echo server and whose own port is not.
+  int agent_end = -1;
+  std::ifstream in{"/proc/net/tcp"};
+  std::string line;
+  std::getline(in, line); // the header
+  while (std::getline(in, line)) {
+    std::istringstream f{line};
+    std::string sl, local, remote, st, queues, timer;
+    f >> sl >> local >> remote >> st >> queues >> timer;
+    auto rport = std::stoul(remote.substr(remote.find(':') + 1), nullptr, 16);
+    if (st == "01" && rport == echo_.port())
+      agent_end = std::stoi(timer.substr(0, timer.find(':')), nullptr, 16);
+  }
+  EXPECT_EQ(agent_end, 2);
+}
+
+TEST_F(e2e, a_silent_visitor_is_closed_after_the_idle_timeout) {
+  start_pop({"--idle-timeout", "1"});
+  start_agent("secret", {"--idle-timeout", "0"}); // the POP's end decides
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  auto s = drtp::sock::connect_tcp("127.0.0.1", public_port_, 5000);
+  ASSERT_TRUE(s);
+  char buf[4] = {'p', 'i', 'n', 'g'};
+  ASSERT_TRUE(drtp::sock::send_all(s.get(), buf, 4));
+  ASSERT_TRUE(drtp::sock::recv_all(s.get(), buf, 4));
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<char> rest;
+  drtp::sock::recv_to_eof(s.get(), rest, 16); // returns when the POP closes it
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GE(ms, 900);
+  EXPECT_LE(ms, 5000);
+  EXPECT_TRUE(pop_->wait_for("idle timeout 1000 ms", 2s)) << pop_->output();
+  std::printf("figure: silent visitor closed by the POP after %lld ms (idle timeout 1 s)\n",
+              static_cast<long long>(ms));
 }
 
 TEST(cli, busy_port_and_unreadable_files_give_one_clear_line) {
