@@ -25,6 +25,7 @@
 #include "net/stderr_tracer.hpp"
 #include "net/tls.hpp"
 #include "net/wire/handshake.hpp"
+#include "pop/admin_token.hpp"
 #include "pop/config.hpp"
 #include "net/seam/assert.hpp"
 
@@ -61,9 +62,12 @@ Options:
   --idle-timeout SECONDS   close a session with no bytes either way for this
                            long (default 7200; 0 = never; overrides the
                            config's idle_timeout_s)
-  --admin HOST:PORT        operator commands, one per connection: `drain`
-                           or `status` (no authentication: keep it on
-                           loopback), e.g. echo drain | nc 127.0.0.1 7001
+  --admin HOST:PORT        operator commands, one per connection, each line
+                           starting with the admin token: `TOKEN drain` or
+                           `TOKEN status` (keep it on loopback), e.g.
+                           echo "$(cat F) status" | nc 127.0.0.1 7001
+  --admin-token-file F     with --admin: the token, in a file only its owner
+                           may read; created with a random token if missing
   --busy-poll-us N         after each event, keep polling up to N us before
                            sleeping (default 0 = off; 100 saves most wake-ups
                            on VMs with cores to spare, at a CPU cost)
@@ -129,7 +133,7 @@ int gen_cert(int argc, char** argv) {
 /// The command line of `drtp-pop` (not hash-secret or gen-cert).
 struct options {
   std::optional<std::string> config_file, listen, cert, key, fp_out, service,
-    public_addr, secret_file, grace, admin, idle_timeout;
+    public_addr, secret_file, grace, admin, admin_token_file, idle_timeout;
   bool dev = false;
   bool is_private = false;
   std::string admin_host;
@@ -153,8 +157,14 @@ options parse_options(cli::args& a) {
   o.grace = a.value("--drain-grace");
   o.idle_timeout = a.value("--idle-timeout");
   o.admin = a.value("--admin");
+  o.admin_token_file = a.value("--admin-token-file");
   if (o.admin)
     cli::parse_host_port(*o.admin, "--admin", o.admin_host, o.admin_port);
+  if (o.admin && !o.admin_token_file)
+    throw cli::error("--admin needs --admin-token-file FILE (each command line "
+                     "starts with the token it holds)");
+  if (o.admin_token_file && !o.admin)
+    throw cli::error("--admin-token-file goes with --admin HOST:PORT");
   o.is_private = a.flag("--private");
   o.allows = a.values("--allow");
   o.principal_specs = a.values("--principal");
@@ -387,6 +397,13 @@ int run(int argc, char** argv) {
   auto o = parse_options(a);
   auto cfg = load_config(o);
   auto identity = load_identity(o, cfg);
+  std::string admin_token;
+  if (o.admin) {
+    bool created = false;
+    admin_token = pop::load_or_create_admin_token(*o.admin_token_file, created);
+    if (created)
+      std::printf("drtp-pop: new admin token written to %s\n", o.admin_token_file->c_str());
+  }
 
   cli::install_stop_signals();
   net::runtime rt{net::make_stderr_tracer(o.verbosity), identity, o.busy_poll_us};
@@ -394,8 +411,16 @@ int run(int argc, char** argv) {
   auto pp = make_pop_params(rt, self, cfg, o);
   auto admin_env = pp.e;
   auto pop = spawn_pop_server(rt.sys(), std::move(pp));
-  if (o.admin)
-    spawn_admin(rt.sys(), admin_env, o.admin_host, o.admin_port, pop, self);
+  if (o.admin) {
+    admin_params ap;
+    ap.e = admin_env;
+    ap.host = o.admin_host;
+    ap.port = o.admin_port;
+    ap.token = std::move(admin_token);
+    ap.pop = pop;
+    ap.observer = self;
+    spawn_admin(rt.sys(), std::move(ap));
+  }
   int rc = 1;
   if (wait_ready(self, cfg))
     rc = server_loop{self, pop}.run();

@@ -317,11 +317,21 @@ TEST_F(e2e, slow_reader_neither_stalls_others_nor_grows_memory) {
 TEST_F(e2e, admin_port_reports_status_and_drains) {
   uint16_t admin_port = 0;
   { auto probe = drtp::sock::listen_tcp("127.0.0.1", 0, admin_port); }
+  auto token_file = dir_ + "/admin.token";
   pop_ = std::make_unique<process>(std::vector<std::string>{
     bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen", "127.0.0.1:0",
     "--service", "echo", "--public", "127.0.0.1:0", "--secret-file",
-    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port)});
+    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port),
+    "--admin-token-file", token_file});
   ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
+  EXPECT_NE(pop_->output().find("new admin token written to " + token_file),
+            std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::stat(token_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string token;
+  std::ifstream{token_file} >> token;
+  ASSERT_EQ(token.size(), 64u);
   tunnel_port_ = drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:");
   public_port_ = drtp::test::number_after(pop_->output(), "public on 127.0.0.1:");
   start_agent();
@@ -333,11 +343,77 @@ TEST_F(e2e, admin_port_reports_status_and_drains) {
       drtp::sock::recv_to_eof(s.get(), out, 1 << 16);
     return std::string(out.begin(), out.end());
   };
-  auto status = ask("status\n");
+  // Without the token (as anyone on the machine could): nothing.
+  EXPECT_NE(ask("status\n").find("bad token"), std::string::npos);
+  EXPECT_NE(ask("0123456789abcdef0123 drain\n").find("bad token"), std::string::npos);
+  EXPECT_EQ(pop_->output().find(token), std::string::npos); // never logged
+  auto status = ask(token + " status\n");
   EXPECT_NE(status.find("service echo: 1 tunnel(s)"), std::string::npos) << status;
-  EXPECT_NE(ask("reboot\n").find("unknown command"), std::string::npos);
-  EXPECT_EQ(ask("drain\n"), "draining\n");
+  EXPECT_NE(ask(token + " reboot\n").find("unknown command"), std::string::npos);
+  EXPECT_EQ(ask(token + " drain\n"), "draining\n");
   EXPECT_EQ(pop_->wait_exit(10s), 0) << pop_->output();
+}
+
+TEST_F(e2e, idle_admin_connections_cannot_lock_the_operator_out) {
+  uint16_t admin_port = 0;
+  { auto probe = drtp::sock::listen_tcp("127.0.0.1", 0, admin_port); }
+  auto token_file = dir_ + "/admin.token";
+  pop_ = std::make_unique<process>(std::vector<std::string>{
+    bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen", "127.0.0.1:0",
+    "--service", "echo", "--public", "127.0.0.1:0", "--secret-file",
+    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port),
+    "--admin-token-file", token_file});
+  ASSERT_TRUE(pop_->wait_for("admin commands on", 10s)) << pop_->output();
+  std::string token;
+  std::ifstream{token_file} >> token;
+  // 200 idle connections (the cap is 64): they used to lock everyone out.
+  std::vector<drtp::sock::fd> idle;
+  for (int i = 0; i < 200; ++i)
+    idle.push_back(drtp::sock::connect_tcp("127.0.0.1", admin_port, 5000));
+  std::this_thread::sleep_for(200ms);
+  auto s = drtp::sock::connect_tcp("127.0.0.1", admin_port, 5000);
+  ASSERT_TRUE(s);
+  auto cmd = token + " status\n";
+  ASSERT_TRUE(drtp::sock::send_all(s.get(), cmd.data(), cmd.size()));
+  std::vector<char> out;
+  drtp::sock::recv_to_eof(s.get(), out, 1 << 16);
+  EXPECT_NE(std::string(out.begin(), out.end()).find("service echo"), std::string::npos)
+    << pop_->output();
+  // An idle connection is closed after 3 s, not held.
+  auto t0 = std::chrono::steady_clock::now();
+  auto lone = drtp::sock::connect_tcp("127.0.0.1", admin_port, 5000);
+  ASSERT_TRUE(lone);
+  std::vector<char> answer;
+  drtp::sock::recv_to_eof(lone.get(), answer, 1 << 10);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(std::string(answer.begin(), answer.end()).find("no command within 3000 ms"),
+            std::string::npos);
+  EXPECT_GE(ms, 2500);
+  EXPECT_LE(ms, 10000);
+  std::printf("figure: idle admin connection closed after %lld ms\n",
+              static_cast<long long>(ms));
+}
+
+TEST(cli, admin_token_file_must_be_private) {
+  auto dir = drtp::test::make_temp_dir("tok");
+  auto file = dir + "/token";
+  std::ofstream{file} << "0123456789abcdef0123456789abcdef\n";
+  ::chmod(file.c_str(), 0644);
+  process pop({drtp::test::bin_dir() + "/drtp-pop", "--dev", "--service", "echo", "--public",
+               "127.0.0.1:0", "--admin", "127.0.0.1:0", "--admin-token-file", file},
+              {"DRTP_SECRET=s"});
+  EXPECT_EQ(pop.wait_exit(5s), 2);
+  EXPECT_NE(pop.output().find("admin token file " + file + " may be read by others"),
+            std::string::npos)
+    << pop.output();
+  process no_file({drtp::test::bin_dir() + "/drtp-pop", "--dev", "--service", "echo",
+                   "--public", "127.0.0.1:0", "--admin", "127.0.0.1:0"},
+                  {"DRTP_SECRET=s"});
+  EXPECT_EQ(no_file.wait_exit(5s), 2);
+  EXPECT_NE(no_file.output().find("--admin needs --admin-token-file FILE"), std::string::npos)
+    << no_file.output();
+  drtp::test::remove_tree(dir);
 }
 
 /// The keepalive timer of the IPv4 socket local_port -> remote_port, from
