@@ -74,6 +74,11 @@ Options:
   -v, --verbose           log every session
   -h, --help              this text
 
+SIGHUP reloads the config file (services, principals, allow lists; not
+listen or tls): unchanged services keep their tunnels and sessions, a removed
+service's tunnels close, a service with a new secret loses its tunnels; a bad
+file is refused with one line and the old config kept.
+
 SIGTERM drains the POP: its listeners close, agents get goaway and move to
 other POPs, open sessions run to their end (at most the grace period), then
 it exits. A second SIGTERM, or SIGINT, stops it at once.
@@ -322,7 +327,8 @@ enum class serve_state { serving, draining, drained, stopped };
 
 class server_loop {
 public:
-  server_loop(caf::scoped_actor& self, caf::actor pop) : self_(self), pop_(std::move(pop)) {
+  server_loop(caf::scoped_actor& self, caf::actor pop, const options& o)
+    : self_(self), pop_(std::move(pop)), o_(o) {
   }
 
   /// Serves until drained or stopped; the exit code.
@@ -332,6 +338,8 @@ public:
         on_signal();
       if (state_ == serve_state::stopped)
         break;
+      if (cli::reload_requested())
+        reload();
       receive();
     }
     if (state_ == serve_state::drained)
@@ -360,6 +368,27 @@ private:
     }
   }
 
+  /// SIGHUP: the config file (and secret files) read again and handed to
+  /// the POP server; a bad one is refused with one line, the old one kept.
+  void reload() {
+    pop::config cfg;
+    try {
+      cfg = load_config(o_);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "drtp-pop: SIGHUP: config not reloaded, the old one stays: %s\n",
+                   e.what());
+      return;
+    }
+    self_->request(pop_, std::chrono::seconds(5), pop_reconfigure{cfg.services, cfg.principals})
+      .receive(
+        [](const std::string& what) {
+          std::fprintf(stderr, "drtp-pop: SIGHUP: config reloaded: %s\n", what.c_str());
+        },
+        [](const caf::error&) {
+          std::fprintf(stderr, "drtp-pop: SIGHUP: the POP did not answer the reload\n");
+        });
+  }
+
   void receive() {
     self_->receive(
       [&](const pop_drained& d) {
@@ -378,6 +407,7 @@ private:
 
   caf::scoped_actor& self_;
   caf::actor pop_;
+  const options& o_;
   serve_state state_ = serve_state::serving;
   int rc_ = 0;
 };
@@ -406,6 +436,7 @@ int run(int argc, char** argv) {
   }
 
   cli::install_stop_signals();
+  cli::install_reload_signal();
   net::runtime rt{net::make_stderr_tracer(o.verbosity), identity, o.busy_poll_us};
   caf::scoped_actor self{rt.sys()};
   auto pp = make_pop_params(rt, self, cfg, o);
@@ -423,7 +454,7 @@ int run(int argc, char** argv) {
   }
   int rc = 1;
   if (wait_ready(self, cfg))
-    rc = server_loop{self, pop}.run();
+    rc = server_loop{self, pop, o}.run();
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc); // actors may still hold sockets' handles; nothing to flush
