@@ -393,6 +393,14 @@ public:
     run_on_io([this, req] { do_stop_listen(req.id); });
   }
 
+  void on_set_identity(caf::actor sender, set_identity_req req) override {
+    run_on_io([this, sender = std::move(sender), req = std::move(req)] {
+      auto what = do_set_identity(req);
+      if (sender)
+        caf::anon_send(sender, identity_set{what.empty(), what});
+    });
+  }
+
   void on_connect(caf::actor sender, connect_req req) override {
     run_on_io([this, sender = std::move(sender), req = std::move(req)] {
       do_connect(sender, req);
@@ -506,6 +514,8 @@ private:
   void dial_done(conn_base& c, dial_state& st);
   asio::ssl::context* client_context(const tls_client_config& cfg,
                                      std::string& error);
+  /// Empty, or why the identity was not taken (the old one stays).
+  std::string do_set_identity(const set_identity_req& req);
   void close_all();
 
   // Declared first so it is destroyed last, after every socket and timer.
@@ -866,6 +876,29 @@ io_core::io_core(asio::io_context* shared, std::shared_ptr<tracer> trace,
 
 io_core::~io_core() {
   stop();
+}
+
+std::string io_core::do_set_identity(const set_identity_req& req) {
+  if (!server_ctx_)
+    return "this process serves no TLS";
+  // Tried on a scratch context first: a key that does not match the
+  // certificate must not leave the live context half changed.
+  auto load = [&](asio::ssl::context& ctx) {
+    asio::error_code ec;
+    ctx.use_certificate_chain(asio::buffer(req.cert_pem.data(), req.cert_pem.size()), ec);
+    if (!ec)
+      ctx.use_private_key(asio::buffer(req.key_pem.data(), req.key_pem.size()),
+                          asio::ssl::context::pem, ec);
+    if (!ec && SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+      return std::string("the key does not match the certificate");
+    return ec ? "cannot use the certificate or key: " + describe(ec) : std::string{};
+  };
+  asio::ssl::context scratch{asio::ssl::context::tls_server};
+  if (auto err = load(scratch); !err.empty())
+    return err;
+  // Each SSL object copies the context's certificate when it is made: links
+  // accepted from now on present the new one, open links keep theirs.
+  return load(*server_ctx_);
 }
 
 void io_core::start_thread() {

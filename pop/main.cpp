@@ -74,8 +74,8 @@ Options:
   -v, --verbose           log every session
   -h, --help              this text
 
-SIGHUP reloads the config file (services, principals, allow lists; not
-listen or tls): unchanged services keep their tunnels and sessions, a removed
+SIGHUP reloads the config file (services, principals, allow lists, the
+certificate for new links; not listen): unchanged services keep their tunnels and sessions, a removed
 service's tunnels close, a service with a new secret loses its tunnels; a bad
 file is refused with one line and the old config kept.
 
@@ -327,8 +327,8 @@ enum class serve_state { serving, draining, drained, stopped };
 
 class server_loop {
 public:
-  server_loop(caf::scoped_actor& self, caf::actor pop, const options& o)
-    : self_(self), pop_(std::move(pop)), o_(o) {
+  server_loop(caf::scoped_actor& self, caf::actor pop, caf::actor io, const options& o)
+    : self_(self), pop_(std::move(pop)), io_(std::move(io)), o_(o) {
   }
 
   /// Serves until drained or stopped; the exit code.
@@ -374,6 +374,8 @@ private:
     pop::config cfg;
     try {
       cfg = load_config(o_);
+      if (!o_.dev && !cfg.cert_file.empty())
+        set_identity(net::load_identity(cfg.cert_file, cfg.key_file), cfg.cert_file);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "drtp-pop: SIGHUP: config not reloaded, the old one stays: %s\n",
                    e.what());
@@ -387,6 +389,18 @@ private:
         [](const caf::error&) {
           std::fprintf(stderr, "drtp-pop: SIGHUP: the POP did not answer the reload\n");
         });
+  }
+
+  /// The certificate for links accepted from now on; throws if the io
+  /// refuses it (the old one stays).
+  void set_identity(const net::tls_identity& id, const std::string& file) {
+    self_->send(io_, net::set_identity_req{id.cert_pem, id.key_pem});
+    std::string error = "no answer from the network loop";
+    self_->receive(
+      [&](const net::identity_set& r) { error = r.ok ? "" : r.what; },
+      caf::after(std::chrono::seconds(5)) >> [] {});
+    if (!error.empty())
+      throw cli::error("certificate " + file + ": " + error);
   }
 
   void receive() {
@@ -407,6 +421,7 @@ private:
 
   caf::scoped_actor& self_;
   caf::actor pop_;
+  caf::actor io_;
   const options& o_;
   serve_state state_ = serve_state::serving;
   int rc_ = 0;
@@ -454,7 +469,7 @@ int run(int argc, char** argv) {
   }
   int rc = 1;
   if (wait_ready(self, cfg))
-    rc = server_loop{self, pop, o}.run();
+    rc = server_loop{self, pop, rt.io(), o}.run();
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc); // actors may still hold sockets' handles; nothing to flush

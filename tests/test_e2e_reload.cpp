@@ -167,3 +167,45 @@ TEST_F(reload, sighup_changes_services_without_failing_a_session_of_the_others) 
   std::printf("figure: %d sessions of service a across 4 reloads, %d failed\n",
               attempts_.load(), failures_.load());
 }
+
+TEST_F(reload, sighup_swaps_the_certificate_for_new_links_only) {
+  std::string fps[2];
+  for (int i = 0; i < 2; ++i) {
+    auto n = std::to_string(i);
+    process gen({bin("drtp-pop"), "gen-cert", "--cert", dir_ + "/c" + n + ".pem", "--key",
+                 dir_ + "/k" + n + ".pem"});
+    ASSERT_EQ(gen.wait_exit(10s), 0) << gen.output();
+    fps[i] = gen.output().substr(0, gen.output().find('\n'));
+  }
+  auto config = [&](const std::string& cert, const std::string& key) {
+    write_config("");
+    std::ofstream{dir_ + "/pop.yaml", std::ios::app}
+      << "tls:\n  cert: " << dir_ << "/" << cert << ".pem\n  key: " << dir_ << "/" << key
+      << ".pem\n";
+  };
+  config("c0", "k0");
+  pop_ = std::make_unique<process>(
+    std::vector<std::string>{bin("drtp-pop"), "--config", dir_ + "/pop.yaml"});
+  ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
+  tunnel_port_ = drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:");
+  fp_ = fps[0];
+  agent_a_ = serve("a", "a");
+  ASSERT_TRUE(agent_a_->wait_for("1 of 1 up", 10s)) << agent_a_->output();
+  auto ups_a = agent_a_->count("tunnel up");
+
+  config("c1", "k1");
+  ASSERT_TRUE(hup_and_wait("config reloaded", 1)) << pop_->output();
+  fp_ = fps[1];
+  agent_b_ = serve("a", "a"); // pinned to the new certificate
+  ASSERT_TRUE(agent_b_->wait_for("1 of 1 up", 10s)) << agent_b_->output();
+
+  // A key that does not belong to the certificate: refused, nothing changes.
+  config("c0", "k1");
+  ASSERT_TRUE(hup_and_wait("config not reloaded, the old one stays", 1)) << pop_->output();
+  auto again = serve("a", "a"); // still the new certificate
+  EXPECT_TRUE(again->wait_for("1 of 1 up", 10s)) << again->output();
+
+  EXPECT_TRUE(echo_once(port_a_, 10000, 5));
+  EXPECT_EQ(agent_a_->count("tunnel up"), ups_a) << agent_a_->output(); // never cut
+  EXPECT_TRUE(agent_a_->alive());
+}
