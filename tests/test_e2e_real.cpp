@@ -546,6 +546,8 @@ TEST(cli, hostile_config_files_give_one_line_naming_file_and_line) {
        + "\n    allow: [sam, group:ops]\nprincipals:\n  - name: sam\n"
          "    secret_sha256: " + hex + "\n",
      ": service 'a' allows 'group:ops', a group no principal belongs to"},
+    {"idle_timeout_s: 99999999\nservices: []\n",
+     ": idle_timeout_s must be 0-604800 seconds, got '99999999'"},
   };
   auto dir = drtp::test::make_temp_dir("cfg");
   int i = 0;
