@@ -9,6 +9,7 @@
 #include "actors/agent_tunnel.hpp"
 #include "caf/all.hpp"
 #include "net/seam/assert.hpp"
+#include "net/wire/control.hpp"
 
 namespace drtp {
 
@@ -73,14 +74,7 @@ public:
       },
       // -- the tunnels ----------------------------------------------------------
       [this](tunnel_up& ev) { on_tunnel_up(ev); },
-      [this](tunnel_rejected& ev) {
-        auto i = find(current_sender());
-        auto pop = i == npos ? std::string("?") : pops_[i].ep.name;
-        stop_for_good(p_.client ? "POP " + pop + " refused principal '" + p_.agent_id
-                                    + "' for service '" + p_.service + "': " + ev.message
-                                : "POP " + pop + " rejected service '" + p_.service
-                                    + "': " + ev.message);
-      },
+      [this](tunnel_rejected& ev) { on_tunnel_rejected(ev); },
       [this](tunnel_failed& ev) {
         if (auto i = find(current_sender()); i != npos)
           pops_[i].last_error = ev.what;
@@ -101,6 +95,66 @@ private:
     run_ = run_state::stopped;
     notify(agent_event::fatal, what);
     stop_all();
+  }
+
+  /// A reject is final for this POP when only its operator can change the
+  /// answer (its config); a timeout, a drain or a protocol error is worth a
+  /// retry like any failure.
+  static bool definitive(uint16_t code) {
+    using net::reject_code;
+    switch (static_cast<reject_code>(code)) {
+      case reject_code::handshake_timeout:
+      case reject_code::draining:
+      case reject_code::protocol_error: return false;
+      default: return true;
+    }
+  }
+
+  /// What a reject is about: "rejected service 'S'" or, for drtp connect,
+  /// "refused principal 'P' for service 'S'".
+  std::string rejected_what() const {
+    return p_.client ? "refused principal '" + p_.agent_id + "' for service '"
+                         + p_.service + "'"
+                     : "rejected service '" + p_.service + "'";
+  }
+
+  /// The tunnel quits right after; on_tunnel_gone decides what it means.
+  void on_tunnel_rejected(const tunnel_rejected& ev) {
+    auto i = find(current_sender());
+    if (i == npos)
+      return;
+    auto& ps = pops_[i];
+    auto what = "POP " + ps.ep.name + " " + rejected_what() + ": " + ev.message;
+    if (definitive(ev.code))
+      ps.reject = ev.message.empty() ? std::string("rejected") : ev.message;
+    else
+      ps.last_error = what;
+  }
+
+  /// A definitive reject: set this POP aside, keep every other tunnel, and
+  /// stop only when every POP's latest answer is such a reject.
+  void on_pop_rejected(size_t i, time_point now) {
+    auto& ps = pops_[i];
+    ps.rejected = true;
+    ps.not_before = now + std::chrono::milliseconds(p_.reject_set_aside_ms);
+    auto all = std::all_of(pops_.begin(), pops_.end(),
+                           [](const pop_state& x) { return x.rejected; });
+    if (all) {
+      std::string why;
+      for (auto& x : pops_)
+        why += (why.empty() ? "" : ", ") + x.last_reject
+               + (pops_.size() > 1 ? " (POP " + x.ep.name + ")" : "");
+      stop_for_good((pops_.size() > 1 ? "every POP " : "POP " + ps.ep.name + " ")
+                    + rejected_what() + ": " + why);
+      return;
+    }
+    notify(agent_event::retrying,
+           "POP " + ps.ep.name + " " + rejected_what() + ": " + ps.last_reject
+             + "; set aside, the other POPs carry on; "
+             + std::to_string(count(pop_state::up)) + " of "
+             + std::to_string(target_) + " up; retrying it in "
+             + std::to_string(p_.reject_set_aside_ms) + " ms");
+    rebalance();
   }
 
   /// drtp connect: each local connection is a resumable session.
@@ -152,6 +206,7 @@ private:
     ps.phase = pop_state::up;
     ps.up_since = p_.e.clock->now(clock());
     ps.last_error.clear();
+    ps.rejected = false;
     notify(agent_event::up,
            "tunnel up to POP " + ps.ep.name + region_of(ps) + " for service '"
              + p_.service + "'; " + std::to_string(count(pop_state::up))
@@ -178,6 +233,12 @@ private:
     time_point not_before{};
     time_point up_since{};
     std::string last_error;
+    /// Set by a definitive reject until the tunnel is gone ...
+    std::string reject;
+    /// ... then this POP's latest answer was that reject, until a tunnel
+    /// to it comes up or fails otherwise.
+    bool rejected = false;
+    std::string last_reject;
     uint32_t rtt_us = UINT32_MAX; // unknown until the first pong
   };
 
@@ -306,7 +367,8 @@ private:
     tp.parent = this;
     tp.pop_host = ps.ep.host;
     tp.pop_port = ps.ep.port;
-    tp.tls = p_.tls;
+    tp.tls = ps.ep.tls ? ps.ep.tls : p_.tls;
+    DRTP_ASSERT(tp.tls != nullptr, "every POP's certificate is checked somehow");
     if (tp.tls && !tp.tls->ca_file.empty() && tp.tls->server_name.empty()) {
       // Verified against a CA: each POP must present its own name.
       auto per_pop = std::make_shared<net::tls_client_config>(*tp.tls);
@@ -337,6 +399,14 @@ private:
     if (run_ == run_state::stopped)
       return;
     auto now = p_.e.clock->now(clock());
+    if (!ps.reject.empty()) {
+      ps.last_reject = std::move(ps.reject);
+      ps.reject.clear();
+      ps.last_error.clear();
+      on_pop_rejected(i, now);
+      return;
+    }
+    ps.rejected = false;
     uint64_t delay_ms = 0;
     if (phase == pop_state::draining) {
       // Not a failure: the POP asked us to go. Give it time to restart.

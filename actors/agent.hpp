@@ -8,7 +8,10 @@
 // Reconnect delays use exponential backoff with full jitter from the seeded
 // generator, capped, and reset once a tunnel stayed up for stable_ms; a POP
 // that failed failures_before_set_aside times in a row is set aside for
-// set_aside_ms. A rejected secret or unknown service stops the agent.
+// set_aside_ms. A POP that rejects us for good (unknown service, wrong
+// secret, principal not allowed) is set aside for reject_set_aside_ms and
+// said so in one line; the other POPs' tunnels carry on. The agent stops,
+// with one line, only once every POP's latest answer is such a reject.
 //
 // The same controller serves `drtp connect` (client = true): there it also
 // owns the local listener and hands sessions the tunnels ordered by RTT.
@@ -29,6 +32,8 @@ struct pop_endpoint {
   std::string host;
   uint16_t port = 0;
   std::string region;
+  /// This POP's own certificate check (its pin); null: agent_params::tls.
+  std::shared_ptr<const net::tls_client_config> tls;
 };
 
 struct agent_params {
@@ -49,6 +54,9 @@ struct agent_params {
   uint32_t stable_ms = 10000;
   uint32_t failures_before_set_aside = 3;
   uint32_t set_aside_ms = 30000;
+  /// A POP that rejected us for good is dialed again after this long: its
+  /// operator may fix its config meanwhile (drtp-pop reloads on SIGHUP).
+  uint32_t reject_set_aside_ms = 60000;
   /// How long a draining POP waits before we dial it again.
   uint32_t drain_retry_ms = 2000;
 

@@ -34,6 +34,13 @@ struct tunnel_limits {
   /// Pings a peer may send per heartbeat interval (it needs one); more is a
   /// protocol error, so a ping flood cannot queue pongs without bound.
   uint32_t pings_per_interval_max = 16;
+  /// A session with no bytes either way for this long is closed (0: never).
+  /// Keepalive reaps peers that vanished; this reaps those that stay and do
+  /// nothing, holding a visitor slot and a local socket. 2 h: longer than a
+  /// connection pool or an interactive shell sits idle in practice (the
+  /// usual TCP keepalive time, and well beyond load balancers' 350 s-1 h),
+  /// short enough that ghosts do not pile up over a day.
+  uint32_t session_idle_timeout_ms = 2 * 3600 * 1000;
 };
 
 struct env {

@@ -1,11 +1,13 @@
 #include "actors/pop_server.hpp"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <unordered_map>
 
 #include "actors/messages.hpp"
 #include "net/seam/assert.hpp"
+#include "net/seam/crypto.hpp"
 #include "net/wire/frame.hpp"
 #include "actors/pop_tunnel.hpp"
 #include "actors/stream_limits.hpp"
@@ -24,18 +26,25 @@ public:
       by_source_({p_.visitors_per_source_max, p_.visitor_opens_per_source_per_s,
                   p_.visitor_opens_per_source_burst},
                  p_.limited_keys_max),
-      by_service_({p_.visitors_per_service_max, 0, 0}, p_.services.size() + 1),
+      // Services come and go with reloads: room for as many keys as sources.
+      by_service_({p_.visitors_per_service_max, 0, 0}, p_.limited_keys_max),
       by_principal_({p_.streams_per_principal_max, p_.stream_opens_per_principal_per_s,
                      p_.stream_opens_per_principal_burst},
                     p_.limited_keys_max) {
+    auth_ = make_auth_db(p_.services, p_.principals);
+  }
+
+  static std::shared_ptr<const auth_db>
+  make_auth_db(const std::vector<service_config>& services,
+               const std::vector<principal_config>& principals) {
     auto db = std::make_shared<auth_db>();
-    for (auto& s : p_.services) {
+    for (auto& s : services) {
       db->service_keys[s.name] = s.public_key;
       db->allow[s.name] = s.allow;
     }
-    for (auto& pr : p_.principals)
+    for (auto& pr : principals)
       db->principals[pr.name] = pr;
-    auth_ = std::move(db);
+    return db;
   }
 
   const char* name() const override {
@@ -46,18 +55,23 @@ public:
     who_ = "pop#" + std::to_string(id());
     // Tag 0 is the tunnel listener, tag i+1 the public port of service i.
     send(p_.e.io, net::listen_req{0, p_.tunnel_host, p_.tunnel_port, true});
-    for (size_t i = 0; i < p_.services.size(); ++i) {
-      auto& s = p_.services[i];
+    for (auto& s : p_.services)
       if (s.is_public) {
-        send(p_.e.io, net::listen_req{i + 1, s.public_host, s.public_port, false});
+        listen_public(s);
         ++listeners_wanted_;
       }
-    }
     services_.resize(p_.services.size());
     set_down_handler([this](caf::down_msg& dm) { on_down(dm); });
     return {
       [this](net::listening& ev) { on_listening(ev); },
       [this](net::listen_failed& ev) {
+        if (ready_sent_ && ev.tag != 0) {
+          // A port of a reloaded config: the rest of the POP serves on.
+          auto name = listen_tags_[ev.tag];
+          listen_tags_.erase(ev.tag);
+          trace("service '" + name + "' has no public port: " + ev.what);
+          return;
+        }
         trace(ev.what);
         if (p_.observer)
           send(p_.observer, pop_failed{ev.what});
@@ -88,6 +102,7 @@ public:
         finish_drain(left);
       },
       [this](status_atom, report_atom) { return status_report(); },
+      [this](pop_reconfigure& rc) { return reconfigure(rc); },
     };
   }
 
@@ -129,18 +144,35 @@ private:
     return p_.services.size();
   }
 
+  /// Tag 0 is the tunnel listener; every public listen gets a fresh tag
+  /// naming its service (services come and go with reloads).
+  void listen_public(const service_config& s) {
+    auto tag = ++last_listen_tag_;
+    listen_tags_[tag] = s.name;
+    send(p_.e.io, net::listen_req{tag, s.public_host, s.public_port, false});
+  }
+
   void on_listening(const net::listening& ev) {
     if (ev.tag == 0) {
       tunnel_listener_ = ev.id;
       ready_.tunnel_port = ev.port;
     } else {
-      auto i = ev.tag - 1;
-      DRTP_ASSERT(i < services_.size(), "a public listener's tag names a configured service");
+      auto name = listen_tags_[ev.tag];
+      listen_tags_.erase(ev.tag);
+      auto i = find_service(name);
+      if (i == services_.size() || !p_.services[i].is_public || services_[i].listener != 0) {
+        send(p_.e.io, net::stop_listen_req{ev.id}); // reloaded away meanwhile
+        return;
+      }
       services_[i].listener = ev.id;
-      ready_.public_ports[p_.services[i].name] = ev.port;
+      ready_.public_ports[name] = ev.port;
       by_listener_[ev.id] = i;
+      if (ready_sent_)
+        trace("service '" + name + "' public on " + p_.services[i].public_host + ":"
+              + std::to_string(ev.port));
     }
-    if (++listening_ == listeners_wanted_) {
+    if (!ready_sent_ && ++listening_ == listeners_wanted_) {
+      ready_sent_ = true;
       trace("ready: tunnels on port " + std::to_string(ready_.tunnel_port)
             + ", " + std::to_string(p_.services.size()) + " service(s)");
       if (p_.observer)
@@ -167,6 +199,10 @@ private:
                 "a tunnel joins a service's set or the client list once, when up");
     if (ev.client) {
       client_tunnels_.push_back(ev.tunnel);
+      client_of_[ev.tunnel.address()] = {ev.agent_id, ev.service};
+      // The key it proved, as far as the POP knows (see recheck_clients).
+      if (auto pr = auth_->principals.find(ev.agent_id); pr != auth_->principals.end())
+        client_key_[ev.tunnel.address()] = pr->second.public_key;
       monitor(ev.tunnel);
       if (phase_ == phase::draining)
         send(ev.tunnel, drain_atom::value);
@@ -238,6 +274,110 @@ private:
              + (p_.services[i].is_public ? "" : ", private") + "\n";
     }
     return out;
+  }
+
+  // -- reload (SIGHUP) ------------------------------------------------------------
+
+  /// Closes every tunnel of service state `st`; how many.
+  uint32_t cut_tunnels(service_state& st) {
+    auto n = static_cast<uint32_t>(st.tunnels.size());
+    for (auto& t : st.tunnels)
+      send_exit(t.tunnel, caf::exit_reason::user_shutdown);
+    st.tunnels.clear(); // on_down finds them in no set: nothing to do there
+    return n;
+  }
+
+  void stop_public(service_state& st) {
+    if (st.listener == 0)
+      return;
+    send(p_.e.io, net::stop_listen_req{st.listener});
+    by_listener_.erase(st.listener);
+    st.listener = 0;
+  }
+
+  static bool same_port(const service_config& a, const service_config& b) {
+    return a.is_public == b.is_public && a.public_host == b.public_host
+           && a.public_port == b.public_port;
+  }
+
+  std::string reconfigure(pop_reconfigure& rc) {
+    if (phase_ != phase::serving)
+      return "not reloaded: the POP is draining";
+    std::vector<service_state> next(rc.services.size());
+    std::string added, removed, rekeyed, moved;
+    uint32_t cut = 0;
+    auto note = [](std::string& list, const std::string& name) {
+      list += (list.empty() ? "" : ", ") + name;
+    };
+    for (size_t j = 0; j < rc.services.size(); ++j) {
+      auto& want = rc.services[j];
+      auto i = find_service(want.name);
+      if (i == p_.services.size()) {
+        note(added, want.name);
+        continue;
+      }
+      next[j] = std::move(services_[i]);
+      if (!net::equal_ct(p_.services[i].public_key, want.public_key)) {
+        note(rekeyed, want.name);
+        cut += cut_tunnels(next[j]);
+      }
+      if (!same_port(p_.services[i], want)) {
+        note(moved, want.name);
+        stop_public(next[j]);
+      }
+    }
+    for (size_t i = 0; i < p_.services.size(); ++i) {
+      bool kept = std::any_of(rc.services.begin(), rc.services.end(),
+                              [&](const service_config& x) { return x.name == p_.services[i].name; });
+      if (kept)
+        continue;
+      note(removed, p_.services[i].name);
+      stop_public(services_[i]);
+      cut += cut_tunnels(services_[i]);
+      ready_.public_ports.erase(p_.services[i].name);
+    }
+    p_.services = std::move(rc.services);
+    p_.principals = std::move(rc.principals);
+    services_ = std::move(next);
+    by_listener_.clear();
+    for (size_t i = 0; i < services_.size(); ++i) {
+      if (services_[i].listener != 0)
+        by_listener_[services_[i].listener] = i;
+      else if (p_.services[i].is_public)
+        listen_public(p_.services[i]);
+    }
+    auth_ = make_auth_db(p_.services, p_.principals);
+    cut += recheck_clients();
+    report_status();
+    auto part = [](const char* what, const std::string& list) {
+      return list.empty() ? std::string{} : std::string("; ") + what + ": " + list;
+    };
+    auto text = std::to_string(p_.services.size()) + " service(s)" + part("added", added)
+                + part("removed", removed) + part("new key", rekeyed)
+                + part("new public port", moved) + "; " + std::to_string(cut)
+                + " tunnel(s) closed";
+    trace("config reloaded: " + text);
+    return text;
+  }
+
+  /// Client tunnels whose principal may no longer reach their service.
+  uint32_t recheck_clients() {
+    uint32_t cut = 0;
+    for (auto& [addr, who] : client_of_) {
+      auto& [principal, service] = who;
+      auto pr = auth_->principals.find(principal);
+      bool ok = find_service(service) < p_.services.size() && pr != auth_->principals.end()
+                && auth_->allowed(principal, service)
+                && net::equal_ct(pr->second.public_key, client_key_[addr]);
+      if (ok)
+        continue;
+      for (auto& c : client_tunnels_)
+        if (c.address() == addr) {
+          send_exit(c, caf::exit_reason::user_shutdown);
+          ++cut;
+        }
+    }
+    return cut;
   }
 
   void on_tunnel_link(const net::accepted& ev) {
@@ -398,6 +538,8 @@ private:
                                            return a.address() == dm.source;
                                          }),
                           client_tunnels_.end());
+    client_of_.erase(dm.source);
+    client_key_.erase(dm.source);
     for (size_t i = 0; i < services_.size(); ++i) {
       auto& ts = services_[i].tunnels;
       auto before = ts.size();
@@ -478,10 +620,19 @@ private:
   void on_exit() override {
     p_ = {};
     client_tunnels_.clear();
+    client_of_.clear();
+    client_key_.clear();
     services_.clear();
   }
 
   pop_params p_;
+  /// Public listens in flight: tag -> service name.
+  std::unordered_map<uint64_t, std::string> listen_tags_;
+  uint64_t last_listen_tag_ = 0;
+  bool ready_sent_ = false;
+  /// Client tunnels: principal and service, to recheck on reload.
+  std::map<caf::actor_addr, std::pair<std::string, std::string>> client_of_;
+  std::map<caf::actor_addr, std::string> client_key_;
   std::string who_;
   std::shared_ptr<const auth_db> auth_;
   std::vector<caf::actor> client_tunnels_;

@@ -8,6 +8,13 @@
 // every agent gets goaway (and opens its replacement elsewhere), open
 // sessions run to their end for up to drain_grace_ms, then the observer gets
 // pop_drained and the server stops.
+//
+// pop_reconfigure (drtp-pop's SIGHUP) swaps services, principals and allow
+// lists while serving: tunnels and sessions of unchanged services are not
+// touched; a removed service's listener and tunnels close; a service whose
+// key changed loses its tunnels (their agents proved the old key); a client
+// tunnel whose principal is gone, revoked, rekeyed or no longer allowed is
+// closed. The answer is one line saying what changed.
 
 #include <cstdint>
 #include <string>
@@ -16,6 +23,7 @@
 #include "actors/admission.hpp"
 #include "actors/auth.hpp"
 #include "actors/env.hpp"
+#include "caf/allowed_unsafe_message_type.hpp"
 #include "caf/fwd.hpp"
 
 namespace drtp {
@@ -60,6 +68,14 @@ struct pop_params {
   uint32_t limited_keys_max = 65536;
 };
 
+/// The new configuration; answered with a std::string (what changed).
+struct pop_reconfigure {
+  std::vector<service_config> services;
+  std::vector<principal_config> principals;
+};
+
 caf::actor spawn_pop_server(caf::actor_system& sys, pop_params p);
 
 } // namespace drtp
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_reconfigure)

@@ -13,6 +13,9 @@ namespace drtp {
 
 namespace {
 
+using idle_tick_atom = caf::atom_constant<caf::atom("idletick")>;
+using time_point = caf::actor_clock::time_point;
+
 /// The session's life: it streams until the stream is reset (by the peer,
 /// or by us when the local side went away before both directions finished),
 /// and finishes once nothing is left to do with the local socket.
@@ -41,11 +44,14 @@ public:
     else
       local_.connect(p_.e.io, p_.sid, p_.local_host, p_.local_port,
                      p_.e.limits.connect_timeout_ms);
+    touch();
+    arm_idle_tick();
     // The local connection's events go to the link, which calls back
     // on_local_*.
     return caf::message_handler{
       // -- the stream ------------------------------------------------------------
       [this](stream_data& ev) {
+        touch();
         if (phase_ == phase::streaming && from_peer_ == half::open)
           local_.write(std::move(ev.data));
       },
@@ -55,6 +61,7 @@ public:
       },
       [this](stream_rst& ev) { on_stream_rst(ev); },
       [this](stream_window& ev) {
+        touch();
         // An honest peer returns what it took of what we sent, so credit
         // never exceeds the window; more is a peer that lies about reading
         // (and would have us fill the link's write queue): the tunnel ends.
@@ -66,6 +73,7 @@ public:
         send_credit_bytes_ += ev.bytes;
         flush_held();
       },
+      [this](idle_tick_atom) { on_idle_tick(); },
     }.or_else(local_.handlers());
   }
 
@@ -81,6 +89,43 @@ private:
     phase_ = next;
   }
 
+  // -- the idle timeout -------------------------------------------------------------
+
+  /// Bytes moved one way or the other (or credit came back): not idle.
+  void touch() {
+    last_active_ = p_.e.clock->now(clock());
+  }
+
+  /// Checked four times per timeout: an idle session is closed between 1
+  /// and 1.25 timeouts after its last byte, for one timer per session.
+  void arm_idle_tick() {
+    auto timeout_ms = p_.e.limits.session_idle_timeout_ms;
+    if (timeout_ms == 0)
+      return;
+    auto tick = std::chrono::milliseconds(std::max<uint32_t>(timeout_ms / 4, 1));
+    delayed_send(this, p_.e.clock->real_delay(tick), idle_tick_atom::value);
+  }
+
+  void on_idle_tick() {
+    if (phase_ != phase::streaming)
+      return; // ending already
+    auto timeout = std::chrono::milliseconds(p_.e.limits.session_idle_timeout_ms);
+    auto idle = p_.e.clock->now(clock()) - last_active_;
+    if (idle < timeout) {
+      arm_idle_tick();
+      return;
+    }
+    trace("no bytes either way for "
+          + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(idle).count())
+          + " ms (idle timeout " + std::to_string(p_.e.limits.session_idle_timeout_ms)
+          + " ms); closing");
+    become_phase(phase::reset);
+    send(p_.tunnel, stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::closed)});
+    local_.abort();
+    if (!local_.live() && local_.current() != local_link::state::closing)
+      finish(); // no socket to wait for
+  }
+
   bool both_finished() const {
     return to_peer_ == half::finished && from_peer_ == half::finished;
   }
@@ -90,6 +135,7 @@ private:
   void on_local_bytes(net::chunk data) override {
     if (phase_ != phase::streaming)
       return;
+    touch();
     held_.push_back(std::move(data));
     flush_held();
     if (!held_.empty())
@@ -103,6 +149,7 @@ private:
   void on_local_sent(uint64_t bytes) override {
     // Credit flows back only once bytes left for the local socket, so the
     // peer can never make us hold more than one window.
+    touch();
     consumed_bytes_ += bytes;
     DRTP_ASSERT(consumed_bytes_ <= p_.e.limits.window_bytes || phase_ != phase::streaming,
                 "credit returned to the peer never exceeds the window it had");
@@ -228,6 +275,7 @@ private:
   std::deque<net::chunk> held_;
   uint64_t send_credit_bytes_;
   uint64_t consumed_bytes_ = 0;
+  time_point last_active_{};
   phase phase_ = phase::streaming;
   half to_peer_ = half::open;   // our FIN: the local side sent everything
   half from_peer_ = half::open; // the peer's FIN

@@ -24,9 +24,9 @@ namespace {
 const char* usage = R"(drtp - reverse tunnel proxy
 
 Usage:
-  drtp serve --pop HOST:PORT[@REGION] [--pop ...] --service NAME
-             --local HOST:PORT [options]
-  drtp connect --pop HOST:PORT[@REGION] [--pop ...] --service NAME
+  drtp serve --pop HOST:PORT[@REGION][,fingerprint=SHA] [--pop ...]
+             --service NAME --local HOST:PORT [options]
+  drtp connect --pop HOST:PORT[@REGION][,fingerprint=SHA] [--pop ...] --service NAME
              --listen HOST:PORT --principal NAME [options]
 
 drtp serve dials out to POPs over TLS and carries the visitors of the
@@ -35,19 +35,25 @@ Given several POPs, it holds tunnels to --tunnels of them, in distinct regions
 where it can, and replaces a tunnel whose POP dies or drains.
 
 Options:
-  --pop HOST:PORT[@REGION] a POP's tunnel address; repeat for several POPs
+  --pop HOST:PORT[@REGION][,fingerprint=SHA]
+                           a POP's tunnel address; repeat for several POPs.
+                           fingerprint=sha256:HEX pins that POP's own
+                           certificate (each drtp-pop --dev has its own)
   --tunnels K              how many POPs to hold tunnels to (default 2, max 3)
   --service NAME           the service name the POP knows
   --local HOST:PORT        the local service (e.g. 127.0.0.1:5432)
   --secret-file FILE       the service secret (default: $DRTP_SECRET)
   --ca FILE                trust POP certificates signed by this CA (PEM)
-  --pop-fingerprint SHA    trust exactly this POP certificate
-                           (sha256:HEX, as drtp-pop --dev prints it)
+  --pop-fingerprint SHA    trust exactly this certificate at every POP
+                           without a fingerprint= of its own (sha256:HEX,
+                           as drtp-pop --dev prints it); give it once
   --server-name NAME       expected name in the POP certificate (with --ca)
   --insecure               do not verify the POP certificate (testing only)
   --agent-id ID            how the POP names this agent (default: hostname)
   --listen HOST:PORT       connect: where the service appears locally
   --principal NAME         connect: who you are to the POP
+  --idle-timeout SECONDS   serve: close a session with no bytes either way
+                           for this long (default 7200; 0 = never)
   --resume-timeout SECONDS how long a patch-panel session waits for a new
                            path, at either end (default 30)
   --busy-poll-us N         after each event, keep polling up to N us before
@@ -56,7 +62,14 @@ Options:
   -v, --verbose            log every session
   -h, --help               this text
 
-The POP certificate is verified by default: give --ca or --pop-fingerprint.
+The POP certificate is verified by default: give --ca or --pop-fingerprint,
+or pin each POP: --pop 10.0.0.1:7000@eu,fingerprint=sha256:HEX. A POP's own
+fingerprint= wins over --pop-fingerprint and --ca for that POP.
+
+A POP that rejects the service (or the principal) for good is set aside and
+said so in one line; the tunnels to other POPs carry on, and it is tried
+again a minute later. drtp stops, with one line, once every POP rejects.
+
 The secret is stretched once at startup (scrypt, 32 MiB) into the key that
 signs each login; a POP stores only its public half (drtp-pop public-key).
 
@@ -73,9 +86,10 @@ using namespace drtp;
 /// The command line of `drtp serve` and `drtp connect`.
 struct options {
   bool connect = false;
-  std::optional<std::string> listen, principal, resume_timeout, tunnels, service,
+  std::optional<std::string> listen, principal, resume_timeout, idle_timeout, tunnels,
+    service,
     local, secret_file, ca, fp, server_name, agent_id;
-  std::vector<std::string> pops;
+  std::vector<std::string> pops, fps;
   bool insecure = false;
   int verbosity = 0;
   uint32_t busy_poll_us = 0;
@@ -87,13 +101,20 @@ options parse_options(cli::args& a, bool connect) {
   o.listen = connect ? a.value("--listen") : std::nullopt;
   o.principal = connect ? a.value("--principal") : std::nullopt;
   o.resume_timeout = a.value("--resume-timeout");
+  o.idle_timeout = connect ? std::nullopt : a.value("--idle-timeout");
   o.pops = a.values("--pop");
   o.tunnels = a.value("--tunnels");
   o.service = a.value("--service");
   o.local = connect ? std::nullopt : a.value("--local");
   o.secret_file = a.value("--secret-file");
   o.ca = a.value("--ca");
-  o.fp = a.value("--pop-fingerprint");
+  o.fps = a.values("--pop-fingerprint");
+  if (o.fps.size() > 1)
+    throw cli::error("--pop-fingerprint given " + std::to_string(o.fps.size())
+                     + " times: it pins every POP alike; pin each POP with "
+                       "--pop HOST:PORT,fingerprint=sha256:HEX");
+  if (!o.fps.empty())
+    o.fp = o.fps.front();
   o.server_name = a.value("--server-name");
   o.insecure = a.flag("--insecure");
   o.agent_id = a.value("--agent-id");
@@ -108,30 +129,48 @@ options parse_options(cli::args& a, bool connect) {
   return o;
 }
 
-/// HOST:PORT[@REGION]
+/// A pin: sha256: and 64 hex digits; throws naming `what`.
+std::shared_ptr<net::tls_client_config> pin(const std::string& text,
+                                            const std::string& what) {
+  auto tls = std::make_shared<net::tls_client_config>();
+  auto hex = text;
+  if (hex.rfind("sha256:", 0) == 0)
+    hex = hex.substr(7);
+  if (!net::from_hex(hex, tls->fingerprint_sha256) || tls->fingerprint_sha256.size() != 32)
+    throw cli::error(what + " must be sha256: and 64 hex digits");
+  return tls;
+}
+
+/// HOST:PORT[@REGION][,fingerprint=sha256:HEX]
 pop_endpoint parse_pop(const std::string& spec) {
   pop_endpoint ep;
-  auto at = spec.find('@');
-  cli::parse_host_port(spec.substr(0, at), "--pop", ep.host, ep.port);
+  auto comma = spec.find(',');
+  auto addr = spec.substr(0, comma);
+  if (comma != std::string::npos) {
+    auto opt = spec.substr(comma + 1);
+    static const std::string fp_key = "fingerprint=";
+    if (opt.rfind(fp_key, 0) != 0 || opt.find(',') != std::string::npos)
+      throw cli::error("--pop " + addr + ": after the address only ,fingerprint=sha256:HEX "
+                       "may follow, got '," + opt + "'");
+    ep.tls = pin(opt.substr(fp_key.size()), "--pop " + addr + ": fingerprint");
+  }
+  auto at = addr.find('@');
+  cli::parse_host_port(addr.substr(0, at), "--pop", ep.host, ep.port);
   if (at != std::string::npos)
-    ep.region = spec.substr(at + 1);
-  ep.name = spec.substr(0, at);
+    ep.region = addr.substr(at + 1);
+  ep.name = addr.substr(0, at);
   return ep;
 }
 
 /// How the POP's certificate is checked: one of --insecure,
 /// --pop-fingerprint or --ca, in that order of precedence.
-std::shared_ptr<net::tls_client_config> make_tls_config(const options& o) {
+std::shared_ptr<net::tls_client_config> make_tls_config(const options& o,
+                                                        const std::vector<pop_endpoint>& pops) {
   auto tls = std::make_shared<net::tls_client_config>();
   if (o.insecure) {
     tls->verify = false;
   } else if (o.fp) {
-    auto hex = *o.fp;
-    if (hex.rfind("sha256:", 0) == 0)
-      hex = hex.substr(7);
-    if (!net::from_hex(hex, tls->fingerprint_sha256)
-        || tls->fingerprint_sha256.size() != 32)
-      throw cli::error("--pop-fingerprint must be sha256: and 64 hex digits");
+    tls = pin(*o.fp, "--pop-fingerprint");
   } else if (o.ca) {
     if (access(o.ca->c_str(), R_OK) != 0)
       throw cli::error("cannot read CA file " + *o.ca + ": " + std::strerror(errno));
@@ -139,8 +178,12 @@ std::shared_ptr<net::tls_client_config> make_tls_config(const options& o) {
     if (o.server_name)
       tls->server_name = *o.server_name; // else each POP's own host name
   } else {
-    throw cli::error("cannot verify the POP: pass --ca FILE or "
-                     "--pop-fingerprint sha256:HEX (or --insecure for tests)");
+    for (auto& ep : pops)
+      if (!ep.tls)
+        throw cli::error("cannot verify the POP " + ep.name + ": pass --ca FILE, "
+                         "--pop-fingerprint sha256:HEX or --pop " + ep.name
+                         + ",fingerprint=sha256:HEX (or --insecure for tests)");
+    return nullptr; // every POP has its own pin
   }
   return tls;
 }
@@ -156,6 +199,10 @@ agent_params make_agent_params(const options& o) {
   if (o.resume_timeout)
     ap.resume_timeout_ms =
       cli::parse_uint(*o.resume_timeout, "--resume-timeout", 1, 3600, "seconds") * 1000;
+  if (o.idle_timeout)
+    ap.e.limits.session_idle_timeout_ms =
+      cli::parse_uint(*o.idle_timeout, "--idle-timeout", 0, 7 * 24 * 3600, "seconds")
+      * 1000;
   for (auto& spec : o.pops)
     ap.pops.push_back(parse_pop(spec));
   if (o.tunnels)
@@ -169,7 +216,7 @@ agent_params make_agent_params(const options& o) {
                                          o.connect ? net::principal_salt(*o.principal)
                                                    : net::service_salt(*o.service))
                      .seed;
-  ap.tls = make_tls_config(o);
+  ap.tls = make_tls_config(o, ap.pops);
   if (o.connect) {
     // the principal is the identity
   } else if (o.agent_id) {

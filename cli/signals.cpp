@@ -8,9 +8,14 @@ namespace drtp::cli {
 namespace {
 
 std::atomic<int> stop_signal_{0};
+std::atomic<bool> reload_{false};
 
 void on_signal(int sig) {
   stop_signal_ = sig;
+}
+
+void on_hangup(int) {
+  reload_ = true;
 }
 
 } // namespace
@@ -38,6 +43,17 @@ void clear_stop_signal() {
 
 void ignore_hangup() {
   std::signal(SIGHUP, SIG_IGN);
+}
+
+void install_reload_signal() {
+  struct sigaction sa {};
+  sa.sa_handler = on_hangup;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGHUP, &sa, nullptr);
+}
+
+bool reload_requested() {
+  return reload_.exchange(false);
 }
 
 } // namespace drtp::cli

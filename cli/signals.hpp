@@ -16,4 +16,9 @@ void clear_stop_signal();
 /// and keep their tunnels.
 void ignore_hangup();
 
+/// drtp-pop: SIGHUP asks for a config reload (a flag, polled by the main
+/// loop); reload_requested() answers once per SIGHUP seen.
+void install_reload_signal();
+bool reload_requested();
+
 } // namespace drtp::cli

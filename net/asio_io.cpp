@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <asio.hpp>
 #include <asio/ssl.hpp>
 #include <openssl/crypto.h>
@@ -67,6 +69,26 @@ static_assert(small_read_copy_bytes < read_buffer_bytes);
 static_assert(max_gather_chunks > 0 && max_gather_bytes >= read_buffer_bytes);
 
 // -- helpers -------------------------------------------------------------------
+
+/// TCP keepalive on every socket: a peer that vanished without FIN or RST
+/// (a visitor's laptop closed, a NAT that forgot us) is found after
+/// keepalive_idle_s of silence plus keepalive_probes_max unanswered probes
+/// keepalive_interval_s apart, about 2 minutes, instead of never. Best
+/// effort: a socket that refuses an option still works.
+constexpr int keepalive_idle_s = 60;
+constexpr int keepalive_interval_s = 10;
+constexpr int keepalive_probes_max = 5;
+
+void set_keepalive(asio::ip::tcp::socket& sock) {
+  asio::error_code ignored;
+  sock.set_option(asio::socket_base::keep_alive(true), ignored);
+  using idle = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPIDLE>;
+  using interval = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPINTVL>;
+  using probes = asio::detail::socket_option::integer<IPPROTO_TCP, TCP_KEEPCNT>;
+  sock.set_option(idle(keepalive_idle_s), ignored);
+  sock.set_option(interval(keepalive_interval_s), ignored);
+  sock.set_option(probes(keepalive_probes_max), ignored);
+}
 
 /// "Connection refused" -> "connection refused", to fit in "...: reason".
 std::string describe(const asio::error_code& ec) {
@@ -387,6 +409,14 @@ public:
     run_on_io([this, req] { do_stop_listen(req.id); });
   }
 
+  void on_set_identity(caf::actor sender, set_identity_req req) override {
+    run_on_io([this, sender = std::move(sender), req = std::move(req)] {
+      auto what = do_set_identity(req);
+      if (sender)
+        caf::anon_send(sender, identity_set{what.empty(), what});
+    });
+  }
+
   void on_connect(caf::actor sender, connect_req req) override {
     run_on_io([this, sender = std::move(sender), req = std::move(req)] {
       do_connect(sender, req);
@@ -500,6 +530,8 @@ private:
   void dial_done(conn_base& c, dial_state& st, std::string channel_binding = {});
   asio::ssl::context* client_context(const tls_client_config& cfg,
                                      std::string& error);
+  /// Empty, or why the identity was not taken (the old one stays).
+  std::string do_set_identity(const set_identity_req& req);
   void close_all();
 
   // Declared first so it is destroyed last, after every socket and timer.
@@ -868,6 +900,29 @@ io_core::~io_core() {
   stop();
 }
 
+std::string io_core::do_set_identity(const set_identity_req& req) {
+  if (!server_ctx_)
+    return "this process serves no TLS";
+  // Tried on a scratch context first: a key that does not match the
+  // certificate must not leave the live context half changed.
+  auto load = [&](asio::ssl::context& ctx) {
+    asio::error_code ec;
+    ctx.use_certificate_chain(asio::buffer(req.cert_pem.data(), req.cert_pem.size()), ec);
+    if (!ec)
+      ctx.use_private_key(asio::buffer(req.key_pem.data(), req.key_pem.size()),
+                          asio::ssl::context::pem, ec);
+    if (!ec && SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+      return std::string("the key does not match the certificate");
+    return ec ? "cannot use the certificate or key: " + describe(ec) : std::string{};
+  };
+  asio::ssl::context scratch{asio::ssl::context::tls_server};
+  if (auto err = load(scratch); !err.empty())
+    return err;
+  // Each SSL object copies the context's certificate when it is made: links
+  // accepted from now on present the new one, open links keep theirs.
+  return load(*server_ctx_);
+}
+
 void io_core::start_thread() {
   if (!own_io_) {
     // The loop scheduler runs the context; learn its thread.
@@ -1032,6 +1087,7 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
   sock.set_option(tcp::no_delay(true), ec);
   if (ec)
     return; // already gone again; nobody has heard of it
+  set_keepalive(sock);
   auto peer_host = peer.address().to_string();
   auto peer_port = peer.port();
   auto id = ++next_id_;
@@ -1237,6 +1293,7 @@ void io_core::on_tcp_connected(const std::shared_ptr<connection<Stream>>& c,
   }
   asio::error_code ignored;
   c->socket().set_option(tcp::no_delay(true), ignored);
+  set_keepalive(c->socket());
   if constexpr (std::is_same_v<Stream, tls_stream>) {
     c->stream().async_handshake(
       tls_stream::client,

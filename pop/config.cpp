@@ -223,7 +223,13 @@ config parse_config(const std::string& path, const YAML::Node& root) {
   config cfg;
   if (!root.IsMap())
     fail(path, root, "expected a map with 'listen' and 'services'");
-  check_keys(path, root, {"listen", "tls", "services", "principals", "limits"}, "key");
+  check_keys(path, root,
+             {"listen", "tls", "services", "principals", "limits", "idle_timeout_s"}, "key");
+  if (auto n = root["idle_timeout_s"])
+    cfg.session_idle_timeout_ms =
+      cli::parse_uint(scalar(path, n, "idle_timeout_s"), path + ": idle_timeout_s", 0,
+                      idle_timeout_s_max, "seconds")
+      * 1000;
   if (auto n = root["listen"])
     cli::parse_host_port(scalar(path, n, "listen"), path + ": listen",
                          cfg.listen_host, cfg.listen_port);

@@ -2,6 +2,7 @@
 // drtp-pop's configuration file (YAML):
 //
 //   listen: 0.0.0.0:7000          # where agents dial in (TLS)
+//   idle_timeout_s: 7200          # close sessions idle this long; 0: never
 //   tls:                          # omit with --dev
 //     cert: /etc/drtp/pop.crt
 //     key: /etc/drtp/pop.key
@@ -41,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/env.hpp"
 #include "actors/pop_server.hpp"
 
 namespace drtp::pop {
@@ -55,12 +57,17 @@ struct config {
   /// The `limits:` section: only its limit fields are read (see above;
   /// admission before login in limits.admission).
   pop_params limits;
+  /// Sessions with no bytes either way this long are closed; 0: never.
+  uint32_t session_idle_timeout_ms = tunnel_limits{}.session_idle_timeout_ms;
 };
 
 /// A config's form of an Ed25519 public key: "ed25519:" and 64 hex digits.
 std::string public_key_text(const std::string& public_key);
 /// false unless `text` is that form; `public_key` then holds 32 bytes.
 bool parse_public_key(const std::string& text, std::string& public_key);
+
+/// The longest idle timeout one may set (a week), in seconds.
+constexpr uint32_t idle_timeout_s_max = 7 * 24 * 3600;
 
 /// Throws cli::error with the file, line and key that are wrong.
 config load_config(const std::string& path);

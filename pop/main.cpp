@@ -25,6 +25,7 @@
 #include "net/stderr_tracer.hpp"
 #include "net/tls.hpp"
 #include "net/wire/handshake.hpp"
+#include "pop/admin_token.hpp"
 #include "pop/config.hpp"
 #include "net/seam/assert.hpp"
 
@@ -63,14 +64,25 @@ Options:
                           reach it through drtp connect; repeatable
   --principal NAME=FILE   a principal and its secret file; repeatable
   --drain-grace SECONDS    how long a drain lets sessions run (default 30)
-  --admin HOST:PORT        operator commands, one per connection: `drain`
-                           or `status` (no authentication: keep it on
-                           loopback), e.g. echo drain | nc 127.0.0.1 7001
+  --idle-timeout SECONDS   close a session with no bytes either way for this
+                           long (default 7200; 0 = never; overrides the
+                           config's idle_timeout_s)
+  --admin HOST:PORT        operator commands, one per connection, each line
+                           starting with the admin token: `TOKEN drain` or
+                           `TOKEN status` (keep it on loopback), e.g.
+                           echo "$(cat F) status" | nc 127.0.0.1 7001
+  --admin-token-file F     with --admin: the token, in a file only its owner
+                           may read; created with a random token if missing
   --busy-poll-us N         after each event, keep polling up to N us before
                            sleeping (default 0 = off; 100 saves most wake-ups
                            on VMs with cores to spare, at a CPU cost)
   -v, --verbose           log every session
   -h, --help              this text
+
+SIGHUP reloads the config file (services, principals, allow lists, the
+certificate for new links; not listen): unchanged services keep their tunnels and sessions, a removed
+service's tunnels close, a service with a new secret loses its tunnels; a bad
+file is refused with one line and the old config kept.
 
 SIGTERM drains the POP: its listeners close, agents get goaway and move to
 other POPs, open sessions run to their end (at most the grace period), then
@@ -172,7 +184,7 @@ int gen_secret(int argc, char** argv) {
 /// The command line of `drtp-pop` (not public-key, gen-secret or gen-cert).
 struct options {
   std::optional<std::string> config_file, listen, cert, key, fp_out, service,
-    public_addr, secret_file, grace, admin;
+    public_addr, secret_file, grace, admin, admin_token_file, idle_timeout;
   bool dev = false;
   bool is_private = false;
   std::string admin_host;
@@ -194,9 +206,16 @@ options parse_options(cli::args& a) {
   o.public_addr = a.value("--public");
   o.secret_file = a.value("--secret-file");
   o.grace = a.value("--drain-grace");
+  o.idle_timeout = a.value("--idle-timeout");
   o.admin = a.value("--admin");
+  o.admin_token_file = a.value("--admin-token-file");
   if (o.admin)
     cli::parse_host_port(*o.admin, "--admin", o.admin_host, o.admin_port);
+  if (o.admin && !o.admin_token_file)
+    throw cli::error("--admin needs --admin-token-file FILE (each command line "
+                     "starts with the token it holds)");
+  if (o.admin_token_file && !o.admin)
+    throw cli::error("--admin-token-file goes with --admin HOST:PORT");
   o.is_private = a.flag("--private");
   o.allows = a.values("--allow");
   o.principal_specs = a.values("--principal");
@@ -310,6 +329,11 @@ pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
   pp.services = cfg.services;
   pp.principals = cfg.principals;
   pp.observer = observer;
+  pp.e.limits.session_idle_timeout_ms =
+    o.idle_timeout ? cli::parse_uint(*o.idle_timeout, "--idle-timeout", 0,
+                                     pop::idle_timeout_s_max, "seconds")
+                       * 1000
+                   : cfg.session_idle_timeout_ms;
   if (o.grace)
     pp.drain_grace_ms = cli::parse_uint(*o.grace, "--drain-grace", 0, 3600, "seconds")
                         * 1000;
@@ -352,7 +376,8 @@ enum class serve_state { serving, draining, drained, stopped };
 
 class server_loop {
 public:
-  server_loop(caf::scoped_actor& self, caf::actor pop) : self_(self), pop_(std::move(pop)) {
+  server_loop(caf::scoped_actor& self, caf::actor pop, caf::actor io, const options& o)
+    : self_(self), pop_(std::move(pop)), io_(std::move(io)), o_(o) {
   }
 
   /// Serves until drained or stopped; the exit code.
@@ -362,6 +387,8 @@ public:
         on_signal();
       if (state_ == serve_state::stopped)
         break;
+      if (cli::reload_requested())
+        reload();
       receive();
     }
     if (state_ == serve_state::drained)
@@ -390,6 +417,41 @@ private:
     }
   }
 
+  /// SIGHUP: the config file (and secret files) read again and handed to
+  /// the POP server; a bad one is refused with one line, the old one kept.
+  void reload() {
+    pop::config cfg;
+    try {
+      cfg = load_config(o_);
+      if (!o_.dev && !cfg.cert_file.empty())
+        set_identity(net::load_identity(cfg.cert_file, cfg.key_file), cfg.cert_file);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "drtp-pop: SIGHUP: config not reloaded, the old one stays: %s\n",
+                   e.what());
+      return;
+    }
+    self_->request(pop_, std::chrono::seconds(5), pop_reconfigure{cfg.services, cfg.principals})
+      .receive(
+        [](const std::string& what) {
+          std::fprintf(stderr, "drtp-pop: SIGHUP: config reloaded: %s\n", what.c_str());
+        },
+        [](const caf::error&) {
+          std::fprintf(stderr, "drtp-pop: SIGHUP: the POP did not answer the reload\n");
+        });
+  }
+
+  /// The certificate for links accepted from now on; throws if the io
+  /// refuses it (the old one stays).
+  void set_identity(const net::tls_identity& id, const std::string& file) {
+    self_->send(io_, net::set_identity_req{id.cert_pem, id.key_pem});
+    std::string error = "no answer from the network loop";
+    self_->receive(
+      [&](const net::identity_set& r) { error = r.ok ? "" : r.what; },
+      caf::after(std::chrono::seconds(5)) >> [] {});
+    if (!error.empty())
+      throw cli::error("certificate " + file + ": " + error);
+  }
+
   void receive() {
     self_->receive(
       [&](const pop_drained& d) {
@@ -408,6 +470,8 @@ private:
 
   caf::scoped_actor& self_;
   caf::actor pop_;
+  caf::actor io_;
+  const options& o_;
   serve_state state_ = serve_state::serving;
   int rc_ = 0;
 };
@@ -432,18 +496,34 @@ int run(int argc, char** argv) {
   auto o = parse_options(a);
   auto cfg = load_config(o);
   auto identity = load_identity(o, cfg);
+  std::string admin_token;
+  if (o.admin) {
+    bool created = false;
+    admin_token = pop::load_or_create_admin_token(*o.admin_token_file, created);
+    if (created)
+      std::printf("drtp-pop: new admin token written to %s\n", o.admin_token_file->c_str());
+  }
 
   cli::install_stop_signals();
+  cli::install_reload_signal();
   net::runtime rt{net::make_stderr_tracer(o.verbosity), identity, o.busy_poll_us};
   caf::scoped_actor self{rt.sys()};
   auto pp = make_pop_params(rt, self, cfg, o);
   auto admin_env = pp.e;
   auto pop = spawn_pop_server(rt.sys(), std::move(pp));
-  if (o.admin)
-    spawn_admin(rt.sys(), admin_env, o.admin_host, o.admin_port, pop, self);
+  if (o.admin) {
+    admin_params ap;
+    ap.e = admin_env;
+    ap.host = o.admin_host;
+    ap.port = o.admin_port;
+    ap.token = std::move(admin_token);
+    ap.pop = pop;
+    ap.observer = self;
+    spawn_admin(rt.sys(), std::move(ap));
+  }
   int rc = 1;
   if (wait_ready(self, cfg))
-    rc = server_loop{self, pop}.run();
+    rc = server_loop{self, pop, rt.io(), o}.run();
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc); // actors may still hold sockets' handles; nothing to flush

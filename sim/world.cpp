@@ -909,6 +909,11 @@ public:
     if (auto w = get())
       w->on_stop_listen(host_, req);
   }
+  void on_set_identity(caf::actor sender, net::set_identity_req) override {
+    // Simulated links carry no TLS (the sim is trusted): nothing to swap.
+    if (sender)
+      caf::anon_send(sender, net::identity_set{true, {}});
+  }
   void on_connect(caf::actor sender, net::connect_req req) override {
     if (auto w = get())
       w->on_connect(host_, std::move(sender), std::move(req));

@@ -7,6 +7,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <netinet/in.h>
+#include <sstream>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <thread>
@@ -360,11 +362,21 @@ TEST_F(e2e, slow_reader_neither_stalls_others_nor_grows_memory) {
 TEST_F(e2e, admin_port_reports_status_and_drains) {
   uint16_t admin_port = 0;
   { auto probe = drtp::sock::listen_tcp("127.0.0.1", 0, admin_port); }
+  auto token_file = dir_ + "/admin.token";
   pop_ = std::make_unique<process>(std::vector<std::string>{
     bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen", "127.0.0.1:0",
     "--service", "echo", "--public", "127.0.0.1:0", "--secret-file",
-    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port)});
+    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port),
+    "--admin-token-file", token_file});
   ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
+  EXPECT_NE(pop_->output().find("new admin token written to " + token_file),
+            std::string::npos);
+  struct stat st {};
+  ASSERT_EQ(::stat(token_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string token;
+  std::ifstream{token_file} >> token;
+  ASSERT_EQ(token.size(), 64u);
   tunnel_port_ = drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:");
   public_port_ = drtp::test::number_after(pop_->output(), "public on 127.0.0.1:");
   start_agent();
@@ -376,11 +388,156 @@ TEST_F(e2e, admin_port_reports_status_and_drains) {
       drtp::sock::recv_to_eof(s.get(), out, 1 << 16);
     return std::string(out.begin(), out.end());
   };
-  auto status = ask("status\n");
+  // Without the token (as anyone on the machine could): nothing.
+  EXPECT_NE(ask("status\n").find("bad token"), std::string::npos);
+  EXPECT_NE(ask("0123456789abcdef0123 drain\n").find("bad token"), std::string::npos);
+  EXPECT_EQ(pop_->output().find(token), std::string::npos); // never logged
+  auto status = ask(token + " status\n");
   EXPECT_NE(status.find("service echo: 1 tunnel(s)"), std::string::npos) << status;
-  EXPECT_NE(ask("reboot\n").find("unknown command"), std::string::npos);
-  EXPECT_EQ(ask("drain\n"), "draining\n");
+  EXPECT_NE(ask(token + " reboot\n").find("unknown command"), std::string::npos);
+  EXPECT_EQ(ask(token + " drain\n"), "draining\n");
   EXPECT_EQ(pop_->wait_exit(10s), 0) << pop_->output();
+}
+
+TEST_F(e2e, idle_admin_connections_cannot_lock_the_operator_out) {
+  uint16_t admin_port = 0;
+  { auto probe = drtp::sock::listen_tcp("127.0.0.1", 0, admin_port); }
+  auto token_file = dir_ + "/admin.token";
+  pop_ = std::make_unique<process>(std::vector<std::string>{
+    bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen", "127.0.0.1:0",
+    "--service", "echo", "--public", "127.0.0.1:0", "--secret-file",
+    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port),
+    "--admin-token-file", token_file});
+  ASSERT_TRUE(pop_->wait_for("admin commands on", 10s)) << pop_->output();
+  std::string token;
+  std::ifstream{token_file} >> token;
+  // 200 idle connections (the cap is 64): they used to lock everyone out.
+  std::vector<drtp::sock::fd> idle;
+  for (int i = 0; i < 200; ++i)
+    idle.push_back(drtp::sock::connect_tcp("127.0.0.1", admin_port, 5000));
+  std::this_thread::sleep_for(200ms);
+  auto s = drtp::sock::connect_tcp("127.0.0.1", admin_port, 5000);
+  ASSERT_TRUE(s);
+  auto cmd = token + " status\n";
+  ASSERT_TRUE(drtp::sock::send_all(s.get(), cmd.data(), cmd.size()));
+  std::vector<char> out;
+  drtp::sock::recv_to_eof(s.get(), out, 1 << 16);
+  EXPECT_NE(std::string(out.begin(), out.end()).find("service echo"), std::string::npos)
+    << pop_->output();
+  // An idle connection is closed after 3 s, not held.
+  auto t0 = std::chrono::steady_clock::now();
+  auto lone = drtp::sock::connect_tcp("127.0.0.1", admin_port, 5000);
+  ASSERT_TRUE(lone);
+  std::vector<char> answer;
+  drtp::sock::recv_to_eof(lone.get(), answer, 1 << 10);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(std::string(answer.begin(), answer.end()).find("no command within 3000 ms"),
+            std::string::npos);
+  EXPECT_GE(ms, 2500);
+  EXPECT_LE(ms, 10000);
+  std::printf("figure: idle admin connection closed after %lld ms\n",
+              static_cast<long long>(ms));
+}
+
+TEST(cli, admin_token_file_must_be_private) {
+  auto dir = drtp::test::make_temp_dir("tok");
+  auto file = dir + "/token";
+  std::ofstream{file} << "0123456789abcdef0123456789abcdef\n";
+  ::chmod(file.c_str(), 0644);
+  process pop({drtp::test::bin_dir() + "/drtp-pop", "--dev", "--service", "echo", "--public",
+               "127.0.0.1:0", "--admin", "127.0.0.1:0", "--admin-token-file", file},
+              {"DRTP_SECRET=s"});
+  EXPECT_EQ(pop.wait_exit(5s), 2);
+  EXPECT_NE(pop.output().find("admin token file " + file + " may be read by others"),
+            std::string::npos)
+    << pop.output();
+  process no_file({drtp::test::bin_dir() + "/drtp-pop", "--dev", "--service", "echo",
+                   "--public", "127.0.0.1:0", "--admin", "127.0.0.1:0"},
+                  {"DRTP_SECRET=s"});
+  EXPECT_EQ(no_file.wait_exit(5s), 2);
+  EXPECT_NE(no_file.output().find("--admin needs --admin-token-file FILE"), std::string::npos)
+    << no_file.output();
+  drtp::test::remove_tree(dir);
+}
+
+/// The keepalive timer of the IPv4 socket local_port -> remote_port, from
+/// /proc/net/tcp: its "tr" field is 2 while a keepalive timer runs, 0 on an
+/// idle socket without keepalive; -1 if no such socket.
+int tcp_timer_kind(unsigned local_port, unsigned remote_port) {
+  std::ifstream in{"/proc/net/tcp"};
+  std::string line;
+  std::getline(in, line); // the header
+  while (std::getline(in, line)) {
+    std::istringstream f{line};
+    std::string sl, local, remote, st, queues, timer;
+    f >> sl >> local >> remote >> st >> queues >> timer;
+    auto port_of = [](const std::string& a) {
+      return std::stoul(a.substr(a.find(':') + 1), nullptr, 16);
+    };
+    if (st == "01" && port_of(local) == local_port && port_of(remote) == remote_port)
+      return std::stoi(timer.substr(0, timer.find(':')), nullptr, 16);
+  }
+  return -1;
+}
+
+unsigned local_port_of(int fd) {
+  sockaddr_in a{};
+  socklen_t n = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &n);
+  return ntohs(a.sin_port);
+}
+
+TEST_F(e2e, visitor_and_local_sockets_have_tcp_keepalive) {
+  // A visitor that vanishes without FIN (its machine gone) is found by
+  // keepalive probes instead of holding its session forever.
+  start_pop();
+  start_agent();
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  auto s = drtp::sock::connect_tcp("127.0.0.1", public_port_, 5000);
+  ASSERT_TRUE(s);
+  char buf[4] = {'p', 'i', 'n', 'g'};
+  ASSERT_TRUE(drtp::sock::send_all(s.get(), buf, 4));
+  ASSERT_TRUE(drtp::sock::recv_all(s.get(), buf, 4)); // the session is up
+  std::this_thread::sleep_for(300ms); // past any retransmit timer
+  // The POP's end of the visitor's connection.
+  EXPECT_EQ(tcp_timer_kind(public_port_, local_port_of(s.get())), 2);
+  // The agent's end of its connection to the local service: the one socket
+  // whose peer is the echo server and whose own port is not.
+  int agent_end = -1;
+  std::ifstream in{"/proc/net/tcp"};
+  std::string line;
+  std::getline(in, line); // the header
+  while (std::getline(in, line)) {
+    std::istringstream f{line};
+    std::string sl, local, remote, st, queues, timer;
+    f >> sl >> local >> remote >> st >> queues >> timer;
+    auto rport = std::stoul(remote.substr(remote.find(':') + 1), nullptr, 16);
+    if (st == "01" && rport == echo_.port())
+      agent_end = std::stoi(timer.substr(0, timer.find(':')), nullptr, 16);
+  }
+  EXPECT_EQ(agent_end, 2);
+}
+
+TEST_F(e2e, a_silent_visitor_is_closed_after_the_idle_timeout) {
+  start_pop({"--idle-timeout", "1"});
+  start_agent("secret", {"--idle-timeout", "0"}); // the POP's end decides
+  ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
+  auto s = drtp::sock::connect_tcp("127.0.0.1", public_port_, 5000);
+  ASSERT_TRUE(s);
+  char buf[4] = {'p', 'i', 'n', 'g'};
+  ASSERT_TRUE(drtp::sock::send_all(s.get(), buf, 4));
+  ASSERT_TRUE(drtp::sock::recv_all(s.get(), buf, 4));
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<char> rest;
+  drtp::sock::recv_to_eof(s.get(), rest, 16); // returns when the POP closes it
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - t0).count();
+  EXPECT_GE(ms, 900);
+  EXPECT_LE(ms, 5000);
+  EXPECT_TRUE(pop_->wait_for("idle timeout 1000 ms", 2s)) << pop_->output();
+  std::printf("figure: silent visitor closed by the POP after %lld ms (idle timeout 1 s)\n",
+              static_cast<long long>(ms));
 }
 
 TEST(cli, busy_port_and_unreadable_files_give_one_clear_line) {
@@ -441,6 +598,8 @@ TEST(cli, hostile_config_files_give_one_line_naming_file_and_line) {
     {"services:\n  - name: a\n    public_key: " + std::string(64, 'a')
        + "\n    public: 127.0.0.1:1\n",
      ":3: 'public_key' must be ed25519: and 64 hex digits"},
+    {"idle_timeout_s: 99999999\nservices: []\n",
+     ": idle_timeout_s must be 0-604800 seconds, got '99999999'"},
   };
   auto dir = drtp::test::make_temp_dir("cfg");
   int i = 0;

@@ -135,6 +135,14 @@ struct resume_read_req {
   conn_id id = 0;
 };
 
+/// Serve TLS with this certificate and key (PEM) from now on: connections
+/// accepted later present it, those already open keep theirs. Answered by
+/// `identity_set` (a config reload: the sender learns whether it took).
+struct set_identity_req {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
 // -- events: io -> owner -------------------------------------------------------
 
 struct listening {
@@ -192,8 +200,16 @@ struct closed {
   std::string what;
 };
 
+/// The answer to set_identity_req: ok, or why not (the old identity stays).
+struct identity_set {
+  bool ok = false;
+  std::string what;
+};
+
 } // namespace drtp::net
 
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::net::set_identity_req)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::net::identity_set)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::net::listen_req)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::net::stop_listen_req)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::net::connect_req)

@@ -53,6 +53,9 @@ public:
                           std::move(msg.get_mutable_as<listen_req>(0)));
     else if (msg.match_element<stop_listen_req>(0))
       backend_->on_stop_listen(msg.get_as<stop_listen_req>(0));
+    else if (msg.match_element<set_identity_req>(0))
+      backend_->on_set_identity(std::move(sender),
+                                std::move(msg.get_mutable_as<set_identity_req>(0)));
   }
 
 private:

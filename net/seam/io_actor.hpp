@@ -18,6 +18,7 @@ public:
   virtual ~io_backend();
   virtual void on_listen(caf::actor sender, listen_req req) = 0;
   virtual void on_stop_listen(stop_listen_req req) = 0;
+  virtual void on_set_identity(caf::actor sender, set_identity_req req) = 0;
   virtual void on_connect(caf::actor sender, connect_req req) = 0;
   virtual void on_adopt(adopt_req req) = 0;
   virtual void on_write(write_req req) = 0;
