@@ -32,6 +32,7 @@
 #include "net/wire/handshake.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
+#include "sim/rig.hpp"
 #include "sim/scenario.hpp"
 
 using namespace drtp;
@@ -223,8 +224,8 @@ struct pop_tap {
   }
 };
 
-struct world_fixture {
-  explicit world_fixture(uint64_t seed) : d(seed) {
+struct world_fixture : sim::rig {
+  explicit world_fixture(uint64_t seed) : rig(seed) {
     auto& w = d.net();
     sim::link_params link;
     link.latency_us = 1000;
@@ -238,37 +239,19 @@ struct world_fixture {
     });
   }
 
-  ~world_fixture() {
-    if (std::getenv("DRTP_SIM_TRACE"))
-      for (auto& l : d.trace_lines())
-        std::printf("%s\n", l.c_str());
-  }
-
   env make_env(const std::string& host) {
-    env e;
-    e.io = d.net().io(host);
-    e.trace = d.trace();
-    e.rng = net::make_seeded_entropy(d.seed() * 1000 + ++salt);
-    e.crypto = net::make_openssl_crypto();
-    e.host = host;
-    return e;
+    return rig::make_env(host, ++salt);
   }
 
   void start_pop() {
     pop_params pp;
     pp.e = make_env("pop");
     pp.tunnel_port = tunnel_port;
-    service_config sc;
-    sc.name = "db";
-    sc.public_key = sim::cached_login_key("service secret", net::service_salt("db")).public_key;
-    sc.public_port = 8000;
+    auto sc = service("db", "service secret", 8000);
     sc.is_public = false;
     sc.allow = {"sam"};
     pp.services.push_back(sc);
-    principal_config pc;
-    pc.name = "sam";
-    pc.public_key = sim::cached_login_key("sams secret", net::principal_salt("sam")).public_key;
-    pp.principals.push_back(pc);
+    pp.principals.push_back(principal("sam", "sams secret"));
     d.net().register_actor("pop", spawn_pop_server(d.sys(), std::move(pp)));
   }
 
@@ -326,14 +309,6 @@ struct world_fixture {
     caf::anon_send(d.net().io("evil"), net::write_req{evil->conn, std::move(out)});
   }
 
-  bool trace_has(const std::string& needle) const {
-    for (auto& l : d.trace_lines())
-      if (l.find(needle) != std::string::npos)
-        return true;
-    return false;
-  }
-
-  sim::driver d;
   uint64_t salt = 0;
   std::shared_ptr<evil_state> evil = std::make_shared<evil_state>();
   pop_tap tap;

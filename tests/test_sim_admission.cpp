@@ -18,6 +18,7 @@
 #include "net/wire/frame.hpp"
 #include "net/wire/handshake.hpp"
 #include "sim/driver.hpp"
+#include "sim/rig.hpp"
 #include "sim/scenario.hpp"
 
 using namespace drtp;
@@ -126,8 +127,8 @@ caf::behavior status_watch(caf::event_based_actor*, std::shared_ptr<bool> up) {
   };
 }
 
-struct field {
-  explicit field(uint64_t seed) : d(seed) {
+struct field : sim::rig {
+  explicit field(uint64_t seed) : rig(seed) {
     sim::link_params link;
     link.latency_us = 2000;
     d.net().set_default_link(link);
@@ -135,29 +136,11 @@ struct field {
     d.net().add_host("agent");
   }
 
-  ~field() {
-    if (std::getenv("DRTP_SIM_TRACE"))
-      for (auto& l : d.trace_lines())
-        std::printf("%s\n", l.c_str());
-  }
-
-  env make_env(const std::string& host, uint64_t salt) {
-    env e;
-    e.io = d.net().io(host);
-    e.trace = d.trace();
-    e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
-    e.crypto = net::make_openssl_crypto();
-    e.host = host;
-    return e;
-  }
-
   void start_pop() {
     pop_params pp;
     pp.e = make_env("pop", 1);
     pp.tunnel_port = tunnel_port;
-    service_config sc;
-    sc.name = "echo";
-    sc.public_key = sim::cached_login_key("the secret", net::service_salt("echo")).public_key;
+    auto sc = service("echo", "the secret", 0);
     sc.is_public = false;
     pp.services.push_back(sc);
     pp.observer = d.sys().spawn(status_watch, agent_up);
@@ -166,17 +149,9 @@ struct field {
   }
 
   void start_agent() {
-    agent_params ap;
-    ap.e = make_env("agent", 2);
-    ap.pops.push_back(pop_endpoint{"pop", "pop", tunnel_port, "eu"});
-    ap.tls = std::make_shared<net::tls_client_config>();
-    ap.service = "echo";
-    ap.agent_id = "joe";
-    ap.signing_key = sim::cached_login_key("the secret", net::service_salt("echo")).seed;
-    ap.local_host = "agent";
-    ap.local_port = 5432;
-    auto agent = spawn_agent(d.sys(), std::move(ap));
-    d.net().register_actor("agent", agent);
+    auto ap = agent("agent", "echo", "the secret",
+                    {pop_endpoint{"pop", "pop", tunnel_port, "eu"}}, 5432, 2);
+    d.net().register_actor("agent", spawn_agent(d.sys(), std::move(ap)));
   }
 
   std::shared_ptr<flood_counts> flood(const std::string& host, size_t links, bool guess,
@@ -194,7 +169,6 @@ struct field {
     return fp.counts;
   }
 
-  sim::driver d;
   std::shared_ptr<bool> agent_up = std::make_shared<bool>(false);
 };
 

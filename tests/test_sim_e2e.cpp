@@ -17,6 +17,7 @@
 #include "net/wire/handshake.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
+#include "sim/rig.hpp"
 #include "sim/scenario.hpp"
 
 using namespace drtp;
@@ -27,8 +28,8 @@ constexpr uint16_t tunnel_port = 7000;
 constexpr uint16_t public_port = 8000;
 constexpr uint16_t service_port = 5432;
 
-struct scenario {
-  explicit scenario(uint64_t seed) : d(seed) {
+struct scenario : sim::rig {
+  explicit scenario(uint64_t seed) : rig(seed) {
     auto& w = d.net();
     sim::link_params link;
     link.latency_us = 2000;
@@ -42,38 +43,18 @@ struct scenario {
     start_pop();
   }
 
-  ~scenario() {
-    if (std::getenv("DRTP_SIM_TRACE"))
-      for (auto& l : d.trace_lines())
-        std::printf("%s\n", l.c_str());
-  }
-
-  env make_env(const std::string& host, uint64_t salt) {
-    env e;
-    e.io = d.net().io(host);
-    e.trace = d.trace();
-    e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
-    e.crypto = net::make_openssl_crypto();
-    e.host = host;
-    return e;
-  }
-
   void start_pop() {
     pop_params pp;
     pp.e = make_env("pop", ++incarnation);
     pp.tunnel_port = tunnel_port;
-    service_config sc;
-    sc.name = "echo";
-    sc.public_key = stored_public_key();
-    sc.public_port = public_port;
-    pp.services.push_back(sc);
+    pp.services.push_back(service("echo", "the secret", public_port));
     auto pop = spawn_pop_server(d.sys(), std::move(pp));
     d.net().register_actor("pop", pop);
   }
 
   /// What the POP stores for its service "echo": the public key only.
   static std::string stored_public_key() {
-    return sim::cached_login_key("the secret", net::service_salt("echo")).public_key;
+    return service("echo", "the secret", 0).public_key;
   }
 
   void start_agent(const std::string& secret = "the secret") {
@@ -83,31 +64,15 @@ struct scenario {
   /// An agent that signs with `signing_key` and dials `pop_host`.
   void start_agent_with_key(const std::string& signing_key,
                             const std::string& pop_host = "pop") {
-    agent_params ap;
-    ap.e = make_env("agent", 100 + ++incarnation);
-    ap.pops.push_back(pop_endpoint{pop_host, pop_host, tunnel_port, "eu"});
-    ap.tls = std::make_shared<net::tls_client_config>();
-    ap.service = "echo";
-    ap.agent_id = "joe";
+    auto ap = agent("agent", "echo", "the secret",
+                    {pop_endpoint{pop_host, pop_host, tunnel_port, "eu"}}, service_port,
+                    100 + ++incarnation);
     ap.signing_key = signing_key;
-    ap.local_host = "agent";
-    ap.local_port = service_port;
-    auto agent = spawn_agent(d.sys(), std::move(ap));
-    d.net().register_actor("agent", agent);
+    d.net().register_actor("agent", spawn_agent(d.sys(), std::move(ap)));
   }
 
   std::shared_ptr<sim::visitor_result> visit(uint64_t bytes, uint64_t seed) {
-    sim::visitor_params vp;
-    vp.io = d.net().io("visitors");
-    vp.host = "pop";
-    vp.port = public_port;
-    vp.bytes = bytes;
-    vp.seed = seed;
-    vp.key = 0x5a;
-    vp.result = std::make_shared<sim::visitor_result>();
-    vp.now_us = [this] { return d.now_us(); };
-    auto r = vp.result;
-    sim::spawn_visitor(d.sys(), std::move(vp));
+    auto r = rig::visit("visitors", "pop", public_port, bytes, seed, 0x5a);
     results.push_back(r);
     return r;
   }
@@ -126,14 +91,6 @@ struct scenario {
     return n;
   }
 
-  bool trace_has(const std::string& needle) const {
-    for (auto& l : d.trace_lines())
-      if (l.find(needle) != std::string::npos)
-        return true;
-    return false;
-  }
-
-  sim::driver d;
   uint64_t incarnation = 0;
   std::vector<std::shared_ptr<sim::visitor_result>> results;
 };

@@ -15,6 +15,7 @@
 #include "net/wire/handshake.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
+#include "sim/rig.hpp"
 #include "sim/scenario.hpp"
 
 using namespace drtp;
@@ -71,8 +72,8 @@ caf::behavior chatty_visitor(caf::event_based_actor* self, caf::actor io,
   };
 }
 
-struct one_pop {
-  explicit one_pop(uint64_t seed) : d(seed) {
+struct one_pop : sim::rig {
+  explicit one_pop(uint64_t seed) : rig(seed) {
     auto& w = d.net();
     sim::link_params link;
     link.latency_us = 2000;
@@ -81,39 +82,18 @@ struct one_pop {
       w.add_host(h);
     sim::spawn_app_service(d.sys(), w.io("agent"), service_port, 0x5a);
     pop_params pp;
-    pp.e = make_env("pop", 1);
+    pp.e = idle_env("pop", 1);
     pp.tunnel_port = tunnel_port;
-    service_config sc;
-    sc.name = "echo";
-    sc.public_key = sim::cached_login_key("the secret", net::service_salt(sc.name)).public_key;
-    sc.public_port = public_port;
-    pp.services.push_back(sc);
+    pp.services.push_back(service("echo", "the secret", public_port));
     d.net().register_actor("pop", spawn_pop_server(d.sys(), std::move(pp)));
-    agent_params ap;
-    ap.e = make_env("agent", 2);
-    ap.pops.push_back(pop_endpoint{"pop", "pop", tunnel_port, "eu"});
-    ap.tls = std::make_shared<net::tls_client_config>();
-    ap.service = "echo";
-    ap.agent_id = "joe";
-    ap.signing_key = sim::cached_login_key("the secret", net::service_salt(ap.service)).seed;
-    ap.local_host = "agent";
-    ap.local_port = service_port;
+    auto ap = agent("agent", "echo", "the secret",
+                    {pop_endpoint{"pop", "pop", tunnel_port, "eu"}}, service_port, 2);
+    ap.e = idle_env("agent", 2);
     d.net().register_actor("agent", spawn_agent(d.sys(), std::move(ap)));
   }
 
-  ~one_pop() {
-    if (std::getenv("DRTP_SIM_TRACE"))
-      for (auto& l : d.trace_lines())
-        std::printf("%s\n", l.c_str());
-  }
-
-  env make_env(const std::string& host, uint64_t salt) {
-    env e;
-    e.io = d.net().io(host);
-    e.trace = d.trace();
-    e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
-    e.crypto = net::make_openssl_crypto();
-    e.host = host;
+  env idle_env(const std::string& host, uint64_t salt) {
+    auto e = make_env(host, salt);
     e.limits.session_idle_timeout_ms = idle_timeout_ms;
     return e;
   }
@@ -124,8 +104,6 @@ struct one_pop {
                   std::function<uint64_t()>{[this] { return d.now_us(); }}, every_ms);
     return r;
   }
-
-  sim::driver d;
 };
 
 } // namespace

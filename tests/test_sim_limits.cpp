@@ -19,6 +19,7 @@
 #include "net/wire/handshake.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
+#include "sim/rig.hpp"
 #include "sim/scenario.hpp"
 
 using namespace drtp;
@@ -35,8 +36,8 @@ constexpr uint16_t tunnel_port = 7000;
 constexpr uint16_t public_port = 8000;
 constexpr uint16_t service_port = 5432;
 
-struct scenario {
-  explicit scenario(uint64_t seed, uint32_t visitors_per_service_max = 4096) : d(seed) {
+struct scenario : sim::rig {
+  explicit scenario(uint64_t seed, uint32_t visitors_per_service_max = 4096) : rig(seed) {
     auto& w = d.net();
     sim::link_params link;
     link.latency_us = 2000;
@@ -49,69 +50,20 @@ struct scenario {
     pp.e = make_env("pop", 1);
     pp.tunnel_port = tunnel_port;
     pp.visitors_per_service_max = visitors_per_service_max;
-    service_config sc;
-    sc.name = "echo";
-    sc.public_key = sim::cached_login_key("the secret", net::service_salt("echo")).public_key;
-    sc.public_port = public_port;
+    auto sc = service("echo", "the secret", public_port);
     sc.allow = {"mallory"};
     pp.services.push_back(sc);
-    principal_config pc;
-    pc.name = "mallory";
-    pc.public_key =
-      sim::cached_login_key("mallory's secret", net::principal_salt("mallory")).public_key;
-    pp.principals.push_back(pc);
+    pp.principals.push_back(principal("mallory", "mallory's secret"));
     d.net().register_actor("pop", spawn_pop_server(d.sys(), std::move(pp)));
-    agent_params ap;
-    ap.e = make_env("agent", 2);
-    ap.pops.push_back(pop_endpoint{"pop", "pop", tunnel_port, "eu"});
-    ap.tls = std::make_shared<net::tls_client_config>();
-    ap.service = "echo";
-    ap.agent_id = "joe";
-    ap.signing_key = sim::cached_login_key("the secret", net::service_salt("echo")).seed;
-    ap.local_host = "agent";
-    ap.local_port = service_port;
+    auto ap = agent("agent", "echo", "the secret",
+                    {pop_endpoint{"pop", "pop", tunnel_port, "eu"}}, service_port, 2);
     d.net().register_actor("agent", spawn_agent(d.sys(), std::move(ap)));
-  }
-
-  ~scenario() {
-    if (std::getenv("DRTP_SIM_TRACE"))
-      for (auto& l : d.trace_lines())
-        std::printf("%s\n", l.c_str());
-  }
-
-  env make_env(const std::string& host, uint64_t salt) {
-    env e;
-    e.io = d.net().io(host);
-    e.trace = d.trace();
-    e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
-    e.crypto = net::make_openssl_crypto();
-    e.host = host;
-    return e;
   }
 
   std::shared_ptr<sim::visitor_result> visit(const std::string& from, uint64_t bytes,
                                              uint64_t seed) {
-    sim::visitor_params vp;
-    vp.io = d.net().io(from);
-    vp.host = "pop";
-    vp.port = public_port;
-    vp.bytes = bytes;
-    vp.seed = seed;
-    vp.key = 0x5a;
-    vp.result = std::make_shared<sim::visitor_result>();
-    vp.now_us = [this] { return d.now_us(); };
-    sim::spawn_visitor(d.sys(), vp);
-    return vp.result;
+    return rig::visit(from, "pop", public_port, bytes, seed, 0x5a);
   }
-
-  size_t trace_count(const std::string& needle) const {
-    size_t n = 0;
-    for (auto& l : d.trace_lines())
-      n += l.find(needle) != std::string::npos ? 1 : 0;
-    return n;
-  }
-
-  sim::driver d;
 };
 
 bool all_done(const std::vector<std::shared_ptr<sim::visitor_result>>& rs) {

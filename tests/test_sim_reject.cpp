@@ -15,6 +15,7 @@
 #include "net/wire/handshake.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
+#include "sim/rig.hpp"
 #include "sim/scenario.hpp"
 
 using namespace drtp;
@@ -25,8 +26,8 @@ constexpr uint16_t tunnel_port = 7000;
 constexpr uint16_t public_port = 8000;
 constexpr uint16_t service_port = 5432;
 
-struct two_pops {
-  explicit two_pops(uint64_t seed) : d(seed) {
+struct two_pops : sim::rig {
+  explicit two_pops(uint64_t seed) : rig(seed) {
     auto& w = d.net();
     sim::link_params link;
     link.latency_us = 2000;
@@ -37,74 +38,34 @@ struct two_pops {
     sim::spawn_app_service(d.sys(), w.io("agent"), service_port, 0x5a);
   }
 
-  ~two_pops() {
-    if (std::getenv("DRTP_SIM_TRACE"))
-      for (auto& l : d.trace_lines())
-        std::printf("%s\n", l.c_str());
-  }
-
-  env make_env(const std::string& host, uint64_t salt) {
-    env e;
-    e.io = d.net().io(host);
-    e.trace = d.trace();
-    e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
-    e.crypto = net::make_openssl_crypto();
-    e.host = host;
-    return e;
-  }
-
-  /// A POP that knows `service` (with the agent's secret).
-  void start_pop(const std::string& host, const std::string& service) {
+  /// A POP that knows `name` (with the agent's secret).
+  void start_pop(const std::string& host, const std::string& name) {
     pop_params pp;
     pp.e = make_env(host, ++salt);
     pp.tunnel_port = tunnel_port;
-    service_config sc;
-    sc.name = service;
-    sc.public_key = sim::cached_login_key("the secret", net::service_salt(sc.name)).public_key;
-    sc.public_port = public_port;
-    pp.services.push_back(sc);
+    pp.services.push_back(service(name, "the secret", public_port));
     d.net().register_actor(host, spawn_pop_server(d.sys(), std::move(pp)));
   }
 
   void start_agent() {
-    agent_params ap;
-    ap.e = make_env("agent", 100 + ++salt);
-    ap.pops.push_back(pop_endpoint{"pop-a", "pop-a", tunnel_port, "eu"});
-    ap.pops.push_back(pop_endpoint{"pop-b", "pop-b", tunnel_port, "us"});
+    auto ap = agent("agent", "echo", "the secret",
+                    {pop_endpoint{"pop-a", "pop-a", tunnel_port, "eu"},
+                     pop_endpoint{"pop-b", "pop-b", tunnel_port, "us"}},
+                    service_port, 100 + ++salt);
     ap.tunnels_target = 2;
-    ap.tls = std::make_shared<net::tls_client_config>();
-    ap.service = "echo";
-    ap.agent_id = "joe";
-    ap.signing_key = sim::cached_login_key("the secret", net::service_salt(ap.service)).seed;
-    ap.local_host = "agent";
-    ap.local_port = service_port;
     d.net().register_actor("agent", spawn_agent(d.sys(), std::move(ap)));
   }
 
   bool echo_through(const std::string& pop, uint64_t seed) {
-    sim::visitor_params vp;
-    vp.io = d.net().io("visitors");
-    vp.host = pop;
-    vp.port = public_port;
-    vp.bytes = 20000;
-    vp.seed = seed;
-    vp.key = 0x5a;
-    vp.result = std::make_shared<sim::visitor_result>();
-    vp.now_us = [this] { return d.now_us(); };
-    auto r = vp.result;
-    sim::spawn_visitor(d.sys(), std::move(vp));
+    auto r = visit("visitors", pop, public_port, 20000, seed, 0x5a);
     d.run_until([&] { return r->done; }, 10'000'000);
     return r->done && r->ok;
   }
 
   size_t lines_with(const std::string& needle) const {
-    size_t n = 0;
-    for (auto& l : d.trace_lines())
-      n += l.find(needle) != std::string::npos ? 1 : 0;
-    return n;
+    return trace_count(needle);
   }
 
-  sim::driver d;
   uint64_t salt = 0;
 };
 

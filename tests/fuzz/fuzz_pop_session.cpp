@@ -27,6 +27,7 @@
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
 #include "sim/hostile_peer.hpp"
+#include "sim/rig.hpp"
 #include "sim/scenario.hpp"
 #include "tests/fuzz/fuzz.hpp"
 
@@ -67,8 +68,8 @@ private:
   size_t pos_ = 0;
 };
 
-struct world_under_test {
-  explicit world_under_test(uint64_t seed) : d(seed) {
+struct world_under_test : sim::rig {
+  explicit world_under_test(uint64_t seed) : rig(seed) {
     auto& w = d.net();
     sim::link_params link;
     link.latency_us = 1000;
@@ -77,35 +78,20 @@ struct world_under_test {
     for (auto h : {"pop", "agent", "visitors", "mallory"})
       w.add_host(h);
     sim::spawn_app_service(d.sys(), w.io("agent"), service_port, service_key);
-    crypto = net::make_openssl_crypto();
     pop_params pp;
     pp.e = make_env("pop", 1);
     pp.tunnel_port = tunnel_port;
-    service_config sc;
-    sc.name = "echo";
-    sc.public_key = service_key_pair().public_key;
-    sc.public_port = public_port;
+    auto sc = service("echo", "the secret", public_port);
     sc.allow = {"sam"};
     pp.services.push_back(sc);
-    principal_config sam;
-    sam.name = "sam";
-    sam.public_key = principal_key_pair().public_key;
-    pp.principals.push_back(sam);
+    pp.principals.push_back(principal("sam", "sam secret"));
     d.net().register_actor("pop", spawn_pop_server(d.sys(), std::move(pp)));
-    agent_params ap;
-    ap.e = make_env("agent", 2);
-    ap.pops.push_back(pop_endpoint{"pop", "pop", tunnel_port, "eu"});
-    ap.tls = std::make_shared<net::tls_client_config>();
-    ap.service = "echo";
-    ap.agent_id = "joe";
-    ap.signing_key = service_key_pair().seed;
-    ap.local_host = "agent";
-    ap.local_port = service_port;
+    auto ap = agent("agent", "echo", "the secret",
+                    {pop_endpoint{"pop", "pop", tunnel_port, "eu"}}, service_port, 2);
     d.net().register_actor("agent", spawn_agent(d.sys(), std::move(ap)));
   }
 
-  // Derived once per process (scrypt is slow on purpose): the keys do not
-  // depend on the input.
+  // The peer's keys (scrypt is slow on purpose; the simulator caches them).
   static const net::login_key& service_key_pair() {
     static const auto k = sim::cached_login_key("the secret", net::service_salt("echo"));
     return k;
@@ -115,33 +101,9 @@ struct world_under_test {
     return k;
   }
 
-  env make_env(const std::string& host, uint64_t salt) {
-    env e;
-    e.io = d.net().io(host);
-    e.trace = d.trace();
-    e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
-    e.crypto = crypto;
-    e.host = host;
-    return e;
-  }
-
   std::shared_ptr<sim::visitor_result> visit(uint64_t bytes, uint64_t seed) {
-    sim::visitor_params vp;
-    vp.io = d.net().io("visitors");
-    vp.host = "pop";
-    vp.port = public_port;
-    vp.bytes = bytes;
-    vp.seed = seed;
-    vp.key = service_key;
-    vp.result = std::make_shared<sim::visitor_result>();
-    vp.now_us = [this] { return d.now_us(); };
-    auto r = vp.result;
-    sim::spawn_visitor(d.sys(), std::move(vp));
-    return r;
+    return rig::visit("visitors", "pop", public_port, bytes, seed, service_key);
   }
-
-  sim::driver d;
-  std::shared_ptr<net::crypto> crypto;
 };
 
 constexpr uint8_t frame_types[] = {1, 2, 3, 4, 5, 16, 17, 18, 19, 20, 32, 33, 34, 0, 99};

@@ -1,0 +1,88 @@
+#include "sim/rig.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "caf/all.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/seam/io.hpp"
+#include "net/wire/handshake.hpp"
+#include "sim/scenario.hpp"
+
+namespace drtp::sim {
+
+rig::rig(uint64_t seed) : d(seed), crypto(net::make_openssl_crypto()) {
+}
+
+rig::~rig() {
+  if (std::getenv("DRTP_SIM_TRACE"))
+    for (auto& l : d.trace_lines())
+      std::printf("%s\n", l.c_str());
+}
+
+env rig::make_env(const std::string& host, uint64_t salt) {
+  env e;
+  e.io = d.net().io(host);
+  e.trace = d.trace();
+  e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
+  e.crypto = crypto;
+  e.host = host;
+  return e;
+}
+
+service_config rig::service(const std::string& name, const std::string& secret,
+                            uint16_t public_port) {
+  service_config sc;
+  sc.name = name;
+  sc.public_key = cached_login_key(secret, net::service_salt(name)).public_key;
+  sc.public_port = public_port;
+  return sc;
+}
+
+principal_config rig::principal(const std::string& name, const std::string& secret) {
+  principal_config pc;
+  pc.name = name;
+  pc.public_key = cached_login_key(secret, net::principal_salt(name)).public_key;
+  return pc;
+}
+
+agent_params rig::agent(const std::string& host, const std::string& service,
+                        const std::string& secret, std::vector<pop_endpoint> pops,
+                        uint16_t local_port, uint64_t salt) {
+  agent_params ap;
+  ap.e = make_env(host, salt);
+  ap.pops = std::move(pops);
+  ap.tls = std::make_shared<net::tls_client_config>();
+  ap.service = service;
+  ap.agent_id = "joe";
+  ap.signing_key = cached_login_key(secret, net::service_salt(service)).seed;
+  ap.local_host = host;
+  ap.local_port = local_port;
+  return ap;
+}
+
+std::shared_ptr<visitor_result> rig::visit(const std::string& from, const std::string& pop,
+                                           uint16_t port, uint64_t bytes, uint64_t seed,
+                                           uint8_t key) {
+  visitor_params vp;
+  vp.io = d.net().io(from);
+  vp.host = pop;
+  vp.port = port;
+  vp.bytes = bytes;
+  vp.seed = seed;
+  vp.key = key;
+  vp.result = std::make_shared<visitor_result>();
+  vp.now_us = [this] { return d.now_us(); };
+  auto r = vp.result;
+  spawn_visitor(d.sys(), std::move(vp));
+  return r;
+}
+
+size_t rig::trace_count(const std::string& needle) const {
+  size_t n = 0;
+  for (auto& l : d.trace_lines())
+    n += l.find(needle) != std::string::npos ? 1 : 0;
+  return n;
+}
+
+} // namespace drtp::sim

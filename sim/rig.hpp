@@ -1,0 +1,57 @@
+#pragma once
+// What the simulated tests share, so that each says only what it is about:
+// the driver, an env per host (seeded entropy, the real crypto), the config
+// of a service and a principal from their secrets (the POP gets only the
+// public keys), an agent's parameters, a visitor, and the trace printed
+// when DRTP_SIM_TRACE is set.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/agent.hpp"
+#include "actors/env.hpp"
+#include "actors/pop_server.hpp"
+#include "sim/apps.hpp"
+#include "sim/driver.hpp"
+
+namespace drtp::sim {
+
+struct rig {
+  explicit rig(uint64_t seed);
+  ~rig(); // prints the trace first when DRTP_SIM_TRACE is set
+  rig(const rig&) = delete;
+  rig& operator=(const rig&) = delete;
+
+  /// The env of an actor on `host`; `salt` tells its entropy from others'.
+  env make_env(const std::string& host, uint64_t salt);
+
+  /// A service as a POP config holds it: the public key of `secret`.
+  static service_config service(const std::string& name, const std::string& secret,
+                                uint16_t public_port);
+  /// A principal as a POP config holds it.
+  static principal_config principal(const std::string& name, const std::string& secret);
+
+  /// An agent on `host` for `service`, signing with `secret`'s key, its
+  /// local service at host:local_port, dialing `pops`.
+  agent_params agent(const std::string& host, const std::string& service,
+                     const std::string& secret, std::vector<pop_endpoint> pops,
+                     uint16_t local_port, uint64_t salt);
+
+  /// A visitor from host `from` to `pop`:`port`, echoing `bytes`.
+  std::shared_ptr<visitor_result> visit(const std::string& from, const std::string& pop,
+                                        uint16_t port, uint64_t bytes, uint64_t seed,
+                                        uint8_t key);
+
+  /// How many trace lines so far contain `needle`.
+  size_t trace_count(const std::string& needle) const;
+  bool trace_has(const std::string& needle) const {
+    return trace_count(needle) > 0;
+  }
+
+  driver d;
+  std::shared_ptr<net::crypto> crypto;
+};
+
+} // namespace drtp::sim
