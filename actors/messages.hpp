@@ -93,6 +93,9 @@ struct tunnel_up {
   std::string agent_id; // a client's principal
   std::string peer;
   bool client = false;  // a patch-panel client, not an agent
+  /// The public key its proof was checked with: the server compares it with
+  /// its config of now, which a reload may have changed meanwhile.
+  std::string public_key;
 };
 
 /// Agent side: the latest round-trip time of the tunnel's link.

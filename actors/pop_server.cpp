@@ -191,18 +191,36 @@ private:
     return n;
   }
 
+  bool still_admitted(const tunnel_up& ev) const {
+    if (ev.client) {
+      auto pr = auth_->principals.find(ev.agent_id);
+      return pr != auth_->principals.end() && auth_->allowed(ev.agent_id, ev.service)
+             && net::equal_ct(pr->second.public_key, ev.public_key);
+    }
+    auto k = auth_->service_keys.find(ev.service);
+    return k != auth_->service_keys.end() && net::equal_ct(k->second, ev.public_key);
+  }
+
   void on_tunnel_up(tunnel_up& ev) {
     auto handshakes_ended = handshaking_.erase(ev.tunnel.address());
     DRTP_ASSERT(handshakes_ended == 1, "a tunnel reports up once, at the end of its handshake");
     admission_.remove_link(ev.tunnel.id()); // gone already if evicted meanwhile
     DRTP_ASSERT(sets_holding(ev.tunnel.address()) == 0,
                 "a tunnel joins a service's set or the client list once, when up");
+    // Its handshake began before a reload that changed or removed its key
+    // (or, for a client, its right to the service): what it proved no longer
+    // admits it.
+    if (!still_admitted(ev)) {
+      trace("closed a tunnel of " + ev.agent_id + " for service '" + ev.service
+            + "': its key or access changed while it logged in");
+      send_exit(ev.tunnel, caf::exit_reason::kill);
+      return;
+    }
     if (ev.client) {
       client_tunnels_.push_back(ev.tunnel);
       client_of_[ev.tunnel.address()] = {ev.agent_id, ev.service};
-      // The key it proved, as far as the POP knows (see recheck_clients).
-      if (auto pr = auth_->principals.find(ev.agent_id); pr != auth_->principals.end())
-        client_key_[ev.tunnel.address()] = pr->second.public_key;
+      // The key it proved (see recheck_clients).
+      client_key_[ev.tunnel.address()] = ev.public_key;
       monitor(ev.tunnel);
       if (phase_ == phase::draining)
         send(ev.tunnel, drain_atom::value);

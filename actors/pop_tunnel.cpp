@@ -303,7 +303,7 @@ private:
     enter(state::up);
     trace("tunnel up with " + peer_name() + " for service '" + service_ + "'");
     send(parent_, tunnel_up{this, service_, agent_id_, p_.peer_host,
-                            peer_ == net::peer_role::client});
+                            peer_ == net::peer_role::client, public_key_});
     start_heartbeats(e_.limits.heartbeat_interval_ms);
   }
 

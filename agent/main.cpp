@@ -211,11 +211,14 @@ agent_params make_agent_params(const options& o) {
   if (o.local)
     cli::parse_host_port(*o.local, "--local", ap.local_host, ap.local_port);
   ap.service = *o.service;
-  // scrypt once per process (tens of ms, 32 MiB): every tunnel signs with it.
-  ap.signing_key = net::derive_login_key(cli::read_secret(o.secret_file, "DRTP_SECRET"),
-                                         o.connect ? net::principal_salt(*o.principal)
-                                                   : net::service_salt(*o.service))
-                     .seed;
+  // scrypt once per process (tens of ms, 32 MiB): every tunnel signs with
+  // it. The secret itself is wiped at once: the process keeps only the seed.
+  auto secret = cli::read_secret(o.secret_file, "DRTP_SECRET");
+  auto login = net::derive_login_key(secret, o.connect ? net::principal_salt(*o.principal)
+                                                       : net::service_salt(*o.service));
+  net::wipe(secret);
+  ap.signing_key = login.seed;
+  net::wipe(login.seed);
   ap.tls = make_tls_config(o, ap.pops);
   if (o.connect) {
     // the principal is the identity

@@ -189,4 +189,10 @@ std::string derive_public_key(std::string secret, const std::string& salt) {
   return key.public_key;
 }
 
+void wipe(std::string& s) noexcept {
+  if (!s.empty())
+    OPENSSL_cleanse(s.data(), s.size());
+  s.clear();
+}
+
 } // namespace drtp::net

@@ -23,4 +23,8 @@ login_key derive_login_key(const std::string& secret, const std::string& salt);
 /// and the private seed are wiped before it returns.
 std::string derive_public_key(std::string secret, const std::string& salt);
 
+/// Overwrites `s` with zeros in a way the compiler keeps (OPENSSL_cleanse),
+/// then empties it: for secrets a process is done with.
+void wipe(std::string& s) noexcept;
+
 } // namespace drtp::net

@@ -48,7 +48,7 @@ struct scenario : sim::rig {
     pp.e = make_env("pop", ++incarnation);
     pp.tunnel_port = tunnel_port;
     pp.services.push_back(service("echo", "the secret", public_port));
-    auto pop = spawn_pop_server(d.sys(), std::move(pp));
+    pop = spawn_pop_server(d.sys(), std::move(pp));
     d.net().register_actor("pop", pop);
   }
 
@@ -91,6 +91,7 @@ struct scenario : sim::rig {
     return n;
   }
 
+  caf::actor pop;
   uint64_t incarnation = 0;
   std::vector<std::shared_ptr<sim::visitor_result>> results;
 };
@@ -345,4 +346,29 @@ RC_GTEST_PROP(sim_e2e, hostile_bytes_never_hurt_the_pop, ()) {
   s.visit(20000, 1);
   RC_ASSERT(s.d.run_until([&] { return s.all_done(); }, 10'000'000));
   RC_ASSERT(s.ok_count() == 1u);
+}
+
+TEST(sim_e2e, a_login_that_began_before_a_rekey_is_closed_when_it_ends) {
+  // The operator rotates a leaked secret (SIGHUP) while an agent holding
+  // the old one is half-way through its handshake: the tunnel was given the
+  // old key to check, but what it proved must not admit it any more.
+  scenario s{5};
+  bool rekeyed = false;
+  s.d.net().set_tap([&](const std::string& host, uint64_t, const std::string& bytes) {
+    if (host != "pop" || rekeyed || bytes.empty()
+        || bytes[0] != static_cast<char>(net::frame_type::hello))
+      return;
+    rekeyed = true;
+    pop_reconfigure rc;
+    rc.services.push_back(sim::rig::service("echo", "the new secret", public_port));
+    caf::anon_send(s.pop, std::move(rc));
+  });
+  s.start_agent(); // the old secret
+  s.d.run_for(3'000'000);
+  ASSERT_TRUE(rekeyed);
+  EXPECT_TRUE(s.trace_has("its key or access changed while it logged in"));
+  EXPECT_FALSE(s.trace_has("service 'echo' now has 1 tunnel(s)"));
+  auto r = s.visit(1000, 1);
+  ASSERT_TRUE(s.d.run_until([&] { return r->done; }, 5'000'000));
+  EXPECT_FALSE(r->ok) << "the old secret must not carry visitors";
 }
