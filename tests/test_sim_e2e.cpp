@@ -372,3 +372,37 @@ TEST(sim_e2e, a_login_that_began_before_a_rekey_is_closed_when_it_ends) {
   ASSERT_TRUE(s.d.run_until([&] { return r->done; }, 5'000'000));
   EXPECT_FALSE(r->ok) << "the old secret must not carry visitors";
 }
+
+TEST(sim_e2e, a_reload_that_takes_a_principal_off_the_allow_list_cuts_its_tunnel) {
+  scenario s{6};
+  s.d.net().add_host("sam");
+  auto with_sam = [](std::vector<std::string> allow) {
+    pop_reconfigure rc;
+    auto sc = sim::rig::service("echo", "the secret", public_port);
+    sc.allow = std::move(allow);
+    rc.services.push_back(sc);
+    rc.principals.push_back(sim::rig::principal("sam", "sam's secret"));
+    return rc;
+  };
+  caf::anon_send(s.pop, with_sam({"sam"}));
+  s.start_agent();
+  auto ap = s.agent("sam", "echo", "the secret", {pop_endpoint{"pop", "pop", tunnel_port, "eu"}},
+                    0, 500);
+  ap.agent_id = "sam";
+  ap.signing_key = sim::cached_login_key("sam's secret", net::principal_salt("sam")).seed;
+  ap.client = true;
+  ap.listen_host = "sam";
+  ap.listen_port = 6000;
+  s.d.net().register_actor("sam", spawn_agent(s.d.sys(), std::move(ap)));
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("tunnel up with client sam"); },
+                            3'000'000));
+  // Joe's agent is unchanged by the reload; sam's client tunnel is cut, and
+  // the next login is refused: sam is no longer on the allow list.
+  caf::anon_send(s.pop, with_sam({}));
+  s.d.run_for(2'000'000);
+  EXPECT_TRUE(s.trace_has("config reloaded: 1 service(s); 1 tunnel(s) closed"));
+  EXPECT_TRUE(s.trace_has("denied principal 'sam' from sam for service 'echo': not on its allow list"));
+  auto r = s.visit(1000, 1);
+  ASSERT_TRUE(s.d.run_until([&] { return r->done; }, 5'000'000));
+  EXPECT_TRUE(r->ok) << r->error;
+}
