@@ -128,6 +128,9 @@ bool mapped_v4(const ipv6& a, ipv4& out) {
   return true;
 }
 
+/// How much of an address names one party: `prefix` a network (/24, /64),
+/// else one client: an IPv4 address, or an IPv6 /64, because a single site
+/// is handed a whole /64 and may use any of its 2^64 addresses.
 std::string canonical(const std::string& host, bool prefix) {
   ipv4 v4{};
   if (parse_ipv4(host, v4))
@@ -137,11 +140,7 @@ std::string canonical(const std::string& host, bool prefix) {
     if (mapped_v4(v6, v4))
       return v4_text(v4, prefix);
     char buf[64];
-    if (prefix)
-      std::snprintf(buf, sizeof(buf), "%x:%x:%x:%x::/64", v6[0], v6[1], v6[2], v6[3]);
-    else
-      std::snprintf(buf, sizeof(buf), "%x:%x:%x:%x:%x:%x:%x:%x", v6[0], v6[1], v6[2],
-                    v6[3], v6[4], v6[5], v6[6], v6[7]);
+    std::snprintf(buf, sizeof(buf), "%x:%x:%x:%x::/64", v6[0], v6[1], v6[2], v6[3]);
     return buf;
   }
   // A simulator host name, or whatever else: a source of its own.

@@ -54,8 +54,10 @@ public:
 
   explicit admission(admission_limits lim);
 
-  /// The canonical address of a peer host: IPv4-mapped IPv6 as IPv4, IPv6
-  /// in lower case without a zone; anything unparsable as it is.
+  /// The one client a peer host stands for: its IPv4 address (IPv4-mapped
+  /// IPv6 as IPv4), or its IPv6 /64 ("x:x:x:x::/64": one site holds a whole
+  /// /64, so per-address limits would not bind it); anything unparsable as
+  /// it is. Per-source limits (handshakes, visitors) count by this.
   static std::string source_of(const std::string& host);
   /// "a.b.c.0/24", "x:x:x:x::/64", or the host itself when unparsable.
   static std::string prefix_of(const std::string& host);

@@ -464,14 +464,17 @@ private:
   /// limit it is refused at once (a reset costs nothing downstream).
   stream_slot_ptr admit_visitor(const net::accepted& ev, const std::string& service) {
     auto now = p_.e.clock->now(clock());
-    auto v = by_source_.try_open(ev.peer_host, now);
+    // Per client: an IPv4 address or an IPv6 /64, or a visitor from one /64
+    // would have 2^64 limits to spend.
+    auto source = admission::source_of(ev.peer_host);
+    auto v = by_source_.try_open(source, now);
     if (v == open_limiter::verdict::admitted) {
       v = by_service_.try_open(service, now);
       if (v == open_limiter::verdict::admitted)
         return std::make_shared<stream_slot>(
           address(), std::vector<std::pair<limit_kind, std::string>>{
-                       {limit_kind::source, ev.peer_host}, {limit_kind::service, service}});
-      by_source_.release(ev.peer_host);
+                       {limit_kind::source, source}, {limit_kind::service, service}});
+      by_source_.release(source);
     }
     ++refused_visitors_;
     // One line per power of two: a burst is told, not logged line by line.

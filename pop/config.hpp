@@ -21,7 +21,7 @@
 //   limits:                       # optional, each key too
 //     # before login, per source
 //     handshakes_max: 1024        # links between TLS and login, in all
-//     handshakes_per_source_max: 32   # the same, per source address
+//     handshakes_per_source_max: 32   # the same, per source (IPv4 address, IPv6 /64)
 //     hello_deadline_ms: 2000     # a link that sends no hello is closed
 //     auth_attempts_burst: 16     # challenges per /24 (IPv4) or /64 (IPv6)
 //     auth_attempt_interval_ms: 500   #   at once, then one per interval

@@ -29,7 +29,10 @@ TEST(admission, prefixes_of_ipv4_ipv6_mapped_and_names) {
   EXPECT_EQ(admission::prefix_of("2001:DB8:1:2::9%eth0"), "2001:db8:1:2::/64");
   EXPECT_EQ(admission::prefix_of("::1"), "0:0:0:0::/64");
   EXPECT_EQ(admission::source_of("::ffff:127.0.0.2"), "127.0.0.2");
-  EXPECT_EQ(admission::source_of("2001:db8::1"), "2001:db8:0:0:0:0:0:1");
+  // One site holds a /64: its addresses are one source.
+  EXPECT_EQ(admission::source_of("2001:db8::1"), "2001:db8:0:0::/64");
+  EXPECT_EQ(admission::source_of("2001:db8::1"), admission::source_of("2001:db8::ffff:2"));
+  EXPECT_NE(admission::source_of("2001:db8::1"), admission::source_of("2001:db8:0:1::1"));
   // The simulator's host names, and anything unparsable: a prefix of its own.
   for (auto s : {"mallory", "", "1.2.3", "1.2.3.256", "1.2.3.4.5", "1..2.3", "01234.1.1.1",
                  ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "g::1", "::1.2.3"}) {

@@ -37,7 +37,9 @@ constexpr uint16_t public_port = 8000;
 constexpr uint16_t service_port = 5432;
 
 struct scenario : sim::rig {
-  explicit scenario(uint64_t seed, uint32_t visitors_per_service_max = 4096) : rig(seed) {
+  explicit scenario(uint64_t seed, uint32_t visitors_per_service_max = 4096,
+                    uint32_t visitors_per_source_max = 512)
+    : rig(seed) {
     auto& w = d.net();
     sim::link_params link;
     link.latency_us = 2000;
@@ -50,6 +52,7 @@ struct scenario : sim::rig {
     pp.e = make_env("pop", 1);
     pp.tunnel_port = tunnel_port;
     pp.visitors_per_service_max = visitors_per_service_max;
+    pp.visitors_per_source_max = visitors_per_source_max;
     auto sc = service("echo", "the secret", public_port);
     sc.allow = {"mallory"};
     pp.services.push_back(sc);
@@ -214,3 +217,22 @@ TEST(sim_limits, a_principal_opening_thousands_of_streams_is_cut_to_its_limits) 
 }
 
 } // namespace
+
+TEST(sim_limits, the_addresses_of_one_ipv6_slash_64_are_one_source) {
+  // Hosts are named by their addresses here: two of one /64 share its
+  // visitor limit (2), a third from another /64 has its own.
+  scenario s{17, 4096, 2};
+  for (auto h : {"2001:db8:0:1::a", "2001:db8:0:1::b", "2001:db8:0:2::a"})
+    s.d.net().add_host(h);
+  s.d.run_for(1'000'000);
+  std::vector<std::shared_ptr<sim::visitor_result>> same;
+  same.push_back(s.visit("2001:db8:0:1::a", 4 << 20, 1));
+  same.push_back(s.visit("2001:db8:0:1::b", 4 << 20, 2));
+  same.push_back(s.visit("2001:db8:0:1::b", 4 << 20, 3));
+  auto other = s.visit("2001:db8:0:2::a", 4 << 20, 4);
+  same.push_back(other);
+  ASSERT_TRUE(s.d.run_until([&] { return all_done(same); }, 60'000'000));
+  EXPECT_EQ(ok_count(same), 3u) << "two of the /64, and the other /64's one";
+  EXPECT_TRUE(other->ok) << other->error;
+  EXPECT_GE(s.trace_count("refused visitor 2001:db8:0:1::b"), 1u);
+}
