@@ -29,23 +29,7 @@ std::string read_token(int fd, const std::string& path) {
                      + " may be read by others (chmod 600 it, or remove it for a new one)");
   if (st.st_uid != ::geteuid())
     throw cli::error("admin token file " + path + " belongs to another user");
-  std::string text(cli::secret_bytes_max + 1, '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    auto n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      throw cli::error("cannot read admin token file " + path + ": " + std::strerror(errno));
-    if (n == 0)
-      break;
-    got += static_cast<size_t>(n);
-  }
-  if (got > cli::secret_bytes_max)
-    throw cli::error("admin token file " + path + " is too long");
-  text.resize(got);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
-    text.pop_back();
+  auto text = cli::read_secret_from(fd, "admin token file " + path);
   if (text.size() < admin_token_bytes_min
       || text.find_first_of(" \t\r\n") != std::string::npos)
     throw cli::error("admin token in " + path + " must be one word of at least "
@@ -54,15 +38,8 @@ std::string read_token(int fd, const std::string& path) {
 }
 
 std::string create_token(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    throw cli::error("cannot create admin token file " + path + ": " + std::strerror(errno));
   auto token = net::to_hex(net::make_system_entropy()->bytes(token_random_bytes));
-  auto text = token + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = ::close(fd) == 0 && ok;
-  if (!ok)
-    throw cli::error("cannot write admin token file " + path);
+  cli::write_new_file(path, token + "\n", 0600);
   return token;
 }
 

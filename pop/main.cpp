@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
-#include <iostream>
 #include <iterator>
 #include <optional>
 #include <sys/stat.h>
@@ -112,43 +111,11 @@ int public_key_command(int argc, char** argv) {
   cli::args g{argc, argv, 2};
   auto salt = salt_from_flags(g, "public-key");
   g.finish();
-  std::string secret;
-  char buf[512];
-  while (secret.size() <= cli::secret_bytes_max && std::cin.read(buf, sizeof(buf)).gcount() > 0)
-    secret.append(buf, static_cast<size_t>(std::cin.gcount()));
-  if (secret.size() > cli::secret_bytes_max)
-    throw cli::error("the secret on standard input is longer than "
-                     + std::to_string(cli::secret_bytes_max) + " bytes");
-  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
-    secret.pop_back();
+  auto secret = cli::read_secret_from(STDIN_FILENO, "the secret on standard input");
   if (secret.empty())
     throw cli::error("no secret on standard input");
   print_public_key_line(secret, salt);
   return 0;
-}
-
-/// Creates `path` with `mode` and writes `text`. Never follows a symlink and
-/// never replaces a file: a key must not land where a link points, nor be
-/// readable by others even for a moment (it is created 0600, not chmod'ed).
-void write_new_file(const std::string& path, const std::string& text, mode_t mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  mode);
-  if (fd < 0)
-    throw cli::error("cannot create " + path + ": " + std::strerror(errno)
-                     + (errno == EEXIST ? " (drtp-pop never overwrites)" : ""));
-  size_t done = 0;
-  while (done < text.size()) {
-    auto n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      ::close(fd);
-      throw cli::error("cannot write " + path + ": " + std::strerror(errno));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::close(fd) != 0)
-    throw cli::error("cannot write " + path + ": " + std::strerror(errno));
 }
 
 int gen_cert(int argc, char** argv) {
@@ -160,8 +127,8 @@ int gen_cert(int argc, char** argv) {
   if (!cert || !key)
     throw cli::error("gen-cert needs --cert FILE and --key FILE");
   auto id = net::make_self_signed(name ? *name : "drtp-pop");
-  write_new_file(*key, id.key_pem, 0600);
-  write_new_file(*cert, id.cert_pem, 0644);
+  cli::write_new_file(*key, id.key_pem, 0600);
+  cli::write_new_file(*cert, id.cert_pem, 0644);
   std::printf("sha256:%s\n", net::to_hex(net::fingerprint_sha256(id.cert_pem)).c_str());
   return 0;
 }
@@ -176,7 +143,7 @@ int gen_secret(int argc, char** argv) {
   if (!out)
     throw cli::error("gen-secret needs --out FILE");
   auto secret = net::to_hex(net::make_system_entropy()->bytes(32));
-  write_new_file(*out, secret + "\n", 0600);
+  cli::write_new_file(*out, secret + "\n", 0600);
   print_public_key_line(secret, salt);
   return 0;
 }

@@ -231,8 +231,9 @@ TEST_F(hostile, credit_above_the_window_ends_the_tunnel) {
   figure("credit 0xffffffff, " + std::to_string(pushed >> 20) + " MiB uploaded", growth_kib());
   EXPECT_TRUE(reason) << pop_->output();
   EXPECT_TRUE(pop_->wait_for("lost a tunnel", 5s)) << pop_->output();
-  if (rss_is_meaningful)
+  if (rss_is_meaningful) {
     EXPECT_LT(growth_kib(), 80 * 1024);
+  }
 }
 
 TEST_F(hostile, credit_summing_above_the_window_ends_the_tunnel) {
@@ -249,8 +250,9 @@ TEST_F(hostile, credit_summing_above_the_window_ends_the_tunnel) {
   figure("credit of 1 MiB per ms, " + std::to_string(pushed >> 20) + " MiB uploaded",
          growth_kib());
   EXPECT_TRUE(reason) << pop_->output();
-  if (rss_is_meaningful)
+  if (rss_is_meaningful) {
     EXPECT_LT(growth_kib(), 80 * 1024);
+  }
 }
 
 TEST_F(hostile, a_ping_flood_from_a_peer_that_never_reads_ends_the_tunnel) {
@@ -267,8 +269,9 @@ TEST_F(hostile, a_ping_flood_from_a_peer_that_never_reads_ends_the_tunnel) {
   std::this_thread::sleep_for(500ms); // let the POP catch up with what it read
   figure(std::to_string(sent) + " pings sent, none read", growth_kib());
   EXPECT_TRUE(pop_->wait_for("ping flood", 10s)) << pop_->output();
-  if (rss_is_meaningful)
+  if (rss_is_meaningful) {
     EXPECT_LT(growth_kib(), 32 * 1024);
+  }
 }
 
 TEST_F(hostile, many_streams_never_read_cannot_grow_the_queue_past_its_cap) {
@@ -293,8 +296,9 @@ TEST_F(hostile, many_streams_never_read_cannot_grow_the_queue_past_its_cap) {
   // The cap (256 MiB) plus what the visitors' sessions hold (measured: 271
   // MiB at the peak), with room for a loaded machine's allocator. The old
   // POP never reset the link (the check above) and grew with every stream.
-  if (rss_is_meaningful)
+  if (rss_is_meaningful) {
     EXPECT_LT(growth_kib(), 384 * 1024);
+  }
 }
 
 } // namespace
