@@ -63,8 +63,10 @@ agent_params rig::agent(const std::string& host, const std::string& service,
 
 std::shared_ptr<visitor_result> rig::visit(const std::string& from, const std::string& pop,
                                            uint16_t port, uint64_t bytes, uint64_t seed,
-                                           uint8_t key) {
+                                           uint8_t key, workload_kind kind, uint32_t rounds) {
   visitor_params vp;
+  vp.kind = kind;
+  vp.rounds = rounds;
   vp.io = d.net().io(from);
   vp.host = pop;
   vp.port = port;

@@ -39,10 +39,12 @@ struct rig {
                      const std::string& secret, std::vector<pop_endpoint> pops,
                      uint16_t local_port, uint64_t salt);
 
-  /// A visitor from host `from` to `pop`:`port`, echoing `bytes`.
+  /// A visitor from host `from` to `pop`:`port` with `bytes` of `kind`
+  /// (echo by default; `rounds` of them for request_response).
   std::shared_ptr<visitor_result> visit(const std::string& from, const std::string& pop,
                                         uint16_t port, uint64_t bytes, uint64_t seed,
-                                        uint8_t key);
+                                        uint8_t key, workload_kind kind = workload_kind::echo,
+                                        uint32_t rounds = 1);
 
   /// How many trace lines so far contain `needle`.
   size_t trace_count(const std::string& needle) const;

@@ -84,24 +84,11 @@ protected:
     return echo_once(i, 64);
   }
 
+  // In pieces with pauses: sessions that live a while, so drains and kills
+  // land in the middle of some.
   bool echo_once(int i, size_t bytes) const {
-    auto s = drtp::sock::connect_tcp("127.0.0.1", public_port_[i], 10000);
-    if (!s)
-      return false;
-    auto data = drtp::sock::random_bytes(bytes, bytes + i);
-    // Send in pieces with pauses: sessions that live a while, so drains
-    // and kills land in the middle of some.
-    size_t piece = std::max<size_t>(bytes / 4, 1);
-    for (size_t off = 0; off < bytes; off += piece) {
-      if (!drtp::sock::send_all(s.get(), data.data() + off,
-                                std::min(piece, bytes - off)))
-        return false;
-      if (bytes > 1024)
-        std::this_thread::sleep_for(20ms);
-    }
-    ::shutdown(s.get(), SHUT_WR);
-    std::vector<char> back;
-    return drtp::sock::recv_to_eof(s.get(), back, bytes + 1) && back == data;
+    return drtp::sock::echo_in_pieces(static_cast<uint16_t>(public_port_[i]), bytes,
+                                      bytes + i, bytes > 1024 ? 20 : 0);
   }
 
   /// Visitors on every POP marked up, in a loop, until stop_load().

@@ -363,12 +363,8 @@ TEST_F(e2e, admin_port_reports_status_and_drains) {
   uint16_t admin_port = 0;
   { auto probe = drtp::sock::listen_tcp("127.0.0.1", 0, admin_port); }
   auto token_file = dir_ + "/admin.token";
-  pop_ = std::make_unique<process>(std::vector<std::string>{
-    bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen", "127.0.0.1:0",
-    "--service", "echo", "--public", "127.0.0.1:0", "--secret-file",
-    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port),
-    "--admin-token-file", token_file});
-  ASSERT_TRUE(pop_->wait_for("public on", 10s)) << pop_->output();
+  start_pop({"--admin", "127.0.0.1:" + std::to_string(admin_port), "--admin-token-file",
+             token_file});
   EXPECT_NE(pop_->output().find("new admin token written to " + token_file),
             std::string::npos);
   struct stat st {};
@@ -377,8 +373,6 @@ TEST_F(e2e, admin_port_reports_status_and_drains) {
   std::string token;
   std::ifstream{token_file} >> token;
   ASSERT_EQ(token.size(), 64u);
-  tunnel_port_ = drtp::test::number_after(pop_->output(), "agents dial 127.0.0.1:");
-  public_port_ = drtp::test::number_after(pop_->output(), "public on 127.0.0.1:");
   start_agent();
   ASSERT_TRUE(agent_->wait_for("tunnel up", 10s)) << agent_->output();
   auto ask = [&](const std::string& cmd) {
@@ -403,11 +397,8 @@ TEST_F(e2e, idle_admin_connections_cannot_lock_the_operator_out) {
   uint16_t admin_port = 0;
   { auto probe = drtp::sock::listen_tcp("127.0.0.1", 0, admin_port); }
   auto token_file = dir_ + "/admin.token";
-  pop_ = std::make_unique<process>(std::vector<std::string>{
-    bin("drtp-pop"), "--cert", cert_, "--key", key_, "--listen", "127.0.0.1:0",
-    "--service", "echo", "--public", "127.0.0.1:0", "--secret-file",
-    dir_ + "/secret", "--admin", "127.0.0.1:" + std::to_string(admin_port),
-    "--admin-token-file", token_file});
+  start_pop({"--admin", "127.0.0.1:" + std::to_string(admin_port), "--admin-token-file",
+             token_file});
   ASSERT_TRUE(pop_->wait_for("admin commands on", 10s)) << pop_->output();
   std::string token;
   std::ifstream{token_file} >> token;

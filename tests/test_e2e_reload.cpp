@@ -62,21 +62,9 @@ protected:
       dir_ + "/" + secret + ".secret"});
   }
 
+  // In pieces with pauses: sessions that are open while the POP reloads.
   bool echo_once(unsigned port, size_t bytes, uint64_t seed) const {
-    auto s = drtp::sock::connect_tcp("127.0.0.1", port, 10000);
-    if (!s)
-      return false;
-    auto data = drtp::sock::random_bytes(bytes, seed);
-    // In pieces with pauses: sessions that are open while the POP reloads.
-    size_t piece = std::max<size_t>(bytes / 4, 1);
-    for (size_t off = 0; off < bytes; off += piece) {
-      if (!drtp::sock::send_all(s.get(), data.data() + off, std::min(piece, bytes - off)))
-        return false;
-      std::this_thread::sleep_for(20ms);
-    }
-    ::shutdown(s.get(), SHUT_WR);
-    std::vector<char> back;
-    return drtp::sock::recv_to_eof(s.get(), back, bytes + 1) && back == data;
+    return drtp::sock::echo_in_pieces(static_cast<uint16_t>(port), bytes, seed, 20);
   }
 
   void start_load() {

@@ -328,19 +328,8 @@ TEST(rsession_hostile, a_pop_that_saw_the_session_cannot_resume_write_or_reset_i
   ASSERT_TRUE(f.evil->up);
 
   // An honest session through sam: many request-response rounds.
-  sim::visitor_params vp;
-  vp.io = f.d.net().io("sam");
-  vp.host = "sam";
-  vp.port = listen_port;
-  vp.kind = sim::workload_kind::request_response;
-  vp.bytes = 3000;
-  vp.rounds = 300;
-  vp.seed = 7;
-  vp.key = 0x5a;
-  vp.result = std::make_shared<sim::visitor_result>();
-  vp.now_us = [&f] { return f.d.now_us(); };
-  auto result = vp.result;
-  sim::spawn_visitor(f.d.sys(), std::move(vp));
+  auto result = f.visit("sam", "sam", listen_port, 3000, 7, 0x5a,
+                        sim::workload_kind::request_response, 300);
   ASSERT_TRUE(f.d.run_until([&] { return !f.tap.opens.empty(); }, 2'000'000));
   f.d.run_for(200'000);
   ASSERT_FALSE(result->done) << result->error;
@@ -405,19 +394,8 @@ TEST(rsession_hostile, a_lost_path_resumes_only_with_the_proof) {
   f.start_agent({"pop", "evil"});
   f.start_client();
   f.d.run_for(2'000'000);
-  sim::visitor_params vp;
-  vp.io = f.d.net().io("sam");
-  vp.host = "sam";
-  vp.port = listen_port;
-  vp.kind = sim::workload_kind::request_response;
-  vp.bytes = 3000;
-  vp.rounds = 300;
-  vp.seed = 9;
-  vp.key = 0x5a;
-  vp.result = std::make_shared<sim::visitor_result>();
-  vp.now_us = [&f] { return f.d.now_us(); };
-  auto result = vp.result;
-  sim::spawn_visitor(f.d.sys(), std::move(vp));
+  auto result = f.visit("sam", "sam", listen_port, 3000, 9, 0x5a,
+                        sim::workload_kind::request_response, 300);
   ASSERT_TRUE(f.d.run_until([&] { return result->bytes_back > 0; }, 2'000'000));
   ASSERT_FALSE(f.tap.opens.empty());
   auto seen = f.tap.opens.back();

@@ -1,6 +1,7 @@
 #include "tests/support/sock.hpp"
 
 #include <arpa/inet.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <netdb.h>
@@ -459,6 +460,23 @@ void epoll_server::on_readable(int c, std::vector<char>& buf) {
   std::string head = std::move(st.head);
   if (!I.echo(c, st, head.data(), head.size()))
     drop(c);
+}
+
+bool echo_in_pieces(uint16_t port, size_t bytes, uint64_t seed, int pause_ms) {
+  auto s = connect_tcp("127.0.0.1", port, 10000);
+  if (!s)
+    return false;
+  auto data = random_bytes(bytes, seed);
+  size_t piece = std::max<size_t>(bytes / 4, 1);
+  for (size_t off = 0; off < bytes; off += piece) {
+    if (!send_all(s.get(), data.data() + off, std::min(piece, bytes - off)))
+      return false;
+    if (pause_ms > 0)
+      ::usleep(static_cast<useconds_t>(pause_ms) * 1000);
+  }
+  ::shutdown(s.get(), SHUT_WR);
+  std::vector<char> back;
+  return recv_to_eof(s.get(), back, bytes + 1) && back == data;
 }
 
 std::vector<char> random_bytes(size_t n, uint64_t seed) {

@@ -98,4 +98,10 @@ private:
 /// Deterministic pseudo-random bytes.
 std::vector<char> random_bytes(size_t n, uint64_t seed);
 
+/// One echo session through 127.0.0.1:`port`: random_bytes(bytes, seed) sent
+/// in four pieces with `pause_ms` between them (a session that lives a
+/// while, so faults land in the middle of some), then EOF; true if exactly
+/// the same bytes came back.
+bool echo_in_pieces(uint16_t port, size_t bytes, uint64_t seed, int pause_ms);
+
 } // namespace drtp::sock
