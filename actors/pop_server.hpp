@@ -57,8 +57,10 @@ struct pop_params {
   uint32_t visitors_per_source_max = 512;
   uint32_t visitor_opens_per_source_per_s = 200;
   uint32_t visitor_opens_per_source_burst = 400;
-  /// Visitors of one service at once, from all sources.
-  uint32_t visitors_per_service_max = 4096;
+  /// Visitors of one service at once, from all sources: a bound on what one
+  /// service may cost the POP (about 14 KiB each), well above the 10 000
+  /// idle sessions a POP is sized for.
+  uint32_t visitors_per_service_max = 65536;
   /// Patch-panel streams of one principal, over all its tunnels: open at
   /// once, opened per second, burst. The excess is reset (rst refused).
   uint32_t streams_per_principal_max = 1024;

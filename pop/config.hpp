@@ -32,7 +32,7 @@
 //     visitors_per_source_max: 512
 //     visitor_opens_per_source_per_s: 200
 //     visitor_opens_per_source_burst: 400
-//     visitors_per_service_max: 4096
+//     visitors_per_service_max: 65536
 //     streams_per_principal_max: 1024
 //     stream_opens_per_principal_per_s: 200
 //     stream_opens_per_principal_burst: 400
