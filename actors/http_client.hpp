@@ -1,0 +1,98 @@
+#pragma once
+// An HTTP/1.1 client over the seam: the control plane's clients (drtp-pop,
+// drtp serve, drtp connect, drtpctl) and the etcd store use it, so all of
+// them run in the simulator too.
+//
+// One client actor holds one keep-alive connection to one server (TLS or
+// plain), connects on first use and again after the connection drops, and
+// runs requests one at a time in the order they came. A request is a caf
+// request: http_fetch -> http::response, or an error (caf::sec or a
+// caf::error made with make_error(http_errc::...)), never a hang: each has
+// a deadline.
+//
+// A watch is a long-lived chunked response: http_watch runs on a
+// connection of its own (the client opens a second link for it); every
+// chunk's payload is split into lines and each complete line is sent to
+// the watch's owner as http_watch_line; when the stream ends or the link
+// drops the owner gets http_watch_ended (then decides whether to watch
+// again, from which resourceVersion). Lines are bounded (limits).
+//
+// A request may carry an auth hook: `sign` names what the client signs with
+// the TLS channel binding of the link that carries the request (see
+// control/auth.hpp); the client computes the Authorization header per link.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "actors/env.hpp"
+#include "caf/allowed_unsafe_message_type.hpp"
+#include "caf/fwd.hpp"
+#include "net/seam/io.hpp"
+#include "net/wire/http.hpp"
+
+namespace drtp {
+
+/// Per-link credentials: given the link's channel binding, the value of
+/// the Authorization header (a signature over it), or a fixed bearer token.
+struct http_auth {
+  /// "Bearer TOKEN" (operators): sent as is.
+  std::string bearer;
+  /// Signature login (POPs, agents, principals): kind ("pop", "service",
+  /// "principal"), name and the Ed25519 seed; the header is computed per
+  /// link by control/auth (control_auth_header).
+  std::string kind;
+  std::string name;
+  std::string seed;
+};
+
+struct http_client_params {
+  env e;
+  std::string host;
+  uint16_t port = 0;
+  std::shared_ptr<const net::tls_client_config> tls; // null: plain TCP
+  std::shared_ptr<const http_auth> auth;               // null: none
+  http::limits limits;
+  uint32_t connect_timeout_ms = 5000;
+  uint32_t request_timeout_ms = 10000;
+  /// A watch stream silent this long is treated as dead (the server sends
+  /// a bookmark at least every 10 s).
+  uint32_t watch_idle_timeout_ms = 30000;
+  std::string name = "http-client"; // for traces
+};
+
+struct http_fetch {
+  std::string method;
+  std::string target; // path and query
+  http::header_list headers;
+  std::string body;
+};
+
+struct http_watch {
+  std::string target; // path and query (with watch=1&resourceVersion=N)
+  caf::actor owner;
+  uint64_t tag = 0;   // echoed in http_watch_line / http_watch_ended
+};
+struct http_watch_line {
+  uint64_t tag = 0;
+  std::string line;
+};
+struct http_watch_ended {
+  uint64_t tag = 0;
+  int status = 0;    // the response status; 0 when no response came
+  std::string what;  // why, one line
+};
+/// Stop the watch with this tag (no http_watch_ended follows).
+struct http_unwatch {
+  uint64_t tag = 0;
+};
+
+caf::actor spawn_http_client(caf::actor_system& sys, http_client_params p);
+
+} // namespace drtp
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_fetch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_watch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_watch_line)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_watch_ended)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_unwatch)

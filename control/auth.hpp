@@ -1,0 +1,55 @@
+#pragma once
+// How a caller signs in to the control plane (docs/control-plane.md, "Who
+// may do what"). Operators send a bearer token, which the control plane
+// keeps only as its SHA-256. POPs, agents and principals sign the TLS
+// channel binding of their link with their login key (the scrypt-derived
+// Ed25519 key of net/seam/crypto.hpp): the control plane keeps only the
+// public keys, and a header taken from one link is worthless on another.
+
+#include <string>
+
+#include "net/seam/crypto.hpp"
+
+namespace drtp::control {
+
+/// Caller kinds that sign (the operator's bearer token has no kind).
+constexpr const char* kind_pop = "pop";
+constexpr const char* kind_service = "service";
+constexpr const char* kind_principal = "principal";
+
+/// The bytes a caller signs: "drtp-control-auth-v1\n" kind "\n" name "\n"
+/// channel_binding.
+std::string auth_message(const std::string& kind, const std::string& name,
+                         const std::string& channel_binding);
+
+/// The Authorization header's value: "DRTP-Ed25519 KIND/NAME HEXSIG".
+std::string auth_header(net::crypto& c, const std::string& kind, const std::string& name,
+                        const std::string& seed, const std::string& channel_binding);
+
+struct auth_claim {
+  bool bearer = false;   // "Bearer TOKEN"
+  std::string token;     // bearer: the token
+  std::string kind;      // signature: "pop", "service", "principal"
+  std::string name;
+  std::string signature; // raw, net::signature_bytes
+};
+
+/// false for anything that is not one of the two forms (bounded: a header
+/// over 1 KiB is refused).
+bool parse_auth_header(const std::string& value, auth_claim& out);
+
+/// Whether `claim` (a signature claim) is `public_key`'s signature for this
+/// link.
+bool check_signature(net::crypto& c, const auth_claim& claim, const std::string& public_key,
+                     const std::string& channel_binding);
+
+/// The scrypt salt of the POP fleet's login key: every POP of a fleet holds
+/// the same pops.secret, and the control plane its public key.
+std::string pop_fleet_salt();
+
+/// The digest of an admin token that the control plane's config keeps
+/// (admin_token_sha256: "sha256:" and hex of it): HMAC-SHA256 keyed with
+/// "drtp-admin-token-v1". Compared with net::equal_ct.
+std::string admin_token_digest(net::crypto& c, const std::string& token);
+
+} // namespace drtp::control

@@ -1,0 +1,129 @@
+#pragma once
+// The registry's resources (docs/control-plane.md): Kubernetes-shaped JSON
+// objects, and the typed views the POP and agent followers use. JSON is
+// parsed and written only in control/resource.cpp (nlohmann/json stays in
+// a few translation units); everyone else holds these structs or the JSON
+// text.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace drtp::control {
+
+constexpr const char* api_version = "drtp.dev/v1";
+constexpr const char* api_base = "/apis/drtp.dev/v1";
+
+enum class kind : uint8_t { server, connection, principal, org };
+
+/// "DRTPServer", "DRTPConnection", "Principal", "Org".
+const char* kind_name(kind k);
+/// "drtpservers", "drtpconnections", "principals", "orgs".
+const char* kind_plural(kind k);
+/// From a plural, a kind name, or drtpctl's short forms ("server",
+/// "service", "connection", "principal", "org"; case-insensitive).
+std::optional<kind> parse_kind(const std::string& s);
+
+/// The store key of an object: /drtp/v1/<plural>/<name>.
+std::string store_key(kind k, const std::string& name);
+std::string store_prefix(kind k);
+
+/// Whether `name` is a DNS label (lowercase, digits, '-', 1..63).
+bool valid_name(const std::string& name);
+
+struct object_meta {
+  std::string name;
+  uint64_t resource_version = 0; // the store's mod_revision; 0 = none
+  std::string creation_timestamp; // RFC 3339
+  std::string uid;
+};
+
+struct server_spec {
+  std::string region;
+  std::string tunnel_host;
+  uint16_t tunnel_port = 0;
+  std::string public_address;
+  std::string pin;     // "sha256:HEX" or empty
+  std::string ca_pem;  // or a CA; one of the two is required
+  uint32_t capacity_tunnels = 0; // 0 = unstated
+  bool draining = false;
+};
+struct server_status {
+  int64_t lease_renew_unix_ms = 0;
+  uint32_t lease_duration_s = 0;
+  bool ready = false;
+  uint32_t tunnels = 0;
+  std::vector<std::string> services;
+};
+struct server {
+  object_meta meta;
+  server_spec spec;
+  server_status status;
+};
+
+struct agent_report {
+  std::string id;
+  std::string address; // as the control plane saw it
+  std::vector<std::string> pops;
+  int64_t last_seen_unix_ms = 0;
+};
+struct connection_spec {
+  std::string protocol = "tcp";
+  std::string local_host;
+  uint16_t local_port = 0;
+  uint16_t public_port = 0; // 0: private (patch panel only)
+  std::string public_key;   // "ed25519:HEX"
+  std::string org;
+  std::vector<std::string> allow;
+  uint32_t tunnels = 2;
+};
+struct connection_status {
+  std::vector<agent_report> agents;
+  std::vector<std::string> pops;
+  int64_t last_seen_unix_ms = 0;
+};
+struct connection {
+  object_meta meta;
+  connection_spec spec;
+  connection_status status;
+};
+
+struct principal_spec {
+  std::string public_key;
+  std::string org;
+  std::vector<std::string> groups;
+  bool revoked = false;
+};
+struct principal {
+  object_meta meta;
+  principal_spec spec;
+};
+
+struct org_spec {
+  std::string display_name;
+};
+struct org {
+  object_meta meta;
+  org_spec spec;
+};
+
+/// Parsing: false with `error` set to one line naming the field
+/// ("spec.local: expected host:port") for anything malformed, unknown
+/// fields included. The input is a JSON object of that kind.
+bool parse_server(const std::string& json, server& out, std::string& error);
+bool parse_connection(const std::string& json, connection& out, std::string& error);
+bool parse_principal(const std::string& json, principal& out, std::string& error);
+bool parse_org(const std::string& json, org& out, std::string& error);
+
+/// Writing: the whole object (apiVersion, kind, metadata, spec, status).
+std::string to_json(const server& x);
+std::string to_json(const connection& x);
+std::string to_json(const principal& x);
+std::string to_json(const org& x);
+
+/// RFC 3339 in UTC with milliseconds ("2026-12-02T18:03:08.123Z").
+std::string rfc3339(int64_t unix_ms);
+bool parse_rfc3339(const std::string& s, int64_t& unix_ms);
+
+} // namespace drtp::control
