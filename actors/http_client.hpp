@@ -17,11 +17,11 @@
 // drops the owner gets http_watch_ended (then decides whether to watch
 // again, from which resourceVersion). Lines are bounded (limits).
 //
-// A request may carry an auth hook: `sign` names what the client signs with
-// the TLS channel binding of the link that carries the request (see
-// control/auth.hpp); the client computes the Authorization header per link.
+// Every request carries the Authorization header that params.authorization
+// computes for the link that carries it (see control/auth.hpp).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,25 +33,18 @@
 
 namespace drtp {
 
-/// Per-link credentials: given the link's channel binding, the value of
-/// the Authorization header (a signature over it), or a fixed bearer token.
-struct http_auth {
-  /// "Bearer TOKEN" (operators): sent as is.
-  std::string bearer;
-  /// Signature login (POPs, agents, principals): kind ("pop", "service",
-  /// "principal"), name and the Ed25519 seed; the header is computed per
-  /// link by control/auth (control_auth_header).
-  std::string kind;
-  std::string name;
-  std::string seed;
-};
+/// Per-link credentials: the Authorization header's value for a link with
+/// this TLS channel binding ("Bearer TOKEN" for operators, a signature over
+/// the binding for POPs, agents and principals: control/auth.hpp). Called
+/// once per link, on the actor's own thread.
+using http_authorization = std::function<std::string(const std::string& channel_binding)>;
 
 struct http_client_params {
   env e;
   std::string host;
   uint16_t port = 0;
   std::shared_ptr<const net::tls_client_config> tls; // null: plain TCP
-  std::shared_ptr<const http_auth> auth;               // null: none
+  http_authorization authorization; // empty: no Authorization header
   http::limits limits;
   uint32_t connect_timeout_ms = 5000;
   uint32_t request_timeout_ms = 10000;
