@@ -472,12 +472,14 @@ private:
     }
   }
 
+  // Our links go with us (anon_send: a terminated actor's own send is not
+  // to be relied on). Owners hold each other's handles: let go of them.
   void on_exit() override {
     if (link_ == link_state::up)
-      send(p_.e.io, net::abort_req{link_id_});
+      caf::anon_send(p_.e.io, net::abort_req{link_id_});
     for (auto& [tag, w] : watches_)
       if (w->id != 0)
-        send(p_.e.io, net::abort_req{w->id});
+        caf::anon_send(p_.e.io, net::abort_req{w->id});
     watches_.clear();
     queue_.clear();
     p_ = {};

@@ -46,6 +46,14 @@ public:
 
   caf::behavior make_behavior() override {
     send(p_.e.io, net::adopt_req{c_.id, this, false, p_.stream_write_queue_bytes_max});
+    // A server that stops takes its connections with it.
+    monitor(c_.server);
+    set_down_handler([this](caf::down_msg&) {
+      if (streaming_)
+        send(p_.handler, http_stream_gone{c_.serial});
+      send(p_.e.io, net::abort_req{c_.id});
+      quit();
+    });
     arm_idle();
     return {
       [this](net::received& ev) { on_received(ev); },

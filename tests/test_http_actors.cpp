@@ -13,7 +13,8 @@
 #include "actors/http_server.hpp"
 #include "caf/all.hpp"
 #include "net/asio_io.hpp"
-#include "net/runtime.hpp"
+#include "net/openssl_crypto.hpp"
+#include "net/stderr_tracer.hpp"
 #include "net/seam/io.hpp"
 #include "net/tls.hpp"
 #include "sim/rig.hpp"
@@ -296,4 +297,78 @@ TEST(http_actors, fetches_fail_promptly_when_nothing_listens) {
   r.d.sys().spawn(requester, client, std::vector<std::string>{"/x"}, log, wlog);
   ASSERT_TRUE(r.d.run_until([&] { return !log->errors.empty(); }, 10 * sec));
   EXPECT_EQ(log->errors[0].rfind("cannot connect", 0), 0u) << log->errors[0];
+}
+
+// -- real sockets, TLS -----------------------------------------------------------
+
+TEST(http_actors_real, a_fetch_and_a_watch_over_tls_see_the_same_channel_binding) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys{cfg};
+  auto io = std::make_unique<net::asio_io>(sys, net::make_null_tracer(),
+                                           net::make_self_signed("drtp-http-test"));
+  env e;
+  e.io = io->handle();
+  e.trace = net::make_null_tracer();
+  e.rng = net::make_system_entropy();
+  e.crypto = net::make_openssl_crypto();
+  e.host = "local";
+  auto hlog = std::make_shared<handler_log>(); // touched by the handler only
+  auto seen = std::make_shared<std::vector<std::string>>(); // by the client only
+  {
+    caf::scoped_actor self{sys};
+    auto h = sys.spawn(handler, hlog);
+    http_server_params sp;
+    sp.e = e;
+    sp.tls = true;
+    sp.handler = h;
+    sp.observer = self;
+    sp.idle_timeout_ms = 2000; // what the io's stop leaves behind goes soon
+    auto server = spawn_http_server(sys, sp);
+    uint16_t bound = 0;
+    self->receive([&](const http_listening& l) { bound = l.port; },
+                  caf::after(std::chrono::seconds(10)) >> [] {});
+    ASSERT_NE(bound, 0);
+    http_client_params cp;
+    cp.e = e;
+    cp.host = "127.0.0.1";
+    cp.port = bound;
+    auto tls = std::make_shared<net::tls_client_config>();
+    tls->verify = false; // a self-signed test certificate
+    cp.tls = tls;
+    cp.authorization = [seen](const std::string& binding) {
+      seen->push_back(binding);
+      return "Bearer " + std::to_string(binding.size());
+    };
+    auto client = spawn_http_client(sys, cp);
+    http::response got;
+    self->request(client, std::chrono::seconds(10), http_fetch{"GET", "/hello/tls", {}, ""})
+      .receive([&](http::response& r) { got = std::move(r); },
+               [&](caf::error& err) { FAIL() << describe_http_error(err); });
+    EXPECT_EQ(got.status, 200);
+    EXPECT_EQ(got.body, "you asked /hello/tls");
+    self->send(client, http_watch{"/watch?end=1", self, 9});
+    std::vector<std::string> lines;
+    bool ended = false;
+    for (int i = 0; i < 10 && !ended; ++i)
+      self->receive([&](http_watch_line& l) { lines.push_back(l.line); },
+                    [&](http_watch_ended& x) { ended = x.tag == 9 && x.status == 200; },
+                    caf::after(std::chrono::seconds(10)) >> [] {});
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(lines.size(), 3u);
+    self->send_exit(client, caf::exit_reason::user_shutdown);
+    self->send_exit(server, caf::exit_reason::user_shutdown);
+    self->send_exit(h, caf::exit_reason::user_shutdown);
+  }
+  // Two links (the fetch's and the watch's), each with its own binding,
+  // and the server saw the one the client signed for.
+  ASSERT_EQ(seen->size(), 2u);
+  ASSERT_EQ(hlog->bindings.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_FALSE((*seen)[i].empty());
+    EXPECT_EQ((*seen)[i], hlog->bindings[i]);
+    EXPECT_EQ(hlog->auths[i], "Bearer " + std::to_string((*seen)[i].size()));
+  }
+  EXPECT_NE((*seen)[0], (*seen)[1]);
+  io.reset();
 }
