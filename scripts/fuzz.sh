@@ -5,12 +5,13 @@
 # New inputs go to build/fuzz/corpus/NAME, never into the tree; a crash is
 # saved as build/fuzz/crash-NAME-* and this script exits 1 naming it (replay:
 # build/fuzz/tests/fuzz/NAME FILE). Harnesses: fuzz_frame, fuzz_control,
-# fuzz_record, fuzz_pop_config, fuzz_scenario_file, fuzz_pop_session (stateful).
+# fuzz_record, fuzz_pop_config, fuzz_scenario_file, fuzz_pop_session (stateful),
+# fuzz_http.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 seconds=${2:-60}
-all=(fuzz_frame fuzz_control fuzz_record fuzz_pop_config fuzz_scenario_file fuzz_pop_session)
+all=(fuzz_frame fuzz_control fuzz_record fuzz_pop_config fuzz_scenario_file fuzz_pop_session fuzz_http)
 if [[ $what == all ]]; then names=("${all[@]}"); else names=("$what"); fi
 for n in "${names[@]}"; do
   [[ " ${all[*]} " == *" $n "* ]] || { echo "fuzz.sh: unknown harness '$n' (${all[*]})" >&2; exit 2; }
