@@ -323,27 +323,29 @@ private:
   /// Hands complete lines to the owner; false when the watch was stopped.
   bool split_lines(watch_entry& w) {
     std::string piece;
-    while (w.parser.next_chunk(piece)) {
-      size_t start = 0;
-      for (auto nl = piece.find('\n'); nl != std::string::npos;
-           nl = piece.find('\n', start)) {
-        w.line.append(piece, start, nl - start);
-        start = nl + 1;
-        if (!w.line.empty() && w.line.back() == '\r')
-          w.line.pop_back();
-        if (!w.line.empty())
-          send(w.w.owner, http_watch_line{w.w.tag, std::move(w.line)});
-        w.line.clear();
-      }
-      w.line.append(piece, start, std::string::npos);
-      if (w.line.size() > p_.limits.body_bytes_max) {
-        std::string why = "watch line over " + std::to_string(p_.limits.body_bytes_max)
-                          + " bytes";
-        stop_watch(w.w.tag, &why);
+    while (w.parser.next_chunk(piece))
+      if (!emit_lines(w, piece))
         return false;
-      }
-    }
     return true;
+  }
+
+  bool emit_lines(watch_entry& w, const std::string& piece) {
+    size_t start = 0;
+    for (auto nl = piece.find('\n'); nl != std::string::npos; nl = piece.find('\n', start)) {
+      w.line.append(piece, start, nl - start);
+      start = nl + 1;
+      if (!w.line.empty() && w.line.back() == '\r')
+        w.line.pop_back();
+      if (!w.line.empty())
+        send(w.w.owner, http_watch_line{w.w.tag, std::move(w.line)});
+      w.line.clear();
+    }
+    w.line.append(piece, start, std::string::npos);
+    if (w.line.size() <= p_.limits.body_bytes_max)
+      return true;
+    std::string why = "watch line over " + std::to_string(p_.limits.body_bytes_max) + " bytes";
+    stop_watch(w.w.tag, &why);
+    return false;
   }
 
   void keep_reason(watch_entry& w) {
@@ -359,6 +361,10 @@ private:
       r.body = w.line;
     std::string why;
     if (r.status == 200) {
+      // A whole (not chunked) answer: its lines are the stream. The body
+      // is within limits.body_bytes_max, and so is its last line.
+      if (!r.body.empty())
+        emit_lines(w, r.body + "\n");
       why = "the server ended the stream";
     } else {
       auto nl = r.body.find('\n');

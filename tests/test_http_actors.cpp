@@ -283,6 +283,63 @@ TEST(http_actors, a_stream_client_that_does_not_read_is_cut) {
   EXPECT_TRUE(f.r.d.run_until([&] { return raw->closed; }, 5 * sec));
 }
 
+TEST(http_actors, a_body_over_the_limit_gets_413_and_close) {
+  fixture f;
+  auto raw = f.raw("POST /hello HTTP/1.1\r\nHost: srv\r\nContent-Length: 2000000\r\n\r\n");
+  ASSERT_TRUE(f.r.d.run_until([&] { return raw->closed; }, 5 * sec));
+  EXPECT_EQ(raw->received.rfind("HTTP/1.1 413 ", 0), 0u) << raw->received;
+  EXPECT_TRUE(f.hlog->paths.empty());
+}
+
+TEST(http_actors, past_connections_max_with_none_idle_the_newcomer_gets_503) {
+  http_server_params sp;
+  sp.connections_max = 1;
+  fixture f(sp);
+  auto busy = f.raw("GET /slow HTTP/1.1\r\nHost: srv\r\n\r\n");
+  ASSERT_TRUE(f.r.d.run_until([&] { return f.hlog->paths.size() == 1; }, 5 * sec));
+  auto late = f.raw("GET /hello HTTP/1.1\r\nHost: srv\r\n\r\n");
+  ASSERT_TRUE(f.r.d.run_until([&] { return late->closed; }, 5 * sec));
+  EXPECT_EQ(late->received.rfind("HTTP/1.1 503 ", 0), 0u) << late->received;
+  EXPECT_FALSE(busy->closed);
+  EXPECT_EQ(f.hlog->paths.size(), 1u);
+}
+
+TEST(http_actors, pipelined_requests_are_answered_in_order) {
+  fixture f;
+  auto raw = f.raw("GET /hello/1 HTTP/1.1\r\nHost: srv\r\n\r\n"
+                   "GET /hello/2 HTTP/1.1\r\nHost: srv\r\n\r\n"
+                   "GET /hello/3 HTTP/1.1\r\nHost: srv\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(f.r.d.run_until([&] { return raw->closed; }, 5 * sec));
+  auto a = raw->received.find("you asked /hello/1");
+  auto b = raw->received.find("you asked /hello/2");
+  auto c = raw->received.find("you asked /hello/3");
+  ASSERT_NE(c, std::string::npos) << raw->received;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+}
+
+TEST(http_actors, unwatch_stops_quietly_and_the_handler_hears_the_stream_is_gone) {
+  fixture f;
+  caf::actor req;
+  auto [log, wlog] = f.fetch({}, &req);
+  caf::anon_send(req, std::string("/watch"));
+  ASSERT_TRUE(f.r.d.run_until([&] { return wlog->lines.size() == 3; }, 5 * sec));
+  caf::anon_send(f.client, http_unwatch{7});
+  ASSERT_TRUE(f.r.d.run_until([&] { return f.hlog->gone == 1; }, 5 * sec));
+  f.r.d.run_for(1 * sec);
+  EXPECT_TRUE(wlog->ended.empty());
+}
+
+TEST(http_actors, a_watch_answered_whole_gives_its_lines_then_ends) {
+  fixture f;
+  caf::actor req;
+  auto [log, wlog] = f.fetch({}, &req);
+  caf::anon_send(req, std::string("/hello/not-a-stream"));
+  ASSERT_TRUE(f.r.d.run_until([&] { return !wlog->ended.empty(); }, 5 * sec));
+  EXPECT_EQ(wlog->ended[0].status, 200);
+  EXPECT_EQ(wlog->lines, std::vector<std::string>{"you asked /hello/not-a-stream"});
+}
+
 TEST(http_actors, fetches_fail_promptly_when_nothing_listens) {
   sim::rig r{2};
   r.d.net().add_host("cli");
