@@ -12,7 +12,7 @@
 #include "actors/http_client.hpp"
 #include "actors/http_server.hpp"
 #include "caf/all.hpp"
-#include "net/asio_io.hpp"
+#include "net/runtime.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/stderr_tracer.hpp"
 #include "net/seam/io.hpp"
@@ -359,13 +359,11 @@ TEST(http_actors, fetches_fail_promptly_when_nothing_listens) {
 // -- real sockets, TLS -----------------------------------------------------------
 
 TEST(http_actors_real, a_fetch_and_a_watch_over_tls_see_the_same_channel_binding) {
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", 2);
-  caf::actor_system sys{cfg};
-  auto io = std::make_unique<net::asio_io>(sys, net::make_null_tracer(),
-                                           net::make_self_signed("drtp-http-test"));
+  // What a binary runs: actors and I/O on one loop (net::runtime).
+  net::runtime rt(net::make_null_tracer(), net::make_self_signed("drtp-http-test"), 0);
+  auto& sys = rt.sys();
   env e;
-  e.io = io->handle();
+  e.io = rt.io();
   e.trace = net::make_null_tracer();
   e.rng = net::make_system_entropy();
   e.crypto = net::make_openssl_crypto();
@@ -427,5 +425,5 @@ TEST(http_actors_real, a_fetch_and_a_watch_over_tls_see_the_same_channel_binding
     EXPECT_EQ(hlog->auths[i], "Bearer " + std::to_string((*seen)[i].size()));
   }
   EXPECT_NE((*seen)[0], (*seen)[1]);
-  io.reset();
+  rt.stop();
 }
