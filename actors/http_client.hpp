@@ -8,14 +8,20 @@
 // runs requests one at a time in the order they came. A request is a caf
 // request: http_fetch -> http::response, or an error (caf::sec or a
 // caf::error made with make_error(http_errc::...)), never a hang: each has
-// a deadline.
+// a deadline. A fetch that is idempotent (GET, HEAD, PUT, DELETE) goes
+// again once when a reused link drops before any byte of its answer (the
+// server closed the link as idle just as the request left). At most 1024
+// fetches wait; past that a fetch fails at once (http_errc::overloaded).
 //
 // A watch is a long-lived chunked response: http_watch runs on a
 // connection of its own (the client opens a second link for it); every
 // chunk's payload is split into lines and each complete line is sent to
 // the watch's owner as http_watch_line; when the stream ends or the link
 // drops the owner gets http_watch_ended (then decides whether to watch
-// again, from which resourceVersion). Lines are bounded (limits).
+// again, from which resourceVersion). Lines are bounded (limits), and so
+// are watches per client (64). A watch answered with a whole body (a
+// refusal, say) gives that body's lines, then http_watch_ended with the
+// status.
 //
 // Every request carries the Authorization header that params.authorization
 // computes for the link that carries it (see control/auth.hpp).

@@ -6,7 +6,9 @@
 // one at a time per connection, in order.
 //
 // Bounds: connections at once (past it the oldest idle one is closed, the
-// newcomer is served), header and body size (net/wire/http limits; over
+// newcomer is served; with none idle the newcomer gets 503), bytes a client
+// pipelines while its request is answered (past header_bytes_max +
+// body_bytes_max the connection is not read), header and body size (net/wire/http limits; over
 // them: the 4xx and close), a request not complete within
 // request_timeout_ms (408 and close), a connection idle for idle_timeout_ms
 // (closed), a handler that does not answer in handler_timeout_ms (503).

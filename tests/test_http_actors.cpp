@@ -4,6 +4,8 @@
 // over real sockets with TLS once, with the channel binding both ends see.
 
 #include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
 
 #include <memory>
 #include <string>
@@ -338,6 +340,63 @@ TEST(http_actors, a_watch_answered_whole_gives_its_lines_then_ends) {
   ASSERT_TRUE(f.r.d.run_until([&] { return !wlog->ended.empty(); }, 5 * sec));
   EXPECT_EQ(wlog->ended[0].status, 200);
   EXPECT_EQ(wlog->lines, std::vector<std::string>{"you asked /hello/not-a-stream"});
+}
+
+/// Streams `pieces` (a watch's bytes cut anywhere) and ends.
+caf::behavior pieces_handler(caf::event_based_actor* self, std::vector<std::string> pieces) {
+  return {
+    [=](http_call& c) {
+      auto rp = self->make_response_promise();
+      rp.deliver(http_stream_begin{200, {}});
+      for (auto& p : pieces)
+        self->send(c.conn, http_stream_chunk{p});
+      self->send(c.conn, http_stream_end{});
+    },
+    [](const http_stream_gone&) {},
+  };
+}
+
+RC_GTEST_PROP(http_actors, watch_lines_survive_any_cut_and_any_link, ()) {
+  auto seed = *rc::gen::inRange<uint64_t>(1, 1u << 30);
+  auto lines = *rc::gen::container<std::vector<std::string>>(
+    rc::gen::nonEmpty(rc::gen::container<std::string>(
+      rc::gen::elementOf(std::string("abcxyz{}\":,0123456789 ")))));
+  std::string all;
+  for (auto& l : lines)
+    all += l + (*rc::gen::arbitrary<bool>() ? "\r\n" : "\n");
+  std::vector<std::string> pieces;
+  for (size_t pos = 0; pos < all.size();) {
+    size_t n = *rc::gen::inRange<size_t>(1, 40);
+    pieces.push_back(all.substr(pos, n));
+    pos += n;
+  }
+  sim::rig r{seed};
+  sim::link_params lp;
+  lp.jitter_us = *rc::gen::inRange<uint32_t>(0, 2000);
+  lp.loss = *rc::gen::element(0.0, 0.1);
+  lp.bandwidth_bytes_per_s = *rc::gen::element<uint64_t>(0, 20000);
+  r.d.net().set_default_link(lp);
+  r.d.net().add_host("srv");
+  r.d.net().add_host("cli");
+  http_server_params sp;
+  sp.e = r.make_env("srv", 1);
+  sp.host = "srv";
+  sp.port = port;
+  sp.handler = r.d.sys().spawn(pieces_handler, pieces);
+  spawn_http_server(r.d.sys(), sp);
+  r.d.run_for(10 * ms);
+  http_client_params cp;
+  cp.e = r.make_env("cli", 2);
+  cp.host = "srv";
+  cp.port = port;
+  auto client = spawn_http_client(r.d.sys(), cp);
+  auto log = std::make_shared<fetch_log>();
+  auto wlog = std::make_shared<watch_log>();
+  auto req = r.d.sys().spawn(requester, client, std::vector<std::string>{}, log, wlog);
+  caf::anon_send(req, std::string("/watch"));
+  RC_ASSERT(r.d.run_until([&] { return !wlog->ended.empty(); }, 60 * sec));
+  RC_ASSERT(wlog->lines == lines);
+  RC_ASSERT(wlog->ended[0].status == 200);
 }
 
 TEST(http_actors, fetches_fail_promptly_when_nothing_listens) {
