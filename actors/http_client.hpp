@@ -19,9 +19,9 @@
 // the watch's owner as http_watch_line; when the stream ends or the link
 // drops the owner gets http_watch_ended (then decides whether to watch
 // again, from which resourceVersion). Lines are bounded (limits), and so
-// are watches per client (64). A watch answered with a whole body (a
-// refusal, say) gives that body's lines, then http_watch_ended with the
-// status.
+// are watches per client (64). A watch answered 200 with a whole body
+// gives that body's lines, then http_watch_ended; any other status ends it
+// with that status and the start of the body as `what`.
 //
 // Every request carries the Authorization header that params.authorization
 // computes for the link that carries it (see control/auth.hpp).
