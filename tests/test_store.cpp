@@ -15,6 +15,10 @@
 #include <map>
 #include <string>
 #include <thread>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <vector>
 
 #include "caf/all.hpp"
@@ -715,4 +719,82 @@ TEST_F(sqlite_store_test, one_store_per_file) {
   ASSERT_TRUE(open(path, error)) << error;
   EXPECT_FALSE(open(path, error, 100));
   EXPECT_EQ(error, "sqlite store " + path + ": database is locked");
+}
+
+/// The child of the crash test: puts /crash/0, /crash/1, ... and writes
+/// each index to `fd` once the store acknowledged it, until killed.
+[[noreturn]] void put_until_killed(const std::string& path, int fd) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 2);
+  caf::actor_system sys(cfg);
+  std::string error;
+  sqlite_store_params p;
+  p.path = path;
+  auto store = spawn_sqlite_store(sys, p, error);
+  if (!store)
+    _exit(2);
+  caf::scoped_actor self(sys);
+  for (uint32_t i = 0; i < 100000; ++i) {
+    bool ok = false;
+    self->request(store, answer_timeout, store_put{"/crash/" + std::to_string(i), "v" + std::to_string(i)})
+      .receive([&](store_put_result& r) { ok = r.ok; }, [&](caf::error&) {});
+    if (!ok || write(fd, &i, sizeof(i)) != sizeof(i))
+      _exit(3);
+  }
+  _exit(0);
+}
+
+TEST(sqlite_store_crash, an_acknowledged_write_survives_a_kill) {
+  auto dir = make_temp_dir();
+  ASSERT_FALSE(dir.empty());
+  auto path = dir + "/registry.db";
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  // Before any actor system exists in this process: the child is alone.
+  auto child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(fds[0]);
+    put_until_killed(path, fds[1]);
+  }
+  close(fds[1]);
+  uint32_t acked = 0;
+  bool any = false;
+  for (uint32_t i = 0; i < 50; ++i) {
+    if (read(fds[0], &acked, sizeof(acked)) != sizeof(acked))
+      break;
+    any = true;
+  }
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  // Acknowledgements written before the kill still count.
+  uint32_t later = 0;
+  while (read(fds[0], &later, sizeof(later)) == sizeof(later))
+    acked = later;
+  close(fds[0]);
+  ASSERT_TRUE(any) << "the child acknowledged nothing (status " << status << ")";
+  {
+    caf::actor_system_config cfg;
+    cfg.set("scheduler.max-threads", 2);
+    caf::actor_system sys(cfg);
+    std::string error;
+    sqlite_store_params p;
+    p.path = path;
+    auto store = spawn_sqlite_store(sys, p, error);
+    ASSERT_TRUE(store) << error;
+    caf::scoped_actor self(sys);
+    store_list_result l;
+    self->request(store, answer_timeout, store_list{"/crash/", 0})
+      .receive([&](store_list_result& r) { l = std::move(r); }, [&](caf::error&) {});
+    EXPECT_GE(l.records.size(), acked + 1u);
+    EXPECT_GE(l.revision, acked + 1u);
+    std::map<std::string, std::string> got;
+    for (auto& r : l.records)
+      got[r.key] = r.value;
+    for (uint32_t i = 0; i <= acked; ++i)
+      EXPECT_EQ(got["/crash/" + std::to_string(i)], "v" + std::to_string(i)) << i;
+    self->send_exit(store, caf::exit_reason::user_shutdown);
+  }
+  std::filesystem::remove_all(dir);
 }
