@@ -91,7 +91,7 @@ struct store_delete {
 struct store_delete_result {
   bool ok = false;        // false: absent, or the condition failed
   bool existed = false;
-  store_record previous;  // ok: what was deleted
+  store_record previous;  // ok: what was deleted; existed && !ok: as it is
   uint64_t revision = 0;
 };
 
@@ -112,6 +112,7 @@ struct store_watch_started {
   uint64_t tag = 0;
   uint64_t revision = 0;
 };
+/// Answered with an empty message (also when there was no such watch).
 struct store_unwatch {
   uint64_t tag = 0;
   caf::actor subscriber;

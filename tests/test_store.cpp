@@ -471,8 +471,13 @@ TEST_P(store_test, watches_are_bounded_and_a_dead_subscriber_is_dropped) {
   }
   EXPECT_TRUE(started) << "the dead subscriber's watches still count";
   EXPECT_TRUE(watch("/", 0, 5).started);
-  // Unwatch frees a slot too.
-  (*self)->send(store, store_unwatch{4, caf::actor_cast<caf::actor>(*self)});
+  // Unwatch frees a slot too (and, as every request, is answered).
+  bool answered = false;
+  (*self)
+    ->request(store, answer_timeout, store_unwatch{4, caf::actor_cast<caf::actor>(*self)})
+    .receive([&] { answered = true; },
+             [&](caf::error& e) { ADD_FAILURE() << store_error_text(e); });
+  EXPECT_TRUE(answered);
   bool again = false;
   for (int i = 0; i < 200 && !again; ++i)
     again = watch("/", 0, 6).started;
