@@ -6,9 +6,14 @@ tidy.py SOURCE_DIR BUILD_DIR
 1. The seam is sacred: a file in actors/ includes only actors/, net/seam/,
    net/wire/, CAF's core and standard headers that neither start threads nor
    read clocks, and uses no threads, no global randomness, no wall clock, no
-   blocking actors. net/seam/ and net/wire/ include neither Asio, OpenSSL,
-   the real network nor the simulator. Break one and the simulator stops
-   being deterministic (or the actors stop running there at all).
+   blocking actors. control/ (the control plane's logic, which the
+   simulator runs too) keeps the same rules and may also include control/
+   and <nlohmann/json.hpp>, and no other library; only control/main.cpp
+   (the binary) and control/sqlite_store.* (blocking file I/O on a thread
+   of its own, never in the simulator) are exempt. net/seam/ and net/wire/
+   include neither Asio, OpenSSL, the real network nor the simulator. Break
+   one and the simulator stops being deterministic (or the actors stop
+   running there at all).
 2. No function over 100 lines, except those in tests/tidy_long_functions.txt,
    a list that may only shrink: an entry that is no longer too long must be
    removed. Lengths come from clang-tidy's readability-function-size, run on
@@ -68,7 +73,27 @@ def sources(root, folders, exts=(".cpp", ".hpp")):
                     yield os.path.relpath(os.path.join(dirpath, f), root)
 
 
+# The folders behind the seam: what each may include with "...", and the
+# third-party headers it may include with <...> (None: any that is not
+# forbidden; a set: only standard headers and these).
+SEAM_FOLDERS = {
+    "actors": (("actors/", "net/seam/", "net/wire/"), None),
+    "control": (("control/", "actors/", "net/seam/", "net/wire/"),
+                {"nlohmann/json.hpp"}),
+}
+# control/ files that may do real I/O: the binary, and the SQLite store
+# (blocking calls on a detached actor; the simulator uses the memory store).
+SEAM_EXEMPT = re.compile(r"^control/(main\.cpp|sqlite_store\.(cpp|hpp))$")
+
+
+def is_standard_header(path):
+    """<vector>, <cstdint>: no directory, no extension."""
+    return "/" not in path and "." not in path
+
+
 def check_actor_file(root, rel):
+    folder = rel.split("/")[0]
+    project, libraries = SEAM_FOLDERS[folder]
     findings = []
     text = open(os.path.join(root, rel), encoding="utf-8").read()
     for n, line in enumerate(text.split("\n"), 1):
@@ -77,20 +102,24 @@ def check_actor_file(root, rel):
             continue
         kind, path = m.groups()
         if kind == '"':
-            ok = path.startswith(("actors/", "net/seam/", "net/wire/"))
+            ok = path.startswith(project)
             ok = ok or (path.startswith("caf/") and not path.startswith(
                 ("caf/io/", "caf/openssl/", "caf/net/")))
             if not ok:
-                findings.append(f"{rel}:{n}: includes \"{path}\": actors/ sees "
-                                "only actors/, net/seam/, net/wire/ and CAF core")
+                findings.append(f"{rel}:{n}: includes \"{path}\": {folder}/ sees "
+                                f"only {', '.join(project)} and CAF core")
         elif path.split("/")[0] in ("asio", "asio.hpp", "openssl", "boost") \
                 or path in FORBIDDEN_STD:
-            findings.append(f"{rel}:{n}: includes <{path}>: not in actors/")
+            findings.append(f"{rel}:{n}: includes <{path}>: not in {folder}/")
+        elif libraries is not None and not is_standard_header(path) \
+                and path not in libraries:
+            findings.append(f"{rel}:{n}: includes <{path}>: {folder}/ uses no "
+                            f"library but {', '.join(sorted(libraries))}")
     code = strip_comments(text)
     for n, line in enumerate(code.split("\n"), 1):
         for pattern, what in FORBIDDEN_CODE:
             if re.search(pattern, line):
-                findings.append(f"{rel}:{n}: {what}: not in actors/")
+                findings.append(f"{rel}:{n}: {what}: not in {folder}/")
     return findings
 
 
@@ -154,17 +183,21 @@ def main():
     findings = []
 
     actor_files = list(sources(root, ["actors"]))
-    for rel in actor_files:
+    control_files = [rel for rel in sources(root, ["control"])
+                     if not SEAM_EXEMPT.match(rel)]
+    for rel in actor_files + control_files:
         findings += check_actor_file(root, rel)
     for rel in sources(root, ["net/seam", "net/wire"]):
         findings += check_seam_file(root, rel)
     print(f"tidy: the seam: {len(actor_files)} files in actors/, "
+          f"{len(control_files)} in control/, "
           f"{len(list(sources(root, ['net/seam', 'net/wire'])))} in net/seam/ "
           "and net/wire/ checked")
 
     with open(os.path.join(build, "compile_commands.json")) as f:
         compiled = {os.path.relpath(e["file"], root) for e in json.load(f)}
-    production = ["actors", "net", "sim", "pop", "agent", "cli", "bench"]
+    production = ["actors", "net", "sim", "pop", "agent", "cli", "bench",
+                  "control", "ctl"]
     files = [rel for rel in sources(root, production, (".cpp",)) if rel in compiled]
     sizes = function_sizes(root, build, files)
 
