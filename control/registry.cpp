@@ -1,6 +1,7 @@
 #include "control/registry.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -682,44 +683,98 @@ private:
     if constexpr (!has_status<T>) {
       fail(c, not_found(std::string(kind_name(c->route.k)) + " has no status"));
     } else {
-      T body;
-      if (!read_body(c, body))
-        return;
-      merge_status(c, std::move(body));
+      status_body b;
+      if (read_status_body(c, b))
+        merge_status<T>(c, std::make_shared<status_body>(std::move(b)));
     }
   }
 
-  /// Reads the object, puts `body`'s status on it as the caller may, writes
-  /// it back conditionally; a race lost by a merge without a
+  /// What a status PUT says: the status (JSON) and the resourceVersion it
+  /// is conditional on (0: none). The rest of the body is not read: the
+  /// spec is written through the object, not here.
+  struct status_body {
+    std::string status_json;
+    uint64_t resource_version = 0;
+  };
+
+  bool read_status_body(const call_ptr& c, status_body& out) {
+    using nlohmann::json;
+    auto bad = [&](const std::string& m) {
+      fail(c, bad_request(m));
+      return false;
+    };
+    json j;
+    try {
+      j = json::parse(c->call.req.body);
+    } catch (const json::parse_error& e) {
+      return bad("body: malformed JSON at byte " + std::to_string(e.byte));
+    }
+    if (!j.is_object())
+      return bad("body: not a JSON object");
+    if (j.contains("kind") && j["kind"] != kind_name(c->route.k))
+      return bad(std::string("kind: expected ") + kind_name(c->route.k));
+    if (j.contains("metadata") && j["metadata"].is_object()) {
+      const auto& m = j["metadata"];
+      if (m.contains("name") && m["name"] != c->route.name)
+        return bad("metadata.name: not the path's " + c->route.name);
+      if (m.contains("resourceVersion")) {
+        const auto& rv = m["resourceVersion"];
+        std::string text = rv.is_string() ? rv.get<std::string>() : "";
+        char* end = nullptr;
+        out.resource_version = std::strtoull(text.c_str(), &end, 10);
+        if (text.empty() || text.size() > 19 || *end != '\0')
+          return bad("metadata.resourceVersion: expected a decimal number in a string");
+      }
+    }
+    out.status_json = j.contains("status") ? j["status"].dump() : "{}";
+    return true;
+  }
+
+  /// The stored object with `status` (JSON) in place of its own, validated
+  /// as a whole; false with err set.
+  template <class T>
+  bool with_status(const T& old, const std::string& status, T& out, std::string& err) {
+    using nlohmann::json;
+    auto whole = json::parse(to_json(old), nullptr, false);
+    if (!whole.is_object()) {
+      err = "the stored object cannot be read";
+      return false;
+    }
+    whole["status"] = json::parse(status, nullptr, false);
+    return parse_obj(whole.dump(), out, err);
+  }
+
+  /// Reads the object, puts the body's status on it as the caller may,
+  /// writes it back conditionally; a race lost by a merge without a
   /// resourceVersion is tried again.
   template <class T>
-  void merge_status(const call_ptr& c, T body) {
-    auto name = body.meta.name;
+  void merge_status(const call_ptr& c, std::shared_ptr<status_body> b) {
+    auto name = c->route.name;
     ask(c, store_get{store_key(c->route.k, name)}, [=](store_get_result& r) {
       auto what = std::string(kind_name(c->route.k)) + " " + name;
-      auto wanted = body.meta.resource_version;
       if (!r.found) {
         fail(c, not_found(what + " not found"));
         return;
       }
-      if (wanted != 0 && r.record.mod_revision != wanted) {
-        fail(c, conflict(what + " is not at resourceVersion " + std::to_string(wanted)));
+      if (b->resource_version != 0 && r.record.mod_revision != b->resource_version) {
+        fail(c, conflict(what + " is not at resourceVersion "
+                         + std::to_string(b->resource_version)));
         return;
       }
       T obj;
+      T said;
       std::string err;
       if (!parse_obj(r.record.value, obj, err)) {
         fail(c, unavailable("the stored object cannot be read"));
         return;
       }
-      std::string refused;
-      if (!stamp_status(c, obj, body.status, refused)) {
-        fail(c, bad_request(refused));
+      if (!with_status(obj, b->status_json, said, err) || !stamp_status(c, obj, said.status, err)) {
+        fail(c, bad_request(err));
         return;
       }
       std::function<void()> retry;
-      if (wanted == 0)
-        retry = [this, c, body] { merge_status(c, body); };
+      if (b->resource_version == 0)
+        retry = [this, c, b] { merge_status<T>(c, b); };
       write(c, std::move(obj), static_cast<int64_t>(r.record.mod_revision), 200,
             conflict(what + " changed meanwhile (read it again)"), retry);
     });
