@@ -15,7 +15,7 @@
 //
 // Watch: changes under a prefix after a revision, in revision order,
 // delivered to the subscriber as store_event batches. A store keeps a
-// bounded history; a watch from a revision older than it is answered with
+// bounded history; a watch from a revision older than it gets
 // store_compacted (the watcher lists again). A subscriber that is gone is
 // dropped (monitored).
 //
@@ -24,6 +24,7 @@
 // error (store_errc), and its watchers get store_watch_lost.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,8 +96,12 @@ struct store_delete_result {
 };
 
 /// Subscribe `subscriber` to changes under prefix with revision > after.
-/// Answered with store_watch_started (or store_compacted when `after` is
-/// older than the history); events then arrive as store_event messages.
+/// Answered with store_watch_started (or an error); events then arrive at
+/// the subscriber as store_event messages. When `after` is older than the
+/// history, the subscriber's first and only message of the watch is
+/// store_compacted, as when a watch falls behind later: one code path for
+/// it, and one answer type for the requester (a CAF 0.17 response handler
+/// takes one type).
 struct store_watch {
   std::string prefix;
   uint64_t after = 0;
@@ -144,6 +149,45 @@ enum class store_errc : uint8_t {
   unavailable = 1, // the backend does not answer (etcd down, disk error)
   too_large,       // a value over the store's cap
   invalid,         // an empty key, a key with a NUL, ...
+  full,            // keys_max, total_bytes_max or watches_max reached
+};
+
+/// A store's errors are caf::errors of category "store" whose context is
+/// one line saying what is wrong ("value of 2000000 bytes, over
+/// value_bytes_max 1048576"); never the value itself.
+caf::error make_error(store_errc code);
+caf::error make_error(store_errc code, std::string what);
+const char* to_string(store_errc code);
+/// The store_errc of `e`, if it is a store's error.
+std::optional<store_errc> store_error_code(const caf::error& e);
+/// One line for logs and API messages: "too_large: value of ...".
+std::string store_error_text(const caf::error& e);
+
+// -- limits ------------------------------------------------------------------
+
+/// What every store keeps bounded. Sized for the registry's target (10 000
+/// services, 10 POPs, their principals and orgs: tens of thousands of
+/// records of a few KiB) with room to spare, and small enough that the
+/// worst case fits a control plane's memory.
+struct store_limits {
+  /// Keys are the registry's /drtp/v1/<plural>/<name> (under 100 bytes).
+  uint32_t key_bytes_max = 512;
+  /// The API's body cap: an object's JSON is at most 1 MiB.
+  uint32_t value_bytes_max = 1024 * 1024;
+  uint32_t keys_max = 100000;
+  /// Keys and values of every record together; puts past it get `full`.
+  uint64_t total_bytes_max = 256ull * 1024 * 1024;
+  /// The watch history: the last history_max changes, and no more than
+  /// history_bytes_max of keys and values (a burst of large values
+  /// compacts sooner). A watcher that falls further behind lists again.
+  uint32_t history_max = 10000;
+  uint64_t history_bytes_max = 64ull * 1024 * 1024;
+  /// Watches at once, over all subscribers; past it a watch gets `full`.
+  uint32_t watches_max = 16384;
+  /// Changes in one store_event when a watch replays the history.
+  uint32_t event_changes_max = 256;
+  /// Progress events to every watch (the protocol promises 5 s at most).
+  uint32_t progress_interval_ms = 5000;
 };
 
 } // namespace drtp::control
