@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,6 +67,39 @@ enum class parse_state : uint8_t {
   error,     // malformed or over a limit: error_status() / error()
 };
 
+namespace detail {
+
+/// The body after a header block, shared by both parsers: a fixed length,
+/// chunks (size line, data, CRLF, then trailers), or until the peer closes.
+class body_decoder {
+public:
+  enum class mode : uint8_t { length, chunked, until_close };
+  void start(mode m, size_t length);
+  /// Appends payload to `body` (bounded by body_bytes_max in total), or in
+  /// stream mode pushes it to `pieces` (each chunk bounded on its own).
+  parse_state feed(const char* data, size_t n, size_t& consumed,
+                   const limits& l, std::string& body,
+                   std::deque<std::string>* pieces);
+  /// The peer closed: done for until_close, an error otherwise.
+  parse_state eof(std::string& body);
+  int error_status = 0;
+  std::string error;
+
+private:
+  parse_state fail(int status, std::string what);
+  parse_state feed_size_line(const char* data, size_t n, size_t& i,
+                             const limits& l, size_t body_size);
+  parse_state feed_trailers(const char* data, size_t n, size_t& i,
+                            const limits& l);
+  mode mode_ = mode::length;
+  int phase_ = 0;
+  size_t left_ = 0;      // bytes of the body or chunk still to come
+  std::string line_;     // a chunk size line or trailer line so far
+  size_t trailer_bytes_ = 0;
+};
+
+} // namespace detail
+
 /// Requests, one after another on one connection (keep-alive). Supports
 /// Content-Length and chunked bodies; refuses both at once.
 class request_parser {
@@ -82,15 +116,16 @@ public:
   const std::string& error() const { return error_; }
 
 private:
-  struct state;
+  parse_state fail(int status, std::string what);
+  parse_state parse_head();
   limits limits_;
   int error_status_ = 0;
   std::string error_;
-  std::string buf_;    // the header block, or the body so far
+  std::string buf_;      // the header block so far
+  size_t scanned_ = 0;   // bytes of buf_ searched for the blank line
   request cur_;
-  int phase_ = 0;      // implementation's own
-  size_t body_left_ = 0;
-  bool chunked_ = false;
+  int phase_ = 0;        // 0 head, 1 body, 2 done, 3 error
+  detail::body_decoder body_;
 };
 
 /// Responses as a client reads them. A chunked response can be read as it
@@ -101,6 +136,8 @@ public:
   explicit response_parser(limits l = {});
   /// For the response to a HEAD request (no body follows).
   void expect_no_body();
+  /// As request_parser::feed. n == 0 says the peer closed: a response
+  /// without Content-Length or chunks (delimited by the close) is then done.
   parse_state feed(const char* data, size_t n, size_t& consumed);
   /// After the header block of a chunked response: whether it is chunked.
   bool headers_done() const;
@@ -115,17 +152,19 @@ public:
   const std::string& error() const { return error_; }
 
 private:
+  parse_state fail(std::string what);
+  parse_state parse_head();
   limits limits_;
   std::string error_;
   std::string buf_;
+  size_t scanned_ = 0;
   response cur_;
-  std::vector<std::string> chunks_;
-  int phase_ = 0;
-  size_t body_left_ = 0;
+  std::deque<std::string> chunks_;
+  int phase_ = 0; // 0 head, 1 body, 2 done, 3 error
+  detail::body_decoder body_;
   bool chunked_ = false;
   bool stream_chunks_ = false;
   bool no_body_ = false;
-  bool until_close_ = false;
 };
 
 /// The standard reason phrase of `status` ("OK", "Not Found", ...).
