@@ -39,9 +39,15 @@ struct auth_claim {
 bool parse_auth_header(const std::string& value, auth_claim& out);
 
 /// Whether `claim` (a signature claim) is `public_key`'s signature for this
-/// link.
+/// link. `public_key` is raw (net::public_key_bytes; parse_public_key turns
+/// a resource's "ed25519:HEX" into it); false for a bearer claim.
 bool check_signature(net::crypto& c, const auth_claim& claim, const std::string& public_key,
                      const std::string& channel_binding);
+
+/// A public key as resources and configs write it: "ed25519:" and hex.
+std::string public_key_text(const std::string& public_key);
+/// false unless `text` is "ed25519:" and the hex of public_key_bytes.
+bool parse_public_key(const std::string& text, std::string& public_key);
 
 /// The scrypt salt of the POP fleet's login key: every POP of a fleet holds
 /// the same pops.secret, and the control plane its public key.

@@ -4,6 +4,10 @@
 
 #include <string>
 
+// to_hex and from_hex, which fingerprints are written in, live in the wire
+// format now: net/tls users keep getting them from here.
+#include "net/wire/hex.hpp"
+
 namespace drtp::net {
 
 /// A certificate and its private key, both PEM.
@@ -22,11 +26,5 @@ tls_identity load_identity(const std::string& cert_file,
 
 /// SHA-256 of the certificate's DER encoding, 32 raw bytes.
 std::string fingerprint_sha256(const std::string& cert_pem);
-
-/// "ab:cd:..." style is accepted on input; output is plain lowercase hex.
-std::string to_hex(const std::string& raw);
-/// Returns false on malformed input (odd length, non-hex characters).
-/// Colons are ignored so "AB:CD" parses.
-bool from_hex(const std::string& hex, std::string& raw);
 
 } // namespace drtp::net

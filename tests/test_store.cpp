@@ -8,6 +8,7 @@
 #include <rapidcheck.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -18,6 +19,7 @@
 
 #include "caf/all.hpp"
 #include "control/memory_store.hpp"
+#include "control/sqlite_store.hpp"
 #include "control/store.hpp"
 
 using namespace drtp::control;
@@ -41,6 +43,15 @@ std::vector<store_factory> store_factories() {
                    return spawn_memory_store(sys, memory_store_params{lim});
                  },
                  false});
+  out.push_back({"sqlite",
+                 [](caf::actor_system& sys, const store_limits& lim, const std::string& dir) {
+                   std::string error;
+                   auto s = spawn_sqlite_store(sys, {dir + "/registry.db", lim}, error);
+                   EXPECT_TRUE(s) << error;
+                   return s;
+                 },
+                 true});
+  // etcd: a factory that starts (or reuses) a cluster and clears its keys.
   return out;
 }
 
@@ -645,3 +656,63 @@ INSTANTIATE_TEST_SUITE_P(stores, store_test, ::testing::ValuesIn(store_factories
                          });
 
 } // namespace
+
+// -- the SQLite store's own ------------------------------------------------------------
+
+class sqlite_store_test : public ::testing::Test {
+protected:
+  sqlite_store_test() {
+    cfg.set("scheduler.max-threads", 2);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    dir = make_temp_dir();
+  }
+  ~sqlite_store_test() override {
+    for (auto& s : stores)
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    stores.clear();
+    sys.reset();
+    if (!dir.empty())
+      std::filesystem::remove_all(dir);
+  }
+  caf::actor open(const std::string& path, std::string& error, uint32_t busy_ms = 5000) {
+    sqlite_store_params p;
+    p.path = path;
+    p.busy_timeout_ms = busy_ms;
+    auto s = spawn_sqlite_store(*sys, p, error);
+    if (s)
+      stores.push_back(s);
+    return s;
+  }
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::string dir;
+  std::vector<caf::actor> stores;
+};
+
+TEST_F(sqlite_store_test, a_file_that_cannot_be_opened_is_one_line_with_its_path) {
+  std::string error;
+  auto path = dir + "/no/such/dir/registry.db";
+  EXPECT_FALSE(open(path, error));
+  EXPECT_EQ(error, "sqlite store " + path + ": unable to open database file");
+}
+
+TEST_F(sqlite_store_test, a_file_that_is_not_a_database_is_refused) {
+  auto path = dir + "/not.db";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    ASSERT_TRUE(f);
+    std::fputs(std::string(8192, 'x').c_str(), f);
+    std::fclose(f);
+  }
+  std::string error;
+  EXPECT_FALSE(open(path, error));
+  EXPECT_EQ(error, "sqlite store " + path + ": file is not a database");
+}
+
+TEST_F(sqlite_store_test, one_store_per_file) {
+  auto path = dir + "/registry.db";
+  std::string error;
+  ASSERT_TRUE(open(path, error)) << error;
+  EXPECT_FALSE(open(path, error, 100));
+  EXPECT_EQ(error, "sqlite store " + path + ": database is locked");
+}
