@@ -80,6 +80,20 @@ struct http_unwatch {
   uint64_t tag = 0;
 };
 
+/// Why a fetch failed (besides caf::sec): the error's context holds one
+/// line saying more.
+enum class http_errc : uint8_t {
+  connect_failed = 1, // the server could not be reached
+  connection_lost,    // the link dropped before the whole response
+  timed_out,          // no whole response within request_timeout_ms
+  bad_response,       // a response the parser refused (malformed, too big)
+  overloaded,         // too many fetches queued on this client
+};
+
+caf::error make_error(http_errc x, std::string what);
+/// The one line for a fetch's error ("timed out: ..."), also for caf::sec.
+std::string describe_http_error(const caf::error& err);
+
 caf::actor spawn_http_client(caf::actor_system& sys, http_client_params p);
 
 } // namespace drtp
