@@ -20,6 +20,7 @@
 #include "control/store.hpp"
 #include "control/watch_history.hpp"
 #include "net/seam/assert.hpp"
+#include "net/wire/hex.hpp"
 
 namespace drtp::control {
 
@@ -95,41 +96,6 @@ std::string stored_json(T o) {
   if constexpr (std::is_same_v<T, server>)
     o.status.ready = false;
   return to_json(o);
-}
-
-/// "ed25519:HEX" -> the raw key.
-bool decode_public_key(const std::string& s, std::string& raw) {
-  static const std::string prefix = "ed25519:";
-  if (s.size() != prefix.size() + 2 * net::public_key_bytes || s.compare(0, prefix.size(), prefix))
-    return false;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9')
-      return c - '0';
-    if (c >= 'a' && c <= 'f')
-      return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-      return c - 'A' + 10;
-    return -1;
-  };
-  raw.clear();
-  for (size_t i = prefix.size(); i < s.size(); i += 2) {
-    int hi = nibble(s[i]);
-    int lo = nibble(s[i + 1]);
-    if (hi < 0 || lo < 0)
-      return false;
-    raw += static_cast<char>(hi * 16 + lo);
-  }
-  return true;
-}
-
-std::string hex_of(const std::string& bytes) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
 }
 
 bool valid_agent_id(const std::string& id, size_t bytes_max) {
@@ -401,13 +367,13 @@ private:
     std::string err;
     if (service) {
       connection x;
-      return parse_connection(value, x, err) && decode_public_key(x.spec.public_key, pk);
+      return parse_connection(value, x, err) && parse_public_key(x.spec.public_key, pk);
     }
     principal x;
     if (!parse_principal(value, x, err) || x.spec.revoked)
       return false;
     who.groups = x.spec.groups;
-    return decode_public_key(x.spec.public_key, pk);
+    return parse_public_key(x.spec.public_key, pk);
   }
 
   void verify_claim(const call_ptr& c, const auth_claim& claim, const std::string& pk,
@@ -575,7 +541,7 @@ private:
   // -- writes -----------------------------------------------------------------------
 
   std::string new_uid() {
-    auto h = hex_of(p_.e.rng->bytes(16));
+    auto h = net::to_hex(p_.e.rng->bytes(16));
     return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-"
            + h.substr(16, 4) + "-" + h.substr(20);
   }

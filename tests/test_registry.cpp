@@ -77,16 +77,6 @@ caf::behavior caller_actor(caf::event_based_actor* self, caf::actor registry, ht
   };
 }
 
-std::string hex(const std::string& bytes) {
-  static const char d[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
-
 /// The lines of a watch stream, parsed.
 std::vector<json> lines_of(const std::string& stream) {
   std::vector<json> out;
@@ -204,7 +194,7 @@ struct registry_test : ::testing::Test {
               {"spec",
                {{"protocol", "tcp"},
                 {"local", "127.0.0.1:5432"},
-                {"publicKey", "ed25519:" + hex(key.public_key)},
+                {"publicKey", public_key_text(key.public_key)},
                 {"allow", allow}}}};
     return j.dump();
   }
@@ -478,7 +468,7 @@ TEST_F(registry_test, a_principal_reads_the_services_it_is_allowed_on) {
   json p = {{"apiVersion", "drtp.dev/v1"},
             {"kind", "Principal"},
             {"metadata", {{"name", "sam"}}},
-            {"spec", {{"publicKey", "ed25519:" + hex(sam_key.public_key)}, {"groups", {"dev"}}}}};
+            {"spec", {{"publicKey", public_key_text(sam_key.public_key)}, {"groups", {"dev"}}}}};
   ASSERT_EQ(call("POST", path("principals"), p.dump()).status, 201);
   ASSERT_EQ(call("POST", path("drtpconnections"), connection_json("by-group", svc_key, {"group:dev"}))
               .status,
