@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/http_client.hpp"
 #include "actors/http_server.hpp"
 #include "caf/all.hpp"
 #include "control/api_rules.hpp"
@@ -673,4 +674,87 @@ TEST(watch_history, covers_what_it_keeps) {
   EXPECT_EQ(out, "b\nc\n");
   out.clear();
   EXPECT_FALSE(h.since(11, 3, out));
+}
+
+// -- through the HTTP server and client ----------------------------------------------
+
+namespace {
+
+struct http_side {
+  std::vector<http::response> responses;
+  std::vector<std::string> errors;
+  std::vector<std::string> lines;
+  std::vector<http_watch_ended> ended;
+};
+
+caf::behavior http_user(caf::event_based_actor* self, caf::actor client,
+                        std::shared_ptr<http_side> log) {
+  return {
+    [=](http_fetch& f) {
+      self->request(client, caf::infinite, std::move(f))
+        .then([=](http::response& r) { log->responses.push_back(std::move(r)); },
+              [=](caf::error& e) { log->errors.push_back(describe_http_error(e)); });
+    },
+    [=](const std::string& target) { self->send(client, http_watch{target, self, 1}); },
+    [=](http_watch_line& l) { log->lines.push_back(std::move(l.line)); },
+    [=](http_watch_ended& e) { log->ended.push_back(std::move(e)); },
+  };
+}
+
+} // namespace
+
+TEST_F(registry_test, a_pop_registers_and_watches_through_http_over_tls) {
+  r.d.net().add_host("control");
+  r.d.net().add_host("pop1");
+  start();
+  http_server_params sp;
+  sp.e = r.make_env("control", 2);
+  sp.host = "control";
+  sp.port = 8443;
+  sp.tls = true;
+  sp.handler = registry;
+  auto server = spawn_http_server(r.d.sys(), sp);
+  r.d.run_for(10'000);
+
+  http_client_params cp;
+  cp.e = r.make_env("pop1", 3);
+  cp.host = "control";
+  cp.port = 8443;
+  cp.tls = std::make_shared<net::tls_client_config>();
+  auto crypto = r.crypto;
+  auto seed = pop_key.seed;
+  // The POP signs each link's own channel binding.
+  cp.authorization = [crypto, seed](const std::string& binding) {
+    return auth_header(*crypto, kind_pop, "pop1", seed, binding);
+  };
+  auto client = spawn_http_client(r.d.sys(), cp);
+  auto log = std::make_shared<http_side>();
+  auto user = r.d.sys().spawn(http_user, client, log);
+
+  caf::anon_send(user, http_fetch{"POST", path("drtpservers"),
+                                  {{"Content-Type", "application/json"}},
+                                  server_json("pop1", "eu")});
+  ASSERT_TRUE(r.d.run_until([&] { return log->responses.size() == 1; }, step_us));
+  ASSERT_EQ(log->responses[0].status, 201) << log->responses[0].body;
+  auto rv = rv_of(json::parse(log->responses[0].body));
+
+  caf::anon_send(user, path("drtpservers") + "?watch=1&resourceVersion=" + rv);
+  r.d.run_for(100'000);
+  caf::anon_send(user, http_fetch{"PUT", path("drtpservers/pop1/status"),
+                                  {{"Content-Type", "application/json"}},
+                                  server_status_json("pop1", 30, 2)});
+  ASSERT_TRUE(r.d.run_until(
+    [&] { return !log->lines.empty() && log->responses.size() == 2; }, step_us));
+  ASSERT_EQ(log->responses.size(), 2u);
+  EXPECT_EQ(log->responses[1].status, 200) << log->responses[1].body;
+  auto line = json::parse(log->lines[0]);
+  EXPECT_EQ(line["type"], "MODIFIED");
+  EXPECT_EQ(line["object"]["status"]["tunnels"], 2);
+  EXPECT_EQ(line["object"]["status"]["ready"], true);
+  // Sign-in was checked once per link: the POP's two links (fetches, watch).
+  EXPECT_EQ(r.trace_count("control refused"), 0u);
+  EXPECT_TRUE(log->errors.empty());
+  caf::anon_send_exit(user, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
 }
