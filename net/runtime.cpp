@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <chrono>
+
 #include "caf/actor_system.hpp"
 #include "caf/actor_system_config.hpp"
 #include "caf/atom.hpp"
@@ -15,6 +17,7 @@ struct runtime::impl {
   std::unique_ptr<caf::actor_system> sys;
   std::unique_ptr<asio_io> io;
   std::shared_ptr<tracer> trace;
+  int64_t epoch_unix_ms = 0;
 };
 
 runtime::runtime(std::shared_ptr<tracer> trace,
@@ -33,6 +36,13 @@ runtime::runtime(std::shared_ptr<tracer> trace,
   // Binaries exit with actors still running; do not wait for them.
   impl_->sys->await_actors_before_shutdown(false);
   impl_->trace = std::move(trace);
+  // The actor clock counts from an arbitrary origin (steady_clock's); wall
+  // time is that origin's Unix time plus the reading, fixed once here so a
+  // system clock step later does not move leases or timestamps backwards.
+  using namespace std::chrono;
+  auto wall = duration_cast<milliseconds>(system_clock::now().time_since_epoch());
+  auto mono = duration_cast<milliseconds>(impl_->sys->clock().now().time_since_epoch());
+  impl_->epoch_unix_ms = (wall - mono).count();
   impl_->io = std::make_unique<asio_io>(*impl_->sys, impl_->trace,
                                              std::move(server_identity));
 }
@@ -51,6 +61,12 @@ const caf::actor& runtime::io() const {
 
 std::shared_ptr<tracer> runtime::trace() const {
   return impl_->trace;
+}
+
+std::shared_ptr<host_clock> runtime::clock() const {
+  auto c = std::make_shared<host_clock>();
+  c->set_epoch_unix_ms(impl_->epoch_unix_ms);
+  return c;
 }
 
 void runtime::stop() {

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "caf/fwd.hpp"
+#include "net/seam/host_clock.hpp"
 #include "net/seam/trace.hpp"
 #include "net/tls.hpp"
 
@@ -24,6 +25,10 @@ public:
   caf::actor_system& sys();
   const caf::actor& io() const;
   std::shared_ptr<tracer> trace() const;
+  /// A host clock whose wall time (host_clock::unix_ms) is the system's:
+  /// its epoch was read from the system clock when the runtime started.
+  /// For env::clock (the default clock keeps the simulator's fixed epoch).
+  std::shared_ptr<host_clock> clock() const;
   /// Stops the network; actors may keep running until the process exits.
   void stop();
 

@@ -2,6 +2,7 @@
 // The host clock of the seam: how an actor reads time and sets timers.
 
 #include <chrono>
+#include <cstdint>
 
 #include "caf/actor_clock.hpp"
 
@@ -41,10 +42,27 @@ public:
 
   double rate() const { return rate_; }
 
+  /// Wall time: Unix milliseconds of this host's reading now. Only for what
+  /// people read and what outlives the process (timestamps, leases a control
+  /// plane stamps); durations and timers use now(). The simulator keeps
+  /// sim_epoch_unix_ms; the real runtime sets the true epoch at start
+  /// (net::runtime::clock()).
+  int64_t unix_ms(const caf::actor_clock& system) const {
+    auto since = now(system).time_since_epoch();
+    return epoch_unix_ms_ + std::chrono::duration_cast<std::chrono::milliseconds>(since).count();
+  }
+
+  /// The Unix time (ms) at which this host's clock reads time_point{}.
+  void set_epoch_unix_ms(int64_t epoch) { epoch_unix_ms_ = epoch; }
+
+  /// 2026-01-01T00:00:00Z: a fixed wall time for deterministic runs.
+  static constexpr int64_t sim_epoch_unix_ms = 1767225600000;
+
 private:
   time_point real0_{};
   time_point local0_{};
   double rate_ = 1.0;
+  int64_t epoch_unix_ms_ = sim_epoch_unix_ms;
 };
 
 } // namespace drtp::net
