@@ -278,6 +278,16 @@ TEST_F(hostile, many_streams_never_read_cannot_grow_the_queue_past_its_cap) {
   // Each visitor pushes a window's worth; the POP may send it all (credit
   // is honest) but the peer never reads: the link's queue hits its cap.
   int visitors = figure_sizes() ? 1000 : 300;
+  // The peer is not silent, only deaf: it pings, so that a slow POP (ASan,
+  // a loaded machine) ends the tunnel for its queue, not for silence.
+  std::atomic<bool> stop_pings{false};
+  std::thread pinger([&] {
+    for (uint64_t i = 0; i < 600 && !stop_pings; ++i) {
+      if (!agent_.send(agent_.writer().ping(i)))
+        return;
+      std::this_thread::sleep_for(100ms);
+    }
+  });
   std::vector<drtp::sock::fd> vs(static_cast<size_t>(visitors));
   std::vector<std::atomic<uint64_t>> pushed(vs.size());
   std::vector<std::thread> ts;
@@ -288,8 +298,14 @@ TEST_F(hostile, many_streams_never_read_cannot_grow_the_queue_past_its_cap) {
   uint64_t total = 0;
   for (auto& p : pushed)
     total += p;
-  ASSERT_GT(total, 256ull << 20) << "the visitors could not push enough to matter";
+  if (total <= (256ull << 20)) {
+    stop_pings = true;
+    pinger.join();
+    FAIL() << "the visitors could not push enough to matter";
+  }
   auto reason = pop_->wait_for("write queue over", 15s);
+  stop_pings = true;
+  pinger.join();
   figure(std::to_string(visitors) + " streams of 1 MiB never read", growth_kib());
   EXPECT_TRUE(reason) << pop_->output();
   EXPECT_TRUE(pop_->wait_for("lost a tunnel", 5s)) << pop_->output();
