@@ -296,7 +296,11 @@ private:
   void start_watch(watch_entry& w, const net::connected& ev) {
     w.id = ev.id;
     std::string auth = p_.authorization ? p_.authorization(ev.channel_binding) : "";
-    write(ev.id, request_bytes("GET", w.w.target, {}, "", auth));
+    http::header_list headers;
+    if (!w.w.body.empty())
+      headers.emplace_back("Content-Type", "application/json");
+    write(ev.id, request_bytes(w.w.method.empty() ? "GET" : w.w.method, w.w.target,
+                               std::move(headers), w.w.body, auth));
     after_ms(p_.watch_idle_timeout_ms, watch_idle_atom::value, w.w.tag, w.activity);
   }
 

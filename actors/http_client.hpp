@@ -71,6 +71,10 @@ struct http_watch {
   std::string target; // path and query (with watch=1&resourceVersion=N)
   caf::actor owner;
   uint64_t tag = 0;   // echoed in http_watch_line / http_watch_ended
+  /// GET for the control plane's watches; etcd's gateway wants a POST
+  /// whose JSON body says what to watch.
+  std::string method = "GET";
+  std::string body;   // sent as is, with Content-Type: application/json
 };
 struct http_watch_line {
   uint64_t tag = 0;
