@@ -171,4 +171,62 @@ TEST(etcd_faults, a_member_killed_mid_writes_loses_no_acknowledged_write_and_no_
   sys.reset();
 }
 
+TEST(etcd_faults, no_member_answering_is_unavailable_in_one_line_and_the_watch_is_lost) {
+  std::unique_ptr<drtp::test::etcd_cluster> cluster;
+  try {
+    cluster = std::make_unique<drtp::test::etcd_cluster>(3);
+  } catch (const std::exception& e) {
+    FAIL() << e.what();
+  }
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 2);
+  auto sys = std::make_unique<caf::actor_system>(cfg);
+  auto trace = drtp::net::make_stderr_tracer(0);
+  auto io = std::make_unique<drtp::net::asio_io>(*sys, trace, std::nullopt);
+  etcd_store_params p;
+  p.e.io = io->handle();
+  p.e.trace = trace;
+  p.e.host = "test";
+  p.key_prefix = "/gone";
+  p.request_timeout_ms = 1000;
+  p.member_timeout_ms = 300;
+  std::string error;
+  ASSERT_TRUE(parse_etcd_url(cluster->store_url(), p.members, error)) << error;
+  auto store = spawn_etcd_store(*sys, p);
+  {
+    caf::scoped_actor self(*sys);
+    auto me = caf::actor_cast<caf::actor>(self);
+    bool started = false;
+    self->request(store, 20s, store_watch{"/w/", 0, me, 1})
+      .receive([&](store_watch_started&) { started = true; },
+               [&](caf::error& e) { ADD_FAILURE() << store_error_text(e); });
+    ASSERT_TRUE(started);
+    for (size_t i = 0; i < cluster->size(); ++i)
+      cluster->kill(i);
+    auto t = steady::now();
+    caf::error err;
+    self->request(store, 20s, store_put{"/k", "v", any_revision})
+      .receive([&](store_put_result&) { ADD_FAILURE() << "a put with no etcd"; },
+               [&](caf::error& e) { err = e; });
+    auto put_ms = ms_since(t);
+    EXPECT_EQ(store_error_code(err), store_errc::unavailable) << store_error_text(err);
+    auto text = store_error_text(err);
+    EXPECT_EQ(text.find('\n'), std::string::npos) << text;
+    std::string lost;
+    self->receive_while([&] { return lost.empty(); })(
+      [&](store_watch_lost& w) { lost = w.what.empty() ? "?" : w.what; },
+      [&](store_event&) {},
+      caf::after(20s) >> [&] { lost = "(nothing came)"; });
+    EXPECT_NE(lost, "(nothing came)");
+    std::printf("no etcd: put answered in %lld ms: %s\nwatch: %s\n", put_ms, text.c_str(),
+                lost.c_str());
+    self->send_exit(store, caf::exit_reason::user_shutdown);
+  }
+  store = nullptr;
+  io->stop();
+  sys->clock().cancel_all();
+  io.reset();
+  sys.reset();
+}
+
 } // namespace
