@@ -11,6 +11,16 @@
 // answers store_errc::unavailable only when no member answered. A watch
 // whose member dies is resumed on another from the last revision it
 // delivered (etcd keeps the history; a compacted one gives store_compacted).
+//
+// store_limits: keys and values are checked exactly; keys_max as well as a
+// count of the keys under key_prefix allows (racy between replicas);
+// total_bytes_max is left to etcd's --quota-backend-bytes ("database space
+// exceeded" answers `full`); the store compacts etcd (the whole cluster) to
+// its last history_max revisions, since etcd 3.4 does not by default. The
+// top of etcd_store.cpp says more. Watch progress revisions come from the
+// store's own timer, at the revision up to which etcd delivered (etcd's
+// progress notifications, --experimental-watch-progress-notify-interval,
+// move it on when nothing under the prefix changes).
 
 #include <cstdint>
 #include <string>

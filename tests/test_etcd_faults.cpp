@@ -30,6 +30,25 @@ long long ms_since(steady::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t).count();
 }
 
+TEST(etcd_url, members_from_the_configs_store_line) {
+  std::vector<etcd_member> m;
+  std::string error;
+  ASSERT_TRUE(parse_etcd_url("etcd:http://127.0.0.1:2379,http://etcd-2.lan:23790/", m, error))
+    << error;
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].host, "127.0.0.1");
+  EXPECT_EQ(m[0].port, 2379);
+  EXPECT_EQ(m[1].host, "etcd-2.lan");
+  EXPECT_EQ(m[1].port, 23790);
+  for (auto bad : {"sqlite:/x", "etcd:", "etcd:https://h:1", "etcd:http://h", "etcd:http://h:0",
+                   "etcd:http://h:65536", "etcd:http://:1", "etcd:http://h:1,", "etcd:http://h:1/x"}) {
+    error.clear();
+    EXPECT_FALSE(parse_etcd_url(bad, m, error)) << bad;
+    EXPECT_FALSE(error.empty()) << bad;
+    EXPECT_EQ(error.find('\n'), std::string::npos) << bad;
+  }
+}
+
 TEST(etcd_faults, a_member_killed_mid_writes_loses_no_acknowledged_write_and_no_watched_change) {
   std::unique_ptr<drtp::test::etcd_cluster> cluster;
   try {
