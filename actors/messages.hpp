@@ -38,6 +38,9 @@ using report_atom = caf::atom_constant<caf::atom("report")>;
 using attempt_atom = caf::atom_constant<caf::atom("attempt")>;
 using overlimit_atom = caf::atom_constant<caf::atom("overlimit")>;
 using evict_atom = caf::atom_constant<caf::atom("evict")>;
+/// POP server -> an up tunnel: its service is gone from the configuration
+/// (a reload, the registry): goaway to the agent, then the link closes.
+using service_gone_atom = caf::atom_constant<caf::atom("svcgone")>;
 
 // -- session <-> tunnel: one stream -------------------------------------------
 // A session sends these to its tunnel to go to the peer; the tunnel sends the

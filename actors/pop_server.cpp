@@ -102,6 +102,7 @@ public:
         finish_drain(left);
       },
       [this](status_atom, report_atom) { return status_report(); },
+      [this](status_atom) { return current_status(); },
       [this](pop_reconfigure& rc) { return reconfigure(rc); },
     };
   }
@@ -305,6 +306,16 @@ private:
     return n;
   }
 
+  /// Tells every agent of removed service state `st` to go (goaway, then
+  /// the link closes); how many.
+  uint32_t send_away(service_state& st) {
+    auto n = static_cast<uint32_t>(st.tunnels.size());
+    for (auto& t : st.tunnels)
+      send(t.tunnel, service_gone_atom::value);
+    st.tunnels.clear(); // on_down finds them in no set: nothing to do there
+    return n;
+  }
+
   void stop_public(service_state& st) {
     if (st.listener == 0)
       return;
@@ -351,7 +362,7 @@ private:
         continue;
       note(removed, p_.services[i].name);
       stop_public(services_[i]);
-      cut += cut_tunnels(services_[i]);
+      cut += send_away(services_[i]);
       ready_.public_ports.erase(p_.services[i].name);
     }
     p_.services = std::move(rc.services);
@@ -578,9 +589,7 @@ private:
       check_drained();
   }
 
-  void report_status() {
-    if (!p_.observer)
-      return;
+  pop_status current_status() const {
     pop_status st;
     st.draining = phase_ != phase::serving;
     for (size_t i = 0; i < services_.size(); ++i) {
@@ -588,7 +597,12 @@ private:
       for (auto& t : services_[i].tunnels)
         ids.push_back(t.agent_id);
     }
-    send(p_.observer, std::move(st));
+    return st;
+  }
+
+  void report_status() {
+    if (p_.observer)
+      send(p_.observer, current_status());
   }
 
   void start_drain() {

@@ -11,10 +11,14 @@
 //
 // pop_reconfigure (drtp-pop's SIGHUP) swaps services, principals and allow
 // lists while serving: tunnels and sessions of unchanged services are not
-// touched; a removed service's listener and tunnels close; a service whose
+// touched; a removed service's listener closes and its agents get goaway
+// (then their tunnels close); a service whose
 // key changed loses its tunnels (their agents proved the old key); a client
 // tunnel whose principal is gone, revoked, rekeyed or no longer allowed is
 // closed. The answer is one line saying what changed.
+//
+// status_atom is answered with pop_status (the agents holding tunnels, per
+// service): what the control plane's follower reports as the POP's status.
 
 #include <cstdint>
 #include <string>

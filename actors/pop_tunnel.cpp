@@ -154,6 +154,7 @@ private:
   caf::behavior carrying() {
     return caf::message_handler{
       [this](drain_atom) { start_draining(); },
+      [this](service_gone_atom) { send_away(); },
       [this](attach_visitor& ev) { open_stream(ev); },
       [this](attach_splice& ev) { splice(ev); },
       [](hs_timeout_atom) {
@@ -167,6 +168,7 @@ private:
       [](drain_atom) {
         // goaway is sent already.
       },
+      [this](service_gone_atom) { send_away(); },
       [](hs_timeout_atom) {
         // As when up.
       },
@@ -399,6 +401,19 @@ private:
     g.code = static_cast<uint16_t>(net::reject_code::draining);
     g.message = "POP is draining";
     write_control(frame_type::goaway, 0, net::encode(g));
+  }
+
+  /// The service is gone from this POP: the agent hears goaway (so it does
+  /// not count this POP among its tunnels), then the link closes after it.
+  void send_away() {
+    net::goaway_msg g;
+    g.code = static_cast<uint16_t>(net::reject_code::unknown_service);
+    g.message = "service removed from this POP";
+    write_control(frame_type::goaway, 0, net::encode(g));
+    enter(state::dead);
+    trace("service '" + service_ + "' removed: goaway to " + peer_name());
+    end_streams_and_link(link_end::close);
+    quit();
   }
 
   void streams_changed() override {

@@ -1,1 +1,666 @@
-// Placeholder: the implementation lands with issue 14's parts.
+#include "control/pop_follower.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/messages.hpp"
+#include "caf/all.hpp"
+#include "control/auth.hpp"
+#include "net/seam/assert.hpp"
+
+namespace drtp::control {
+
+namespace {
+
+using json = nlohmann::json;
+using std::chrono::milliseconds;
+
+using renew_atom = caf::atom_constant<caf::atom("renew")>;
+using apply_atom = caf::atom_constant<caf::atom("apply")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+
+constexpr const char* snapshot_format = "drtp-pop-registry-v1";
+
+// -- translation ----------------------------------------------------------------------
+
+bool same(const service_config& a, const service_config& b) {
+  return a.name == b.name && a.public_key == b.public_key && a.is_public == b.is_public
+         && a.public_host == b.public_host && a.public_port == b.public_port
+         && a.allow == b.allow;
+}
+bool same(const principal_config& a, const principal_config& b) {
+  return a.name == b.name && a.public_key == b.public_key && a.groups == b.groups
+         && a.revoked == b.revoked;
+}
+template <class T>
+bool same(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](auto& x, auto& y) {
+           return same(x, y);
+         });
+}
+
+/// What the registry says, as the POP holds it (dynamic part only).
+struct registry_view {
+  std::map<std::string, service_config> services;
+  std::map<std::string, principal_config> principals;
+};
+
+bool to_service(const connection& c, const std::string& public_host, service_config& out) {
+  out = service_config{};
+  out.name = c.meta.name;
+  if (!parse_public_key(c.spec.public_key, out.public_key))
+    return false;
+  out.is_public = c.spec.public_port > 0;
+  out.public_host = public_host;
+  out.public_port = c.spec.public_port;
+  out.allow = c.spec.allow;
+  return true;
+}
+
+bool to_principal(const principal& p, principal_config& out) {
+  out = principal_config{};
+  out.name = p.meta.name;
+  out.groups = p.spec.groups;
+  return !p.spec.revoked && parse_public_key(p.spec.public_key, out.public_key);
+}
+
+/// Static first (they win over a registry object of the same name), then
+/// the registry's in name order.
+pop_reconfigure merge(const pop_follower_params& p, const registry_view& v) {
+  pop_reconfigure out;
+  out.services = p.static_services;
+  out.principals = p.static_principals;
+  auto has = [](auto& xs, const std::string& name) {
+    return std::any_of(xs.begin(), xs.end(), [&](auto& x) { return x.name == name; });
+  };
+  for (auto& [name, s] : v.services)
+    if (!has(p.static_services, name))
+      out.services.push_back(s);
+  for (auto& [name, pr] : v.principals)
+    if (!has(p.static_principals, name))
+      out.principals.push_back(pr);
+  return out;
+}
+
+// -- the snapshot -----------------------------------------------------------------------
+
+std::string snapshot_of(const std::string& pop, const registry_view& v) {
+  json services = json::array();
+  for (auto& [name, s] : v.services)
+    services.push_back({{"name", name},
+                        {"publicKey", public_key_text(s.public_key)},
+                        {"publicPort", s.is_public ? s.public_port : 0},
+                        {"allow", s.allow}});
+  json principals = json::array();
+  for (auto& [name, pr] : v.principals)
+    principals.push_back(
+      {{"name", name}, {"publicKey", public_key_text(pr.public_key)}, {"groups", pr.groups}});
+  json j = {{"format", snapshot_format},
+            {"pop", pop},
+            {"services", services},
+            {"principals", principals}};
+  return j.dump(1) + "\n";
+}
+
+std::vector<std::string> strings_of(const json& j, const char* what) {
+  std::vector<std::string> out;
+  if (!j.is_array())
+    throw std::runtime_error(std::string(what) + ": expected a list");
+  for (auto& x : j)
+    out.push_back(x.get<std::string>());
+  return out;
+}
+
+bool parse_snapshot(const std::string& text, const pop_follower_params& p, registry_view& out,
+                    std::string& error) {
+  out = {};
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    error = "snapshot: not a JSON object";
+    return false;
+  }
+  try {
+    if (j.value("format", "") != snapshot_format) {
+      error = std::string("snapshot: format is not ") + snapshot_format;
+      return false;
+    }
+    for (auto& s : j.at("services")) {
+      if (out.services.size() >= p.limits.objects_per_kind_max)
+        break;
+      service_config sc;
+      sc.name = s.at("name").get<std::string>();
+      auto port = s.at("publicPort").get<uint32_t>();
+      if (!valid_name(sc.name) || port > 65535
+          || !parse_public_key(s.at("publicKey").get<std::string>(), sc.public_key))
+        throw std::runtime_error("service '" + sc.name + "' is malformed");
+      sc.is_public = port > 0;
+      sc.public_host = p.public_host;
+      sc.public_port = static_cast<uint16_t>(port);
+      sc.allow = strings_of(s.at("allow"), "allow");
+      out.services[sc.name] = std::move(sc);
+    }
+    for (auto& s : j.at("principals")) {
+      if (out.principals.size() >= p.limits.objects_per_kind_max)
+        break;
+      principal_config pc;
+      pc.name = s.at("name").get<std::string>();
+      if (!valid_name(pc.name)
+          || !parse_public_key(s.at("publicKey").get<std::string>(), pc.public_key))
+        throw std::runtime_error("principal '" + pc.name + "' is malformed");
+      pc.groups = strings_of(s.at("groups"), "groups");
+      out.principals[pc.name] = std::move(pc);
+    }
+  } catch (const std::exception& e) {
+    error = std::string("snapshot: ") + e.what();
+    out = {};
+    return false;
+  }
+  return true;
+}
+
+// -- what the API answers -------------------------------------------------------------
+
+/// A list's items (each an object's JSON) and its resourceVersion.
+bool parse_list(const std::string& body, std::vector<std::string>& items, uint64_t& rv,
+                std::string& error) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("items") || !j["items"].is_array()) {
+    error = "list: not a list object";
+    return false;
+  }
+  try {
+    rv = std::stoull(j.at("metadata").at("resourceVersion").get<std::string>());
+  } catch (const std::exception&) {
+    error = "list: no metadata.resourceVersion";
+    return false;
+  }
+  for (auto& it : j["items"])
+    items.push_back(it.dump());
+  return true;
+}
+
+struct watch_event {
+  std::string type;
+  std::string object; // JSON
+  uint64_t rv = 0;
+  int code = 0; // ERROR's
+};
+
+bool parse_watch_line(const std::string& line, watch_event& out) {
+  json j = json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("type") || !j["type"].is_string()
+      || !j.contains("object") || !j["object"].is_object())
+    return false;
+  out.type = j["type"].get<std::string>();
+  auto& o = j["object"];
+  if (out.type == "ERROR") {
+    out.code = o.value("code", 0);
+    return true;
+  }
+  try {
+    out.rv = std::stoull(o.at("metadata").at("resourceVersion").get<std::string>());
+  } catch (const std::exception&) {
+    return false;
+  }
+  out.object = o.dump();
+  return true;
+}
+
+std::string status_message(const http::response& r) {
+  json j = json::parse(r.body, nullptr, false);
+  std::string m;
+  if (j.is_object() && j.contains("message") && j["message"].is_string())
+    m = j["message"].get<std::string>();
+  else
+    m = r.body.substr(0, 120);
+  return "HTTP " + std::to_string(r.status) + (m.empty() ? "" : ": " + m);
+}
+
+/// The duration the registry granted in a status PUT's answer (0: unknown).
+uint32_t granted_lease_s(const std::string& body) {
+  server s;
+  std::string err;
+  if (!parse_server(body, s, err))
+    return 0;
+  return s.status.lease_duration_s;
+}
+
+// -- the actor --------------------------------------------------------------------------
+
+class pop_follower_actor final : public caf::event_based_actor {
+public:
+  pop_follower_actor(caf::actor_config& cfg, pop_follower_params p)
+    : caf::event_based_actor(cfg), p_(std::move(p)) {
+    DRTP_ASSERT(p_.limits.backoff_initial_ms > 0
+                  && p_.limits.backoff_initial_ms <= p_.limits.backoff_max_ms,
+                "a backoff starts above zero and below its max");
+  }
+
+  const char* name() const override {
+    return "drtp.pop_follower";
+  }
+
+  caf::behavior make_behavior() override {
+    std::string err;
+    if (!p_.snapshot.empty() && !parse_snapshot(p_.snapshot, p_, known_, err))
+      trace(err + "; starting from the static config");
+    applied_ = merge(p_, known_);
+    auto hp = p_.http;
+    if (!hp.e.io)
+      hp.e = p_.e;
+    hp.name = "pop-follower-http";
+    auto crypto = p_.e.crypto;
+    auto seed = p_.fleet_seed;
+    auto me = p_.name;
+    hp.authorization = [crypto, seed, me](const std::string& binding) {
+      return auth_header(*crypto, kind_pop, me, seed, binding);
+    };
+    client_ = spawn_http_client(system(), std::move(hp));
+    link_to(client_);
+    backoff_ms_ = p_.limits.backoff_initial_ms;
+    register_server();
+    return {
+      [this](renew_atom, uint64_t gen) {
+        if (gen == renew_gen_)
+          renew();
+      },
+      [this](retry_atom, uint64_t gen) {
+        if (gen != attempt_gen_)
+          return;
+        if (registered_)
+          sync();
+        else
+          register_server();
+      },
+      [this](apply_atom) {
+        apply_pending_ = false;
+        apply();
+      },
+      [this](http_watch_line& l) { on_line(l); },
+      [this](http_watch_ended& e) {
+        if (e.tag / 2 != watch_gen_ || !watching_)
+          return;
+        failed("watch of " + std::string(plural(e.tag)) + " ended: "
+               + (e.status ? "HTTP " + std::to_string(e.status) + " " : "") + e.what);
+      },
+    };
+  }
+
+  void on_exit() override {
+    if (client_)
+      send_exit(client_, caf::exit_reason::user_shutdown);
+    client_ = nullptr;
+    p_.pop = nullptr;
+    p_.observer = nullptr;
+    p_.persist = nullptr;
+  }
+
+private:
+  // -- registration and lease -------------------------------------------------------
+
+  std::string path(const std::string& rest) const {
+    return std::string(api_base) + "/" + rest;
+  }
+
+  void fetch(std::string method, const std::string& target, std::string body,
+             std::function<void(http::response&)> ok, std::function<void(const std::string&)> bad) {
+    http::header_list h;
+    if (!body.empty())
+      h.emplace_back("Content-Type", "application/json");
+    request(client_, milliseconds(p_.limits.fetch_timeout_ms),
+            http_fetch{std::move(method), target, std::move(h), std::move(body)})
+      .then([ok](http::response& r) { ok(r); },
+            [bad](caf::error& e) { bad(describe_http_error(e)); });
+  }
+
+  /// Our DRTPServer as we mean it: our spec with the registry's `draining`.
+  std::string server_body(bool draining, uint64_t rv) const {
+    server s;
+    s.meta.name = p_.name;
+    s.meta.resource_version = rv;
+    s.spec = p_.spec;
+    s.spec.draining = draining;
+    return to_json(s);
+  }
+
+  void register_server() {
+    auto gen = attempt_gen_;
+    fetch("GET", path("drtpservers/" + p_.name), "",
+          [this, gen](http::response& r) {
+            if (gen != attempt_gen_)
+              return;
+            if (r.status == 404)
+              return write_server("POST", path("drtpservers"), server_body(false, 0), gen);
+            if (r.status != 200)
+              return failed("reading DRTPServer " + p_.name + ": " + status_message(r));
+            server cur;
+            std::string err;
+            if (!parse_server(r.body, cur, err))
+              return failed("reading DRTPServer " + p_.name + ": " + err);
+            auto want = p_.spec;
+            want.draining = cur.spec.draining;
+            if (to_json(server{{p_.name}, want, {}}) == to_json(server{{p_.name}, cur.spec, {}}))
+              return renew();
+            write_server("PUT", path("drtpservers/" + p_.name),
+                         server_body(cur.spec.draining, cur.meta.resource_version), gen);
+          },
+          [this, gen](const std::string& what) {
+            if (gen == attempt_gen_)
+              failed("reading DRTPServer " + p_.name + ": " + what);
+          });
+  }
+
+  void write_server(const char* method, const std::string& target, std::string body,
+                    uint64_t gen) {
+    fetch(method, target, std::move(body),
+          [this, gen](http::response& r) {
+            if (gen != attempt_gen_)
+              return;
+            if (r.status == 200 || r.status == 201)
+              return renew();
+            failed("writing DRTPServer " + p_.name + ": " + status_message(r));
+          },
+          [this, gen](const std::string& what) {
+            if (gen == attempt_gen_)
+              failed("writing DRTPServer " + p_.name + ": " + what);
+          });
+  }
+
+  /// The status PUT: what the POP holds; the registry stamps renewTime.
+  void renew() {
+    ++renew_gen_;
+    request(p_.pop, milliseconds(1000), status_atom::value)
+      .then([this](pop_status& st) { put_status(&st); },
+            [this](caf::error&) { put_status(nullptr); });
+  }
+
+  void put_status(const pop_status* st) {
+    server s;
+    s.meta.name = p_.name;
+    s.status.lease_renew_unix_ms = p_.e.clock->unix_ms(clock());
+    s.status.lease_duration_s = p_.limits.lease_duration_s;
+    s.status.ready = true;
+    if (st)
+      for (auto& [svc, agents] : st->agents) {
+        s.status.tunnels += static_cast<uint32_t>(agents.size());
+        if (!agents.empty() && s.status.services.size() < p_.limits.objects_per_kind_max)
+          s.status.services.push_back(svc);
+      }
+    send_status(std::move(s));
+  }
+
+  void send_status(server s) {
+    auto gen = renew_gen_;
+    fetch("PUT", path("drtpservers/" + p_.name + "/status"), to_json(s),
+          [this, gen](http::response& r) {
+            if (r.status == 404) {
+              // The operator deleted our DRTPServer: write it again.
+              trace("DRTPServer " + p_.name + " is gone from the registry; registering again");
+              registered_ = false;
+              return failed("renewing the lease: " + status_message(r));
+            }
+            if (r.status != 200) {
+              trace("renewing the lease: " + status_message(r));
+              return schedule_renew(gen, lease_s_);
+            }
+            if (auto g = granted_lease_s(r.body); g > 0)
+              lease_s_ = g;
+            schedule_renew(gen, lease_s_);
+            if (!registered_) {
+              registered_ = true;
+              tell(pop_follower_event::registered,
+                   "DRTPServer " + p_.name + " registered, lease "
+                     + std::to_string(lease_s_) + " s");
+              sync();
+            }
+          },
+          [this, gen](const std::string& what) {
+            trace("renewing the lease: " + what);
+            if (!registered_) {
+              if (gen == renew_gen_)
+                failed("renewing the lease: " + what);
+              return;
+            }
+            schedule_renew(gen, lease_s_);
+          });
+  }
+
+  /// The next renewal in a third of the lease, +-10 %.
+  void schedule_renew(uint64_t gen, uint32_t lease_s) {
+    if (gen != renew_gen_)
+      return;
+    uint64_t third = std::max<uint64_t>(1000, uint64_t{lease_s} * 1000 / 3);
+    auto spread = third / 5; // +-10 %
+    auto d = third - third / 10 + (spread ? p_.e.rng->uniform(spread) : 0);
+    delayed_send(this, p_.e.clock->real_delay(milliseconds(d)), renew_atom::value, gen);
+  }
+
+  // -- lists and watches ---------------------------------------------------------------
+
+  static const char* plural(uint64_t tag) {
+    return tag % 2 == 0 ? "drtpconnections" : "principals";
+  }
+
+  void sync() {
+    stop_watches();
+    auto gen = attempt_gen_;
+    auto fresh = std::make_shared<registry_view>();
+    list(0, gen, fresh);
+  }
+
+  void list(uint64_t which, uint64_t gen, std::shared_ptr<registry_view> fresh) {
+    fetch("GET", path(plural(which)), "",
+          [this, which, gen, fresh](http::response& r) {
+            if (gen != attempt_gen_)
+              return;
+            if (r.status != 200)
+              return failed(std::string("listing ") + plural(which) + ": " + status_message(r));
+            std::vector<std::string> items;
+            std::string err;
+            uint64_t rv = 0;
+            if (!parse_list(r.body, items, rv, err))
+              return failed(std::string("listing ") + plural(which) + ": " + err);
+            rv_[which] = rv;
+            for (auto& it : items)
+              upsert(which, it, *fresh);
+            if (which == 0)
+              return list(1, gen, fresh);
+            known_ = std::move(*fresh);
+            apply();
+            tell(pop_follower_event::synced,
+                 std::to_string(known_.services.size()) + " service(s), "
+                   + std::to_string(known_.principals.size()) + " principal(s) at resourceVersion "
+                   + std::to_string(rv_[0]) + "/" + std::to_string(rv_[1]));
+            start_watches();
+          },
+          [this, which, gen](const std::string& what) {
+            if (gen == attempt_gen_)
+              failed(std::string("listing ") + plural(which) + ": " + what);
+          });
+  }
+
+  void start_watches() {
+    ++watch_gen_;
+    watching_ = true;
+    for (uint64_t which = 0; which < 2; ++which)
+      send(client_, http_watch{path(plural(which)) + "?watch=1&resourceVersion="
+                                 + std::to_string(rv_[which]),
+                               this, watch_gen_ * 2 + which});
+  }
+
+  void stop_watches() {
+    if (!watching_)
+      return;
+    watching_ = false;
+    for (uint64_t which = 0; which < 2; ++which)
+      send(client_, http_unwatch{watch_gen_ * 2 + which});
+  }
+
+  /// One object of a list or a watch into `v`; false if it is malformed
+  /// (said once per object name) or over the bound.
+  void upsert(uint64_t which, const std::string& obj, registry_view& v) {
+    std::string err;
+    if (which == 0) {
+      connection c;
+      service_config sc;
+      if (!parse_connection(obj, c, err) || !to_service(c, p_.public_host, sc)) {
+        v.services.erase(c.meta.name);
+        return trace("ignored DRTPConnection '" + c.meta.name + "': "
+                     + (err.empty() ? "no usable publicKey" : err));
+      }
+      if (!v.services.count(sc.name) && v.services.size() >= p_.limits.objects_per_kind_max)
+        return trace("ignored DRTPConnection '" + sc.name + "': over "
+                     + std::to_string(p_.limits.objects_per_kind_max) + " services");
+      v.services[sc.name] = std::move(sc);
+    } else {
+      principal pr;
+      principal_config pc;
+      if (!parse_principal(obj, pr, err)) {
+        return trace("ignored Principal: " + err);
+      }
+      if (!to_principal(pr, pc)) {
+        v.principals.erase(pr.meta.name); // revoked (or no key): dropped
+        return;
+      }
+      if (!v.principals.count(pc.name) && v.principals.size() >= p_.limits.objects_per_kind_max)
+        return trace("ignored Principal '" + pc.name + "': over "
+                     + std::to_string(p_.limits.objects_per_kind_max) + " principals");
+      v.principals[pc.name] = std::move(pc);
+    }
+  }
+
+  void erase(uint64_t which, const std::string& obj) {
+    std::string err;
+    if (which == 0) {
+      connection c;
+      parse_connection(obj, c, err);
+      known_.services.erase(c.meta.name);
+    } else {
+      principal pr;
+      parse_principal(obj, pr, err);
+      known_.principals.erase(pr.meta.name);
+    }
+  }
+
+  void on_line(const http_watch_line& l) {
+    if (l.tag / 2 != watch_gen_ || !watching_)
+      return;
+    auto which = l.tag % 2;
+    watch_event ev;
+    if (!parse_watch_line(l.line, ev))
+      return failed(std::string("watch of ") + plural(which) + ": a malformed line");
+    if (ev.type == "ERROR")
+      return failed(std::string("watch of ") + plural(which) + ": ERROR "
+                    + std::to_string(ev.code) + " (listing again)");
+    backoff_ms_ = p_.limits.backoff_initial_ms; // the watch is live
+    rv_[which] = std::max(rv_[which], ev.rv);
+    if (ev.type == "BOOKMARK")
+      return;
+    if (ev.type == "ADDED" || ev.type == "MODIFIED")
+      upsert(which, ev.object, known_);
+    else if (ev.type == "DELETED")
+      erase(which, ev.object);
+    else
+      return;
+    if (!apply_pending_) {
+      apply_pending_ = true;
+      delayed_send(this, p_.e.clock->real_delay(milliseconds(p_.limits.debounce_ms)),
+                   apply_atom::value);
+    }
+  }
+
+  // -- applying ------------------------------------------------------------------------
+
+  static std::string diff(const pop_reconfigure& from, const pop_reconfigure& to) {
+    std::string out;
+    auto note = [&](char sign, const char* what, const std::string& name) {
+      out += (out.empty() ? "" : ", ") + std::string(1, sign) + what + " " + name;
+    };
+    auto walk = [&](auto& a, auto& b, const char* what) {
+      for (auto& x : b) {
+        auto it = std::find_if(a.begin(), a.end(), [&](auto& y) { return y.name == x.name; });
+        if (it == a.end())
+          note('+', what, x.name);
+        else if (!same(*it, x))
+          note('~', what, x.name);
+      }
+      for (auto& x : a)
+        if (std::none_of(b.begin(), b.end(), [&](auto& y) { return y.name == x.name; }))
+          note('-', what, x.name);
+    };
+    walk(from.services, to.services, "svc");
+    walk(from.principals, to.principals, "principal");
+    return out;
+  }
+
+  void apply() {
+    auto next = merge(p_, known_);
+    if (same(next.services, applied_.services) && same(next.principals, applied_.principals))
+      return;
+    auto what = diff(applied_, next);
+    applied_ = next;
+    if (p_.persist)
+      p_.persist(snapshot_of(p_.name, known_));
+    trace("applied: " + what);
+    request(p_.pop, milliseconds(5000), std::move(next))
+      .then([this](const std::string& answer) {
+              tell(pop_follower_event::applied, answer);
+            },
+            [this](caf::error&) { trace("the POP did not answer a reconfigure"); });
+  }
+
+  // -- failures ------------------------------------------------------------------------
+
+  void failed(const std::string& what) {
+    stop_watches();
+    ++attempt_gen_;
+    tell(pop_follower_event::offline, what + "; serving what it last knew, again in "
+                                        + std::to_string(backoff_ms_) + " ms or so");
+    auto quarter = backoff_ms_ / 4;
+    auto d = backoff_ms_ - quarter + (quarter ? p_.e.rng->uniform(2 * quarter) : 0);
+    delayed_send(this, p_.e.clock->real_delay(milliseconds(d)), retry_atom::value,
+                 attempt_gen_);
+    backoff_ms_ = std::min(p_.limits.backoff_max_ms, backoff_ms_ * 2);
+  }
+
+  void tell(pop_follower_event::kind_t k, const std::string& what) {
+    trace(what);
+    if (p_.observer)
+      send(p_.observer, pop_follower_event{k, what});
+  }
+
+  void trace(const std::string& what) {
+    p_.e.trace->emit(p_.e.host, "pop-follower", what);
+  }
+
+  pop_follower_params p_;
+  caf::actor client_;
+  registry_view known_;
+  pop_reconfigure applied_;
+  uint64_t rv_[2] = {0, 0};
+  bool registered_ = false;
+  bool watching_ = false;
+  bool apply_pending_ = false;
+  uint64_t attempt_gen_ = 0; // a failure ends an attempt's callbacks
+  uint64_t watch_gen_ = 0;
+  uint64_t renew_gen_ = 0;
+  uint32_t lease_s_ = 30;
+  uint32_t backoff_ms_ = 0;
+};
+
+} // namespace
+
+pop_reconfigure pop_follower_initial_config(const pop_follower_params& p, std::string& error) {
+  registry_view v;
+  if (!p.snapshot.empty())
+    parse_snapshot(p.snapshot, p, v, error);
+  return merge(p, v);
+}
+
+caf::actor spawn_pop_follower(caf::actor_system& sys, pop_follower_params p) {
+  return sys.spawn<pop_follower_actor>(std::move(p));
+}
+
+} // namespace drtp::control

@@ -1,0 +1,353 @@
+// A POP follows the registry (control/pop_follower) in the simulator: the
+// registry over a memory store behind an http_server on host "control",
+// the operator's http_client on "ops", a POP (pop_server + follower) on
+// "pop1", an agent and its service on "joe", visitors on "visitors". The
+// POP registers and is ready; a created public service's listener opens
+// within 1 s of sim time (printed); a deleted one's closes and its agent
+// gets goaway; a rotated key refuses the old one; with the control plane
+// cut off the POP serves on, also after a restart from its snapshot; healed,
+// it converges. The same seed gives the same trace.
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/agent.hpp"
+#include "actors/http_client.hpp"
+#include "actors/http_server.hpp"
+#include "actors/messages.hpp"
+#include "actors/pop_server.hpp"
+#include "caf/all.hpp"
+#include "control/auth.hpp"
+#include "control/memory_store.hpp"
+#include "control/pop_follower.hpp"
+#include "control/registry.hpp"
+#include "control/resource.hpp"
+#include "net/wire/handshake.hpp"
+#include "sim/apps.hpp"
+#include "sim/rig.hpp"
+#include "sim/scenario.hpp"
+
+using namespace drtp;
+using namespace drtp::control;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr uint16_t tunnel_port = 7000;
+constexpr uint16_t control_port = 8443;
+constexpr uint16_t service_port = 5432;
+constexpr uint64_t step_us = 10'000'000;
+
+struct fetched {
+  bool done = false;
+  int status = 0;
+  std::string body;
+  std::string error;
+};
+
+caf::behavior ops_caller(caf::event_based_actor* self, caf::actor client, http_fetch f,
+                         std::shared_ptr<fetched> out) {
+  self->request(client, caf::infinite, std::move(f))
+    .then(
+      [=](http::response& r) {
+        out->status = r.status;
+        out->body = std::move(r.body);
+        out->done = true;
+        self->quit();
+      },
+      [=](caf::error& e) {
+        out->error = describe_http_error(e);
+        out->done = true;
+        self->quit();
+      });
+  return {[](const caf::message&) {}};
+}
+
+struct follower_world : sim::rig {
+  explicit follower_world(uint64_t seed) : rig(seed) {
+    auto& w = d.net();
+    sim::link_params link;
+    link.latency_us = 2000;
+    link.jitter_us = 500;
+    w.set_default_link(link);
+    for (auto h : {"control", "ops", "pop1", "joe", "visitors"})
+      w.add_host(h);
+    sim::spawn_app_service(d.sys(), w.io("joe"), service_port, 0x5a);
+    start_control();
+    http_client_params cp;
+    cp.e = make_env("ops", 2);
+    cp.host = "control";
+    cp.port = control_port;
+    cp.tls = std::make_shared<net::tls_client_config>();
+    auto token = admin_token;
+    cp.authorization = [token](const std::string&) { return "Bearer " + token; };
+    ops = spawn_http_client(d.sys(), cp);
+  }
+
+  ~follower_world() {
+    for (auto& a : {ops, follower, pop, agent_a, registry, store, server})
+      if (a)
+        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    d.run_for(100'000);
+  }
+
+  void start_control() {
+    store = spawn_memory_store(d.sys(), memory_store_params{});
+    registry_params p;
+    p.e = make_env("control", 10 + ++incarnation);
+    p.store = store;
+    p.admin_token_digest = admin_token_digest(*crypto, admin_token);
+    p.pop_public_key = fleet.public_key;
+    p.lease_duration_s = 30;
+    registry = spawn_registry(d.sys(), std::move(p));
+    http_server_params sp;
+    sp.e = make_env("control", 20 + incarnation);
+    sp.host = "control";
+    sp.port = control_port;
+    sp.tls = true;
+    sp.handler = registry;
+    server = spawn_http_server(d.sys(), sp);
+    for (auto& a : {store, registry, server})
+      d.net().register_actor("control", a);
+    d.run_for(100'000);
+  }
+
+  /// The POP: its server from the config the follower starts from, then
+  /// the follower.
+  void start_pop() {
+    pop_follower_params fp;
+    fp.e = make_env("pop1", 30 + ++incarnation);
+    fp.http.host = "control";
+    fp.http.port = control_port;
+    fp.http.tls = std::make_shared<net::tls_client_config>();
+    fp.fleet_seed = fleet.seed;
+    fp.name = "pop1";
+    fp.spec.region = "eu";
+    fp.spec.tunnel_host = "pop1";
+    fp.spec.tunnel_port = tunnel_port;
+    fp.spec.public_address = "pop1";
+    fp.spec.pin = "sha256:" + std::string(64, 'a');
+    fp.spec.capacity_tunnels = 100;
+    fp.public_host = "pop1";
+    fp.snapshot = *snapshot;
+    auto snap = snapshot;
+    auto writes = snapshot_writes;
+    fp.persist = [snap, writes](const std::string& s) {
+      *snap = s;
+      ++*writes;
+    };
+    std::string err;
+    auto initial = pop_follower_initial_config(fp, err);
+    EXPECT_EQ(err, "");
+    pop_params pp;
+    pp.e = make_env("pop1", 40 + incarnation);
+    pp.tunnel_host = "pop1";
+    pp.tunnel_port = tunnel_port;
+    pp.services = initial.services;
+    pp.principals = initial.principals;
+    pop = spawn_pop_server(d.sys(), std::move(pp));
+    d.net().register_actor("pop1", pop);
+    fp.pop = pop;
+    follower = spawn_pop_follower(d.sys(), std::move(fp));
+    d.net().register_actor("pop1", follower);
+  }
+
+  void start_agent(const std::string& secret) {
+    auto ap = agent("joe", "a", secret, {pop_endpoint{"pop1", "pop1", tunnel_port, "eu"}},
+                    service_port, 100 + ++incarnation);
+    agent_a = spawn_agent(d.sys(), std::move(ap));
+    d.net().register_actor("joe", agent_a);
+  }
+
+  std::shared_ptr<fetched> op(const std::string& method, const std::string& rest,
+                              const std::string& body = "") {
+    auto out = std::make_shared<fetched>();
+    http::header_list h;
+    if (!body.empty())
+      h.emplace_back("Content-Type", "application/json");
+    d.sys().spawn(ops_caller, ops,
+                  http_fetch{method, std::string(api_base) + "/" + rest, h, body}, out);
+    d.run_until([&] { return out->done; }, step_us);
+    return out;
+  }
+
+  static std::string key_text(const std::string& service, const std::string& secret) {
+    return public_key_text(sim::cached_login_key(secret, net::service_salt(service)).public_key);
+  }
+
+  static std::string connection_json(const std::string& name, const std::string& secret,
+                                     uint16_t public_port, uint64_t rv = 0) {
+    json j = {{"apiVersion", "drtp.dev/v1"},
+              {"kind", "DRTPConnection"},
+              {"metadata", {{"name", name}}},
+              {"spec",
+               {{"protocol", "tcp"},
+                {"local", "joe:5432"},
+                {"publicPort", public_port},
+                {"publicKey", key_text(name, secret)}}}};
+    if (rv)
+      j["metadata"]["resourceVersion"] = std::to_string(rv);
+    return j.dump();
+  }
+
+  /// Creates (or replaces) a service and waits for its listener; the
+  /// change-to-listener time in us.
+  uint64_t put_service(const std::string& name, const std::string& secret, uint16_t port) {
+    auto before = trace_count("service '" + name + "' public on");
+    auto t0 = d.now_us();
+    auto r = op("PUT", "drtpconnections/" + name, connection_json(name, secret, port));
+    EXPECT_TRUE(r->status == 200 || r->status == 201) << r->status << " " << r->body << r->error;
+    EXPECT_TRUE(d.run_until(
+      [&] { return trace_count("service '" + name + "' public on") > before; }, step_us));
+    return d.now_us() - t0;
+  }
+
+  std::shared_ptr<sim::visitor_result> visit_port(uint16_t port, uint64_t seed) {
+    auto r = visit("visitors", "pop1", port, 20000, seed, 0x5a);
+    d.run_until([&] { return r->done; }, step_us);
+    return r;
+  }
+
+  std::string admin_token = "admin-token-0123456789abcdef";
+  net::login_key fleet = sim::cached_login_key("fleet-secret", pop_fleet_salt());
+  caf::actor store, registry, server, ops, pop, follower, agent_a;
+  std::shared_ptr<std::string> snapshot = std::make_shared<std::string>();
+  std::shared_ptr<int> snapshot_writes = std::make_shared<int>(0);
+  uint64_t incarnation = 0;
+};
+
+/// The whole story; the trace's hash.
+uint64_t follow_the_registry(uint64_t seed, bool print) {
+  follower_world s{seed};
+  s.start_pop();
+
+  // Registered and ready, by the registry's word.
+  EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: DRTPServer pop1 registered"); },
+                            step_us));
+  EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: 0 service(s)"); }, step_us));
+  auto me = json::parse(s.op("GET", "drtpservers/pop1")->body);
+  EXPECT_EQ(me["status"]["ready"], true) << me.dump();
+  EXPECT_EQ(me["spec"]["tunnelAddress"], "pop1:7000");
+
+  // A public service: its listener within 1 s, then an agent and a visitor.
+  auto latency_us = s.put_service("a", "secret-a", 8001);
+  if (print)
+    std::printf("figure: service created -> public listener open in %.1f ms of sim time\n",
+                latency_us / 1000.0);
+  EXPECT_LT(latency_us, 1'000'000u);
+  EXPECT_TRUE(s.trace_has("pop-follower: applied: +svc a"));
+  s.start_agent("secret-a");
+  EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("tunnel up to POP pop1"); }, step_us));
+  auto v1 = s.visit_port(8001, 1);
+  EXPECT_TRUE(v1->ok) << v1->error;
+
+  // The lease is renewed (30 s lease: every ~10 s) and the status says
+  // what the POP holds.
+  s.d.run_for(25'000'000);
+  me = json::parse(s.op("GET", "drtpservers/pop1")->body);
+  EXPECT_EQ(me["status"]["ready"], true);
+  EXPECT_GE(me["status"]["tunnels"], 1) << me.dump();
+  EXPECT_EQ(me["status"]["services"], json({"a"}));
+
+  // Another service comes and goes; a's sessions are untouched meanwhile.
+  auto tunnels_up_before = s.trace_count("tunnel up to POP pop1");
+  auto lb = s.put_service("b", "secret-b", 8002);
+  if (print)
+    std::printf("figure: second service's listener in %.1f ms\n", lb / 1000.0);
+  EXPECT_EQ(s.op("DELETE", "drtpconnections/b")->status, 200);
+  EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("applied: -svc b"); }, step_us));
+  s.d.run_for(200'000);
+  auto vb = s.visit_port(8002, 2);
+  EXPECT_FALSE(vb->ok); // b's listener is closed
+  EXPECT_EQ(s.trace_count("tunnel up to POP pop1"), tunnels_up_before);
+  EXPECT_TRUE(s.visit_port(8001, 3)->ok);
+
+  // Deleting a: its listener closes and its agent hears goaway.
+  EXPECT_EQ(s.op("DELETE", "drtpconnections/a")->status, 200);
+  EXPECT_TRUE(s.d.run_until(
+    [&] { return s.trace_has("service 'a' removed: goaway"); }, step_us));
+  s.d.run_for(200'000);
+  EXPECT_FALSE(s.visit_port(8001, 4)->ok);
+
+  // a again, then a rotated key: the agent with the old secret is refused.
+  s.put_service("a", "secret-a", 8001);
+  caf::anon_send_exit(s.agent_a, caf::exit_reason::user_shutdown);
+  s.start_agent("secret-a");
+  EXPECT_TRUE(s.d.run_until(
+    [&] { return s.visit_port(8001, 5)->ok; }, 30'000'000));
+  auto refused_before = s.trace_count("for service 'a': wrong secret");
+  auto got = json::parse(s.op("GET", "drtpconnections/a")->body);
+  got["spec"]["publicKey"] = follower_world::key_text("a", "secret-a2");
+  EXPECT_EQ(s.op("PUT", "drtpconnections/a", got.dump())->status, 200);
+  EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("applied: ~svc a"); }, step_us));
+  EXPECT_TRUE(s.d.run_until(
+    [&] { return s.trace_count("for service 'a': wrong secret") > refused_before; }, step_us));
+  caf::anon_send_exit(s.agent_a, caf::exit_reason::user_shutdown);
+  s.start_agent("secret-a2");
+  EXPECT_TRUE(s.d.run_until([&] { return s.visit_port(8001, 6)->ok; }, 30'000'000));
+
+  // The control plane cut off: the POP serves on.
+  s.d.net().partition("pop1", "control", true);
+  s.d.run_for(40'000'000); // past the lease, past watch silence
+  EXPECT_TRUE(s.trace_has("pop-follower: renewing the lease"));
+  EXPECT_TRUE(s.visit_port(8001, 7)->ok);
+  // Meanwhile the operator adds c.
+  EXPECT_EQ(s.op("PUT", "drtpconnections/c", follower_world::connection_json("c", "secret-c", 8003))
+              ->status,
+            201);
+
+  // The POP restarted while cut off: it serves a from its snapshot.
+  EXPECT_NE(s.snapshot->find("\"a\""), std::string::npos);
+  s.d.net().crash("pop1", sim::crash_mode::reset);
+  s.d.run_for(1'000'000);
+  s.d.net().restart("pop1");
+  s.start_pop();
+  EXPECT_TRUE(s.d.run_until([&] { return s.visit_port(8001, 8)->ok; }, 30'000'000));
+  EXPECT_FALSE(s.visit_port(8003, 9)->ok);
+
+  // Healed: it lists again and converges (c's listener opens).
+  s.d.net().heal_all();
+  EXPECT_TRUE(
+    s.d.run_until([&] { return s.trace_has("service 'c' public on"); }, 30'000'000));
+  EXPECT_TRUE(s.visit_port(8001, 10)->ok);
+
+  // The control plane host crashes: the POP serves on.
+  s.d.net().crash("control", sim::crash_mode::reset);
+  s.d.run_for(20'000'000);
+  EXPECT_TRUE(s.visit_port(8001, 11)->ok);
+  if (print)
+    std::printf("figure: %d snapshot writes, %zu follower trace lines\n", *s.snapshot_writes,
+                s.trace_count("pop-follower"));
+  return s.d.trace_hash();
+}
+
+} // namespace
+
+TEST(pop_follower, follows_the_registry_and_serves_without_it) {
+  follow_the_registry(7, true);
+}
+
+TEST(pop_follower, same_seed_same_trace) {
+  EXPECT_EQ(follow_the_registry(11, false), follow_the_registry(11, false));
+}
+
+TEST(pop_follower, a_bad_snapshot_starts_from_the_static_config) {
+  pop_follower_params p;
+  p.static_services.push_back(sim::rig::service("static", "s", 9000));
+  p.snapshot = "{\"format\": \"something else\"}";
+  std::string err;
+  auto c = pop_follower_initial_config(p, err);
+  EXPECT_NE(err, "");
+  ASSERT_EQ(c.services.size(), 1u);
+  EXPECT_EQ(c.services[0].name, "static");
+  p.snapshot = "not json";
+  err.clear();
+  c = pop_follower_initial_config(p, err);
+  EXPECT_NE(err, "");
+}
