@@ -22,17 +22,12 @@ public:
   agent_actor(caf::actor_config& cfg, agent_params p)
     : caf::event_based_actor(cfg), p_(std::move(p)) {
     DRTP_ASSERT(!p_.pops.empty(), "an agent has at least one POP to dial");
-    target_ = std::clamp<uint32_t>(p_.tunnels_target, 1, tunnels_target_max);
-    target_ = std::min<uint32_t>(target_, static_cast<uint32_t>(p_.pops.size()));
-    DRTP_ASSERT(target_ >= 1 && target_ <= tunnels_target_max,
-                "an agent holds 1 to tunnels_target_max tunnels");
-    for (auto& ep : p_.pops) {
-      pop_state ps;
-      ps.ep = ep;
-      if (ps.ep.name.empty())
-        ps.ep.name = ep.host + ":" + std::to_string(ep.port);
-      pops_.push_back(std::move(ps));
-    }
+    if (p_.pops.size() > agent_pops_max)
+      p_.pops.resize(agent_pops_max);
+    wanted_ = std::clamp<uint32_t>(p_.tunnels_target, 1, tunnels_target_max);
+    for (auto& ep : p_.pops)
+      pops_.push_back(make_state(ep));
+    retarget();
   }
 
   const char* name() const override {
@@ -63,9 +58,14 @@ public:
       [this](const net::accepted& ev) { on_local_conn(ev); },
       [this](best_tunnel_atom) { return tunnels_by_rtt(); },
       [this](const tunnel_rtt& ev) {
-        if (auto i = find(current_sender()); i != npos)
+        if (auto i = find(current_sender()); i != npos) {
           pops_[i].rtt_us = ev.rtt_us;
+          pops_[i].rtt_seen_us = ev.rtt_us;
+        }
       },
+      // -- the control plane's follower ----------------------------------------
+      [this](agent_set_pops& ev) { on_set_pops(std::move(ev.pops)); },
+      [this](agent_tunnels_atom) { return tunnels_info(); },
       // -- drtp serve: resumable sessions by id ---------------------------------
       [this](register_session& ev) { on_register_session(ev); },
       [this](lookup_atom, const std::string& id) {
@@ -138,13 +138,15 @@ private:
     ps.rejected = true;
     ps.not_before = now + std::chrono::milliseconds(p_.reject_set_aside_ms);
     auto all = std::all_of(pops_.begin(), pops_.end(),
-                           [](const pop_state& x) { return x.rejected; });
+                           [](const pop_state& x) { return x.rejected || x.retired; });
     if (all) {
       std::string why;
+      auto listed = listed_count();
       for (auto& x : pops_)
-        why += (why.empty() ? "" : ", ") + x.last_reject
-               + (pops_.size() > 1 ? " (POP " + x.ep.name + ")" : "");
-      stop_for_good((pops_.size() > 1 ? "every POP " : "POP " + ps.ep.name + " ")
+        if (!x.retired)
+          why += (why.empty() ? "" : ", ") + x.last_reject
+                 + (listed > 1 ? " (POP " + x.ep.name + ")" : "");
+      stop_for_good((listed > 1 ? "every POP " : "POP " + ps.ep.name + " ")
                     + rejected_what() + ": " + why);
       return;
     }
@@ -202,6 +204,8 @@ private:
     if (i == npos)
       return;
     auto& ps = pops_[i];
+    if (ps.retired)
+      return; // aborted when its POP left the list; its exit follows
     DRTP_ASSERT(ps.phase == pop_state::connecting, "a tunnel reports up once, while connecting");
     ps.phase = pop_state::up;
     ps.up_since = p_.e.clock->now(clock());
@@ -225,6 +229,113 @@ private:
     rebalance();
   }
 
+  struct pop_state;
+
+  static pop_state make_state(const pop_endpoint& ep) {
+    pop_state ps;
+    ps.ep = ep;
+    if (ps.ep.name.empty())
+      ps.ep.name = ep.host + ":" + std::to_string(ep.port);
+    return ps;
+  }
+
+  size_t listed_count() const {
+    return static_cast<size_t>(std::count_if(
+      pops_.begin(), pops_.end(), [](const pop_state& ps) { return !ps.retired; }));
+  }
+
+  /// K as asked, clamped to the POPs listed now (at least one is).
+  void retarget() {
+    auto listed = listed_count();
+    DRTP_ASSERT(listed >= 1, "an agent lists at least one POP");
+    target_ = std::min<uint32_t>(wanted_, static_cast<uint32_t>(listed));
+    DRTP_ASSERT(target_ >= 1 && target_ <= tunnels_target_max,
+                "an agent holds 1 to tunnels_target_max tunnels");
+  }
+
+  /// The follower's new list. A POP that stays (same name, host and port)
+  /// keeps its state and tunnel; a POP that left is retired: a connecting
+  /// tunnel to it is aborted, an up one is kept like a draining one until
+  /// K listed tunnels are up (rebalance lets it go then).
+  void on_set_pops(std::vector<pop_endpoint> list) {
+    if (run_ == run_state::stopped)
+      return;
+    if (list.empty()) {
+      trace("ignored an empty POP list: keeping the " + std::to_string(listed_count())
+            + " POPs known");
+      return;
+    }
+    if (list.size() > agent_pops_max)
+      list.resize(agent_pops_max);
+    std::vector<pop_state> next;
+    std::vector<bool> taken(pops_.size(), false);
+    std::string added;
+    for (auto& raw : list) {
+      auto fresh = make_state(raw);
+      auto same = [&](const pop_state& ps) {
+        return ps.ep.name == fresh.ep.name && ps.ep.host == fresh.ep.host
+               && ps.ep.port == fresh.ep.port;
+      };
+      if (std::any_of(next.begin(), next.end(), same))
+        continue; // listed twice
+      size_t j = 0;
+      while (j < pops_.size() && (taken[j] || !same(pops_[j])))
+        ++j;
+      if (j < pops_.size()) {
+        taken[j] = true;
+        auto ps = std::move(pops_[j]);
+        ps.ep.region = fresh.ep.region;
+        ps.ep.tls = fresh.ep.tls; // for the next dial
+        ps.retired = false;
+        next.push_back(std::move(ps));
+      } else {
+        added += (added.empty() ? "" : ", ") + fresh.ep.name;
+        next.push_back(std::move(fresh));
+      }
+    }
+    std::string removed;
+    for (size_t j = 0; j < pops_.size(); ++j) {
+      if (taken[j])
+        continue;
+      auto& ps = pops_[j];
+      if (!ps.tunnel)
+        continue; // idle: forgotten now
+      if (!ps.retired)
+        removed += (removed.empty() ? "" : ", ") + ps.ep.name;
+      ps.retired = true;
+      if (ps.phase == pop_state::connecting) {
+        // Not up yet: nothing to keep; its exit comes to on_tunnel_gone.
+        ps.phase = pop_state::draining;
+        let_go_.insert(ps.tunnel.address());
+        send_exit(ps.tunnel, caf::exit_reason::user_shutdown);
+      } else if (ps.phase == pop_state::up) {
+        ps.phase = pop_state::draining;
+      }
+      next.push_back(std::move(ps));
+    }
+    pops_ = std::move(next);
+    DRTP_ASSERT(pops_.size() <= 2 * agent_pops_max, "an agent knows a bounded number of POPs");
+    retarget();
+    trace("POP list now " + std::to_string(listed_count()) + " POPs"
+          + (added.empty() ? "" : "; new: " + added)
+          + (removed.empty() ? "" : "; leaving: " + removed) + "; K = "
+          + std::to_string(target_));
+    rebalance();
+  }
+
+  agent_tunnels tunnels_info() const {
+    agent_tunnels out;
+    out.target = target_;
+    for (auto& ps : pops_) {
+      if (ps.tunnel)
+        out.tunnels.push_back(
+          agent_tunnel_info{ps.ep.name, ps.ep.region, ps.phase == pop_state::up, ps.rtt_us});
+      if (ps.rtt_seen_us != UINT32_MAX)
+        out.rtt_us.emplace_back(ps.ep.name, ps.rtt_seen_us);
+    }
+    return out;
+  }
+
   struct pop_state {
     pop_endpoint ep;
     enum phase_t { idle, connecting, up, draining } phase = idle;
@@ -240,6 +351,12 @@ private:
     bool rejected = false;
     std::string last_reject;
     uint32_t rtt_us = UINT32_MAX; // unknown until the first pong
+    /// The latest round trip ever measured to this POP (kept after its
+    /// tunnel is gone): how a follower orders POPs by distance.
+    uint32_t rtt_seen_us = UINT32_MAX;
+    /// No longer in the POP list: never dialed again; its tunnel is let go
+    /// once K tunnels to listed POPs are up, then the entry is forgotten.
+    bool retired = false;
   };
 
   static constexpr size_t npos = static_cast<size_t>(-1);
@@ -335,7 +452,7 @@ private:
     };
     for (size_t i = 0; i < pops_.size(); ++i) {
       auto& ps = pops_[i];
-      if (ps.phase != pop_state::idle || ps.not_before > now)
+      if (ps.phase != pop_state::idle || ps.retired || ps.not_before > now)
         continue;
       if (best == npos || better(i, best))
         best = i;
@@ -346,7 +463,7 @@ private:
   void arm_timer(time_point now) {
     time_point next = time_point::max();
     for (auto& ps : pops_)
-      if (ps.phase == pop_state::idle)
+      if (ps.phase == pop_state::idle && !ps.retired)
         next = std::min(next, std::max(ps.not_before, now));
     if (next == time_point::max())
       return;
@@ -398,6 +515,13 @@ private:
     ps.phase = pop_state::idle;
     if (run_ == run_state::stopped)
       return;
+    if (ps.retired) {
+      trace("let go of POP " + ps.ep.name + " (no longer listed); "
+            + std::to_string(count(pop_state::up)) + " of " + std::to_string(target_) + " up");
+      pops_.erase(pops_.begin() + static_cast<std::ptrdiff_t>(i));
+      rebalance();
+      return;
+    }
     auto now = p_.e.clock->now(clock());
     if (!ps.reject.empty()) {
       ps.last_reject = std::move(ps.reject);
@@ -453,7 +577,8 @@ private:
   }
 
   agent_params p_;
-  uint32_t target_ = 2;
+  uint32_t wanted_ = 2; // K as asked
+  uint32_t target_ = 2; // K as applied: wanted_ clamped to the listed POPs
   std::string who_;
   std::vector<pop_state> pops_;
   std::set<caf::actor_addr> let_go_;

@@ -15,6 +15,14 @@
 //
 // The same controller serves `drtp connect` (client = true): there it also
 // owns the local listener and hands sessions the tunnels ordered by RTT.
+//
+// The POP list may be replaced live (agent_set_pops, sent by the control
+// plane's follower, control/agent_follower): a new POP is dialed at the
+// next replacement (the list's order is the preference among equals); a
+// POP that left the list is dialed no more, and its tunnel, if up, is
+// treated like a draining one: kept until K tunnels to listed POPs are up
+// (K clamped to the listed POPs), then let go gracefully. K+1, backoff and
+// set-aside hold as before; a POP that stays listed keeps its state.
 
 #include <cstdint>
 #include <memory>
@@ -22,6 +30,8 @@
 #include <vector>
 
 #include "actors/env.hpp"
+#include "caf/allowed_unsafe_message_type.hpp"
+#include "caf/atom.hpp"
 #include "caf/fwd.hpp"
 #include "net/seam/io.hpp"
 
@@ -71,7 +81,36 @@ struct agent_params {
 };
 
 constexpr uint32_t tunnels_target_max = 3;
+/// POPs an agent knows at once; a longer list is cut to its first ones.
+constexpr size_t agent_pops_max = 64;
+
+/// Replace the agent's POP list (a POP is the same POP while its name, host
+/// and port are; its region and tls are then updated for the next dial).
+/// An empty list is ignored: the agent keeps what it knows.
+struct agent_set_pops {
+  std::vector<pop_endpoint> pops;
+};
+
+/// Ask the agent for its tunnels: answered with agent_tunnels.
+using agent_tunnels_atom = caf::atom_constant<caf::atom("agtunnels")>;
+
+struct agent_tunnel_info {
+  std::string pop;     // pop_endpoint::name
+  std::string region;
+  bool up = false;     // false: connecting, or draining / let go
+  uint32_t rtt_us = UINT32_MAX; // the link's latest round trip; MAX: unknown
+};
+struct agent_tunnels {
+  uint32_t target = 0; // K as the agent applies it now
+  std::vector<agent_tunnel_info> tunnels;
+  /// Round trips the agent measured to POPs it knows (name -> us), also of
+  /// POPs whose tunnel is gone: how a follower orders POPs by distance.
+  std::vector<std::pair<std::string, uint32_t>> rtt_us;
+};
 
 caf::actor spawn_agent(caf::actor_system& sys, agent_params p);
 
 } // namespace drtp
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_set_pops)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_tunnels)

@@ -206,7 +206,8 @@ struct pop_drained {
 
 /// Agent news: up, down, retrying, or fatal (then the agent has stopped).
 struct agent_event {
-  enum kind_t : uint8_t { up, down, retrying, fatal, listening } kind = up;
+  // note: a line from the control plane's follower (control/agent_follower)
+  enum kind_t : uint8_t { up, down, retrying, fatal, listening, note } kind = up;
   std::string what;
   uint32_t tunnels_up = 0;
 };
