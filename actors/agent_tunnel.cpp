@@ -270,8 +270,15 @@ private:
   }
 
   bool open_resumable(uint32_t sid, const net::open_msg& open) {
-    if (open.session_id.size() != net::session_id_bytes)
-      return protocol_error("bad session id");
+    // The session id is the patch-panel client's, relayed by the POP
+    // unread: a bad one costs that stream, never the tunnel (which carries
+    // every other visitor of the service).
+    if (open.session_id.size() != net::session_id_bytes) {
+      trace("refused stream " + std::to_string(sid) + ": a session id of "
+            + std::to_string(open.session_id.size()) + " bytes");
+      refuse_stream(sid, net::rst_code::refused);
+      return true;
+    }
     add_stream(sid, nullptr, opener::acceptor);
     // A resume goes to the session it names, which checks its proof before
     // acting on anything the stream says; a fresh open makes a new session.

@@ -246,6 +246,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!r->corrupt || !(mode & 1)); // only a compromised agent may lie
   auto after = w.visit(20'000, 99);
   FUZZ_CHECK(w.d.run_until([&] { return after->done; }, 30'000'000));
+  if (!after->ok && std::getenv("DRTP_FUZZ_VERBOSE"))
+    std::fprintf(stderr, "after: %s, %llu of %llu bytes back\n", after->error.c_str(),
+                 static_cast<unsigned long long>(after->bytes_back),
+                 static_cast<unsigned long long>(after->bytes_sent));
+  if (!after->ok && std::getenv("DRTP_FUZZ_VERBOSE"))
+    for (auto& l : w.d.trace_lines())
+      std::fprintf(stderr, "%s\n", l.c_str());
   FUZZ_CHECK(after->ok);
   // Nothing left behind: Joe's tunnel (two ends) is all that stays open,
   // at the latest once a patch-panel session the peer opened has waited out
