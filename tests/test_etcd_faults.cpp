@@ -30,6 +30,52 @@ long long ms_since(steady::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t).count();
 }
 
+/// A real 3-member cluster and one etcd store on it, in a real actor
+/// system; torn down in the order the actors need.
+struct etcd_rig {
+  std::unique_ptr<drtp::test::etcd_cluster> cluster;
+  caf::actor_system_config cfg; // the system keeps a reference to it
+  std::unique_ptr<caf::actor_system> sys;
+  std::unique_ptr<drtp::net::asio_io> io;
+  caf::actor store;
+  std::string error;
+
+  bool start(const std::string& key_prefix, uint32_t request_timeout_ms,
+             uint32_t member_timeout_ms) {
+    try {
+      cluster = std::make_unique<drtp::test::etcd_cluster>(3);
+    } catch (const std::exception& e) {
+      error = e.what();
+      return false;
+    }
+    cfg.set("scheduler.max-threads", 2);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    auto trace = drtp::net::make_stderr_tracer(0);
+    io = std::make_unique<drtp::net::asio_io>(*sys, trace, std::nullopt);
+    etcd_store_params p;
+    p.e.io = io->handle();
+    p.e.trace = trace;
+    p.e.host = "test";
+    p.key_prefix = key_prefix;
+    p.request_timeout_ms = request_timeout_ms;
+    p.member_timeout_ms = member_timeout_ms;
+    if (!parse_etcd_url(cluster->store_url(), p.members, error))
+      return false;
+    store = spawn_etcd_store(*sys, p);
+    return true;
+  }
+
+  ~etcd_rig() {
+    store = nullptr;
+    if (io)
+      io->stop();
+    if (sys)
+      sys->clock().cancel_all();
+    io.reset();
+    sys.reset();
+  }
+};
+
 TEST(etcd_url, members_from_the_configs_store_line) {
   std::vector<etcd_member> m;
   std::string error;
@@ -50,27 +96,11 @@ TEST(etcd_url, members_from_the_configs_store_line) {
 }
 
 TEST(etcd_faults, a_member_killed_mid_writes_loses_no_acknowledged_write_and_no_watched_change) {
-  std::unique_ptr<drtp::test::etcd_cluster> cluster;
-  try {
-    cluster = std::make_unique<drtp::test::etcd_cluster>(3);
-  } catch (const std::exception& e) {
-    FAIL() << e.what();
-  }
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", 2);
-  auto sys = std::make_unique<caf::actor_system>(cfg);
-  auto trace = drtp::net::make_stderr_tracer(0);
-  auto io = std::make_unique<drtp::net::asio_io>(*sys, trace, std::nullopt);
-  etcd_store_params p;
-  p.e.io = io->handle();
-  p.e.trace = trace;
-  p.e.host = "test";
-  p.key_prefix = "/faults";
-  p.request_timeout_ms = 8000;
-  p.member_timeout_ms = 1000;
-  std::string error;
-  ASSERT_TRUE(parse_etcd_url(cluster->store_url(), p.members, error)) << error;
-  auto store = spawn_etcd_store(*sys, p);
+  etcd_rig rig;
+  ASSERT_TRUE(rig.start("/faults", 8000, 1000)) << rig.error;
+  auto& cluster = rig.cluster;
+  auto& sys = rig.sys;
+  auto store = rig.store;
   {
     caf::scoped_actor self(*sys);
     auto me = caf::actor_cast<caf::actor>(self);
@@ -184,34 +214,14 @@ TEST(etcd_faults, a_member_killed_mid_writes_loses_no_acknowledged_write_and_no_
     self->send_exit(store, caf::exit_reason::user_shutdown);
   }
   store = nullptr;
-  io->stop();
-  sys->clock().cancel_all();
-  io.reset();
-  sys.reset();
 }
 
 TEST(etcd_faults, no_member_answering_is_unavailable_in_one_line_and_the_watch_is_lost) {
-  std::unique_ptr<drtp::test::etcd_cluster> cluster;
-  try {
-    cluster = std::make_unique<drtp::test::etcd_cluster>(3);
-  } catch (const std::exception& e) {
-    FAIL() << e.what();
-  }
-  caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", 2);
-  auto sys = std::make_unique<caf::actor_system>(cfg);
-  auto trace = drtp::net::make_stderr_tracer(0);
-  auto io = std::make_unique<drtp::net::asio_io>(*sys, trace, std::nullopt);
-  etcd_store_params p;
-  p.e.io = io->handle();
-  p.e.trace = trace;
-  p.e.host = "test";
-  p.key_prefix = "/gone";
-  p.request_timeout_ms = 1000;
-  p.member_timeout_ms = 300;
-  std::string error;
-  ASSERT_TRUE(parse_etcd_url(cluster->store_url(), p.members, error)) << error;
-  auto store = spawn_etcd_store(*sys, p);
+  etcd_rig rig;
+  ASSERT_TRUE(rig.start("/gone", 1000, 300)) << rig.error;
+  auto& cluster = rig.cluster;
+  auto& sys = rig.sys;
+  auto store = rig.store;
   {
     caf::scoped_actor self(*sys);
     auto me = caf::actor_cast<caf::actor>(self);
@@ -242,10 +252,6 @@ TEST(etcd_faults, no_member_answering_is_unavailable_in_one_line_and_the_watch_i
     self->send_exit(store, caf::exit_reason::user_shutdown);
   }
   store = nullptr;
-  io->stop();
-  sys->clock().cancel_all();
-  io.reset();
-  sys.reset();
 }
 
 } // namespace
