@@ -80,6 +80,34 @@ std::shared_ptr<visitor_result> rig::visit(const std::string& from, const std::s
   return r;
 }
 
+namespace {
+
+caf::behavior one_fetch(caf::event_based_actor* self, caf::actor client, http_fetch f,
+                        std::shared_ptr<fetch_result> out) {
+  self->request(client, caf::infinite, std::move(f))
+    .then(
+      [=](http::response& r) {
+        out->resp = std::move(r);
+        out->done = true;
+        self->quit();
+      },
+      [=](caf::error& e) {
+        out->error = describe_http_error(e);
+        out->done = true;
+        self->quit();
+      });
+  return {[](const caf::message&) {}};
+}
+
+} // namespace
+
+std::shared_ptr<fetch_result> rig::fetch(caf::actor client, http_fetch f, uint64_t timeout_us) {
+  auto out = std::make_shared<fetch_result>();
+  d.sys().spawn(one_fetch, std::move(client), std::move(f), out);
+  d.run_until([&] { return out->done; }, timeout_us);
+  return out;
+}
+
 size_t rig::trace_count(const std::string& needle) const {
   size_t n = 0;
   for (auto& l : d.trace_lines())

@@ -12,11 +12,19 @@
 
 #include "actors/agent.hpp"
 #include "actors/env.hpp"
+#include "actors/http_client.hpp"
 #include "actors/pop_server.hpp"
 #include "sim/apps.hpp"
 #include "sim/driver.hpp"
 
 namespace drtp::sim {
+
+/// What one HTTP request answered (error: why it failed, one line).
+struct fetch_result {
+  bool done = false;
+  http::response resp;
+  std::string error;
+};
 
 struct rig {
   explicit rig(uint64_t seed);
@@ -45,6 +53,10 @@ struct rig {
                                         uint16_t port, uint64_t bytes, uint64_t seed,
                                         uint8_t key, workload_kind kind = workload_kind::echo,
                                         uint32_t rounds = 1);
+
+  /// One request through the http_client `client`, run in virtual time
+  /// until it is answered or `timeout_us` passed (then done is false).
+  std::shared_ptr<fetch_result> fetch(caf::actor client, http_fetch f, uint64_t timeout_us);
 
   /// How many trace lines so far contain `needle`.
   size_t trace_count(const std::string& needle) const;

@@ -47,29 +47,6 @@ constexpr uint16_t service_port = 5432;
 constexpr const char* secret = "joes secret";
 constexpr uint64_t sec = 1'000'000;
 
-struct fetched {
-  bool done = false;
-  http::response resp;
-  std::string error;
-};
-
-caf::behavior one_fetch(caf::event_based_actor* self, caf::actor client, http_fetch f,
-                        std::shared_ptr<fetched> out) {
-  self->request(client, caf::infinite, std::move(f))
-    .then(
-      [=](http::response& r) {
-        out->resp = std::move(r);
-        out->done = true;
-        self->quit();
-      },
-      [=](caf::error& e) {
-        out->error = describe_http_error(e);
-        out->done = true;
-        self->quit();
-      });
-  return {[](int) {}};
-}
-
 struct tunnels_seen {
   bool done = false;
   std::set<std::string> up;
@@ -176,12 +153,10 @@ struct scenario : sim::rig {
 
   http::response fetch(caf::actor c, const std::string& method, const std::string& rest,
                        const std::string& body = "") {
-    auto out = std::make_shared<fetched>();
     http_fetch f{method, std::string(base) + "/" + rest, {}, body};
     if (!body.empty())
       f.headers.emplace_back("Content-Type", "application/json");
-    d.sys().spawn(one_fetch, c, std::move(f), out);
-    d.run_until([&] { return out->done; }, 30 * sec);
+    auto out = rig::fetch(c, std::move(f), 30 * sec);
     EXPECT_TRUE(out->error.empty()) << method << " " << rest << ": " << out->error;
     return out->resp;
   }

@@ -44,31 +44,6 @@ constexpr uint16_t control_port = 8443;
 constexpr uint16_t service_port = 5432;
 constexpr uint64_t step_us = 10'000'000;
 
-struct fetched {
-  bool done = false;
-  int status = 0;
-  std::string body;
-  std::string error;
-};
-
-caf::behavior ops_caller(caf::event_based_actor* self, caf::actor client, http_fetch f,
-                         std::shared_ptr<fetched> out) {
-  self->request(client, caf::infinite, std::move(f))
-    .then(
-      [=](http::response& r) {
-        out->status = r.status;
-        out->body = std::move(r.body);
-        out->done = true;
-        self->quit();
-      },
-      [=](caf::error& e) {
-        out->error = describe_http_error(e);
-        out->done = true;
-        self->quit();
-      });
-  return {[](const caf::message&) {}};
-}
-
 struct follower_world : sim::rig {
   explicit follower_world(uint64_t seed) : rig(seed) {
     auto& w = d.net();
@@ -165,16 +140,12 @@ struct follower_world : sim::rig {
     d.net().register_actor("joe", agent_a);
   }
 
-  std::shared_ptr<fetched> op(const std::string& method, const std::string& rest,
-                              const std::string& body = "") {
-    auto out = std::make_shared<fetched>();
+  std::shared_ptr<sim::fetch_result> op(const std::string& method, const std::string& rest,
+                                        const std::string& body = "") {
     http::header_list h;
     if (!body.empty())
       h.emplace_back("Content-Type", "application/json");
-    d.sys().spawn(ops_caller, ops,
-                  http_fetch{method, std::string(api_base) + "/" + rest, h, body}, out);
-    d.run_until([&] { return out->done; }, step_us);
-    return out;
+    return fetch(ops, http_fetch{method, std::string(api_base) + "/" + rest, h, body}, step_us);
   }
 
   static std::string key_text(const std::string& service, const std::string& secret) {
@@ -202,7 +173,8 @@ struct follower_world : sim::rig {
     auto before = trace_count("service '" + name + "' public on");
     auto t0 = d.now_us();
     auto r = op("PUT", "drtpconnections/" + name, connection_json(name, secret, port));
-    EXPECT_TRUE(r->status == 200 || r->status == 201) << r->status << " " << r->body << r->error;
+    EXPECT_TRUE(r->resp.status == 200 || r->resp.status == 201)
+      << r->resp.status << " " << r->resp.body << r->error;
     EXPECT_TRUE(d.run_until(
       [&] { return trace_count("service '" + name + "' public on") > before; }, step_us));
     return d.now_us() - t0;
@@ -231,7 +203,7 @@ uint64_t follow_the_registry(uint64_t seed, bool print) {
   EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: DRTPServer pop1 registered"); },
                             step_us));
   EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: 0 service(s)"); }, step_us));
-  auto me = json::parse(s.op("GET", "drtpservers/pop1")->body);
+  auto me = json::parse(s.op("GET", "drtpservers/pop1")->resp.body);
   EXPECT_EQ(me["status"]["ready"], true) << me.dump();
   EXPECT_EQ(me["spec"]["tunnelAddress"], "pop1:7000");
 
@@ -250,7 +222,7 @@ uint64_t follow_the_registry(uint64_t seed, bool print) {
   // The lease is renewed (30 s lease: every ~10 s) and the status says
   // what the POP holds.
   s.d.run_for(25'000'000);
-  me = json::parse(s.op("GET", "drtpservers/pop1")->body);
+  me = json::parse(s.op("GET", "drtpservers/pop1")->resp.body);
   EXPECT_EQ(me["status"]["ready"], true);
   EXPECT_GE(me["status"]["tunnels"], 1) << me.dump();
   EXPECT_EQ(me["status"]["services"], json({"a"}));
@@ -260,7 +232,7 @@ uint64_t follow_the_registry(uint64_t seed, bool print) {
   auto lb = s.put_service("b", "secret-b", 8002);
   if (print)
     std::printf("figure: second service's listener in %.1f ms\n", lb / 1000.0);
-  EXPECT_EQ(s.op("DELETE", "drtpconnections/b")->status, 200);
+  EXPECT_EQ(s.op("DELETE", "drtpconnections/b")->resp.status, 200);
   EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("applied: -svc b"); }, step_us));
   s.d.run_for(200'000);
   auto vb = s.visit_port(8002, 2);
@@ -269,7 +241,7 @@ uint64_t follow_the_registry(uint64_t seed, bool print) {
   EXPECT_TRUE(s.visit_port(8001, 3)->ok);
 
   // Deleting a: its listener closes and its agent hears goaway.
-  EXPECT_EQ(s.op("DELETE", "drtpconnections/a")->status, 200);
+  EXPECT_EQ(s.op("DELETE", "drtpconnections/a")->resp.status, 200);
   EXPECT_TRUE(s.d.run_until(
     [&] { return s.trace_has("service 'a' removed: goaway"); }, step_us));
   s.d.run_for(200'000);
@@ -282,9 +254,9 @@ uint64_t follow_the_registry(uint64_t seed, bool print) {
   EXPECT_TRUE(s.d.run_until(
     [&] { return s.visit_port(8001, 5)->ok; }, 30'000'000));
   auto refused_before = s.trace_count("for service 'a': wrong secret");
-  auto got = json::parse(s.op("GET", "drtpconnections/a")->body);
+  auto got = json::parse(s.op("GET", "drtpconnections/a")->resp.body);
   got["spec"]["publicKey"] = follower_world::key_text("a", "secret-a2");
-  EXPECT_EQ(s.op("PUT", "drtpconnections/a", got.dump())->status, 200);
+  EXPECT_EQ(s.op("PUT", "drtpconnections/a", got.dump())->resp.status, 200);
   EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("applied: ~svc a"); }, step_us));
   EXPECT_TRUE(s.d.run_until(
     [&] { return s.trace_count("for service 'a': wrong secret") > refused_before; }, step_us));
@@ -299,7 +271,7 @@ uint64_t follow_the_registry(uint64_t seed, bool print) {
   EXPECT_TRUE(s.visit_port(8001, 7)->ok);
   // Meanwhile the operator adds c.
   EXPECT_EQ(s.op("PUT", "drtpconnections/c", follower_world::connection_json("c", "secret-c", 8003))
-              ->status,
+              ->resp.status,
             201);
 
   // The POP restarted while cut off: it serves a from its snapshot.
