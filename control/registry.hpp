@@ -55,8 +55,8 @@ struct registry_limits {
 struct registry_params {
   env e;
   caf::actor store;
-  /// control/auth.hpp admin_token_digest of the operator's token, raw (32
-  /// bytes); empty: no bearer token is accepted.
+  /// control/auth.hpp admin_token_digest of the operator's token, as the
+  /// config keeps it ("sha256:" and hex); empty: no bearer token is accepted.
   std::string admin_token_digest;
   /// The POP fleet's Ed25519 public key, raw; empty: POPs cannot sign in.
   std::string pop_public_key;
