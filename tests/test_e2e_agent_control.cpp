@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -327,6 +328,30 @@ TEST_F(agent_control, keeps_serving_without_the_control_plane) {
   ASSERT_EQ(n, 2) << out;
   ASSERT_NE(spare, -1);
 
+  // sam's patch panel, up while the control plane is.
+  auto listen = free_port();
+  std::vector<std::string> argv{bin("drtp"), "connect"};
+  auto c = control_args();
+  argv.insert(argv.end(), c.begin(), c.end());
+  std::vector<std::string> rest{"--service", "echo", "--principal", "sam", "--secret-file",
+                                dir_ + "/sam", "--listen",
+                                "127.0.0.1:" + std::to_string(listen), "--state-dir",
+                                dir_ + "/connect-state"};
+  argv.insert(argv.end(), rest.begin(), rest.end());
+  connect_ = std::make_unique<process>(argv);
+  ASSERT_TRUE(connect_->wait_for("2 of 2 up", 10s)) << connect_->output();
+
+  // Visitors through the POP that stays, all along (bounded: 20 s).
+  std::atomic<bool> stop{false};
+  std::atomic<int> visits{0}, failed{0};
+  std::thread load([&] {
+    for (auto until = clock_type::now() + 20s; !stop && clock_type::now() < until;) {
+      if (!visit(held[0]))
+        ++failed;
+      ++visits;
+    }
+  });
+
   // The control plane goes: traffic keeps flowing.
   control_->signal(SIGKILL);
   ASSERT_GE(control_->wait_exit(5s), 0);
@@ -339,11 +364,17 @@ TEST_F(agent_control, keeps_serving_without_the_control_plane) {
   auto t_kill = clock_type::now();
   pops_[victim]->signal(SIGKILL);
   ASSERT_GE(pops_[victim]->wait_exit(5s), 0);
-  ASSERT_TRUE(agent_->wait_for("tunnel up to POP " + pop_name(spare), 10s))
-    << agent_->output();
+  bool replaced = agent_->wait_for("tunnel up to POP " + pop_name(spare), 10s);
   auto replace_ms = ms_since(t_kill);
+  stop = true;
+  load.join();
+  ASSERT_TRUE(replaced) << agent_->output();
+  EXPECT_EQ(failed.load(), 0) << "of " << visits.load() << " visits through "
+                              << pop_name(held[0]);
   EXPECT_TRUE(visit(held[0]));
   EXPECT_TRUE(visit(spare));
+  // The patch panel too, on the POPs it knows.
+  EXPECT_TRUE(drtp::sock::echo_in_pieces(listen, 100000, 5, 0)) << connect_->output();
 
   // An agent restarted meanwhile starts from its snapshot.
   agent_.reset();
@@ -354,8 +385,10 @@ TEST_F(agent_control, keeps_serving_without_the_control_plane) {
   auto restart_ms = ms_since(t0);
   EXPECT_TRUE(visit(held[0]));
   EXPECT_TRUE(visit(spare));
-  std::printf("agent --control: control plane down, POP %s killed, tunnel replaced in "
-              "%.0f ms; restart from the snapshot to 2 tunnels in %.0f ms\n",
+  std::printf("agent --control: control plane down, %d visits through %s, %d failed; POP %s "
+              "killed, tunnel replaced in %.0f ms; restart from the snapshot to 2 tunnels "
+              "in %.0f ms\n",
+              visits.load(), pop_name(held[0]).c_str(), failed.load(),
               pop_name(victim).c_str(), replace_ms, restart_ms);
 }
 
