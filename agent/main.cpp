@@ -484,8 +484,8 @@ int report_events(caf::scoped_actor& self, const char* me, const std::string& wh
 /// --control: the HTTP client signed in as `kind`/`name`, and the follower
 /// that bootstraps, follows and spawns the agent.
 caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const options& o,
-                              agent_params ap, const char* me) {
-  auto cp = parse_control(o);
+                              const control_endpoint& cp, agent_params ap,
+                              std::string snapshot, const char* me) {
   env e;
   e.io = rt.io();
   // The follower says what matters in one line each (to report_events);
@@ -517,7 +517,7 @@ caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const o
     fp.region = *o.region;
   if (o.state_dir) {
     auto dir = *o.state_dir;
-    fp.snapshot = read_snapshot(dir, me);
+    fp.snapshot = std::move(snapshot);
     std::string prog = me;
     auto last_error = std::make_shared<std::string>();
     fp.save_snapshot = [dir, prog, last_error](const std::string& text) {
@@ -539,6 +539,15 @@ int serve(cli::args& a, bool connect) {
   // Before the secret is read.
   cli::keep_secrets_out_of_core_dumps();
   auto o = parse_options(a, connect);
+  const char* me = connect ? "drtp connect" : "drtp serve";
+  // What can fail on the command line fails before anything runs.
+  control_endpoint cp;
+  std::string snapshot;
+  if (o.control) {
+    cp = parse_control(o);
+    if (o.state_dir)
+      snapshot = read_snapshot(*o.state_dir, me);
+  }
   auto ap = make_agent_params(o);
 
   cli::install_stop_signals();
@@ -551,12 +560,12 @@ int serve(cli::args& a, bool connect) {
   ap.e.crypto = net::make_openssl_crypto();
   ap.e.host = "agent";
   ap.observer = self;
-  const char* me = connect ? "drtp connect" : "drtp serve";
   announce(o, me, ap);
   // Held until the end: the follower (and through it the agent) lives
   // while this handle does.
-  caf::actor top = o.control ? start_with_control(rt, self, o, std::move(ap), me)
-                             : spawn_agent(rt.sys(), std::move(ap));
+  caf::actor top = o.control
+                     ? start_with_control(rt, self, o, cp, std::move(ap), std::move(snapshot), me)
+                     : spawn_agent(rt.sys(), std::move(ap));
   int rc = report_events(self, me,
                          connect ? "principal/" + o.principal.value_or("")
                                  : "service/" + o.service.value_or(""));
