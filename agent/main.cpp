@@ -1,14 +1,20 @@
 // drtp: the agent side. `drtp serve` runs next to a private service and
 // dials out to a POP, so nobody needs to open an inbound port.
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <optional>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "actors/agent.hpp"
+#include "actors/http_client.hpp"
 #include "actors/messages.hpp"
 #include "caf/all.hpp"
+#include "control/agent_follower.hpp"
+#include "control/auth.hpp"
 #include "net/stderr_tracer.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/wire/handshake.hpp"
@@ -24,6 +30,12 @@ namespace {
 const char* usage = R"(drtp - reverse tunnel proxy
 
 Usage:
+  drtp serve --control URL (--control-pin SHA | --control-ca FILE)
+             --service NAME --secret-file FILE [--local HOST:PORT] [--region R]
+             [--state-dir DIR] [options]
+  drtp connect --control URL (--control-pin SHA | --control-ca FILE)
+             --service NAME --principal NAME --secret-file FILE
+             --listen HOST:PORT [--region R] [--state-dir DIR] [options]
   drtp serve --pop HOST:PORT[@REGION][,fingerprint=SHA] [--pop ...]
              --service NAME --local HOST:PORT [options]
   drtp connect --pop HOST:PORT[@REGION][,fingerprint=SHA] [--pop ...] --service NAME
@@ -34,14 +46,31 @@ service's public port at those POPs to HOST:PORT here. No inbound port needed.
 Given several POPs, it holds tunnels to --tunnels of them, in distinct regions
 where it can, and replaces a tunnel whose POP dies or drains.
 
+With --control, drtp signs in to the control plane (drtp-control) as
+service/NAME (serve) or principal/NAME (connect) with the same secret, and
+learns from it the POPs to dial (ready ones, distinct regions first, nearest
+first), how to verify each, and (serve) the service's local address and K.
+It follows the POP list live and reports its tunnels to the registry.
+
 Options:
+  --control URL            https://HOST:PORT of the control plane
+  --control-pin SHA        trust exactly this control-plane certificate
+                           (sha256:HEX, as drtp-control --dev prints it)
+  --control-ca FILE        or: trust control-plane certificates of this CA
+  --region R               with --control: the region this agent is in;
+                           its POPs come first (default: by measured RTT)
+  --state-dir DIR          with --control: keep what the control plane said
+                           in DIR/bootstrap.json; with the control plane
+                           down, drtp starts from it (static stability)
   --pop HOST:PORT[@REGION][,fingerprint=SHA]
                            a POP's tunnel address; repeat for several POPs.
                            fingerprint=sha256:HEX pins that POP's own
                            certificate (each drtp-pop --dev has its own)
-  --tunnels K              how many POPs to hold tunnels to (default 2, max 3)
+  --tunnels K              how many POPs to hold tunnels to (default 2, max 3;
+                           with --control serve: the service's tunnels)
   --service NAME           the service name the POP knows
-  --local HOST:PORT        the local service (e.g. 127.0.0.1:5432)
+  --local HOST:PORT        the local service (e.g. 127.0.0.1:5432); with
+                           --control, default: the registered one
   --secret-file FILE       the service secret (default: $DRTP_SECRET)
   --ca FILE                trust POP certificates signed by this CA (PEM)
   --pop-fingerprint SHA    trust exactly this certificate at every POP
@@ -90,6 +119,8 @@ struct options {
     service,
     local, secret_file, ca, fp, server_name, agent_id;
   std::vector<std::string> pops, fps;
+  /// --control mode: the control plane's URL and how to verify it.
+  std::optional<std::string> control, control_pin, control_ca, region, state_dir;
   bool insecure = false;
   int verbosity = 0;
   uint32_t busy_poll_us = 0;
@@ -120,12 +151,39 @@ options parse_options(cli::args& a, bool connect) {
   o.agent_id = a.value("--agent-id");
   o.verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
   o.busy_poll_us = cli::busy_poll_us(a);
+  o.control = a.value("--control");
+  o.control_pin = a.value("--control-pin");
+  o.control_ca = a.value("--control-ca");
+  o.region = a.value("--region");
+  o.state_dir = a.value("--state-dir");
   a.finish();
+  if (o.control) {
+    const char* cmd = connect ? "connect" : "serve";
+    if (!o.pops.empty())
+      throw cli::error("--control and --pop exclude each other: with --control the "
+                       "control plane names the POPs");
+    if (!o.service)
+      throw cli::error(std::string(cmd) + " --control needs --service NAME (see --help)");
+    if (connect && (!o.listen || !o.principal))
+      throw cli::error("connect --control needs --listen and --principal (see --help)");
+    if (o.control_pin.has_value() == o.control_ca.has_value())
+      throw cli::error("--control needs one of --control-pin sha256:HEX or "
+                       "--control-ca FILE (how to verify the control plane)");
+    return o;
+  }
+  const std::pair<const char*, bool> control_only[] = {{"--control-pin", !!o.control_pin},
+                                                       {"--control-ca", !!o.control_ca},
+                                                       {"--region", !!o.region},
+                                                       {"--state-dir", !!o.state_dir}};
+  for (auto& [flag, given] : control_only)
+    if (given)
+      throw cli::error(std::string(flag) + " goes with --control URL");
   if (connect && (o.pops.empty() || !o.service || !o.listen || !o.principal))
-    throw cli::error("connect needs --pop, --service, --listen and --principal "
-                     "(see --help)");
+    throw cli::error("connect needs --pop (or --control), --service, --listen and "
+                     "--principal (see --help)");
   if (!connect && (o.pops.empty() || !o.service || !o.local))
-    throw cli::error("serve needs --pop, --service and --local (see --help)");
+    throw cli::error("serve needs --pop, --service and --local, or --control URL and "
+                     "--service (see --help)");
   return o;
 }
 
@@ -208,6 +266,8 @@ agent_params make_agent_params(const options& o) {
   if (o.tunnels)
     ap.tunnels_target =
       cli::parse_uint(*o.tunnels, "--tunnels", 1, tunnels_target_max, "POPs");
+  else if (o.control && !o.connect)
+    ap.tunnels_target = 0; // the registered service's tunnels (its K)
   if (o.local)
     cli::parse_host_port(*o.local, "--local", ap.local_host, ap.local_port);
   ap.service = *o.service;
@@ -232,7 +292,143 @@ agent_params make_agent_params(const options& o) {
   return ap;
 }
 
+// -- --control: the control plane names the POPs ------------------------------------
+
+/// Bytes of DIR/bootstrap.json read at start (the follower's own bound).
+constexpr size_t snapshot_bytes_max = 1024 * 1024;
+
+/// --control https://HOST:PORT[/] and how to verify it.
+struct control_endpoint {
+  std::string url, host;
+  uint16_t port = 0;
+  std::shared_ptr<net::tls_client_config> tls;
+};
+
+control_endpoint parse_control(const options& o) {
+  control_endpoint c;
+  c.url = *o.control;
+  static const std::string scheme = "https://";
+  if (c.url.rfind(scheme, 0) != 0)
+    throw cli::error("--control must be https://HOST:PORT, got '" + c.url + "'");
+  auto hp = c.url.substr(scheme.size());
+  if (!hp.empty() && hp.back() == '/')
+    hp.pop_back();
+  if (hp.find('/') != std::string::npos)
+    throw cli::error("--control must be https://HOST:PORT (no path), got '" + c.url + "'");
+  cli::parse_host_port(hp, "--control", c.host, c.port);
+  if (c.port == 0)
+    throw cli::error("--control needs a port, got '" + c.url + "'");
+  if (o.control_pin) {
+    c.tls = pin(*o.control_pin, "--control-pin");
+  } else {
+    if (access(o.control_ca->c_str(), R_OK) != 0)
+      throw cli::error("cannot read CA file " + *o.control_ca + ": " + std::strerror(errno));
+    c.tls = std::make_shared<net::tls_client_config>();
+    c.tls->ca_file = *o.control_ca;
+    c.tls->server_name = c.host;
+  }
+  return c;
+}
+
+/// DIR/bootstrap.json, or "" when there is none; made DIR (0700) if missing.
+std::string read_snapshot(const std::string& dir, const char* me) {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw cli::error("cannot make --state-dir " + dir + ": " + std::strerror(errno));
+  auto path = dir + "/bootstrap.json";
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT)
+      std::fprintf(stderr, "%s: ignoring %s: %s\n", me, path.c_str(), std::strerror(errno));
+    return {};
+  }
+  std::string text;
+  char buf[16384];
+  bool too_big = false;
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    if (text.size() + static_cast<size_t>(n) > snapshot_bytes_max) {
+      too_big = true;
+      break;
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (too_big) {
+    std::fprintf(stderr, "%s: ignoring %s: over %zu bytes\n", me, path.c_str(),
+                 snapshot_bytes_max);
+    return {};
+  }
+  return text;
+}
+
+/// Writes DIR/bootstrap.json atomically: a temporary file (0600, never a
+/// symlink's target), fsync, rename over the old one, fsync of DIR; a crash
+/// leaves the old snapshot or the new one, never half of one. On the
+/// follower's thread: a small file, written when the POP list changes.
+bool write_snapshot(const std::string& dir, const std::string& text, std::string& err) {
+  auto path = dir + "/bootstrap.json";
+  auto tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    err = "cannot create " + tmp + ": " + std::strerror(errno);
+    return false;
+  }
+  size_t done = 0;
+  while (done < text.size()) {
+    auto n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      err = "cannot write " + tmp + ": " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    err = "cannot write " + tmp + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = "cannot rename " + tmp + ": " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return true;
+}
+
+/// The follower's own lines reach the main loop tagged, so that its refusal
+/// reads as the control plane's, not a POP's.
+using control_event_atom = caf::atom_constant<caf::atom("ctlevent")>;
+
+caf::behavior relay_control_events(caf::event_based_actor* self, caf::actor to) {
+  return {[self, to](agent_event& ev) { self->send(to, control_event_atom::value, ev); }};
+}
+
 void announce(const options& o, const char* me, const agent_params& ap) {
+  if (o.control) {
+    if (o.connect)
+      std::printf("%s: service '%s' as principal '%s', via control plane %s\n", me,
+                  o.service->c_str(), o.principal->c_str(), o.control->c_str());
+    else
+      std::printf("%s: service '%s' -> %s, via control plane %s\n", me, o.service->c_str(),
+                  o.local ? o.local->c_str() : "its registered local address",
+                  o.control->c_str());
+    std::fflush(stdout);
+    return;
+  }
   std::string via;
   for (auto& ep : ap.pops)
     via += (via.empty() ? "" : ", ") + ep.name;
@@ -246,7 +442,9 @@ void announce(const options& o, const char* me, const agent_params& ap) {
 }
 
 /// Prints the agent's news until a signal or a fatal error; the exit code.
-int report_events(caf::scoped_actor& self, const char* me) {
+/// `who` (service/NAME or principal/P) names the caller in a refusal by
+/// the control plane.
+int report_events(caf::scoped_actor& self, const char* me, const std::string& who) {
   int rc = 0; // 1 once the agent reports a fatal error, which ends the loop
   while (rc == 0 && !cli::stop_requested()) {
     self->receive(
@@ -255,20 +453,101 @@ int report_events(caf::scoped_actor& self, const char* me) {
           std::fprintf(stderr, "%s: error: %s\n", me,
                        net::escape_for_log(ev.what).c_str());
           rc = 1;
-        } else if (ev.kind == agent_event::up || ev.kind == agent_event::listening) {
+        } else if (ev.kind == agent_event::up || ev.kind == agent_event::listening
+                   || ev.kind == agent_event::note) {
           std::printf("%s: %s\n", me, net::escape_for_log(ev.what).c_str());
           std::fflush(stdout);
         }
+      },
+      [&](control_event_atom, agent_event& ev) {
+        auto what = net::escape_for_log(ev.what);
+        if (ev.kind != agent_event::fatal) {
+          std::printf("%s: %s\n", me, what.c_str());
+          std::fflush(stdout);
+          return;
+        }
+        // The follower's only fatal answers from the control plane (401,
+        // 403, 404) start so; its others are about this side.
+        static const std::string answered = "control plane: ";
+        if (what.rfind(answered, 0) == 0)
+          std::fprintf(stderr, "drtp: the control plane refused %s: %s\n", who.c_str(),
+                       what.substr(answered.size()).c_str());
+        else
+          std::fprintf(stderr, "%s: error: %s\n", me, what.c_str());
+        rc = 1;
       },
       caf::after(std::chrono::milliseconds(200)) >> [] {});
   }
   return rc;
 }
 
+/// --control: the HTTP client signed in as `kind`/`name`, and the follower
+/// that bootstraps, follows and spawns the agent.
+caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const options& o,
+                              const control_endpoint& cp, agent_params ap,
+                              std::string snapshot, const char* me) {
+  env e;
+  e.io = rt.io();
+  // The follower says what matters in one line each (to report_events);
+  // its traces and its HTTP client's would say it again, so only with -v.
+  e.trace = o.verbosity > 0 ? rt.trace() : net::make_null_tracer();
+  e.rng = net::make_system_entropy();
+  e.crypto = ap.e.crypto;
+  e.clock = rt.clock();
+  e.host = "agent";
+
+  http_client_params hp;
+  hp.e = e;
+  hp.host = cp.host;
+  hp.port = cp.port;
+  hp.tls = cp.tls;
+  hp.name = "control-client";
+  std::string kind = o.connect ? control::kind_principal : control::kind_service;
+  std::string name = o.connect ? *o.principal : *o.service;
+  auto crypto = ap.e.crypto;
+  auto seed = ap.signing_key;
+  hp.authorization = [crypto, kind, name, seed](const std::string& binding) {
+    return control::auth_header(*crypto, kind, name, seed, binding);
+  };
+
+  control::agent_follower_params fp;
+  fp.e = e;
+  fp.http = spawn_http_client(rt.sys(), std::move(hp));
+  if (o.region)
+    fp.region = *o.region;
+  if (o.state_dir) {
+    auto dir = *o.state_dir;
+    fp.snapshot = std::move(snapshot);
+    std::string prog = me;
+    auto last_error = std::make_shared<std::string>();
+    fp.save_snapshot = [dir, prog, last_error](const std::string& text) {
+      std::string err;
+      if (write_snapshot(dir, text, err))
+        last_error->clear();
+      else if (err != *last_error) { // each new failure once, not every save
+        std::fprintf(stderr, "%s: %s\n", prog.c_str(), err.c_str());
+        *last_error = err;
+      }
+    };
+  }
+  fp.observer = rt.sys().spawn(relay_control_events, caf::actor_cast<caf::actor>(self));
+  fp.agent = std::move(ap);
+  return control::spawn_agent_follower(rt.sys(), std::move(fp));
+}
+
 int serve(cli::args& a, bool connect) {
   // Before the secret is read.
   cli::keep_secrets_out_of_core_dumps();
   auto o = parse_options(a, connect);
+  const char* me = connect ? "drtp connect" : "drtp serve";
+  // What can fail on the command line fails before anything runs.
+  control_endpoint cp;
+  std::string snapshot;
+  if (o.control) {
+    cp = parse_control(o);
+    if (o.state_dir)
+      snapshot = read_snapshot(*o.state_dir, me);
+  }
   auto ap = make_agent_params(o);
 
   cli::install_stop_signals();
@@ -281,10 +560,15 @@ int serve(cli::args& a, bool connect) {
   ap.e.crypto = net::make_openssl_crypto();
   ap.e.host = "agent";
   ap.observer = self;
-  const char* me = connect ? "drtp connect" : "drtp serve";
   announce(o, me, ap);
-  spawn_agent(rt.sys(), std::move(ap));
-  int rc = report_events(self, me);
+  // Held until the end: the follower (and through it the agent) lives
+  // while this handle does.
+  caf::actor top = o.control
+                     ? start_with_control(rt, self, o, cp, std::move(ap), std::move(snapshot), me)
+                     : spawn_agent(rt.sys(), std::move(ap));
+  int rc = report_events(self, me,
+                         connect ? "principal/" + o.principal.value_or("")
+                                 : "service/" + o.service.value_or(""));
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc);
