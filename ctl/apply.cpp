@@ -106,8 +106,10 @@ std::string refusal(const reply& r) {
 }
 
 /// Creates or updates one object; prints what happened. false: refused
-/// (the error is printed).
-bool apply_one(client& c, const std::string& file, const prepared& p) {
+/// (the error is printed). A write that lost a race (409: created or
+/// changed by someone else between the read and the write) is tried once
+/// more from a new read.
+bool apply_one(client& c, const std::string& file, const prepared& p, bool again = true) {
   auto ref = object_ref(p.k, p.name);
   auto got = c.fetch("GET", api_path(p.k, p.name));
   reply r;
@@ -132,12 +134,44 @@ bool apply_one(client& c, const std::string& file, const prepared& p) {
   } else {
     r = got;
   }
+  if (r.status == 409 && again && (got.status == 404 || got.status == 200))
+    return apply_one(c, file, p, false);
   if (r.status != 200 && r.status != 201) {
     std::fprintf(stderr, "drtpctl: %s\n", doc_error(file, *p.doc, refusal(r)).c_str());
     return false;
   }
   std::printf("%s %s\n", ref.c_str(), done);
   return true;
+}
+
+/// A document that is a List (what `get KIND -o yaml` prints) stands for
+/// its items, each with the lines of its own fields.
+std::vector<yaml_document> expand_lists(std::vector<yaml_document> docs) {
+  std::vector<yaml_document> out;
+  for (auto& doc : docs) {
+    auto j = doc.error.empty() ? ojson::parse(doc.json, nullptr, false) : ojson();
+    auto kind = j.is_object() && j.contains("kind") && j["kind"].is_string()
+                  ? j["kind"].get<std::string>()
+                  : std::string();
+    bool list = kind.size() > 4 && kind.compare(kind.size() - 4, 4, "List") == 0
+                && j.contains("items") && j["items"].is_array();
+    if (!list) {
+      out.push_back(std::move(doc));
+      continue;
+    }
+    for (size_t i = 0; i < j["items"].size(); ++i) {
+      yaml_document item;
+      item.index = doc.index;
+      auto prefix = "items[" + std::to_string(i) + "]";
+      item.line = line_of(doc, prefix);
+      item.json = j["items"][i].dump();
+      for (auto& [path, line] : doc.lines)
+        if (path.compare(0, prefix.size() + 1, prefix + ".") == 0)
+          item.lines.emplace(path.substr(prefix.size() + 1), line);
+      out.push_back(std::move(item));
+    }
+  }
+  return out;
 }
 
 } // namespace
@@ -180,7 +214,7 @@ bool canonical_spec(control::kind k, const std::string& json, std::string& spec,
 }
 
 int apply(client& c, const std::string& file, const std::string& text) {
-  auto docs = load_documents(text);
+  auto docs = expand_lists(load_documents(text));
   if (docs.empty()) {
     std::fprintf(stderr, "drtpctl: %s: no documents\n", file.c_str());
     return 1;

@@ -190,6 +190,14 @@ client::~client() {
   stop();
 }
 
+const std::string& client::url() const {
+  return impl_->o.url;
+}
+
+const std::string& client::pin() const {
+  return impl_->o.pin;
+}
+
 void client::stop() {
   if (impl_->stopped || !impl_->rt)
     return;

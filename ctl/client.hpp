@@ -53,6 +53,11 @@ public:
   reply fetch(const std::string& method, const std::string& target,
               const std::string& body = "");
 
+  /// The control plane's URL, as given.
+  const std::string& url() const;
+  /// Its pin ("sha256:HEX"), empty when verified by --ca.
+  const std::string& pin() const;
+
   /// Stops the network (the process is about to exit).
   void stop();
 

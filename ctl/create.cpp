@@ -182,7 +182,15 @@ void print_created(const plan& p, const std::string& answer) {
   if (!j.is_object() || !j.contains("spec") || !j["spec"].is_object())
     return;
   for (auto& [key, value] : j["spec"].items()) {
-    std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+    std::string text;
+    if (value.is_array()) {
+      for (auto& e : value)
+        text += (text.empty() ? "" : ", ") + (e.is_string() ? e.get<std::string>() : e.dump());
+    } else {
+      text = value.is_string() ? value.get<std::string>() : value.dump();
+    }
+    if (text.empty())
+      continue;
     std::printf("  %-11s %s\n", (key + ":").c_str(), text.c_str());
   }
 }
@@ -237,6 +245,12 @@ int create(cli::args& a, const std::function<client&()>& connect) {
       std::printf("secret: %s\n", secret.c_str());
       std::printf("  (shown once: the control plane keeps only its public key; save it to a "
                   "file for --secret-file)\n");
+    }
+    if (p.k == control::kind::connection) {
+      auto pin = c.pin().empty() ? std::string() : " --control-pin " + c.pin();
+      std::printf("next: drtp serve --control %s%s --service %s --secret-file %s\n",
+                  c.url().c_str(), pin.c_str(), p.name.c_str(),
+                  p.secret_out ? p.secret_out->c_str() : "FILE");
     }
   }
   net::wipe(secret);

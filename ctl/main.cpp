@@ -43,8 +43,9 @@ Connection (flags, or the environment variables in brackets):
   --pin sha256:HEX              its certificate's pin, as drtp-control --dev
                                 prints it [DRTP_CONTROL_PIN]
   --ca FILE                     or a CA bundle (PEM) that signed it
-  --token-file FILE             the admin token [DRTP_TOKEN_FILE]; the token
-                                is sent only in the Authorization header
+  --token-file FILE             the admin token [DRTP_TOKEN_FILE, or the token
+                                itself in DRTP_TOKEN]; it is sent only in the
+                                Authorization header, never printed
   -v, --verbose                 the network's traces on stderr
 
 KIND: drtpserver (drtpservers, server, servers), drtpconnection
@@ -59,8 +60,10 @@ const char* apply_usage = R"(drtpctl apply -f FILE
 
 Every document of FILE (YAML, documents separated by ---; - reads stdin),
 each with apiVersion: drtp.dev/v1, kind, metadata.name and spec, is created,
-or updated if it exists and differs. Every document is checked first: a file
-with a mistake changes nothing. One line per document:
+or updated if it exists and differs (status and resourceVersion are the
+registry's and ignored; a List document, as get -o yaml prints, stands for
+its items). Every document is checked first: a file with a mistake changes
+nothing. One line per document:
   drtpconnection/joes-pg created | configured | unchanged
 Errors name the file, the document, its line and the field:
   drtpctl: svc.yaml: document 2 (line 14): spec.local: expected host:port
@@ -227,9 +230,11 @@ int run(int argc, char** argv) {
   auto command = find_command(argc, argv);
   cli::args a{argc, argv, 1};
   bool help = a.flag("-h") || a.flag("--help");
-  if (command.empty() || (help && command.empty())) {
-    std::fputs(usage, help ? stdout : stderr);
-    return help ? 0 : 2;
+  if (command.empty()) {
+    if (!help)
+      throw cli::error("a command is needed: apply, get, describe, delete or create (see --help)");
+    std::fputs(usage, stdout);
+    return 0;
   }
   if (help) {
     std::fputs(help_of(command), stdout);

@@ -117,8 +117,11 @@ void convert(const std::string& text, int first_line, yaml_document& doc) {
     converter c(first_line, doc.lines);
     doc.json = c.value(node, "", 0).dump();
   } catch (const YAML::Exception& e) {
-    if (!e.mark.is_null())
-      doc.line = first_line + e.mark.line + 1;
+    if (!e.mark.is_null()) {
+      // An error at the end of input is on the last line, not past it.
+      auto lines = static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+      doc.line = first_line + std::min(e.mark.line, std::max(lines - 1, 0)) + 1;
+    }
     doc.error = e.msg;
   } catch (const convert_error& e) {
     doc.line = e.line;

@@ -277,6 +277,13 @@ TEST_F(ctl_e2e, apply_get_describe_delete) {
   EXPECT_EQ(reapply.rc, 0) << reapply.all();
   EXPECT_NE(reapply.out.find("drtpserver/edge-1 unchanged"), std::string::npos) << reapply.all();
 
+  // A List (get KIND -o yaml) applies as its items.
+  auto services_yaml = ctl("get services -o yaml");
+  write_file(dir_ + "/services.yaml", services_yaml.out);
+  auto relist = ctl("apply -f " + dir_ + "/services.yaml");
+  EXPECT_EQ(relist.rc, 0) << relist.all();
+  EXPECT_EQ(count(relist.out, " unchanged\n"), 2u) << relist.all();
+
   auto described = ctl("describe service db");
   ASSERT_EQ(described.rc, 0) << described.all();
   std::printf("%s", described.out.c_str());
@@ -326,7 +333,7 @@ TEST_F(ctl_e2e, errors_are_one_line) {
     << three.err;
   EXPECT_NE(three.err.find(": document 3 (line 11): metadata.name: required"), std::string::npos)
     << three.err;
-  EXPECT_NE(three.err.find(": document 4 (line "), std::string::npos) << three.err;
+  EXPECT_NE(three.err.find(": document 4 (line 16): "), std::string::npos) << three.err;
   EXPECT_EQ(count(three.err, "\n"), 3u) << three.err;
 
   // Wrong pin: refused, one line saying so.
@@ -354,6 +361,23 @@ TEST_F(ctl_e2e, errors_are_one_line) {
   EXPECT_EQ(right.rc, 0) << right.all();
   EXPECT_EQ(right.all().find(token_), std::string::npos);
 
+  // --ca instead of --pin: the dev certificate is its own CA (and names
+  // 127.0.0.1); another certificate is not.
+  auto ca = shell(bin_dir() + "/drtpctl --control " + url() + " --ca " + dir_ + "/cp/cert.pem"
+                    + " --token-file " + dir_ + "/cp/admin.token get orgs",
+                  dir_);
+  EXPECT_EQ(ca.rc, 0) << ca.all();
+  auto other = shell(bin_dir() + "/drtp-pop gen-cert --cert " + dir_ + "/other.pem --key " + dir_
+                       + "/other.key",
+                     dir_);
+  ASSERT_EQ(other.rc, 0) << other.all();
+  auto wrong_ca = shell(bin_dir() + "/drtpctl --control " + url() + " --ca " + dir_
+                          + "/other.pem --token-file " + dir_ + "/cp/admin.token get orgs",
+                        dir_);
+  EXPECT_EQ(wrong_ca.rc, 1) << wrong_ca.all();
+  EXPECT_NE(wrong_ca.err.find("is its certificate signed by --ca?"), std::string::npos)
+    << wrong_ca.err;
+
   // Nothing listening.
   auto closed = shell(bin_dir() + "/drtpctl --control https://127.0.0.1:" + std::to_string(free_port())
                         + " --pin " + pin_ + " --token-file " + dir_ + "/cp/admin.token get orgs",
@@ -365,6 +389,7 @@ TEST_F(ctl_e2e, errors_are_one_line) {
   EXPECT_EQ(ctl("get").rc, 2);
   EXPECT_EQ(ctl("get gadgets").rc, 2);
   EXPECT_EQ(ctl("frobnicate").rc, 2);
+  EXPECT_EQ(ctl("").rc, 2);
   auto help = shell(bin_dir() + "/drtpctl --help", dir_);
   EXPECT_EQ(help.rc, 0);
   EXPECT_NE(help.out.find("apply -f FILE"), std::string::npos);
