@@ -65,6 +65,34 @@ std::string one_line(const std::string& s) {
   return out;
 }
 
+/// Resources nest a few levels; an answer nested deeper is refused before
+/// any code (printing, JSON's own recursion) walks it.
+constexpr int answer_depth_max = 64;
+
+/// The deepest nesting of arrays and objects in JSON text, counted without
+/// parsing.
+int json_depth(const std::string& text) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 } // namespace
 
 connection_options resolve_options(const std::optional<std::string>& url,
@@ -230,6 +258,9 @@ reply client::fetch(const std::string& method, const std::string& target,
   }
   if (out.status == 0)
     impl_->unreachable(error.empty() ? "no answer" : error);
+  if (json_depth(out.body) > answer_depth_max)
+    throw failure("the control plane at " + impl_->o.url + " answered JSON nested deeper than "
+                  + std::to_string(answer_depth_max) + " levels");
   if (out.status == 401)
     throw failure("the control plane at " + impl_->o.url
                   + " refused the admin token (401 Unauthorized): check --token-file");

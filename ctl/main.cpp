@@ -88,9 +88,12 @@ Deletes one object (a deleted service's agents are told to go away by the
 POPs).
 )";
 
-/// The words that take a value among the connection flags: needed to find
-/// the command word before the command's own options are known.
-const std::set<std::string> global_values = {"--control", "--pin", "--ca", "--token-file"};
+/// Every option that takes a value: needed to find the command word before
+/// its options are read (a value is never the command).
+const std::set<std::string> global_values = {
+  "--control", "--pin",  "--ca",           "--token-file", "-o",           "-f",
+  "--protocol", "--local", "--public-port", "--allow",      "--org",        "--tunnels",
+  "--secret-out", "--group", "--display-name"};
 
 std::string find_command(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {

@@ -146,21 +146,23 @@ bool needs_quotes(const std::string& s) {
   return std::regex_match(s, other);
 }
 
-void emit(YAML::Emitter& out, const ojson& j) {
-  if ((j.is_object() || j.is_array()) && j.empty()) {
+void emit(YAML::Emitter& out, const ojson& j, int depth = 0) {
+  if (depth > depth_max) {
+    out << "...";  // an answer nested deeper than any resource is not shown
+  } else if ((j.is_object() || j.is_array()) && j.empty()) {
     out << YAML::Flow << (j.is_object() ? YAML::BeginMap : YAML::BeginSeq)
         << (j.is_object() ? YAML::EndMap : YAML::EndSeq);
   } else if (j.is_object()) {
     out << YAML::BeginMap;
     for (auto& [k, v] : j.items()) {
       out << YAML::Key << k << YAML::Value;
-      emit(out, v);
+      emit(out, v, depth + 1);
     }
     out << YAML::EndMap;
   } else if (j.is_array()) {
     out << YAML::BeginSeq;
     for (auto& v : j)
-      emit(out, v);
+      emit(out, v, depth + 1);
     out << YAML::EndSeq;
   } else if (j.is_string()) {
     auto s = j.get<std::string>();
