@@ -424,6 +424,58 @@ void set_tunnel_address(control::server_spec& spec, const options& o, const pop:
   spec.tunnel_port = bound_port;
 }
 
+/// The follower's tracer: drtp-pop prints one line per follower event
+/// itself, so at level 0 the follower's own copy of that line and its HTTP
+/// client's (which the event repeats) are dropped; the rest of what it
+/// says (an object it ignores, a lease it could not renew) passes, and -v
+/// passes everything. Matching the follower's texts only costs a
+/// duplicated line if they change.
+class follower_tracer final : public net::tracer {
+public:
+  explicit follower_tracer(std::shared_ptr<net::tracer> inner) : inner_(std::move(inner)) {
+  }
+
+  void emit(const std::string& host, const std::string& who,
+            const std::string& what) override {
+    if (!inner_->verbose() && (who == "pop-follower-http" || (who == "pop-follower" && echoed(what))))
+      return;
+    inner_->emit(host, who, what);
+  }
+  bool verbose() const override {
+    return inner_->verbose();
+  }
+  void audit(const std::string& host, const std::string& what, bool authenticated) override {
+    inner_->audit(host, what, authenticated);
+  }
+
+private:
+  static bool echoed(const std::string& what) {
+    auto ends_with = [&](const std::string& tail) {
+      return what.size() >= tail.size()
+             && what.compare(what.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    return ends_with(" or so") || what.find(" registered, lease ") != std::string::npos
+           || what.find(" principal(s) at resourceVersion ") != std::string::npos;
+  }
+
+  std::shared_ptr<net::tracer> inner_;
+};
+
+/// The offline event's reason, without the follower's "; serving what it
+/// last knew" (drtp-pop's line says it first), with a hint for the two
+/// mistakes an operator makes: the pin and the fleet secret.
+std::string offline_reason(const std::string& what) {
+  static const std::string serving = "; serving what it last knew";
+  auto at = what.find(serving);
+  auto reason = what.substr(0, at);
+  auto tail = at == std::string::npos ? "" : what.substr(at + serving.size());
+  if (reason.find("HTTP 401") != std::string::npos)
+    reason += " (is --pop-secret-file the fleet secret whose key the control plane holds?)";
+  else if (reason.find("fingerprint does not match") != std::string::npos)
+    reason += " (check --control-pin)";
+  return reason + tail;
+}
+
 /// The leading count of a pop_server's reconfigure answer ("3 service(s);
 /// ..."), else `old`.
 size_t services_in(const std::string& answer, size_t old) {
@@ -615,7 +667,7 @@ private:
       case ev_t::offline:
         std::printf("drtp-pop: control plane unreachable, serving what it last knew "
                     "(%zu services): %s\n",
-                    services_, ev.what.c_str());
+                    services_, offline_reason(ev.what).c_str());
         break;
     }
     std::fflush(stdout);
@@ -706,6 +758,7 @@ int run(int argc, char** argv) {
       set_tunnel_address(fp->spec, o, cfg, tunnel_port);
       fp->e = admin_env;
       fp->e.clock = rt.clock(); // the lease's wall time is the system's
+      fp->e.trace = std::make_shared<follower_tracer>(fp->e.trace);
       fp->http.e = fp->e;
       fp->pop = pop;
       fp->observer = self;
