@@ -56,7 +56,8 @@ Usage:
                                 fingerprint (for --pop-fingerprint)
 
 Options:
-  --config FILE           YAML: listen, tls {cert, key}, services (see README)
+  --config FILE           YAML: listen, tls {cert, key}, services (see README);
+                          with --control it may list no services
   --listen HOST:PORT      where agents dial in (default 0.0.0.0:7000)
   --cert FILE --key FILE  TLS certificate and key (PEM)
   --dev                   development mode: a fresh self-signed certificate;
@@ -292,7 +293,7 @@ principal_config principal_from_flag(const std::string& spec) {
 pop::config load_config(const options& o) {
   pop::config cfg;
   if (o.config_file) {
-    cfg = pop::load_config(*o.config_file);
+    cfg = pop::load_config(*o.config_file, !o.control);
     if (o.service)
       throw cli::error("use either --config or --service, not both");
   } else if (o.service) {
@@ -454,8 +455,11 @@ private:
       return what.size() >= tail.size()
              && what.compare(what.size() - tail.size(), tail.size(), tail) == 0;
     };
+    auto digits = what.find_first_not_of("0123456789");
     return ends_with(" or so") || what.find(" registered, lease ") != std::string::npos
-           || what.find(" principal(s) at resourceVersion ") != std::string::npos;
+           || what.find(" principal(s) at resourceVersion ") != std::string::npos
+           || (digits > 0 && digits != std::string::npos
+               && what.compare(digits, 11, " service(s)") == 0); // applied: the POP's answer
   }
 
   std::shared_ptr<net::tracer> inner_;

@@ -177,13 +177,21 @@ protected:
     ASSERT_EQ(control_pin_.rfind("sha256:", 0), 0u) << control_pin_;
   }
 
+  /// pop-b also has a YAML (static services: none at first).
   void start_pop(pop_proc& p) {
-    p.proc = std::make_unique<process>(std::vector<std::string>{
+    std::vector<std::string> argv{
       bin("drtp-pop"), "--control", base_, "--control-pin", control_pin_, "--name", p.name,
       "--region", p.name == "pop-a" ? "eu" : "us", "--pop-secret-file", cp_dir_ + "/pops.secret",
       "--public-address", p.host, "--public-host", p.host, "--state-dir",
       dir_ + "/" + p.name, "--listen", "127.0.0.1:" + std::to_string(p.tunnel_port), "--cert",
-      dir_ + "/pop.crt", "--key", dir_ + "/pop.key"});
+      dir_ + "/pop.crt", "--key", dir_ + "/pop.key"};
+    if (p.name == "pop-b") {
+      if (!std::ifstream{dir_ + "/pop-b.yaml"})
+        std::ofstream{dir_ + "/pop-b.yaml"} << "services: []\n";
+      argv.push_back("--config");
+      argv.push_back(dir_ + "/pop-b.yaml");
+    }
+    p.proc = std::make_unique<process>(argv);
   }
 
   std::string api(const std::string& rest) const {
@@ -417,11 +425,23 @@ TEST_F(pop_control, pops_follow_the_registry_live_and_serve_without_it) {
               failures_.load());
 
   phase("changes done");
-  // SIGHUP (no YAML: the static part is empty) keeps the registry's part.
+  // SIGHUP adds a static service to pop-b's YAML; the registry's stay.
+  make_secret("st", "st.secret");
+  auto st_port = free_port();
+  std::ofstream{dir_ + "/pop-b.yaml"} << "services:\n  - name: st\n    secret_file: " << dir_
+                                      << "/st.secret\n    public: " << pops_[1].host << ":"
+                                      << st_port << "\n";
   pops_[1].proc->signal(SIGHUP);
-  EXPECT_TRUE(pops_[1].proc->wait_for("SIGHUP: config reloaded: no change", 5s))
+  EXPECT_TRUE(pops_[1].proc->wait_for("SIGHUP: config reloaded: ", 5s))
     << pops_[1].proc->output();
+  EXPECT_GE(wait_port_state(pops_[1].host, st_port, true, 5s), 0) << pops_[1].proc->output();
   EXPECT_TRUE(echo_via(pops_[1].host, echo_port, 4096, 7));
+  for (int i = 0; i < names; ++i) {
+    if (state[i] >= 0) {
+      EXPECT_GE(wait_port_state(pops_[1].host, ports[2 * i + state[i]], true, 1s), 0)
+        << "r" << i << " after the SIGHUP";
+    }
+  }
 
   // Static stability: the control plane gone, pop-a restarted, it serves
   // from its registry.json.
