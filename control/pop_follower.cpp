@@ -281,6 +281,16 @@ public:
       [this](pop_follower_static& s) -> caf::result<std::string> {
         p_.static_services = std::move(s.services);
         p_.static_principals = std::move(s.principals);
+        if (!s.pin.empty() && s.pin != p_.spec.pin) {
+          p_.spec.pin = std::move(s.pin);
+          trace("new certificate pin; updating DRTPServer " + p_.name);
+          // Registered again (then listed again): a failure on the way
+          // retries the registration, not only the lists.
+          if (registered_) {
+            registered_ = false;
+            register_server();
+          }
+        }
         auto rp = make_response_promise();
         if (!apply([rp](const std::string& answer) mutable { rp.deliver(answer); }))
           rp.deliver(std::string("no change"));

@@ -102,10 +102,13 @@ struct pop_follower_event {
 /// as its static services and principals, merges it with the registry's
 /// and applies the result through the one path (pop_reconfigure), so a
 /// reload never drops what the registry holds. Answered with one line: the
-/// pop_server's answer, or "no change".
+/// pop_server's answer, or "no change". A new `pin` (the reload swapped the
+/// certificate) is written to the DRTPServer's spec, so agents verify new
+/// links by it.
 struct pop_follower_static {
   std::vector<service_config> services;
   std::vector<principal_config> principals;
+  std::string pin; // "sha256:HEX"; empty: unchanged
 };
 
 /// The configuration the pop_server must be spawned with: the static

@@ -600,10 +600,14 @@ private:
   /// the POP server; a bad one is refused with one line, the old one kept.
   void reload() {
     pop::config cfg;
+    std::string pin;
     try {
       cfg = load_config(o_);
-      if (!o_.dev && !cfg.cert_file.empty())
-        set_identity(net::load_identity(cfg.cert_file, cfg.key_file), cfg.cert_file);
+      if (!o_.dev && !cfg.cert_file.empty()) {
+        auto id = net::load_identity(cfg.cert_file, cfg.key_file);
+        set_identity(id, cfg.cert_file);
+        pin = "sha256:" + net::to_hex(net::fingerprint_sha256(id.cert_pem));
+      }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "drtp-pop: SIGHUP: config not reloaded, the old one stays: %s\n",
                    e.what());
@@ -613,7 +617,8 @@ private:
     // registry's and applies both through the same pop_reconfigure.
     auto answer = follower_
                     ? self_->request(follower_, std::chrono::seconds(6),
-                                     control::pop_follower_static{cfg.services, cfg.principals})
+                                     control::pop_follower_static{cfg.services, cfg.principals,
+                                                                  pin})
                     : self_->request(pop_, std::chrono::seconds(5),
                                      pop_reconfigure{cfg.services, cfg.principals});
     answer.receive(
