@@ -278,6 +278,24 @@ public:
         apply_pending_ = false;
         apply();
       },
+      [this](pop_follower_static& s) -> caf::result<std::string> {
+        p_.static_services = std::move(s.services);
+        p_.static_principals = std::move(s.principals);
+        if (!s.pin.empty() && s.pin != p_.spec.pin) {
+          p_.spec.pin = std::move(s.pin);
+          trace("new certificate pin; updating DRTPServer " + p_.name);
+          // Registered again (then listed again): a failure on the way
+          // retries the registration, not only the lists.
+          if (registered_) {
+            registered_ = false;
+            register_server();
+          }
+        }
+        auto rp = make_response_promise();
+        if (!apply([rp](const std::string& answer) mutable { rp.deliver(answer); }))
+          rp.deliver(std::string("no change"));
+        return rp;
+      },
       [this](http_watch_line& l) { on_line(l); },
       [this](http_watch_ended& e) {
         if (e.tag / 2 != watch_gen_ || !watching_)
@@ -595,20 +613,29 @@ private:
     return out;
   }
 
-  void apply() {
+  /// Sends the merged configuration if it changed; false if it did not.
+  /// `done` (may be empty) gets the pop_server's answer.
+  bool apply(std::function<void(const std::string&)> done = {}) {
     auto next = merge(p_, known_);
     if (same(next.services, applied_.services) && same(next.principals, applied_.principals))
-      return;
+      return false;
     auto what = diff(applied_, next);
     applied_ = next;
     if (p_.persist)
       p_.persist(snapshot_of(p_.name, known_));
     trace("applied: " + what);
     request(p_.pop, milliseconds(5000), std::move(next))
-      .then([this](const std::string& answer) {
+      .then([this, done](const std::string& answer) {
               tell(pop_follower_event::applied, answer);
+              if (done)
+                done(answer);
             },
-            [this](caf::error&) { trace("the POP did not answer a reconfigure"); });
+            [this, done](caf::error&) {
+              trace("the POP did not answer a reconfigure");
+              if (done)
+                done("the POP did not answer the reconfigure");
+            });
+    return true;
   }
 
   // -- failures ------------------------------------------------------------------------

@@ -98,6 +98,19 @@ struct pop_follower_event {
   std::string what;
 };
 
+/// The YAML's part anew (drtp-pop's SIGHUP reload): the follower keeps it
+/// as its static services and principals, merges it with the registry's
+/// and applies the result through the one path (pop_reconfigure), so a
+/// reload never drops what the registry holds. Answered with one line: the
+/// pop_server's answer, or "no change". A new `pin` (the reload swapped the
+/// certificate) is written to the DRTPServer's spec, so agents verify new
+/// links by it.
+struct pop_follower_static {
+  std::vector<service_config> services;
+  std::vector<principal_config> principals;
+  std::string pin; // "sha256:HEX"; empty: unchanged
+};
+
 /// The configuration the pop_server must be spawned with: the static
 /// services and principals with what `p.snapshot` holds (static only when
 /// the snapshot is empty or does not parse: then `error` says why). The
@@ -110,3 +123,4 @@ caf::actor spawn_pop_follower(caf::actor_system& sys, pop_follower_params p);
 } // namespace drtp::control
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::control::pop_follower_event)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::control::pop_follower_static)

@@ -219,7 +219,7 @@ void parse_limits(const std::string& path, const YAML::Node& n, pop_params& pp) 
     pp.e.limits.link_write_queue_bytes_max = queue_bytes_max;
 }
 
-config parse_config(const std::string& path, const YAML::Node& root) {
+config parse_config(const std::string& path, const YAML::Node& root, bool services_required) {
   config cfg;
   if (!root.IsMap())
     fail(path, root, "expected a map with 'listen' and 'services'");
@@ -242,11 +242,14 @@ config parse_config(const std::string& path, const YAML::Node& root) {
   if (auto l = root["limits"])
     parse_limits(path, l, cfg.limits);
   auto services = root["services"];
-  if (!services || !services.IsSequence() || services.size() == 0)
+  if (services_required && (!services || !services.IsSequence() || services.size() == 0))
     fail(path, root, "'services' must list at least one service");
+  if (services && !services.IsSequence())
+    fail(path, services, "'services' must be a list");
   std::set<std::string> names;
-  for (auto s : services)
-    cfg.services.push_back(parse_service(path, s, names));
+  if (services)
+    for (auto s : services)
+      cfg.services.push_back(parse_service(path, s, names));
   std::set<std::string> principal_names;
   if (auto ps = root["principals"]) {
     if (!ps.IsSequence())
@@ -270,11 +273,11 @@ bool parse_public_key(const std::string& text, std::string& public_key) {
          && public_key.size() == net::public_key_bytes;
 }
 
-config load_config(const std::string& path) {
+config load_config(const std::string& path, bool services_required) {
   YAML::Node root = load_yaml(path);
   // Any conversion yaml-cpp still refuses becomes one line naming the file.
   try {
-    return parse_config(path, root);
+    return parse_config(path, root, services_required);
   } catch (const YAML::Exception& e) {
     throw cli::error(path + ":" + std::to_string(e.mark.line + 1) + ": "
                      + e.msg);

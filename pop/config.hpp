@@ -70,7 +70,9 @@ bool parse_public_key(const std::string& text, std::string& public_key);
 constexpr uint32_t idle_timeout_s_max = 7 * 24 * 3600;
 
 /// Throws cli::error with the file, line and key that are wrong.
-config load_config(const std::string& path);
+/// `services_required` false (drtp-pop --control: the registry has them):
+/// a config may list none.
+config load_config(const std::string& path, bool services_required = true);
 
 /// Every `allow` entry names a principal, or a group that some principal is
 /// in: a typo must not silently lock out (or seem to admit) anyone. Throws

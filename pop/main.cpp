@@ -19,13 +19,17 @@
 #include "cli/args.hpp"
 #include "cli/secrets.hpp"
 #include "cli/signals.hpp"
+#include "control/auth.hpp"
+#include "control/pop_follower.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/runtime.hpp"
 #include "net/stderr_tracer.hpp"
 #include "net/tls.hpp"
 #include "net/wire/handshake.hpp"
+#include "net/wire/hex.hpp"
 #include "pop/admin_token.hpp"
 #include "pop/config.hpp"
+#include "pop/registry_file.hpp"
 #include "net/seam/assert.hpp"
 
 namespace {
@@ -38,6 +42,9 @@ port and reach the service through an agent's tunnel.
 Usage:
   drtp-pop --config FILE [options]
   drtp-pop --service NAME --public HOST:PORT [--secret-file FILE] [options]
+  drtp-pop --control https://HOST:PORT (--control-pin sha256:HEX | --control-ca FILE)
+           --name NAME --region R --pop-secret-file F --public-address A
+           [--state-dir D] [--config FILE] [options]
   drtp-pop public-key (--service NAME | --principal NAME)
                                 read a secret on stdin, print the config's
                                 public_key line for it (never the secret)
@@ -49,7 +56,8 @@ Usage:
                                 fingerprint (for --pop-fingerprint)
 
 Options:
-  --config FILE           YAML: listen, tls {cert, key}, services (see README)
+  --config FILE           YAML: listen, tls {cert, key}, services (see README);
+                          with --control it may list no services
   --listen HOST:PORT      where agents dial in (default 0.0.0.0:7000)
   --cert FILE --key FILE  TLS certificate and key (PEM)
   --dev                   development mode: a fresh self-signed certificate;
@@ -76,10 +84,34 @@ Options:
                            sleeping (default 0 = off; 100 saves most wake-ups
                            on VMs with cores to spare, at a CPU cost)
   -v, --verbose           log every session
+
+Following a control plane (drtp-control; --config is then optional):
+  --control URL           https://HOST:PORT of drtp-control: the POP registers
+                          its DRTPServer, renews its lease and serves the
+                          registry's services and principals, live
+  --control-pin sha256:HEX   the control plane's certificate pin, or
+  --control-ca FILE       a CA file to verify it by (and its host name)
+  --name NAME             this POP's DRTPServer name (a DNS label)
+  --region R              its region (agents pick distinct regions)
+  --pop-secret-file F     the POP fleet secret (drtp-control gen-secret --pop,
+                          or --dev's pops.secret); only a key derived from it
+                          signs in, the secret never leaves the POP
+  --public-address A      the address or DNS name visitors use
+  --advertise HOST:PORT   the tunnel address agents dial (default: the
+                          --listen host, or --public-address when that is
+                          0.0.0.0, with the port actually bound)
+  --public-host H         where registry services' public ports listen
+                          (default 0.0.0.0)
+  --state-dir D           keeps what the POP last knew in D/registry.json and
+                          starts from it when the control plane is down
+  The certificate's SHA-256 is published as the pin agents verify. With the
+  control plane unreachable (or refusing the pin or the secret) the POP says
+  so in one line, serves what it last knew and tries again with backoff.
   -h, --help              this text
 
 SIGHUP reloads the config file (services, principals, allow lists, the
-certificate for new links; not listen): unchanged services keep their tunnels and sessions, a removed
+certificate for new links; not listen; with --control the registry's part
+stays): unchanged services keep their tunnels and sessions, a removed
 service's tunnels close, a service with a new secret loses its tunnels; a bad
 file is refused with one line and the old config kept.
 
@@ -152,6 +184,10 @@ int gen_secret(int argc, char** argv) {
 struct options {
   std::optional<std::string> config_file, listen, cert, key, fp_out, service,
     public_addr, secret_file, grace, admin, admin_token_file, idle_timeout;
+  // --control and what goes with it
+  std::optional<std::string> control, control_pin, control_ca, pop_name, region,
+    pop_secret_file, public_address, advertise, state_dir;
+  std::string public_host = "0.0.0.0";
   bool dev = false;
   bool is_private = false;
   std::string admin_host;
@@ -183,6 +219,34 @@ options parse_options(cli::args& a) {
                      "starts with the token it holds)");
   if (o.admin_token_file && !o.admin)
     throw cli::error("--admin-token-file goes with --admin HOST:PORT");
+  o.control = a.value("--control");
+  o.control_pin = a.value("--control-pin");
+  o.control_ca = a.value("--control-ca");
+  o.pop_name = a.value("--name");
+  o.region = a.value("--region");
+  o.pop_secret_file = a.value("--pop-secret-file");
+  o.public_address = a.value("--public-address");
+  o.advertise = a.value("--advertise");
+  o.state_dir = a.value("--state-dir");
+  if (auto h = a.value("--public-host"))
+    o.public_host = *h;
+  if (o.control) {
+    if (!o.pop_name || !o.region || !o.pop_secret_file || !o.public_address)
+      throw cli::error("--control needs --name NAME, --region R, --pop-secret-file F "
+                       "and --public-address A (see --help)");
+    if (!control::valid_name(*o.pop_name))
+      throw cli::error("--name '" + *o.pop_name + "' is not a DNS label ([a-z0-9-], at "
+                       "most 63)");
+    if (o.control_pin.has_value() == o.control_ca.has_value())
+      throw cli::error("--control needs one of --control-pin sha256:HEX or --control-ca "
+                       "FILE (how the control plane's certificate is checked)");
+  } else {
+    for (auto* f : {&o.control_pin, &o.control_ca, &o.pop_name, &o.region, &o.pop_secret_file,
+                    &o.public_address, &o.advertise, &o.state_dir})
+      if (f->has_value())
+        throw cli::error("--control-pin, --control-ca, --name, --region, --pop-secret-file, "
+                         "--public-address, --advertise and --state-dir go with --control URL");
+  }
   o.is_private = a.flag("--private");
   o.allows = a.values("--allow");
   o.principal_specs = a.values("--principal");
@@ -229,13 +293,13 @@ principal_config principal_from_flag(const std::string& spec) {
 pop::config load_config(const options& o) {
   pop::config cfg;
   if (o.config_file) {
-    cfg = pop::load_config(*o.config_file);
+    cfg = pop::load_config(*o.config_file, !o.control);
     if (o.service)
       throw cli::error("use either --config or --service, not both");
   } else if (o.service) {
     cfg.services.push_back(service_from_flags(o));
-  } else {
-    throw cli::error("no services: pass --config FILE or --service NAME "
+  } else if (!o.control) {
+    throw cli::error("no services: pass --config FILE, --service NAME or --control URL "
                      "(see --help)");
   }
   if (o.listen)
@@ -282,6 +346,149 @@ net::tls_identity load_identity(const options& o, const pop::config& cfg) {
   return identity;
 }
 
+// -- following the control plane ---------------------------------------------------
+
+bool wildcard_host(const std::string& h) {
+  return h.empty() || h == "0.0.0.0" || h == "::" || h == "[::]";
+}
+
+/// --control https://HOST:PORT and how its certificate is checked.
+http_client_params control_http(const options& o) {
+  http_client_params hp;
+  std::string url = *o.control;
+  static const std::string scheme = "https://";
+  if (url.rfind(scheme, 0) != 0)
+    throw cli::error("--control must be https://HOST:PORT, got '" + url + "'");
+  auto rest = url.substr(scheme.size());
+  while (!rest.empty() && rest.back() == '/')
+    rest.pop_back();
+  if (rest.find('/') != std::string::npos)
+    throw cli::error("--control must be https://HOST:PORT with no path, got '" + url + "'");
+  cli::parse_host_port(rest, "--control", hp.host, hp.port);
+  auto tls = std::make_shared<net::tls_client_config>();
+  if (o.control_pin) {
+    auto hex = *o.control_pin;
+    if (hex.rfind("sha256:", 0) == 0)
+      hex = hex.substr(7);
+    if (!net::from_hex(hex, tls->fingerprint_sha256) || tls->fingerprint_sha256.size() != 32)
+      throw cli::error("--control-pin must be sha256: and 64 hex digits");
+  } else {
+    if (access(o.control_ca->c_str(), R_OK) != 0)
+      throw cli::error("cannot read --control-ca " + *o.control_ca + ": "
+                       + std::strerror(errno));
+    tls->ca_file = *o.control_ca;
+    tls->server_name = hp.host;
+  }
+  hp.tls = std::move(tls);
+  hp.name = "control-http";
+  return hp;
+}
+
+/// Everything the follower needs but the running POP (its actor, the
+/// tunnel port it bound, the env): flags, secret, certificate pin, snapshot.
+control::pop_follower_params follower_params(const options& o, const pop::config& cfg,
+                                             const net::tls_identity& identity,
+                                             const std::shared_ptr<pop::registry_file>& file) {
+  control::pop_follower_params fp;
+  fp.http = control_http(o);
+  auto secret = cli::read_secret(o.pop_secret_file, "DRTP_POP_SECRET");
+  if (secret.empty())
+    throw cli::error("--pop-secret-file " + *o.pop_secret_file + " is empty");
+  fp.fleet_seed = net::derive_login_key(secret, control::pop_fleet_salt()).seed;
+  fp.name = *o.pop_name;
+  fp.spec.region = *o.region;
+  fp.spec.public_address = *o.public_address;
+  fp.spec.pin = "sha256:" + net::to_hex(net::fingerprint_sha256(identity.cert_pem));
+  fp.public_host = o.public_host;
+  fp.static_services = cfg.services;
+  fp.static_principals = cfg.principals;
+  if (file) {
+    std::string error;
+    fp.snapshot = file->read(error);
+    if (!error.empty())
+      std::fprintf(stderr, "drtp-pop: error: %s; starting from the static config\n",
+                   error.c_str());
+    fp.persist = [file](const std::string& snapshot) { file->write(snapshot); };
+  }
+  return fp;
+}
+
+/// The tunnel address the DRTPServer publishes: --advertise, else the
+/// listen host (the public address when that is a wildcard) and the bound port.
+void set_tunnel_address(control::server_spec& spec, const options& o, const pop::config& cfg,
+                        uint16_t bound_port) {
+  if (o.advertise) {
+    cli::parse_host_port(*o.advertise, "--advertise", spec.tunnel_host, spec.tunnel_port);
+    return;
+  }
+  spec.tunnel_host = wildcard_host(cfg.listen_host) ? *o.public_address : cfg.listen_host;
+  spec.tunnel_port = bound_port;
+}
+
+/// The follower's tracer: drtp-pop prints one line per follower event
+/// itself, so at level 0 the follower's own copy of that line and its HTTP
+/// client's (which the event repeats) are dropped; the rest of what it
+/// says (an object it ignores, a lease it could not renew) passes, and -v
+/// passes everything. Matching the follower's texts only costs a
+/// duplicated line if they change.
+class follower_tracer final : public net::tracer {
+public:
+  explicit follower_tracer(std::shared_ptr<net::tracer> inner) : inner_(std::move(inner)) {
+  }
+
+  void emit(const std::string& host, const std::string& who,
+            const std::string& what) override {
+    if (!inner_->verbose() && (who == "pop-follower-http" || (who == "pop-follower" && echoed(what))))
+      return;
+    inner_->emit(host, who, what);
+  }
+  bool verbose() const override {
+    return inner_->verbose();
+  }
+  void audit(const std::string& host, const std::string& what, bool authenticated) override {
+    inner_->audit(host, what, authenticated);
+  }
+
+private:
+  static bool echoed(const std::string& what) {
+    auto ends_with = [&](const std::string& tail) {
+      return what.size() >= tail.size()
+             && what.compare(what.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    auto digits = what.find_first_not_of("0123456789");
+    return ends_with(" or so") || what.find(" registered, lease ") != std::string::npos
+           || what.find(" principal(s) at resourceVersion ") != std::string::npos
+           || (digits > 0 && digits != std::string::npos
+               && what.compare(digits, 11, " service(s)") == 0); // applied: the POP's answer
+  }
+
+  std::shared_ptr<net::tracer> inner_;
+};
+
+/// The offline event's reason, without the follower's "; serving what it
+/// last knew" (drtp-pop's line says it first), with a hint for the two
+/// mistakes an operator makes: the pin and the fleet secret.
+std::string offline_reason(const std::string& what) {
+  static const std::string serving = "; serving what it last knew";
+  auto at = what.find(serving);
+  auto reason = what.substr(0, at);
+  auto tail = at == std::string::npos ? "" : what.substr(at + serving.size());
+  if (reason.find("HTTP 401") != std::string::npos)
+    reason += " (is --pop-secret-file the fleet secret whose key the control plane holds?)";
+  else if (reason.find("fingerprint does not match") != std::string::npos)
+    reason += " (check --control-pin)";
+  return reason + tail;
+}
+
+/// The leading count of a pop_server's reconfigure answer ("3 service(s);
+/// ..."), else `old`.
+size_t services_in(const std::string& answer, size_t old) {
+  size_t n = 0, i = 0;
+  while (i < answer.size() && answer[i] >= '0' && answer[i] <= '9' && i < 9)
+    n = n * 10 + static_cast<size_t>(answer[i++] - '0');
+  return i > 0 && answer.compare(i, 11, " service(s)") == 0 ? n : old;
+}
+
 pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
                            const pop::config& cfg, const options& o) {
   // The config's limits (defaults when it has none), then the rest.
@@ -309,14 +516,16 @@ pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
 
 /// Waits for the listeners; prints where agents and visitors go. False if
 /// they failed or did not come up in time.
-bool wait_ready(caf::scoped_actor& self, const pop::config& cfg) {
+bool wait_ready(caf::scoped_actor& self, const pop::config& cfg,
+                const std::vector<service_config>& services, uint16_t& tunnel_port) {
   bool ready = false;
   self->receive(
     [&](pop_ready& r) {
       ready = true;
+      tunnel_port = r.tunnel_port;
       std::printf("drtp-pop: agents dial %s:%u (TLS)\n", cfg.listen_host.c_str(),
                   r.tunnel_port);
-      for (auto& s : cfg.services)
+      for (auto& s : services)
         if (s.is_public)
           std::printf("drtp-pop: service '%s' public on %s:%u\n", s.name.c_str(),
                       s.public_host.c_str(), r.public_ports[s.name]);
@@ -343,8 +552,11 @@ enum class serve_state { serving, draining, drained, stopped };
 
 class server_loop {
 public:
-  server_loop(caf::scoped_actor& self, caf::actor pop, caf::actor io, const options& o)
-    : self_(self), pop_(std::move(pop)), io_(std::move(io)), o_(o) {
+  /// `follower`: null without --control; `services`: how many it serves.
+  server_loop(caf::scoped_actor& self, caf::actor pop, caf::actor io, caf::actor follower,
+              size_t services, const options& o)
+    : self_(self), pop_(std::move(pop)), io_(std::move(io)), follower_(std::move(follower)),
+      services_(services), o_(o) {
   }
 
   /// Serves until drained or stopped; the exit code.
@@ -388,17 +600,28 @@ private:
   /// the POP server; a bad one is refused with one line, the old one kept.
   void reload() {
     pop::config cfg;
+    std::string pin;
     try {
       cfg = load_config(o_);
-      if (!o_.dev && !cfg.cert_file.empty())
-        set_identity(net::load_identity(cfg.cert_file, cfg.key_file), cfg.cert_file);
+      if (!o_.dev && !cfg.cert_file.empty()) {
+        auto id = net::load_identity(cfg.cert_file, cfg.key_file);
+        set_identity(id, cfg.cert_file);
+        pin = "sha256:" + net::to_hex(net::fingerprint_sha256(id.cert_pem));
+      }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "drtp-pop: SIGHUP: config not reloaded, the old one stays: %s\n",
                    e.what());
       return;
     }
-    self_->request(pop_, std::chrono::seconds(5), pop_reconfigure{cfg.services, cfg.principals})
-      .receive(
+    // With a control plane the follower merges the YAML's part with the
+    // registry's and applies both through the same pop_reconfigure.
+    auto answer = follower_
+                    ? self_->request(follower_, std::chrono::seconds(6),
+                                     control::pop_follower_static{cfg.services, cfg.principals,
+                                                                  pin})
+                    : self_->request(pop_, std::chrono::seconds(5),
+                                     pop_reconfigure{cfg.services, cfg.principals});
+    answer.receive(
         [](const std::string& what) {
           std::fprintf(stderr, "drtp-pop: SIGHUP: config reloaded: %s\n", what.c_str());
         },
@@ -431,13 +654,39 @@ private:
         rc_ = 1;
         to(serve_state::drained); // stop
       },
+      [&](const control::pop_follower_event& ev) { on_follower(ev); },
       [](const caf::message&) {},
       caf::after(std::chrono::milliseconds(100)) >> [] {});
+  }
+
+  /// One line per event of the control plane's follower.
+  void on_follower(const control::pop_follower_event& ev) {
+    using ev_t = control::pop_follower_event;
+    switch (ev.kind) {
+      case ev_t::registered:
+        std::printf("drtp-pop: control plane: registered: %s\n", ev.what.c_str());
+        break;
+      case ev_t::synced:
+        std::printf("drtp-pop: control plane: synced: %s\n", ev.what.c_str());
+        break;
+      case ev_t::applied:
+        services_ = services_in(ev.what, services_);
+        std::printf("drtp-pop: control plane: applied: %s\n", ev.what.c_str());
+        break;
+      case ev_t::offline:
+        std::printf("drtp-pop: control plane unreachable, serving what it last knew "
+                    "(%zu services): %s\n",
+                    services_, offline_reason(ev.what).c_str());
+        break;
+    }
+    std::fflush(stdout);
   }
 
   caf::scoped_actor& self_;
   caf::actor pop_;
   caf::actor io_;
+  caf::actor follower_;
+  size_t services_ = 0;
   const options& o_;
   serve_state state_ = serve_state::serving;
   int rc_ = 0;
@@ -463,6 +712,26 @@ int run(int argc, char** argv) {
   auto o = parse_options(a);
   auto cfg = load_config(o);
   auto identity = load_identity(o, cfg);
+  std::shared_ptr<pop::registry_file> reg_file;
+  std::optional<control::pop_follower_params> fp;
+  std::vector<service_config> services = cfg.services;
+  std::vector<principal_config> principals = cfg.principals;
+  if (o.control) {
+    if (o.state_dir)
+      reg_file = std::make_shared<pop::registry_file>(*o.state_dir);
+    fp = follower_params(o, cfg, identity, reg_file);
+    std::string error;
+    auto initial = control::pop_follower_initial_config(*fp, error);
+    if (!error.empty())
+      std::fprintf(stderr, "drtp-pop: error: %s: %s; serving the static config until the "
+                           "control plane answers\n",
+                   reg_file->path().c_str(), error.c_str());
+    else if (!fp->snapshot.empty())
+      std::printf("drtp-pop: %zu service(s) from %s\n",
+                  initial.services.size() - cfg.services.size(), reg_file->path().c_str());
+    services = std::move(initial.services);
+    principals = std::move(initial.principals);
+  }
   std::string admin_token;
   if (o.admin) {
     bool created = false;
@@ -476,6 +745,8 @@ int run(int argc, char** argv) {
   net::runtime rt{net::make_stderr_tracer(o.verbosity), identity, o.busy_poll_us};
   caf::scoped_actor self{rt.sys()};
   auto pp = make_pop_params(rt, self, cfg, o);
+  pp.services = services;
+  pp.principals = principals;
   auto admin_env = pp.e;
   auto pop = spawn_pop_server(rt.sys(), std::move(pp));
   if (o.admin) {
@@ -489,8 +760,28 @@ int run(int argc, char** argv) {
     spawn_admin(rt.sys(), std::move(ap));
   }
   int rc = 1;
-  if (wait_ready(self, cfg))
-    rc = server_loop{self, pop, rt.io(), o}.run();
+  uint16_t tunnel_port = 0;
+  if (wait_ready(self, cfg, services, tunnel_port)) {
+    caf::actor follower;
+    if (fp) {
+      set_tunnel_address(fp->spec, o, cfg, tunnel_port);
+      fp->e = admin_env;
+      fp->e.clock = rt.clock(); // the lease's wall time is the system's
+      fp->e.trace = std::make_shared<follower_tracer>(fp->e.trace);
+      fp->http.e = fp->e;
+      fp->pop = pop;
+      fp->observer = self;
+      std::printf("drtp-pop: following the control plane %s as '%s' (region %s, tunnels "
+                  "%s:%u)\n",
+                  o.control->c_str(), fp->name.c_str(), fp->spec.region.c_str(),
+                  fp->spec.tunnel_host.c_str(), fp->spec.tunnel_port);
+      std::fflush(stdout);
+      follower = control::spawn_pop_follower(rt.sys(), std::move(*fp));
+    }
+    rc = server_loop{self, pop, rt.io(), follower, services.size(), o}.run();
+  }
+  if (reg_file)
+    reg_file->flush();
   rt.stop();
   std::fflush(nullptr);
   std::_Exit(rc); // actors may still hold sockets' handles; nothing to flush

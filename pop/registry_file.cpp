@@ -1,0 +1,137 @@
+#include "pop/registry_file.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/error.hpp"
+
+namespace drtp::pop {
+
+registry_file::registry_file(const std::string& dir) : dir_(dir), path_(dir + "/registry.json") {
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    throw cli::error("--state-dir " + dir + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw cli::error("--state-dir " + dir + " is not a directory");
+  writer_ = std::thread([this] { run(); });
+}
+
+registry_file::~registry_file() {
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    stop_ = true;
+  }
+  cv_.notify_all();
+  writer_.join();
+}
+
+std::string registry_file::read(std::string& error) const {
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno != ENOENT)
+      error = path_ + ": " + std::strerror(errno);
+    return {};
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      error = path_ + ": " + std::strerror(errno);
+      out.clear();
+      break;
+    }
+    if (n == 0)
+      break;
+    if (out.size() + static_cast<size_t>(n) > registry_file_bytes_max) {
+      error = path_ + ": over " + std::to_string(registry_file_bytes_max / (1024 * 1024))
+              + " MiB";
+      out.clear();
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+void registry_file::write(std::string text) {
+  {
+    std::lock_guard<std::mutex> g{mtx_};
+    pending_ = std::move(text);
+  }
+  cv_.notify_all();
+}
+
+void registry_file::flush() {
+  std::unique_lock<std::mutex> g{mtx_};
+  cv_.wait(g, [this] { return !pending_ && !busy_; });
+}
+
+void registry_file::run() {
+  std::unique_lock<std::mutex> g{mtx_};
+  for (;;) {
+    cv_.wait(g, [this] { return stop_ || pending_; });
+    if (!pending_)
+      return; // stopping, nothing left
+    auto text = std::move(*pending_);
+    pending_.reset();
+    busy_ = true;
+    g.unlock();
+    write_now(text);
+    g.lock();
+    busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+void registry_file::write_now(const std::string& text) {
+  auto tmp = path_ + ".tmp";
+  auto fail = [&](const char* what) {
+    std::fprintf(stderr, "drtp-pop: error: %s %s: %s (the last one written stays)\n", what,
+                 tmp.c_str(), std::strerror(errno));
+  };
+  ::unlink(tmp.c_str()); // a leftover of a crash; O_EXCL below refuses links
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return fail("cannot create");
+  size_t off = 0;
+  while (off < text.size()) {
+    auto n = ::write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      fail("cannot write");
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    fail("cannot fsync");
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    fail("cannot rename");
+    ::unlink(tmp.c_str());
+    return;
+  }
+  // The rename itself reaches the disk with the directory.
+  int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+} // namespace drtp::pop
