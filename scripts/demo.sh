@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's first command: set up, build, and show the whole system on
-# loopback: Joe's service (an echo service), three POPs, Joe's agent holding
-# tunnels to two of them, Sam's visitors on a public port and through the
-# patch panel, intruders turned away, and a POP killed mid-transfer.
+# loopback, in the control-plane flow: drtp-control starts; three POPs
+# register themselves; the operator creates Joe's service with drtpctl; Joe
+# types one command; visitors through the POPs and through the patch panel;
+# intruders turned away; the control plane killed while traffic flows; a POP
+# killed mid-transfer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -25,102 +27,129 @@ wait_for() { # file text seconds
   for _ in $(seq 1 $(($3 * 10))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "demo: timed out waiting for '$2' in $1:" >&2; cat "$1" >&2; exit 1
 }
+wait_count() { # file text count seconds: until text is in file count times
+  for _ in $(seq 1 $(($4 * 10))); do
+    [ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0; sleep 0.1
+  done
+  echo "demo: timed out waiting for '$2' in $1:" >&2; cat "$1" >&2; exit 1
+}
 say() { printf '\n== %s\n' "$*"; }
-svc_port=$(port); sam_port=$(port)
+indent() { sed 's/^/   /'; }
+svc_port=$(port); sam_port=$(port); cport=$(port); public_port=$(port)
 regions=(eu us ap)
-declare -a tport pport
-for i in 0 1 2; do tport[$i]=$(port); pport[$i]=$(port); done
+declare -a tport
+for i in 0 1 2; do tport[$i]=$(port); done
 
 say "1. Joe's private service: an echo service on 127.0.0.1:$svc_port (no inbound port opened)"
 $bin/drtp-bench echo --listen 127.0.0.1:$svc_port > "$work/svc.log" 2>&1 &
 pids+=($!)
 wait_for "$work/svc.log" "echo service" 5
 
-say "2. The operator runs three POPs (regions ${regions[*]}), one certificate, one config each"
-fp=$($bin/drtp-pop gen-cert --cert "$work/pop.crt" --key "$work/pop.key")
-echo "   POP certificate $fp"
-# New secrets, 0600; each command prints only what the POP keeps (a public key).
-joe_key=$($bin/drtp-pop gen-secret --out "$work/joe.secret" --service joes-pg)
-sam_key=$($bin/drtp-pop gen-secret --out "$work/sam.secret" --principal sam)
-eve_key=$($bin/drtp-pop gen-secret --out "$work/eve.secret" --principal eve)
-for i in 0 1 2; do
-  cat > "$work/pop$i.yaml" <<YAML
-listen: 127.0.0.1:${tport[$i]}
-tls: {cert: $work/pop.crt, key: $work/pop.key}
-services:
-  - name: joes-pg
-    $joe_key
-    public: 127.0.0.1:${pport[$i]}
-    allow: [sam]
-principals:
-  - name: sam
-    $sam_key
-  - name: eve
-    $eve_key
-YAML
-  $bin/drtp-pop --config "$work/pop$i.yaml" --drain-grace 10 > "$work/pop$i.log" 2>&1 &
-  pids+=($!)
-  eval "pop_pid_$i=$!"
-  disown $! # its kill -9 below is the point, not news from the shell
-done
-for i in 0 1 2; do
-  wait_for "$work/pop$i.log" "public on" 10
-  echo "   pop$i (${regions[$i]}): agents dial :${tport[$i]}, visitors :${pport[$i]}"
-done
+say "2. The operator starts the control plane (drtp-control: the registry, an HTTPS API, one SQLite file)"
+start_control() {
+  $bin/drtp-control --dev --state-dir "$work/cp" --listen 127.0.0.1:$cport >> "$work/control.log" 2>&1 &
+  control_pid=$!
+  pids+=($control_pid)
+  disown $control_pid # its kill -9 below is the point, not news from the shell
+}
+start_control
+wait_for "$work/control.log" "^drtp-control: listening" 10
+grep "^drtp-control:" "$work/control.log" | indent
+pin=$(cat "$work/cp/pin")
+control=https://127.0.0.1:$cport
+# drtpctl reads where and how to reach the control plane from the environment.
+export DRTP_CONTROL=$control DRTP_CONTROL_PIN=$pin DRTP_TOKEN_FILE=$work/cp/admin.token
 
-say "3. Joe runs drtp serve: it dials OUT to two of the three POPs, in distinct regions"
-pop_flags=()
-for i in 0 1 2; do pop_flags+=(--pop "127.0.0.1:${tport[$i]}@${regions[$i]}"); done
-$bin/drtp serve "${pop_flags[@]}" --tunnels 2 --service joes-pg \
-  --local 127.0.0.1:$svc_port --secret-file "$work/joe.secret" \
-  --pop-fingerprint "$fp" --agent-id joes-laptop > "$work/agent.log" 2>&1 &
+say "3. Three POPs (regions ${regions[*]}) start and register themselves: no service is configured on any"
+start_pop() { # index
+  local i=$1
+  $bin/drtp-pop --control "$control" --control-pin "$pin" --name "pop-${regions[$i]}" \
+    --region "${regions[$i]}" --pop-secret-file "$work/cp/pops.secret" \
+    --listen 127.0.0.1:${tport[$i]} --dev --public-address 127.0.0.$((i + 1)) \
+    --public-host 127.0.0.$((i + 1)) --state-dir "$work/pop$i" --drain-grace 10 \
+    >> "$work/pop$i.log" 2>&1 &
+  eval "pop_pid_$i=$!"
+  pids+=($!)
+  disown $!
+}
+for i in 0 1 2; do start_pop $i; done
+for i in 0 1 2; do wait_for "$work/pop$i.log" "control plane: synced" 10; done
+grep "^drtp-pop: control plane" "$work/pop0.log" | indent
+$bin/drtpctl get servers | indent
+
+say "4. drtpctl create service: the secret is made here and written once; the registry keeps its public key"
+$bin/drtpctl create principal sam --secret-out "$work/sam.secret" | head -1 | indent
+$bin/drtpctl create principal eve --secret-out "$work/eve.secret" | head -1 | indent
+$bin/drtpctl create service joes-pg --protocol tcp --local 127.0.0.1:$svc_port \
+  --public-port $public_port --allow sam --secret-out "$work/joe.secret" | indent
+
+say "5. Joe types one command: it signs in, learns its local address and two POPs in distinct regions, dials OUT"
+$bin/drtp serve --control "$control" --control-pin "$pin" --service joes-pg \
+  --secret-file "$work/joe.secret" > "$work/agent.log" 2>&1 &
 pids+=($!)
 wait_for "$work/agent.log" "2 of 2 up" 10
-grep "^drtp serve" "$work/agent.log" | sed 's/^/   /'
+grep "^drtp serve" "$work/agent.log" | indent
+sleep 2.5 # the agent reports its tunnels to the registry (at most every 2 s)
+$bin/drtpctl get services | indent
 
-say "4. Sam's visitors connect to the public port of every POP that holds a tunnel"
+say "6. Sam's visitors connect to port $public_port of every POP (127.0.0.1-3 stand for three machines)"
 for i in 0 1 2; do
-  if $bin/drtp-bench check --connect 127.0.0.1:${pport[$i]} --sessions 20 --bytes 1048576 > "$work/check$i.log" 2>&1; then
-    sed "s/^/   pop$i: /" "$work/check$i.log"
+  if $bin/drtp-bench check --connect 127.0.0.$((i + 1)):$public_port --sessions 20 --bytes 1048576 > "$work/check$i.log" 2>&1; then
+    sed "s/^/   pop-${regions[$i]}: /" "$work/check$i.log"
   else
-    echo "   pop$i: holds no tunnel for joes-pg, visitors are refused at once (a gateway lists only the other two)"
+    echo "   pop-${regions[$i]}: holds no tunnel for joes-pg, visitors are refused at once"
   fi
 done
 
-say "5. The patch panel: Sam runs drtp connect; Joe's service appears on 127.0.0.1:$sam_port"
-$bin/drtp connect "${pop_flags[@]}" --service joes-pg --listen 127.0.0.1:$sam_port \
-  --principal sam --secret-file "$work/sam.secret" --pop-fingerprint "$fp" > "$work/sam.log" 2>&1 &
+say "7. The patch panel: Sam runs drtp connect with the control plane; Joe's service appears on 127.0.0.1:$sam_port"
+$bin/drtp connect --control "$control" --control-pin "$pin" --service joes-pg --principal sam \
+  --secret-file "$work/sam.secret" --listen 127.0.0.1:$sam_port > "$work/sam.log" 2>&1 &
 pids+=($!)
 wait_for "$work/sam.log" "2 of 2 up" 10
-$bin/drtp-bench check --connect 127.0.0.1:$sam_port --sessions 20 --bytes 1048576 | sed 's/^/   /'
+$bin/drtp-bench check --connect 127.0.0.1:$sam_port --sessions 20 --bytes 1048576 | indent
 
-say "6. Intruders: a wrong service secret, and Eve, who is not on the allow list"
+say "8. Intruders: a wrong service secret, and Eve, who is not on the allow list"
 echo "not-joes-secret" > "$work/wrong.secret"
-if $bin/drtp serve --pop 127.0.0.1:${tport[0]} --service joes-pg --local 127.0.0.1:$svc_port \
-  --secret-file "$work/wrong.secret" --pop-fingerprint "$fp" > "$work/intruder.log" 2>&1; then
+if timeout 10 $bin/drtp serve --control "$control" --control-pin "$pin" --service joes-pg \
+  --secret-file "$work/wrong.secret" > "$work/intruder.log" 2>&1; then
   echo "demo: the wrong secret was accepted!" >&2; exit 1
 fi
-grep "error" "$work/intruder.log" | sed 's/^/   /'
-if $bin/drtp connect --pop 127.0.0.1:${tport[0]} --service joes-pg --listen 127.0.0.1:$(port) \
-  --principal eve --secret-file "$work/eve.secret" --pop-fingerprint "$fp" > "$work/eve.log" 2>&1; then
+tail -1 "$work/intruder.log" | indent
+if timeout 10 $bin/drtp connect --control "$control" --control-pin "$pin" --service joes-pg \
+  --principal eve --secret-file "$work/eve.secret" --listen 127.0.0.1:$(port) > "$work/eve.log" 2>&1; then
   echo "demo: eve got in!" >&2; exit 1
 fi
-grep "error" "$work/eve.log" | sed 's/^/   /'
-grep -h "audit: denied" "$work"/pop*.log | head -2 | sed 's/^/   POP log: /'
+tail -1 "$work/eve.log" | indent
+grep -h "audit: control refused" "$work/control.log" | head -2 | sed 's/^/   control plane log: /'
 
-say "7. kill -9 of a POP in the middle of 4 x 64 MiB patch-panel transfers"
+say "9. kill -9 of the control plane, then of a POP, in the middle of 4 x 64 MiB patch-panel transfers"
 $bin/drtp-bench check --connect 127.0.0.1:$sam_port --sessions 4 --bytes 67108864 > "$work/big.log" 2>&1 &
 big=$!
 sleep 0.3
+kill -9 $control_pid
+echo "   killed drtp-control"
 victim=$(grep -l "opened session for principal 'sam'" "$work"/pop*.log | head -1)
 victim_i=${victim: -5:1}
 eval "kill -9 \$pop_pid_$victim_i"
-echo "   killed pop$victim_i (${regions[$victim_i]})"
+echo "   killed pop-${regions[$victim_i]}"
 wait $big && sed 's/^/   /' "$work/big.log"
 grep -h "resumed on a new path" "$work/sam.log" | head -2 | sed 's/^/   sam: /' || true
 wait_for "$work/agent.log" "2 of 2 up.*" 10
-echo "   Joe's agent: $(grep 'up to POP' "$work/agent.log" | tail -1 | sed 's/.*agent#[0-9]*: //')"
+echo "   Joe's agent, from the POPs it knew: $(grep '^drtp serve: tunnel up' "$work/agent.log" | tail -1 | sed 's/^drtp serve: //')"
+for i in 0 1 2; do
+  [ "$i" = "$victim_i" ] && continue
+  echo "   pop-${regions[$i]}: $(grep 'serving what it last knew' "$work/pop$i.log" | head -1 | sed 's/^drtp-pop: //; s/:.*//')"
+  $bin/drtp-bench check --connect 127.0.0.$((i + 1)):$public_port --sessions 5 --bytes 65536 2>&1 | head -1 | sed "s/^/   pop-${regions[$i]}: /" || true
+done
 
-say "8. Throughput and latency through the tunnel beside direct loopback"
-$bin/drtp-bench run --quick | sed 's/^/   /'
-printf '\ndemo: done. Nobody opened an inbound port on Joe'"'"'s side.\n'
+say "10. The control plane and the POP come back; everyone converges on the registry"
+start_control
+start_pop $victim_i
+wait_count "$work/pop$victim_i.log" "control plane: synced" 2 15
+sleep 3
+$bin/drtpctl get servers | indent
+$bin/drtpctl get services | indent
+
+say "11. Throughput and latency through the tunnel beside direct loopback"
+$bin/drtp-bench run --quick | indent
+printf '\ndemo: done. Nobody opened an inbound port on Joe'"'"'s side, and nobody typed a POP address.\n'
