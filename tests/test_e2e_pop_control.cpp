@@ -370,6 +370,13 @@ TEST_F(pop_control, pops_follow_the_registry_live_and_serve_without_it) {
   EXPECT_NE(new_agent.output().find("draining"), std::string::npos) << new_agent.output();
   EXPECT_NE(new_agent.output().find("unknown service"), std::string::npos)
     << new_agent.output();
+  {
+    auto out = new_agent.output();
+    auto at = out.find("draining");
+    auto from = at == std::string::npos ? 0 : out.rfind('\n', at) + 1;
+    std::printf("figure: the deleted service's agent: %s\n",
+                out.substr(from, out.find('\n', from) - from).c_str());
+  }
 
   phase("deleted");
   // 100 random changes of other services while sessions of echo run.
