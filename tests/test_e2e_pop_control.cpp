@@ -19,6 +19,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
 #include <thread>
 #include <vector>
 
@@ -474,6 +475,14 @@ TEST_F(pop_control, pops_follow_the_registry_live_and_serve_without_it) {
         << "r" << i << " after the SIGHUP";
     }
   }
+
+  // What pop-a last knew, on disk for its owner only, public keys only.
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ + "/pop-a/registry.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto snapshot = read_file(dir_ + "/pop-a/registry.json");
+  EXPECT_NE(snapshot.find("\"echo\""), std::string::npos) << snapshot;
+  EXPECT_EQ(snapshot.find(read_file(dir_ + "/echo.secret")), std::string::npos);
 
   // Static stability: the control plane gone, pop-a restarted, it serves
   // from its registry.json.
