@@ -23,6 +23,7 @@
 #include "control/pop_follower.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/runtime.hpp"
+#include "net/seam/trace.hpp"
 #include "net/stderr_tracer.hpp"
 #include "net/tls.hpp"
 #include "net/wire/handshake.hpp"
@@ -662,21 +663,24 @@ private:
   /// One line per event of the control plane's follower.
   void on_follower(const control::pop_follower_event& ev) {
     using ev_t = control::pop_follower_event;
+    // The text may quote the control plane's answers: escaped like every
+    // line a tracer writes.
+    auto what = net::escape_for_log(ev.what);
     switch (ev.kind) {
       case ev_t::registered:
-        std::printf("drtp-pop: control plane: registered: %s\n", ev.what.c_str());
+        std::printf("drtp-pop: control plane: registered: %s\n", what.c_str());
         break;
       case ev_t::synced:
-        std::printf("drtp-pop: control plane: synced: %s\n", ev.what.c_str());
+        std::printf("drtp-pop: control plane: synced: %s\n", what.c_str());
         break;
       case ev_t::applied:
         services_ = services_in(ev.what, services_);
-        std::printf("drtp-pop: control plane: applied: %s\n", ev.what.c_str());
+        std::printf("drtp-pop: control plane: applied: %s\n", what.c_str());
         break;
       case ev_t::offline:
         std::printf("drtp-pop: control plane unreachable, serving what it last knew "
                     "(%zu services): %s\n",
-                    services_, offline_reason(ev.what).c_str());
+                    services_, offline_reason(what).c_str());
         break;
     }
     std::fflush(stdout);

@@ -19,6 +19,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
 #include <thread>
 #include <vector>
 
@@ -370,6 +371,13 @@ TEST_F(pop_control, pops_follow_the_registry_live_and_serve_without_it) {
   EXPECT_NE(new_agent.output().find("draining"), std::string::npos) << new_agent.output();
   EXPECT_NE(new_agent.output().find("unknown service"), std::string::npos)
     << new_agent.output();
+  {
+    auto out = new_agent.output();
+    auto at = out.find("draining");
+    auto from = at == std::string::npos ? 0 : out.rfind('\n', at) + 1;
+    std::printf("figure: the deleted service's agent: %s\n",
+                out.substr(from, out.find('\n', from) - from).c_str());
+  }
 
   phase("deleted");
   // 100 random changes of other services while sessions of echo run.
@@ -467,6 +475,14 @@ TEST_F(pop_control, pops_follow_the_registry_live_and_serve_without_it) {
         << "r" << i << " after the SIGHUP";
     }
   }
+
+  // What pop-a last knew, on disk for its owner only, public keys only.
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ + "/pop-a/registry.json").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto snapshot = read_file(dir_ + "/pop-a/registry.json");
+  EXPECT_NE(snapshot.find("\"echo\""), std::string::npos) << snapshot;
+  EXPECT_EQ(snapshot.find(read_file(dir_ + "/echo.secret")), std::string::npos);
 
   // Static stability: the control plane gone, pop-a restarted, it serves
   // from its registry.json.
