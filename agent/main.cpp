@@ -4,9 +4,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fcntl.h>
 #include <optional>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "actors/agent.hpp"
@@ -20,6 +18,8 @@
 #include "net/wire/handshake.hpp"
 #include "net/tls.hpp"
 #include "cli/args.hpp"
+#include "cli/control_endpoint.hpp"
+#include "cli/state_file.hpp"
 #include "cli/secrets.hpp"
 #include "cli/signals.hpp"
 #include "net/runtime.hpp"
@@ -166,9 +166,6 @@ options parse_options(cli::args& a, bool connect) {
       throw cli::error(std::string(cmd) + " --control needs --service NAME (see --help)");
     if (connect && (!o.listen || !o.principal))
       throw cli::error("connect --control needs --listen and --principal (see --help)");
-    if (o.control_pin.has_value() == o.control_ca.has_value())
-      throw cli::error("--control needs one of --control-pin sha256:HEX or "
-                       "--control-ca FILE (how to verify the control plane)");
     return o;
   }
   const std::pair<const char*, bool> control_only[] = {{"--control-pin", !!o.control_pin},
@@ -188,17 +185,6 @@ options parse_options(cli::args& a, bool connect) {
 }
 
 /// A pin: sha256: and 64 hex digits; throws naming `what`.
-std::shared_ptr<net::tls_client_config> pin(const std::string& text,
-                                            const std::string& what) {
-  auto tls = std::make_shared<net::tls_client_config>();
-  auto hex = text;
-  if (hex.rfind("sha256:", 0) == 0)
-    hex = hex.substr(7);
-  if (!net::from_hex(hex, tls->fingerprint_sha256) || tls->fingerprint_sha256.size() != 32)
-    throw cli::error(what + " must be sha256: and 64 hex digits");
-  return tls;
-}
-
 /// HOST:PORT[@REGION][,fingerprint=sha256:HEX]
 pop_endpoint parse_pop(const std::string& spec) {
   pop_endpoint ep;
@@ -210,7 +196,7 @@ pop_endpoint parse_pop(const std::string& spec) {
     if (opt.rfind(fp_key, 0) != 0 || opt.find(',') != std::string::npos)
       throw cli::error("--pop " + addr + ": after the address only ,fingerprint=sha256:HEX "
                        "may follow, got '," + opt + "'");
-    ep.tls = pin(opt.substr(fp_key.size()), "--pop " + addr + ": fingerprint");
+    ep.tls = cli::pinned_tls(opt.substr(fp_key.size()), "--pop " + addr + ": fingerprint");
   }
   auto at = addr.find('@');
   cli::parse_host_port(addr.substr(0, at), "--pop", ep.host, ep.port);
@@ -228,7 +214,7 @@ std::shared_ptr<net::tls_client_config> make_tls_config(const options& o,
   if (o.insecure) {
     tls->verify = false;
   } else if (o.fp) {
-    tls = pin(*o.fp, "--pop-fingerprint");
+    tls = cli::pinned_tls(*o.fp, "--pop-fingerprint");
   } else if (o.ca) {
     if (access(o.ca->c_str(), R_OK) != 0)
       throw cli::error("cannot read CA file " + *o.ca + ": " + std::strerror(errno));
@@ -296,118 +282,6 @@ agent_params make_agent_params(const options& o) {
 
 /// Bytes of DIR/bootstrap.json read at start (the follower's own bound).
 constexpr size_t snapshot_bytes_max = 1024 * 1024;
-
-/// --control https://HOST:PORT[/] and how to verify it.
-struct control_endpoint {
-  std::string url, host;
-  uint16_t port = 0;
-  std::shared_ptr<net::tls_client_config> tls;
-};
-
-control_endpoint parse_control(const options& o) {
-  control_endpoint c;
-  c.url = *o.control;
-  static const std::string scheme = "https://";
-  if (c.url.rfind(scheme, 0) != 0)
-    throw cli::error("--control must be https://HOST:PORT, got '" + c.url + "'");
-  auto hp = c.url.substr(scheme.size());
-  if (!hp.empty() && hp.back() == '/')
-    hp.pop_back();
-  if (hp.find('/') != std::string::npos)
-    throw cli::error("--control must be https://HOST:PORT (no path), got '" + c.url + "'");
-  cli::parse_host_port(hp, "--control", c.host, c.port);
-  if (c.port == 0)
-    throw cli::error("--control needs a port, got '" + c.url + "'");
-  if (o.control_pin) {
-    c.tls = pin(*o.control_pin, "--control-pin");
-  } else {
-    if (access(o.control_ca->c_str(), R_OK) != 0)
-      throw cli::error("cannot read CA file " + *o.control_ca + ": " + std::strerror(errno));
-    c.tls = std::make_shared<net::tls_client_config>();
-    c.tls->ca_file = *o.control_ca;
-    c.tls->server_name = c.host;
-  }
-  return c;
-}
-
-/// DIR/bootstrap.json, or "" when there is none; made DIR (0700) if missing.
-std::string read_snapshot(const std::string& dir, const char* me) {
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    throw cli::error("cannot make --state-dir " + dir + ": " + std::strerror(errno));
-  auto path = dir + "/bootstrap.json";
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT)
-      std::fprintf(stderr, "%s: ignoring %s: %s\n", me, path.c_str(), std::strerror(errno));
-    return {};
-  }
-  std::string text;
-  char buf[16384];
-  bool too_big = false;
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    if (text.size() + static_cast<size_t>(n) > snapshot_bytes_max) {
-      too_big = true;
-      break;
-    }
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  if (too_big) {
-    std::fprintf(stderr, "%s: ignoring %s: over %zu bytes\n", me, path.c_str(),
-                 snapshot_bytes_max);
-    return {};
-  }
-  return text;
-}
-
-/// Writes DIR/bootstrap.json atomically: a temporary file (0600, never a
-/// symlink's target), fsync, rename over the old one, fsync of DIR; a crash
-/// leaves the old snapshot or the new one, never half of one. On the
-/// follower's thread: a small file, written when the POP list changes.
-bool write_snapshot(const std::string& dir, const std::string& text, std::string& err) {
-  auto path = dir + "/bootstrap.json";
-  auto tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    err = "cannot create " + tmp + ": " + std::strerror(errno);
-    return false;
-  }
-  size_t done = 0;
-  while (done < text.size()) {
-    auto n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      err = "cannot write " + tmp + ": " + std::strerror(errno);
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    err = "cannot write " + tmp + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = "cannot rename " + tmp + ": " + std::strerror(errno);
-    ::unlink(tmp.c_str());
-    return false;
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return true;
-}
 
 /// The follower's own lines reach the main loop tagged, so that its refusal
 /// reads as the control plane's, not a POP's.
@@ -484,8 +358,8 @@ int report_events(caf::scoped_actor& self, const char* me, const std::string& wh
 /// --control: the HTTP client signed in as `kind`/`name`, and the follower
 /// that bootstraps, follows and spawns the agent.
 caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const options& o,
-                              const control_endpoint& cp, agent_params ap,
-                              std::string snapshot, const char* me) {
+                              const cli::control_endpoint& cp, agent_params ap,
+                              const std::shared_ptr<cli::state_file>& state) {
   env e;
   e.io = rt.io();
   // The follower says what matters in one line each (to report_events);
@@ -515,20 +389,13 @@ caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const o
   fp.http = spawn_http_client(rt.sys(), std::move(hp));
   if (o.region)
     fp.region = *o.region;
-  if (o.state_dir) {
-    auto dir = *o.state_dir;
-    fp.snapshot = std::move(snapshot);
-    std::string prog = me;
-    auto last_error = std::make_shared<std::string>();
-    fp.save_snapshot = [dir, prog, last_error](const std::string& text) {
-      std::string err;
-      if (write_snapshot(dir, text, err))
-        last_error->clear();
-      else if (err != *last_error) { // each new failure once, not every save
-        std::fprintf(stderr, "%s: %s\n", prog.c_str(), err.c_str());
-        *last_error = err;
-      }
-    };
+  if (state) {
+    std::string error;
+    fp.snapshot = state->read(error);
+    if (!error.empty())
+      std::fprintf(stderr, "%s: ignoring %s\n", o.connect ? "drtp connect" : "drtp serve",
+                   error.c_str());
+    fp.save_snapshot = [state](const std::string& text) { state->write(text); };
   }
   fp.observer = rt.sys().spawn(relay_control_events, caf::actor_cast<caf::actor>(self));
   fp.agent = std::move(ap);
@@ -541,12 +408,13 @@ int serve(cli::args& a, bool connect) {
   auto o = parse_options(a, connect);
   const char* me = connect ? "drtp connect" : "drtp serve";
   // What can fail on the command line fails before anything runs.
-  control_endpoint cp;
-  std::string snapshot;
+  cli::control_endpoint cp;
+  std::shared_ptr<cli::state_file> state;
   if (o.control) {
-    cp = parse_control(o);
+    cp = cli::parse_control_endpoint(*o.control, o.control_pin, o.control_ca);
     if (o.state_dir)
-      snapshot = read_snapshot(*o.state_dir, me);
+      state = std::make_shared<cli::state_file>(*o.state_dir, "bootstrap.json",
+                                                snapshot_bytes_max, me);
   }
   auto ap = make_agent_params(o);
 
@@ -564,12 +432,14 @@ int serve(cli::args& a, bool connect) {
   // Held until the end: the follower (and through it the agent) lives
   // while this handle does.
   caf::actor top = o.control
-                     ? start_with_control(rt, self, o, cp, std::move(ap), std::move(snapshot), me)
+                     ? start_with_control(rt, self, o, cp, std::move(ap), state)
                      : spawn_agent(rt.sys(), std::move(ap));
   int rc = report_events(self, me,
                          connect ? "principal/" + o.principal.value_or("")
                                  : "service/" + o.service.value_or(""));
   rt.stop();
+  if (state)
+    state->flush(); // _Exit runs no destructor: the last snapshot first
   std::fflush(nullptr);
   std::_Exit(rc);
 }

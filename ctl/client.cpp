@@ -10,6 +10,7 @@
 #include "actors/http_client.hpp"
 #include "caf/all.hpp"
 #include "cli/args.hpp"
+#include "cli/control_endpoint.hpp"
 #include "cli/secrets.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/runtime.hpp"
@@ -20,7 +21,6 @@ namespace drtp::ctl {
 
 namespace {
 
-constexpr uint16_t default_port = 7443;
 constexpr uint32_t connect_timeout_ms = 5000;
 constexpr uint32_t request_timeout_ms = 10000;
 /// The client's own deadline plus a margin: a fetch always ends.
@@ -125,49 +125,26 @@ connection_options resolve_options(const std::optional<std::string>& url,
 struct client::impl {
   connection_options o;
   std::string host;
-  uint16_t port = default_port;
+  uint16_t port = cli::control_port_default;
   std::unique_ptr<net::runtime> rt;
   caf::actor http;
   bool stopped = false;
 
-  void parse_url() {
-    static const std::string scheme = "https://";
-    if (o.url.compare(0, scheme.size(), scheme) != 0)
-      throw cli::error("--control " + o.url + ": expected https://HOST[:PORT] "
-                       "(the control plane speaks only HTTPS)");
-    auto rest = o.url.substr(scheme.size());
-    while (!rest.empty() && rest.back() == '/')
-      rest.pop_back();
-    if (rest.empty() || rest.find('/') != std::string::npos)
-      throw cli::error("--control " + o.url + ": expected https://HOST[:PORT]");
-    auto colon = rest.rfind(':');
-    bool has_port = colon != std::string::npos && rest.find(']', colon) == std::string::npos;
-    if (has_port) {
-      cli::parse_host_port(rest, "--control", host, port);
-    } else {
-      host = rest;
-      if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-        host = host.substr(1, host.size() - 2);
-    }
-  }
+  std::shared_ptr<const net::tls_client_config> tls;
 
-  std::shared_ptr<net::tls_client_config> tls_config() {
-    auto tls = std::make_shared<net::tls_client_config>();
-    if (!o.ca_file.empty()) {
-      tls->ca_file = o.ca_file;
-      tls->server_name = host;
-      return tls;
-    }
-    std::string raw;
-    if (o.pin.compare(0, 7, "sha256:") != 0 || !net::from_hex(o.pin.substr(7), raw)
-        || raw.size() != 32)
-      throw cli::error("--pin " + o.pin + ": expected sha256: and 64 hex digits");
-    tls->fingerprint_sha256 = raw;
-    return tls;
+  void parse_url() {
+    std::optional<std::string> pin, ca;
+    if (!o.ca_file.empty())
+      ca = o.ca_file;
+    else
+      pin = o.pin;
+    auto cp = cli::parse_control_endpoint(o.url, pin, ca, {"--control", "--pin", "--ca"});
+    host = cp.host;
+    port = cp.port;
+    tls = cp.tls;
   }
 
   void start() {
-    auto tls = tls_config();
     std::shared_ptr<net::tracer> trace;
     if (o.verbosity > 0)
       trace = net::make_stderr_tracer(1);
@@ -183,7 +160,7 @@ struct client::impl {
     p.e.clock = rt->clock();
     p.host = host;
     p.port = port;
-    p.tls = std::move(tls);
+    p.tls = tls;
     auto header = "Bearer " + o.token;
     p.authorization = [header](const std::string&) { return header; };
     p.connect_timeout_ms = connect_timeout_ms;

@@ -17,8 +17,10 @@
 #include "actors/pop_server.hpp"
 #include "caf/all.hpp"
 #include "cli/args.hpp"
+#include "cli/control_endpoint.hpp"
 #include "cli/secrets.hpp"
 #include "cli/signals.hpp"
+#include "cli/state_file.hpp"
 #include "control/auth.hpp"
 #include "control/pop_follower.hpp"
 #include "net/openssl_crypto.hpp"
@@ -30,7 +32,6 @@
 #include "net/wire/hex.hpp"
 #include "pop/admin_token.hpp"
 #include "pop/config.hpp"
-#include "pop/registry_file.hpp"
 #include "net/seam/assert.hpp"
 
 namespace {
@@ -238,9 +239,6 @@ options parse_options(cli::args& a) {
     if (!control::valid_name(*o.pop_name))
       throw cli::error("--name '" + *o.pop_name + "' is not a DNS label ([a-z0-9-], at "
                        "most 63)");
-    if (o.control_pin.has_value() == o.control_ca.has_value())
-      throw cli::error("--control needs one of --control-pin sha256:HEX or --control-ca "
-                       "FILE (how the control plane's certificate is checked)");
   } else {
     for (auto* f : {&o.control_pin, &o.control_ca, &o.pop_name, &o.region, &o.pop_secret_file,
                     &o.public_address, &o.advertise, &o.state_dir})
@@ -349,38 +347,21 @@ net::tls_identity load_identity(const options& o, const pop::config& cfg) {
 
 // -- following the control plane ---------------------------------------------------
 
+/// What D/registry.json may weigh at start (10 000 services take about
+/// 2 MiB).
+constexpr size_t registry_file_bytes_max = 32 * 1024 * 1024;
+
 bool wildcard_host(const std::string& h) {
   return h.empty() || h == "0.0.0.0" || h == "::" || h == "[::]";
 }
 
 /// --control https://HOST:PORT and how its certificate is checked.
 http_client_params control_http(const options& o) {
+  auto cp = cli::parse_control_endpoint(*o.control, o.control_pin, o.control_ca);
   http_client_params hp;
-  std::string url = *o.control;
-  static const std::string scheme = "https://";
-  if (url.rfind(scheme, 0) != 0)
-    throw cli::error("--control must be https://HOST:PORT, got '" + url + "'");
-  auto rest = url.substr(scheme.size());
-  while (!rest.empty() && rest.back() == '/')
-    rest.pop_back();
-  if (rest.find('/') != std::string::npos)
-    throw cli::error("--control must be https://HOST:PORT with no path, got '" + url + "'");
-  cli::parse_host_port(rest, "--control", hp.host, hp.port);
-  auto tls = std::make_shared<net::tls_client_config>();
-  if (o.control_pin) {
-    auto hex = *o.control_pin;
-    if (hex.rfind("sha256:", 0) == 0)
-      hex = hex.substr(7);
-    if (!net::from_hex(hex, tls->fingerprint_sha256) || tls->fingerprint_sha256.size() != 32)
-      throw cli::error("--control-pin must be sha256: and 64 hex digits");
-  } else {
-    if (access(o.control_ca->c_str(), R_OK) != 0)
-      throw cli::error("cannot read --control-ca " + *o.control_ca + ": "
-                       + std::strerror(errno));
-    tls->ca_file = *o.control_ca;
-    tls->server_name = hp.host;
-  }
-  hp.tls = std::move(tls);
+  hp.host = cp.host;
+  hp.port = cp.port;
+  hp.tls = cp.tls;
   hp.name = "control-http";
   return hp;
 }
@@ -389,7 +370,7 @@ http_client_params control_http(const options& o) {
 /// tunnel port it bound, the env): flags, secret, certificate pin, snapshot.
 control::pop_follower_params follower_params(const options& o, const pop::config& cfg,
                                              const net::tls_identity& identity,
-                                             const std::shared_ptr<pop::registry_file>& file) {
+                                             const std::shared_ptr<cli::state_file>& file) {
   control::pop_follower_params fp;
   fp.http = control_http(o);
   auto secret = cli::read_secret(o.pop_secret_file, "DRTP_POP_SECRET");
@@ -679,7 +660,7 @@ private:
         break;
       case ev_t::offline:
         std::printf("drtp-pop: control plane unreachable, serving what it last knew "
-                    "(%zu services): %s\n",
+                    "(%zu service(s)): %s\n",
                     services_, offline_reason(what).c_str());
         break;
     }
@@ -716,13 +697,14 @@ int run(int argc, char** argv) {
   auto o = parse_options(a);
   auto cfg = load_config(o);
   auto identity = load_identity(o, cfg);
-  std::shared_ptr<pop::registry_file> reg_file;
+  std::shared_ptr<cli::state_file> reg_file;
   std::optional<control::pop_follower_params> fp;
   std::vector<service_config> services = cfg.services;
   std::vector<principal_config> principals = cfg.principals;
   if (o.control) {
     if (o.state_dir)
-      reg_file = std::make_shared<pop::registry_file>(*o.state_dir);
+      reg_file = std::make_shared<cli::state_file>(*o.state_dir, "registry.json",
+                                                  registry_file_bytes_max, "drtp-pop");
     fp = follower_params(o, cfg, identity, reg_file);
     std::string error;
     auto initial = control::pop_follower_initial_config(*fp, error);

@@ -1,4 +1,4 @@
-#include "pop/registry_file.hpp"
+#include "cli/state_file.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -9,9 +9,11 @@
 
 #include "cli/error.hpp"
 
-namespace drtp::pop {
+namespace drtp::cli {
 
-registry_file::registry_file(const std::string& dir) : dir_(dir), path_(dir + "/registry.json") {
+state_file::state_file(const std::string& dir, const std::string& file_name, size_t bytes_max,
+                       std::string program)
+  : dir_(dir), path_(dir + "/" + file_name), program_(std::move(program)), bytes_max_(bytes_max) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
     throw cli::error("--state-dir " + dir + ": " + std::strerror(errno));
   struct stat st {};
@@ -20,7 +22,7 @@ registry_file::registry_file(const std::string& dir) : dir_(dir), path_(dir + "/
   writer_ = std::thread([this] { run(); });
 }
 
-registry_file::~registry_file() {
+state_file::~state_file() {
   {
     std::lock_guard<std::mutex> g{mtx_};
     stop_ = true;
@@ -29,7 +31,7 @@ registry_file::~registry_file() {
   writer_.join();
 }
 
-std::string registry_file::read(std::string& error) const {
+std::string state_file::read(std::string& error) const {
   int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     if (errno != ENOENT)
@@ -49,9 +51,8 @@ std::string registry_file::read(std::string& error) const {
     }
     if (n == 0)
       break;
-    if (out.size() + static_cast<size_t>(n) > registry_file_bytes_max) {
-      error = path_ + ": over " + std::to_string(registry_file_bytes_max / (1024 * 1024))
-              + " MiB";
+    if (out.size() + static_cast<size_t>(n) > bytes_max_) {
+      error = path_ + ": over " + std::to_string(bytes_max_) + " bytes";
       out.clear();
       break;
     }
@@ -61,7 +62,7 @@ std::string registry_file::read(std::string& error) const {
   return out;
 }
 
-void registry_file::write(std::string text) {
+void state_file::write(std::string text) {
   {
     std::lock_guard<std::mutex> g{mtx_};
     pending_ = std::move(text);
@@ -69,12 +70,12 @@ void registry_file::write(std::string text) {
   cv_.notify_all();
 }
 
-void registry_file::flush() {
+void state_file::flush() {
   std::unique_lock<std::mutex> g{mtx_};
   cv_.wait(g, [this] { return !pending_ && !busy_; });
 }
 
-void registry_file::run() {
+void state_file::run() {
   std::unique_lock<std::mutex> g{mtx_};
   for (;;) {
     cv_.wait(g, [this] { return stop_ || pending_; });
@@ -91,11 +92,14 @@ void registry_file::run() {
   }
 }
 
-void registry_file::write_now(const std::string& text) {
+void state_file::write_now(const std::string& text) {
   auto tmp = path_ + ".tmp";
   auto fail = [&](const char* what) {
-    std::fprintf(stderr, "drtp-pop: error: %s %s: %s (the last one written stays)\n", what,
-                 tmp.c_str(), std::strerror(errno));
+    auto line = std::string(what) + " " + tmp + ": " + std::strerror(errno);
+    if (line != last_error_) // a full disk fails every write: say it once
+      std::fprintf(stderr, "%s: error: %s (the last one written stays)\n", program_.c_str(),
+                   line.c_str());
+    last_error_ = line;
   };
   ::unlink(tmp.c_str()); // a leftover of a crash; O_EXCL below refuses links
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -126,6 +130,7 @@ void registry_file::write_now(const std::string& text) {
     ::unlink(tmp.c_str());
     return;
   }
+  last_error_.clear();
   // The rename itself reaches the disk with the directory.
   int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
