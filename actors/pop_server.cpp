@@ -338,9 +338,17 @@ private:
     auto note = [](std::string& list, const std::string& name) {
       list += (list.empty() ? "" : ", ") + name;
     };
+    // Names through an index, not a linear search per service: with 10 000
+    // services that search made one reload cost about a second.
+    std::unordered_map<std::string, size_t> now_at, wanted;
+    for (size_t i = 0; i < p_.services.size(); ++i)
+      now_at.emplace(p_.services[i].name, i);
+    for (size_t j = 0; j < rc.services.size(); ++j)
+      wanted.emplace(rc.services[j].name, j);
     for (size_t j = 0; j < rc.services.size(); ++j) {
       auto& want = rc.services[j];
-      auto i = find_service(want.name);
+      auto at = now_at.find(want.name);
+      auto i = at == now_at.end() ? p_.services.size() : at->second;
       if (i == p_.services.size()) {
         note(added, want.name);
         continue;
@@ -356,9 +364,7 @@ private:
       }
     }
     for (size_t i = 0; i < p_.services.size(); ++i) {
-      bool kept = std::any_of(rc.services.begin(), rc.services.end(),
-                              [&](const service_config& x) { return x.name == p_.services[i].name; });
-      if (kept)
+      if (wanted.count(p_.services[i].name))
         continue;
       note(removed, p_.services[i].name);
       stop_public(services_[i]);

@@ -42,6 +42,11 @@ struct pop_follower_limits {
   /// Objects one list (and the snapshot) may hold per kind; past it the
   /// rest is ignored and said once.
   uint32_t objects_per_kind_max = 10000;
+  /// The largest list answer the follower's client takes (its
+  /// http_client limits are raised to it): a DRTPConnection renders to
+  /// about 400 bytes, so 10 000 of them are about 4 MB, over the HTTP
+  /// default of 1 MiB.
+  uint64_t list_bytes_max = 64ull * 1024 * 1024;
   /// A burst of watch events is applied this long after its first event.
   uint32_t debounce_ms = 50;
   /// After a failure: the first wait, doubled up to the max, each drawn
