@@ -290,11 +290,7 @@ private:
         auto ps = std::move(pops_[j]);
         ps.ep.region = fresh.ep.region;
         ps.ep.tls = fresh.ep.tls; // for the next dial
-        ps.retired = false;
-        if (ps.retiring && ps.phase == pop_state::draining && ps.tunnel
-            && !let_go_.count(ps.tunnel.address()))
-          ps.phase = pop_state::up; // listed again before it was let go: keep it
-        ps.retiring = false;
+        ps.retired = false; // if retiring, rebalance may take its tunnel back
         next.push_back(std::move(ps));
       } else {
         added += (added.empty() ? "" : ", ") + fresh.ep.name;
@@ -425,6 +421,15 @@ private:
       return;
     auto now = p_.e.clock->now(clock());
     auto active = count(pop_state::connecting) + count(pop_state::up);
+    // A POP listed again before its tunnel was let go: that tunnel is up
+    // again, if fewer than K are up or connecting (else it goes as planned).
+    for (auto& ps : pops_)
+      if (ps.retiring && !ps.retired && ps.phase == pop_state::draining && ps.tunnel
+          && !let_go_.count(ps.tunnel.address()) && active < target_) {
+        ps.phase = pop_state::up;
+        ps.retiring = false;
+        ++active;
+      }
     auto total = active + count(pop_state::draining);
     while (active < target_ && total < target_ + 1) {
       auto i = pick(now);
