@@ -139,7 +139,7 @@ private:
     ps.not_before = now + std::chrono::milliseconds(p_.reject_set_aside_ms);
     auto all = std::all_of(pops_.begin(), pops_.end(),
                            [](const pop_state& x) { return x.rejected || x.retired; });
-    if (all) {
+    if (all && p_.stop_when_every_pop_rejects) {
       std::string why;
       auto listed = listed_count();
       for (auto& x : pops_)
@@ -220,8 +220,12 @@ private:
 
   void on_tunnel_draining(const tunnel_draining& ev) {
     auto i = find(current_sender());
-    if (i == npos || pops_[i].phase == pop_state::draining)
+    if (i == npos)
       return;
+    if (pops_[i].phase == pop_state::draining) {
+      pops_[i].retiring = false; // the POP drains too: it stays draining if listed again
+      return;
+    }
     DRTP_ASSERT(pops_[i].phase == pop_state::up, "only an up tunnel hears goaway");
     pops_[i].phase = pop_state::draining;
     trace("POP " + pops_[i].ep.name + " is draining (" + ev.why
@@ -286,7 +290,7 @@ private:
         auto ps = std::move(pops_[j]);
         ps.ep.region = fresh.ep.region;
         ps.ep.tls = fresh.ep.tls; // for the next dial
-        ps.retired = false;
+        ps.retired = false; // if retiring, rebalance may take its tunnel back
         next.push_back(std::move(ps));
       } else {
         added += (added.empty() ? "" : ", ") + fresh.ep.name;
@@ -310,6 +314,7 @@ private:
         send_exit(ps.tunnel, caf::exit_reason::user_shutdown);
       } else if (ps.phase == pop_state::up) {
         ps.phase = pop_state::draining;
+        ps.retiring = true;
       }
       next.push_back(std::move(ps));
     }
@@ -357,6 +362,9 @@ private:
     /// No longer in the POP list: never dialed again; its tunnel is let go
     /// once K tunnels to listed POPs are up, then the entry is forgotten.
     bool retired = false;
+    /// Draining only because its POP left the list (the POP did not say
+    /// goaway): up again if the POP is listed again before it is let go.
+    bool retiring = false;
   };
 
   static constexpr size_t npos = static_cast<size_t>(-1);
@@ -413,6 +421,15 @@ private:
       return;
     auto now = p_.e.clock->now(clock());
     auto active = count(pop_state::connecting) + count(pop_state::up);
+    // A POP listed again before its tunnel was let go: that tunnel is up
+    // again, if fewer than K are up or connecting (else it goes as planned).
+    for (auto& ps : pops_)
+      if (ps.retiring && !ps.retired && ps.phase == pop_state::draining && ps.tunnel
+          && !let_go_.count(ps.tunnel.address()) && active < target_) {
+        ps.phase = pop_state::up;
+        ps.retiring = false;
+        ++active;
+      }
     auto total = active + count(pop_state::draining);
     while (active < target_ && total < target_ + 1) {
       auto i = pick(now);
@@ -429,10 +446,30 @@ private:
           send(ps.tunnel, drain_atom::value);
           let_go_.insert(ps.tunnel.address());
         }
+    shed_draining(active, total);
     DRTP_ASSERT(let_go_.size() <= count(pop_state::draining),
                 "only draining tunnels are let go");
     if (active < target_)
       arm_timer(now);
+  }
+
+  /// Several draining tunnels (POPs that left the list at once) can fill
+  /// the K+1 allowed while fewer than K are up or connecting: none could
+  /// be dialed and none let go, for good. Let go of just enough of them,
+  /// retired POPs' first, that a replacement can be dialed once they end.
+  void shed_draining(uint32_t active, uint32_t total) {
+    if (active >= target_ || total < target_ + 1)
+      return;
+    auto leaving = static_cast<uint32_t>(let_go_.size());
+    auto excess = total - target_;
+    for (int pass = 0; pass < 2 && leaving < excess; ++pass)
+      for (auto& ps : pops_)
+        if (leaving < excess && ps.phase == pop_state::draining && ps.tunnel
+            && ps.retired == (pass == 0) && !let_go_.count(ps.tunnel.address())) {
+          send(ps.tunnel, drain_atom::value);
+          let_go_.insert(ps.tunnel.address());
+          ++leaving;
+        }
   }
 
   /// The best POP to dial now: idle and out of backoff, in a region we do
@@ -510,6 +547,7 @@ private:
     auto& ps = pops_[i];
     let_go_.erase(ps.tunnel.address());
     ps.tunnel = nullptr;
+    ps.retiring = false;
     auto phase = ps.phase;
     DRTP_ASSERT(phase != pop_state::idle, "a POP with a tunnel is connecting, up or draining");
     ps.phase = pop_state::idle;

@@ -11,7 +11,8 @@
 // set_aside_ms. A POP that rejects us for good (unknown service, wrong
 // secret, principal not allowed) is set aside for reject_set_aside_ms and
 // said so in one line; the other POPs' tunnels carry on. The agent stops,
-// with one line, only once every POP's latest answer is such a reject.
+// with one line, only once every POP's latest answer is such a reject
+// (unless stop_when_every_pop_rejects is cleared: a control plane's agent).
 //
 // The same controller serves `drtp connect` (client = true): there it also
 // owns the local listener and hands sessions the tunnels ordered by RTT.
@@ -22,7 +23,10 @@
 // POP that left the list is dialed no more, and its tunnel, if up, is
 // treated like a draining one: kept until K tunnels to listed POPs are up
 // (K clamped to the listed POPs), then let go gracefully. K+1, backoff and
-// set-aside hold as before; a POP that stays listed keeps its state.
+// set-aside hold as before; a POP that stays listed keeps its state, and
+// one listed again before its tunnel was let go keeps that tunnel up. When
+// several leaving tunnels fill the K+1 while fewer than K are up, just
+// enough of them are let go that a replacement can be dialed.
 
 #include <cstdint>
 #include <memory>
@@ -67,6 +71,12 @@ struct agent_params {
   /// A POP that rejected us for good is dialed again after this long: its
   /// operator may fix its config meanwhile (drtp-pop reloads on SIGHUP).
   uint32_t reject_set_aside_ms = 60000;
+  /// Stop, with one line, once every POP's latest answer is a reject.
+  /// control/agent_follower clears it: under a control plane the registry
+  /// says the service exists, and a POP's "unknown service" most often
+  /// means it has not applied the registry's change yet (it follows within
+  /// its bound), so the agent keeps dialing, set-aside and backoff bounded.
+  bool stop_when_every_pop_rejects = true;
   /// How long a draining POP waits before we dial it again.
   uint32_t drain_retry_ms = 2000;
 

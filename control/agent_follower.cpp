@@ -284,6 +284,11 @@ private:
   void start_agent(knowledge k) {
     DRTP_ASSERT(!agent_ && !k.pops.empty(), "the agent starts once, with POPs");
     auto ap = p_.agent;
+    // The registry has the service: a POP that answers "unknown service"
+    // has not applied it yet (or is cut off from the control plane), so
+    // the agent keeps dialing it, sooner than a static config's minute.
+    ap.stop_when_every_pop_rejects = false;
+    ap.reject_set_aside_ms = std::min(ap.reject_set_aside_ms, p_.reject_retry_ms);
     if (!client_ && ap.local_port == 0) {
       if (!k.has_service) {
         fatal("the service's local address is unknown (give --local HOST:PORT)");

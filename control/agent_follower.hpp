@@ -76,6 +76,10 @@ struct agent_follower_params {
   uint32_t resync_interval_ms = 30000;
   /// The agent is asked for its tunnels this often (status, RTT order).
   uint32_t poll_interval_ms = 1000;
+  /// A POP that rejected the agent is dialed again after at most this
+  /// long (agent_params::reject_set_aside_ms): the POP may only lag the
+  /// registry. The agent never stops because every POP rejected it.
+  uint32_t reject_retry_ms = 5000;
   uint32_t status_min_interval_ms = 2000;
   uint32_t status_interval_ms = 30000;
   /// Bytes of a snapshot read or of a bootstrap/list answer parsed.

@@ -68,10 +68,12 @@ timeline_point world_view::sample(const scenario_spec& s, uint64_t now_us) const
   pt.t = now_us;
   pt.targets = true;
   for (auto& a : s.agents)
-    if (!bad_agents.count(a.name) && !agent_at_target(s, a))
+    if (!bad_agents.count(a.name) && !unregistered.count(a.service) && !agent_at_target(s, a))
       pt.targets = false;
   pt.reachable = true;
   for (auto& svc : s.services) {
+    if (unregistered.count(svc.name))
+      continue; // not in the registry: served by no POP, rightly
     bool any = false;
     for (auto& p : s.pops)
       any = any || holds(p.name, svc.name);
@@ -187,6 +189,8 @@ void check_agents(const scenario_spec& s, const world_view& w, violations& out) 
         out.add("isolation: agent '" + a.name + "' with a wrong secret got a tunnel");
       continue;
     }
+    if (w.unregistered.count(a.service))
+      continue;
     if (!w.agent_at_target(s, a))
       out.add("liveness: agent '" + a.name + "' holds fewer than min(K="
               + std::to_string(a.tunnels) + ", "
@@ -199,6 +203,11 @@ void check_probes(const run_record& r, size_t first_probe, violations& out) {
   for (size_t i = first_probe; i < r.visits.size(); ++i) {
     auto& v = r.visits[i];
     DRTP_ASSERT(v.probe, "every visit after the first probe is a probe");
+    if (v.must_fail) {
+      if (v.result->ok || v.result->bytes_back > 0)
+        out.add("isolation: a visitor reached deleted service at POP " + v.pop);
+      continue;
+    }
     if (!v.result->ok)
       out.add("liveness: service not reachable through "
               + (v.via.empty() ? "POP " + v.pop : "client " + v.via) + ": "

@@ -43,6 +43,7 @@ struct visit_record {
   std::string via;      // patch-panel client, or empty
   bool serving = false; // the POP served the service when the visit began
   bool probe = false;
+  bool must_fail = false; // a probe of a service the registry deleted
 };
 
 struct timeline_point {
@@ -64,6 +65,9 @@ struct world_view {
   std::map<std::string, uint32_t> agent_up; // tunnels the agent last reported
   std::set<std::string> bad_agents;         // with a wrong secret
   std::set<std::pair<std::string, std::string>> cut; // partitioned, a -> b
+  /// With a control plane: services not in the registry now (deleted, or
+  /// not created yet). Their agents are not held to K.
+  std::set<std::string> unregistered;
 
   /// The POP holds a tunnel for the service (not whether it is public).
   bool holds(const std::string& pop, const std::string& service) const;

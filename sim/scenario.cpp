@@ -8,10 +8,20 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/agent.hpp"
+#include "actors/http_client.hpp"
+#include "actors/http_server.hpp"
 #include "actors/messages.hpp"
 #include "actors/pop_server.hpp"
 #include "caf/all.hpp"
+#include "control/agent_follower.hpp"
+#include "control/auth.hpp"
+#include "control/memory_store.hpp"
+#include "control/pop_follower.hpp"
+#include "control/registry.hpp"
+#include "control/resource.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/wire/handshake.hpp"
 #include "net/seam/assert.hpp"
@@ -40,7 +50,11 @@ net::login_key cached_login_key(const std::string& secret, const std::string& sa
 namespace {
 
 constexpr uint16_t tunnel_port = 7000;
+constexpr uint16_t control_port = 8443;
 constexpr uint16_t service_port_base = 5000;
+/// The operator's token and the POP fleet's secret, with a control plane.
+constexpr const char* admin_token = "drtp-sim-admin-token-0123456789abcdef";
+constexpr const char* fleet_secret = "drtp-sim fleet secret";
 constexpr const char* visitors_host = "visitors";
 /// Probes at the end get this long to get through.
 constexpr uint64_t probe_us = 10'000'000;
@@ -58,6 +72,10 @@ public:
       caf::anon_send_exit(o, caf::exit_reason::kill);
     observers_.clear();
     pops_.clear();
+    for (auto& a : {registry_, server_, store_})
+      if (a)
+        caf::anon_send_exit(a, caf::exit_reason::kill);
+    registry_ = server_ = store_ = nullptr;
     d_.run_for(1);
   }
 
@@ -73,6 +91,7 @@ private:
   size_t start_probes();
   void await_probes(size_t first_probe);
   void check_leftovers();
+  std::vector<std::string> stray_connections();
   std::map<std::string, uint64_t> pop_streams();
   scenario_report report(size_t first_probe);
 
@@ -176,8 +195,15 @@ private:
       pp.principals.push_back(std::move(pc));
     }
     pp.observer = observer_for_pop(p.name);
+    control::pop_follower_params fp;
+    if (p.control)
+      follow_control(p, pp, fp);
     auto a = spawn_pop_server(d_.sys(), std::move(pp));
     d_.net().register_actor(p.name, a);
+    if (p.control) {
+      fp.pop = a;
+      d_.net().register_actor(p.name, control::spawn_pop_follower(d_.sys(), std::move(fp)));
+    }
     pops_[p.name] = a;
     view_.pop_alive[p.name] = true;
     view_.status.erase(p.name);
@@ -213,8 +239,152 @@ private:
     ap.local_port = static_cast<uint16_t>(service_port_base + si);
     ap.resume_timeout_ms = s_.resume_timeout_ms;
     ap.observer = observer_for_agent(a.name);
+    if (a.control) {
+      start_agent_follower(a, std::move(ap));
+      return;
+    }
     auto agent = spawn_agent(d_.sys(), std::move(ap));
     d_.net().register_actor(a.name, agent);
+  }
+
+  // -- the control plane ---------------------------------------------------------------
+
+  bool has_control() const {
+    return !s_.control.name.empty();
+  }
+
+  std::string ops_host() const {
+    return s_.control.name + "-ops";
+  }
+
+  static const net::login_key& fleet_key() {
+    static const auto k = cached_login_key(fleet_secret, control::pop_fleet_salt());
+    return k;
+  }
+
+  /// The registry and its server on the store, which outlives them.
+  void start_control() {
+    control::registry_params p;
+    p.e = make_env(s_.control.name);
+    p.store = store_;
+    p.admin_token_digest = control::admin_token_digest(*p.e.crypto, admin_token);
+    p.pop_public_key = fleet_key().public_key;
+    registry_ = control::spawn_registry(d_.sys(), std::move(p));
+    http_server_params sp;
+    sp.e = make_env(s_.control.name);
+    sp.host = s_.control.name;
+    sp.port = control_port;
+    sp.tls = true;
+    sp.handler = registry_;
+    server_ = spawn_http_server(d_.sys(), sp);
+    d_.net().register_actor(s_.control.name, registry_);
+    d_.net().register_actor(s_.control.name, server_);
+  }
+
+  http_client_params control_client(const std::string& host) {
+    http_client_params cp;
+    cp.e = make_env(host);
+    cp.host = s_.control.name;
+    cp.port = control_port;
+    cp.tls = std::make_shared<net::tls_client_config>(); // the sim is trusted
+    return cp;
+  }
+
+  /// One request of the operator's (drtpctl) through a fresh client; its
+  /// answer goes to the trace.
+  void api(const std::string& method, const std::string& rest, std::string body) {
+    auto cp = control_client(ops_host());
+    cp.authorization = [](const std::string&) { return std::string("Bearer ") + admin_token; };
+    auto client = spawn_http_client(d_.sys(), std::move(cp));
+    http_fetch f{method, std::string(control::api_base) + "/" + rest, {}, std::move(body)};
+    if (!f.body.empty())
+      f.headers.emplace_back("Content-Type", "application/json");
+    auto trace = d_.trace();
+    auto host = ops_host();
+    auto what = method + " " + rest;
+    d_.sys().spawn([=](caf::event_based_actor* self) {
+      auto done = [=](const std::string& answer) {
+        trace->emit(host, "operator", what + ": " + answer);
+        self->send_exit(client, caf::exit_reason::user_shutdown);
+      };
+      self->request(client, std::chrono::seconds(30), f)
+        .then([=](http::response& r) { done("HTTP " + std::to_string(r.status)); },
+              [=](caf::error& e) { done(describe_http_error(e)); });
+    });
+  }
+
+  void create_service(const service_spec& svc) {
+    nlohmann::json j = {
+      {"apiVersion", "drtp.dev/v1"},
+      {"kind", "DRTPConnection"},
+      {"metadata", {{"name", svc.name}}},
+      {"spec",
+       {{"protocol", "tcp"},
+        {"local", "localhost:" + std::to_string(service_port_base)}, // agents say theirs
+        {"publicPort", svc.public_port},
+        {"publicKey", control::public_key_text(service_key(svc.secret, svc.name).public_key)}}}};
+    api("PUT", "drtpconnections/" + svc.name, j.dump());
+    view_.unregistered.erase(svc.name);
+  }
+
+  void delete_service(const std::string& name) {
+    api("DELETE", "drtpconnections/" + name, "");
+    view_.unregistered.insert(name);
+  }
+
+  /// A POP of the control plane's: its follower, and its pop_server's
+  /// services from what the follower last knew (kept across crashes).
+  void follow_control(const pop_spec& p, pop_params& pp, control::pop_follower_params& fp) {
+    fp.e = make_env(p.name);
+    fp.http = control_client(p.name);
+    fp.fleet_seed = fleet_key().seed;
+    fp.name = p.name;
+    fp.spec.region = p.region;
+    fp.spec.tunnel_host = p.name;
+    fp.spec.tunnel_port = tunnel_port;
+    fp.spec.public_address = p.name;
+    fp.spec.pin = "sha256:" + std::string(64, 'a');
+    fp.spec.capacity_tunnels = 1000;
+    fp.public_host = p.name;
+    fp.static_principals = pp.principals;
+    auto snap = snapshot_of(p.name);
+    fp.snapshot = *snap;
+    fp.persist = [snap](const std::string& text) { *snap = text; };
+    std::string err;
+    auto initial = control::pop_follower_initial_config(fp, err);
+    pp.services = std::move(initial.services);
+    pp.principals = std::move(initial.principals);
+  }
+
+  /// `drtp serve --control`: the follower spawns the agent from `ap`.
+  void start_agent_follower(const agent_spec& a, agent_params ap) {
+    auto cp = control_client(a.name);
+    auto crypto = cp.e.crypto;
+    auto seed = ap.signing_key;
+    auto service = ap.service;
+    cp.authorization = [crypto, seed, service](const std::string& binding) {
+      return control::auth_header(*crypto, control::kind_service, service, seed, binding);
+    };
+    auto http = spawn_http_client(d_.sys(), std::move(cp));
+    d_.net().register_actor(a.name, http);
+    control::agent_follower_params fp;
+    fp.e = make_env(a.name);
+    fp.http = http;
+    ap.pops.clear();
+    fp.agent = std::move(ap);
+    auto snap = snapshot_of("agent " + a.name);
+    fp.snapshot = *snap;
+    fp.save_snapshot = [snap](const std::string& text) { *snap = text; };
+    fp.status_interval_ms = 5000;
+    auto f = control::spawn_agent_follower(d_.sys(), std::move(fp));
+    d_.net().register_actor(a.name, f);
+  }
+
+  std::shared_ptr<std::string> snapshot_of(const std::string& who) {
+    auto& p = snapshots_[who];
+    if (!p)
+      p = std::make_shared<std::string>();
+    return p;
   }
 
   void start_client(const client_spec& c) {
@@ -336,6 +506,14 @@ private:
       case fault_kind::loss_burst:
         end_of_effect = apply_link_fault(f);
         break;
+      case fault_kind::create_service:
+        create_service(s_.services[service_index(s_, f.a)]);
+        end_of_effect = now;
+        break;
+      case fault_kind::delete_service:
+        delete_service(f.a);
+        end_of_effect = now;
+        break;
     }
     record_fault(f, index, now, end_of_effect);
     sample();
@@ -359,6 +537,8 @@ private:
     bool crashed = !w.is_up(f.a);
     if (crashed)
       w.restart(f.a);
+    if (crashed && f.a == s_.control.name)
+      start_control();
     for (auto& p : s_.pops)
       if (p.name == f.a && !view_.pop_alive[p.name]) // crashed or drained
         start_pop(p);
@@ -449,6 +629,10 @@ private:
   run_record rec_;
   std::vector<std::pair<uint64_t, std::function<void()>>> later_;
   violations violations_;
+  caf::actor store_, registry_, server_; // the control plane, if any
+  /// What each control-plane follower last saved (the POP's registry.json,
+  /// the agent's state dir): it survives their crashes.
+  std::map<std::string, std::shared_ptr<std::string>> snapshots_;
 };
 
 void runner::build_world() {
@@ -469,8 +653,22 @@ void runner::build_world() {
   for (auto& c : s_.clients)
     w.add_host(c.name);
   w.add_host(visitors_host);
+  if (has_control()) {
+    w.add_host(s_.control.name);
+    w.add_host(ops_host());
+  }
   for (auto& l : s_.links)
     w.set_link(l.a, l.b, l.p);
+  if (has_control()) {
+    store_ = control::spawn_memory_store(d_.sys(), control::memory_store_params{});
+    start_control();
+    for (auto& svc : s_.services)
+      if (svc.registered)
+        create_service(svc);
+      else
+        view_.unregistered.insert(svc.name);
+    d_.run_for(500'000); // the services are in the registry before anyone asks
+  }
   for (auto& p : s_.pops)
     start_pop(p);
   for (auto& a : s_.agents)
@@ -550,6 +748,17 @@ size_t runner::start_probes() {
         probe.bytes = 4096;
         start_visit(probe, 0, true, p.name);
       }
+  // A service the registry no longer has answers through no POP.
+  for (auto& name : view_.unregistered)
+    for (auto& p : s_.pops)
+      if (view_.pop_alive[p.name] && !view_.cut.count({visitors_host, p.name})
+          && !view_.cut.count({p.name, visitors_host})) {
+        workload_spec probe;
+        probe.service = name;
+        probe.bytes = 4096;
+        start_visit(probe, 0, true, p.name);
+        rec_.visits.back().must_fail = true;
+      }
   for (auto& c : s_.clients)
     if (authorized(s_, c) && d_.net().is_up(c.name)) {
       workload_spec probe;
@@ -581,21 +790,33 @@ void runner::check_leftovers() {
                               [](const visit_record& v) { return v.result->done; });
   if (!all_done)
     return; // a hang, reported as such by check_sessions
-  auto clean = [&] {
-    return d_.census().empty() && d_.net().open_connections_off_port(tunnel_port).empty();
-  };
+  auto clean = [&] { return d_.census().empty() && stray_connections().empty(); };
   d_.run_until(clean, uint64_t{s_.resume_timeout_ms} * 1000 + slack_us());
   for (auto& [host, kinds] : d_.census())
     for (auto& [kind, n] : kinds)
       violations_.add("leftover: " + host + " holds " + std::to_string(n) + " " + kind
                       + "(s) " + secs(d_.now_us()) + " into the run, with every "
                       + "visitor done");
-  for (auto& c : d_.net().open_connections_off_port(tunnel_port))
+  for (auto& c : stray_connections())
     violations_.add("leftover: connection " + c + " open with every visitor done");
   for (auto& [pop, streams] : pop_streams())
     if (streams > 0)
       violations_.add("leftover: " + pop + " lists " + std::to_string(streams)
                       + " stream(s) on its agents' tunnels with every visitor done");
+}
+
+/// Open connections that are neither tunnels nor the control plane's (its
+/// followers watch it for good).
+std::vector<std::string> runner::stray_connections() {
+  auto all = d_.net().open_connections_off_port(tunnel_port);
+  if (!has_control())
+    return all;
+  auto port = ":" + std::to_string(control_port);
+  std::vector<std::string> out;
+  for (auto& c : all)
+    if (c.find(port + " ") == std::string::npos && c.substr(c.size() - port.size()) != port)
+      out.push_back(c);
+  return out;
 }
 
 /// What each live POP's status report says its agents' tunnels carry.
@@ -671,6 +892,8 @@ const char* to_string(fault_kind k) noexcept {
     case fault_kind::latency_spike: return "latency-spike";
     case fault_kind::loss_burst: return "loss-burst";
     case fault_kind::clock_skew: return "clock-skew";
+    case fault_kind::create_service: return "create-service";
+    case fault_kind::delete_service: return "delete-service";
   }
   return "?";
 }
@@ -763,8 +986,35 @@ std::string validate_workload(const scenario_spec& s, const names& n) {
   return "";
 }
 
+/// The control plane's host, and who may follow it.
+std::string validate_control(const scenario_spec& s, names& n) {
+  bool control = !s.control.name.empty();
+  if (control && !n.hosts.insert(s.control.name).second)
+    return "control plane name '" + s.control.name + "' is used twice";
+  if (control && !n.hosts.insert(s.control.name + "-ops").second)
+    return "host name '" + s.control.name + "-ops' is the control plane operator's";
+  for (auto& p : s.pops)
+    if (p.control && !control)
+      return "POP '" + p.name + "' follows the control plane, but there is none ('control')";
+  for (auto& a : s.agents)
+    if (a.control && !control)
+      return "agent '" + a.name + "' follows the control plane, but there is none ('control')";
+  for (auto& svc : s.services)
+    if (control && (!svc.is_public || !svc.allow.empty()))
+      return "service '" + svc.name + "': with a control plane, services are public "
+             "(the registry's principals are not in the simulator yet)";
+  return "";
+}
+
 std::string validate_faults(const scenario_spec& s, const names& n) {
   for (auto& f : s.faults) {
+    if (f.kind == fault_kind::create_service || f.kind == fault_kind::delete_service) {
+      if (s.control.name.empty())
+        return std::string(to_string(f.kind)) + " needs a control plane ('control')";
+      if (!n.services.count(f.a))
+        return std::string(to_string(f.kind)) + " names unknown service '" + f.a + "'";
+      continue;
+    }
     if (!n.hosts.count(f.a))
       return std::string(to_string(f.kind)) + " names unknown host '" + f.a + "'";
     bool pair = f.kind == fault_kind::partition || f.kind == fault_kind::heal
@@ -791,6 +1041,8 @@ std::string validate(const scenario_spec& s) {
   if (auto err = validate_pops_and_services(s, n); !err.empty())
     return err;
   if (auto err = validate_hosts(s, n); !err.empty())
+    return err;
+  if (auto err = validate_control(s, n); !err.empty())
     return err;
   if (auto err = validate_workload(s, n); !err.empty())
     return err;

@@ -18,6 +18,17 @@ namespace drtp::sim {
 struct pop_spec {
   std::string name; // also its host name
   std::string region;
+  /// Follows the control plane (control/pop_follower): its services come
+  /// from the registry, not from the scenario's list.
+  bool control = false;
+};
+
+/// The control plane: a registry (control/registry) over a memory store,
+/// behind an http_server, on its own host. The store is its disk: a crash
+/// of the host kills the registry and the server, and a restart spawns
+/// them again on the same store.
+struct control_spec {
+  std::string name; // its host name; empty: no control plane
 };
 
 struct service_spec {
@@ -26,6 +37,9 @@ struct service_spec {
   uint16_t public_port = 8000;
   bool is_public = true;          // false: patch panel only
   std::vector<std::string> allow; // principals or "group:NAME"
+  /// With a control plane: created in the registry at the start (false:
+  /// only by a create_service fault).
+  bool registered = true;
 };
 
 struct principal_spec {
@@ -52,6 +66,9 @@ struct agent_spec {
   uint32_t tunnels = 2;   // K
   std::vector<std::string> pops; // empty: every POP
   std::string secret;     // empty: the service's (set to test a wrong one)
+  /// `drtp serve --control`: bootstraps from the registry and follows its
+  /// POP list (control/agent_follower); `pops` is then ignored.
+  bool control = false;
 };
 
 struct link_spec {
@@ -82,6 +99,8 @@ enum class fault_kind : uint8_t {
   latency_spike, // a, b: latency_us for duration_us
   loss_burst,    // a, b: loss for duration_us
   clock_skew,    // a: host whose clock runs at `rate` (for duration_us, or on)
+  create_service, // a: service; the operator creates it through the API
+  delete_service, // a: service; the operator deletes it through the API
 };
 
 const char* to_string(fault_kind k) noexcept;
@@ -112,6 +131,7 @@ struct expectation_spec {
 
 struct scenario_spec {
   std::string name = "scenario";
+  control_spec control;
   std::vector<pop_spec> pops;
   std::vector<service_spec> services;
   std::vector<agent_spec> agents;

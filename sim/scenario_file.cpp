@@ -414,8 +414,8 @@ public:
       fail(file_, root.Mark(), "", "the scenario is empty (see scenarios/README.md)");
     fields top{file_, root, "the scenario",
                {"name", "duration", "quiet", "drain_grace", "resume_timeout", "limits",
-                "links", "pops", "principals", "services", "agents", "clients",
-                "workload", "faults", "expect"}};
+                "links", "control", "pops", "principals", "services", "agents",
+                "clients", "workload", "faults", "expect"}};
     if (top.has("name"))
       s_.name = top.name("name");
     if (top.has("duration"))
@@ -433,6 +433,12 @@ public:
       parse_limits(top);
     top.require("pops", "list the POPs, e.g. pops: [{name: pop1, region: eu}]");
     top.require("services", "list the services, e.g. services: [{name: pg}]");
+    if (top.has("control")) {
+      fields f{file_, top.node("control"), "the control plane", {"name"}, "control"};
+      f.require("name", "the control plane's host name, e.g. control: {name: control}");
+      s_.control.name = f.name("name");
+      add_host(f, "name", s_.control.name);
+    }
     parse_pops(top);
     parse_principals(top);
     parse_services(top);
@@ -511,12 +517,17 @@ private:
     if (items.empty())
       top.bad("pops", "a scenario needs at least one POP");
     for (auto& n : items) {
-      fields f{file_, n, "a POP", {"name", "region"}, "pops"};
+      fields f{file_, n, "a POP", {"name", "region", "control"}, "pops"};
       f.require("name", "every POP needs a name");
       pop_spec p;
       p.name = f.name("name");
       if (f.has("region"))
         p.region = f.name("region");
+      if (f.has("control")) {
+        p.control = f.boolean("control");
+        if (p.control && s_.control.name.empty())
+          f.bad("control", "there is no control plane to follow (add control: {name: ...})");
+      }
       add_host(f, "name", p.name);
       pops_.insert(p.name);
       s_.pops.push_back(p);
@@ -529,8 +540,8 @@ private:
       top.bad("services", "a scenario needs at least one service");
     std::set<uint64_t> ports;
     for (auto& n : items) {
-      fields f{file_, n, "a service", {"name", "secret", "public_port", "public", "allow"},
-               "services"};
+      fields f{file_, n, "a service",
+               {"name", "secret", "public_port", "public", "allow", "registered"}, "services"};
       f.require("name", "every service needs a name");
       service_spec svc;
       svc.name = f.name("name");
@@ -553,14 +564,19 @@ private:
         svc.is_public = f.boolean("public");
       if (f.has("allow"))
         svc.allow = parse_allow(f);
+      if (f.has("registered")) {
+        svc.registered = f.boolean("registered");
+        if (s_.control.name.empty())
+          f.bad("registered", "only with a control plane (control: {name: ...})");
+      }
       s_.services.push_back(svc);
     }
   }
 
   void parse_agents(const fields& top) {
     for (auto& n : list(file_, top, "agents")) {
-      fields f{file_, n, "an agent", {"name", "service", "tunnels", "pops", "secret"},
-               "agents"};
+      fields f{file_, n, "an agent",
+               {"name", "service", "tunnels", "pops", "secret", "control"}, "agents"};
       f.require("name", "every agent needs a name (its host name)");
       f.require("service", "which service the agent serves");
       agent_spec a;
@@ -583,6 +599,13 @@ private:
         a.secret = f.str("secret");
         if (a.secret.empty())
           f.bad("secret", "must not be empty (leave it out to use the service's)");
+      }
+      if (f.has("control")) {
+        a.control = f.boolean("control");
+        if (a.control && s_.control.name.empty())
+          f.bad("control", "there is no control plane to follow (add control: {name: ...})");
+        if (a.control && f.has("pops"))
+          f.bad("pops", "an agent of the control plane takes its POPs from the registry");
       }
       s_.agents.push_back(a);
     }
@@ -784,8 +807,8 @@ private:
     for (auto& n : list(file_, top, "faults")) {
       fields f{file_, n, "a fault",
                {"at", "crash", "crash_silent", "restart", "drain", "partition", "heal",
-                "latency_spike", "loss_burst", "clock_skew", "one_way", "for",
-                "latency", "loss", "rate"},
+                "latency_spike", "loss_burst", "clock_skew", "create_service",
+                "delete_service", "one_way", "for", "latency", "loss", "rate"},
                "faults"};
       f.require("at", "when the fault happens, e.g. at: 20s");
       fault_spec fs;
@@ -816,6 +839,8 @@ private:
       {"latency_spike", fault_kind::latency_spike},
       {"loss_burst", fault_kind::loss_burst},
       {"clock_skew", fault_kind::clock_skew},
+      {"create_service", fault_kind::create_service},
+      {"delete_service", fault_kind::delete_service},
     };
     std::string kind_key;
     for (auto& [key, kind] : kinds) {
@@ -830,7 +855,8 @@ private:
     if (kind_key.empty())
       fail(file_, f.where(), "", "a fault needs one of crash, crash_silent, "
                                  "restart, drain, partition, heal, latency_spike, "
-                                 "loss_burst, clock_skew");
+                                 "loss_burst, clock_skew, create_service, "
+                                 "delete_service");
     return kind_key;
   }
 
@@ -845,6 +871,13 @@ private:
         if (!hosts_.count(h))
           f.bad(kind_key, "unknown host '" + h
                             + "' (POPs, agents, clients and 'visitors')");
+    } else if (fs.kind == fault_kind::create_service
+               || fs.kind == fault_kind::delete_service) {
+      fs.a = f.name(kind_key);
+      if (s_.control.name.empty())
+        f.bad(kind_key, "only with a control plane (control: {name: ...})");
+      if (!services_.count(fs.a))
+        f.bad(kind_key, "unknown service '" + fs.a + "'");
     } else {
       fs.a = f.name(kind_key);
       if (fs.kind == fault_kind::drain && !pops_.count(fs.a))
@@ -985,6 +1018,8 @@ const char* kind_key(fault_kind k) {
     case fault_kind::latency_spike: return "latency_spike";
     case fault_kind::loss_burst: return "loss_burst";
     case fault_kind::clock_skew: return "clock_skew";
+    case fault_kind::create_service: return "create_service";
+    case fault_kind::delete_service: return "delete_service";
   }
   return "crash";
 }
@@ -1140,11 +1175,15 @@ void yaml_settings(std::ostream& out, const scenario_spec& s) {
 }
 
 void yaml_pops_and_services(std::ostream& out, const scenario_spec& s) {
+  if (!s.control.name.empty())
+    out << "control: {name: " << quote(s.control.name) << "}\n";
   out << "pops:\n";
   for (auto& p : s.pops) {
     out << "  - {name: " << quote(p.name);
     if (!p.region.empty())
       out << ", region: " << quote(p.region);
+    if (p.control)
+      out << ", control: true";
     out << "}\n";
   }
   if (!s.principals.empty()) {
@@ -1166,6 +1205,8 @@ void yaml_pops_and_services(std::ostream& out, const scenario_spec& s) {
       out << ", public: false";
     if (!svc.allow.empty())
       out << ", allow: " << name_list(svc.allow);
+    if (!svc.registered)
+      out << ", registered: false";
     out << "}\n";
   }
 }
@@ -1185,6 +1226,8 @@ void yaml_controllers(std::ostream& out, const scenario_spec& s) {
       }
       if (!a.secret.empty())
         out << ", secret: " << quote(a.secret);
+      if (a.control)
+        out << ", control: true";
       out << "}\n";
     }
   }
@@ -1343,6 +1386,9 @@ public:
       case fault_kind::clock_skew:
         f.a = reroll(f.a, {}); // any POP's clock may drift
         break;
+      case fault_kind::create_service:
+      case fault_kind::delete_service:
+        break; // the operator's, as written
     }
   }
 

@@ -42,7 +42,9 @@ void expect_same(const scenario_spec& a, const scenario_spec& b) {
   for (size_t i = 0; i < a.pops.size(); ++i) {
     EXPECT_EQ(a.pops[i].name, b.pops[i].name);
     EXPECT_EQ(a.pops[i].region, b.pops[i].region);
+    EXPECT_EQ(a.pops[i].control, b.pops[i].control);
   }
+  EXPECT_EQ(a.control.name, b.control.name);
   ASSERT_EQ(a.services.size(), b.services.size());
   for (size_t i = 0; i < a.services.size(); ++i) {
     EXPECT_EQ(a.services[i].name, b.services[i].name);
@@ -50,6 +52,7 @@ void expect_same(const scenario_spec& a, const scenario_spec& b) {
     EXPECT_EQ(a.services[i].public_port, b.services[i].public_port);
     EXPECT_EQ(a.services[i].is_public, b.services[i].is_public);
     EXPECT_EQ(a.services[i].allow, b.services[i].allow);
+    EXPECT_EQ(a.services[i].registered, b.services[i].registered);
   }
   ASSERT_EQ(a.principals.size(), b.principals.size());
   for (size_t i = 0; i < a.principals.size(); ++i) {
@@ -72,6 +75,7 @@ void expect_same(const scenario_spec& a, const scenario_spec& b) {
   for (size_t i = 0; i < a.agents.size(); ++i) {
     EXPECT_EQ(a.agents[i].name, b.agents[i].name);
     EXPECT_EQ(a.agents[i].service, b.agents[i].service);
+    EXPECT_EQ(a.agents[i].control, b.agents[i].control);
     EXPECT_EQ(a.agents[i].tunnels, b.agents[i].tunnels);
     EXPECT_EQ(a.agents[i].pops, b.agents[i].pops);
     EXPECT_EQ(a.agents[i].secret, b.agents[i].secret);
@@ -625,7 +629,7 @@ TEST(scenario_file, every_library_scenario_loads_and_validates) {
     EXPECT_EQ(s.name, entry.path().stem().string()) << "name matches the file";
     expect_same(s, parse_scenario(to_yaml(s), "again.yaml"));
   }
-  EXPECT_GE(n, 11u);
+  EXPECT_GE(n, 13u);
 }
 
 TEST(scenario_file, sweep_variants_keep_the_fault_budget) {
@@ -664,6 +668,53 @@ TEST(scenario_file, sweep_variants_keep_the_fault_budget) {
     EXPECT_EQ(x.faults[1].a, x.faults[0].a);
     EXPECT_EQ(x.faults[1].b, x.faults[0].b);
   }
+}
+
+TEST(scenario_file, control_plane_keys) {
+  auto text = "control: {name: cp}\n"
+              "pops: [{name: p1, control: true}, {name: p2}]\n"
+              "services: [{name: a, public_port: 8001}, {name: b, public_port: 8002, "
+              "registered: false}]\n"
+              "agents: [{name: joe, service: a, control: true}]\n"
+              "faults:\n"
+              "  - {at: 1s, crash: cp}\n"
+              "  - {at: 2s, restart: cp}\n"
+              "  - {at: 3s, partition: [cp, p1], one_way: true, for: 1s}\n"
+              "  - {at: 4s, create_service: b}\n"
+              "  - {at: 5s, delete_service: a}\n";
+  auto s = parse_scenario(text, "cp.yaml");
+  EXPECT_EQ(s.control.name, "cp");
+  EXPECT_TRUE(s.pops[0].control);
+  EXPECT_FALSE(s.pops[1].control);
+  EXPECT_FALSE(s.services[1].registered);
+  EXPECT_TRUE(s.agents[0].control);
+  ASSERT_EQ(s.faults.size(), 5u);
+  EXPECT_EQ(s.faults[3].kind, fault_kind::create_service);
+  EXPECT_EQ(s.faults[4].kind, fault_kind::delete_service);
+  EXPECT_EQ(s.faults[4].a, "a");
+  expect_same(s, parse_scenario(to_yaml(s), "again.yaml"));
+  auto error_of = [](const std::string& yaml) {
+    try {
+      parse_scenario(yaml, "bad.yaml");
+    } catch (const scenario_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  auto no_control = error_of("pops: [{name: p1, control: true}]\nservices: [{name: a}]\n");
+  EXPECT_NE(no_control.find("key 'control'"), std::string::npos) << no_control;
+  auto unknown = error_of("control: {name: cp}\npops: [{name: p1}]\nservices: [{name: a}]\n"
+                          "faults: [{at: 1s, delete_service: zz}]\n");
+  EXPECT_NE(unknown.find("unknown service 'zz'"), std::string::npos) << unknown;
+  auto twice = error_of("control: {name: p1}\npops: [{name: p1}]\nservices: [{name: a}]\n");
+  EXPECT_NE(twice.find("used twice"), std::string::npos) << twice;
+}
+
+TEST(scenario_file, control_plane_crash_runs_and_passes_in_process) {
+  auto s = load_scenario(std::string(DRTP_SOURCE_DIR) + "/scenarios/control-plane-crash.yaml");
+  auto r = run_scenario(s, 1);
+  EXPECT_TRUE(r.ok()) << summarize(r);
+  EXPECT_EQ(r.sessions_failed, 0u) << summarize(r);
 }
 
 TEST(scenario_file, pop_crash_runs_and_passes_in_process) {
