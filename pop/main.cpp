@@ -527,9 +527,11 @@ bool wait_ready(caf::scoped_actor& self, const pop::config& cfg,
       std::printf("drtp-pop: agents dial %s:%u (TLS)\n", cfg.listen_host.c_str(),
                   r.tunnel_port);
       for (auto& s : services)
-        if (s.is_public)
+        if (s.is_public && r.public_ports.count(s.name))
           std::printf("drtp-pop: service '%s' public on %s:%u\n", s.name.c_str(),
                       s.public_host.c_str(), r.public_ports[s.name]);
+        else if (s.is_public)
+          continue; // its port is taken: the POP said so in one line
         else
           std::printf("drtp-pop: service '%s' private (patch panel only)\n",
                       s.name.c_str());
