@@ -65,7 +65,7 @@ public:
     return {
       [this](net::listening& ev) { on_listening(ev); },
       [this](net::listen_failed& ev) {
-        if (ev.tag != 0)
+        if (ev.tag != 0 && (ready_sent_ || !p_.public_listen_failure_fatal))
           return on_public_listen_failed(ev);
         trace(ev.what);
         if (p_.observer)

@@ -27,7 +27,8 @@
 // stop the POP: one line names the service and the port, the service is
 // served without its public listener (the patch panel still reaches it),
 // and the next pop_reconfigure tries the port again. Only the tunnel
-// listener's failure is fatal (pop_failed).
+// listener's failure is fatal (pop_failed), and a public one's before
+// ready with public_listen_failure_fatal.
 //
 // status_atom is answered with pop_status (the agents holding tunnels, per
 // service): what the control plane's follower reports as the POP's status.
@@ -70,6 +71,11 @@ struct pop_params {
   /// After drain_atom: how long the pop_drain_watch actor may take to
   /// answer before the listeners close anyway.
   uint32_t drain_notify_timeout_ms = 1000;
+  /// Whether a public port of the starting config that cannot be bound
+  /// stops the POP (pop_failed) before it is ready: drtp-pop without a
+  /// control plane fails fast on its own config; with one (the registry's
+  /// services come and go) it serves on without that listener.
+  bool public_listen_failure_fatal = false;
   /// Public visitors from one source address: open at once, opened per
   /// second, and opened at once before the rate applies. The excess is
   /// reset at once (see actors/stream_limits.hpp).

@@ -504,6 +504,9 @@ pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
   pp.services = cfg.services;
   pp.principals = cfg.principals;
   pp.observer = observer;
+  // Without a control plane the config is the operator's own: a taken
+  // public port stops the POP at start, as a taken tunnel port does.
+  pp.public_listen_failure_fatal = !o.control;
   pp.e.limits.session_idle_timeout_ms =
     o.idle_timeout ? cli::parse_uint(*o.idle_timeout, "--idle-timeout", 0,
                                      pop::idle_timeout_s_max, "seconds")
