@@ -5,7 +5,9 @@
 // rotated credential refuses the old secret, 100 random changes of other
 // services fail no session of an unchanged one, and a POP restarted while
 // the control plane is down serves from its registry.json, then registers
-// again when the control plane is back.
+// again when the control plane is back. A public port held by another
+// process is one line and the POP serves on; SIGTERM leaves the registry
+// saying the POP is not ready.
 
 #include <gtest/gtest.h>
 

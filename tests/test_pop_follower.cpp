@@ -6,7 +6,11 @@
 // within 1 s of sim time (printed); a deleted one's closes and its agent
 // gets goaway; a rotated key refuses the old one; with the control plane
 // cut off the POP serves on, also after a restart from its snapshot; healed,
-// it converges. The same seed gives the same trace.
+// it converges. The same seed gives the same trace. A drain marks the POP
+// draining in the registry (not ready, out of bootstraps) before its
+// listeners close, and waits at most ~1 s on a control plane that is cut
+// off; a public port held by another program is one line, and the POP
+// serves the rest (and tries the port again on the next change).
 
 #include <gtest/gtest.h>
 
