@@ -65,13 +65,8 @@ public:
     return {
       [this](net::listening& ev) { on_listening(ev); },
       [this](net::listen_failed& ev) {
-        if (ready_sent_ && ev.tag != 0) {
-          // A port of a reloaded config: the rest of the POP serves on.
-          auto name = listen_tags_[ev.tag];
-          listen_tags_.erase(ev.tag);
-          trace("service '" + name + "' has no public port: " + ev.what);
-          return;
-        }
+        if (ev.tag != 0 && (ready_sent_ || !p_.public_listen_failure_fatal))
+          return on_public_listen_failed(ev);
         trace(ev.what);
         if (p_.observer)
           send(p_.observer, pop_failed{ev.what});
@@ -90,6 +85,7 @@ public:
       [this](attempt_atom) { on_attempt(); },
       [this](tunnel_load& ev) { on_tunnel_load(ev); },
       [this](drain_atom) { start_drain(); },
+      [this](pop_drain_watch& w) { drain_watch_ = std::move(w.who); },
       [this](client_stream& ev) { on_client_stream(ev); },
       [this](stream_slot_released& ev) { on_released(ev); },
       [this](grace_atom) {
@@ -172,6 +168,25 @@ private:
         trace("service '" + name + "' public on " + p_.services[i].public_host + ":"
               + std::to_string(ev.port));
     }
+    count_listener();
+  }
+
+  /// A public port taken (or refused): the service is served without it
+  /// (patch panel only) and the rest of the POP serves on; the next
+  /// reconfigure tries it again (a service without a listener listens anew).
+  void on_public_listen_failed(const net::listen_failed& ev) {
+    auto name = listen_tags_[ev.tag];
+    listen_tags_.erase(ev.tag);
+    auto i = find_service(name);
+    if (i < services_.size() && p_.services[i].is_public && services_[i].listener == 0)
+      trace("service '" + name + "' has no public listener (port "
+            + std::to_string(p_.services[i].public_port) + "): " + ev.what
+            + "; served without it (patch panel only), tried again on the next change");
+    count_listener();
+  }
+
+  /// One of the listeners asked for at start answered (open or failed).
+  void count_listener() {
     if (!ready_sent_ && ++listening_ == listeners_wanted_) {
       ready_sent_ = true;
       trace("ready: tunnels on port " + std::to_string(ready_.tunnel_port)
@@ -611,10 +626,30 @@ private:
       send(p_.observer, current_status());
   }
 
+  /// The drain's watcher first (bounded: drain_notify_timeout_ms), then
+  /// the listeners close. Meanwhile the phase says draining already: new
+  /// tunnels get drain, reloads are refused, the status says so.
   void start_drain() {
     if (phase_ != phase::serving)
       return;
     enter(phase::draining);
+    if (!drain_watch_)
+      return close_for_drain();
+    request(drain_watch_, ms(p_.drain_notify_timeout_ms), drain_atom::value)
+      .then(
+        [this](const std::string& what) {
+          trace("drain: " + what);
+          close_for_drain();
+        },
+        [this](caf::error&) {
+          trace("drain: the control plane's follower did not answer in "
+                + std::to_string(p_.drain_notify_timeout_ms) + " ms; closing anyway");
+          close_for_drain();
+        });
+  }
+
+  void close_for_drain() {
+    closed_for_drain_ = true;
     trace("draining: no new visitors or agents; sessions get "
           + std::to_string(p_.drain_grace_ms) + " ms to finish");
     // Closed listeners make new visitors fail fast and try another POP.
@@ -633,6 +668,8 @@ private:
   }
 
   void check_drained() {
+    if (!closed_for_drain_)
+      return; // the watcher first: an idle POP would exit before it is told
     for (auto& s : services_)
       for (auto& t : s.tunnels)
         if (t.streams > 0)
@@ -660,6 +697,7 @@ private:
   // actor lets go of them so that no cycle outlives it.
   void on_exit() override {
     p_ = {};
+    drain_watch_ = nullptr;
     client_tunnels_.clear();
     client_of_.clear();
     client_key_.clear();
@@ -693,6 +731,8 @@ private:
   uint64_t refused_visitors_ = 0;
   uint64_t refused_streams_ = 0;
   pop_ready ready_;
+  caf::actor drain_watch_; // asked before a drain closes the listeners
+  bool closed_for_drain_ = false;
 };
 
 } // namespace

@@ -17,6 +17,19 @@
 // tunnel whose principal is gone, revoked, rekeyed or no longer allowed is
 // closed. The answer is one line saying what changed.
 //
+// pop_drain_watch names an actor (drtp-pop's control-plane follower) that a
+// drain asks first, with drain_atom, so that it can tell the registry the
+// POP is no longer ready: the listeners close when it answers, or after
+// drain_notify_timeout_ms at most (a drain never waits on the control
+// plane for longer).
+//
+// A public port that cannot be bound (taken by another process) does not
+// stop the POP: one line names the service and the port, the service is
+// served without its public listener (the patch panel still reaches it),
+// and the next pop_reconfigure tries the port again. Only the tunnel
+// listener's failure is fatal (pop_failed), and a public one's before
+// ready with public_listen_failure_fatal.
+//
 // status_atom is answered with pop_status (the agents holding tunnels, per
 // service): what the control plane's follower reports as the POP's status.
 
@@ -55,6 +68,14 @@ struct pop_params {
   admission_limits admission;
   /// After drain_atom: how long open sessions may run before the POP exits.
   uint32_t drain_grace_ms = 30000;
+  /// After drain_atom: how long the pop_drain_watch actor may take to
+  /// answer before the listeners close anyway.
+  uint32_t drain_notify_timeout_ms = 1000;
+  /// Whether a public port of the starting config that cannot be bound
+  /// stops the POP (pop_failed) before it is ready: drtp-pop without a
+  /// control plane fails fast on its own config; with one (the registry's
+  /// services come and go) it serves on without that listener.
+  bool public_listen_failure_fatal = false;
   /// Public visitors from one source address: open at once, opened per
   /// second, and opened at once before the rate applies. The excess is
   /// reset at once (see actors/stream_limits.hpp).
@@ -80,8 +101,15 @@ struct pop_reconfigure {
   std::vector<principal_config> principals;
 };
 
+/// Asks `who` (drain_atom, answered with a std::string: what it did)
+/// before a drain closes the listeners; the last one sent wins.
+struct pop_drain_watch {
+  caf::actor who;
+};
+
 caf::actor spawn_pop_server(caf::actor_system& sys, pop_params p);
 
 } // namespace drtp
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_reconfigure)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::pop_drain_watch)

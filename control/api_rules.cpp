@@ -306,7 +306,7 @@ bool allowed_on(const caller& c, const connection_spec& spec) {
 }
 
 bool server_ready(const server& s, int64_t now_unix_ms) {
-  if (s.spec.draining || s.status.lease_renew_unix_ms <= 0)
+  if (s.spec.draining || s.status.draining || s.status.lease_renew_unix_ms <= 0)
     return false;
   auto expires = s.status.lease_renew_unix_ms + int64_t{s.status.lease_duration_s} * 1000;
   return now_unix_ms < expires;

@@ -95,7 +95,7 @@ bool may_write_name(const caller& c, kind k, const std::string& name);
 bool allowed_on(const caller& c, const connection_spec& spec);
 
 /// Whether a POP is ready at `now_unix_ms`: its lease is fresh and it is not
-/// draining.
+/// draining (spec.draining, the operator's, or status.draining, the POP's).
 bool server_ready(const server& s, int64_t now_unix_ms);
 
 /// The POPs an agent dials, from the ready ones: one in `region` first (if

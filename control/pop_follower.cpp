@@ -265,8 +265,11 @@ public:
     client_ = spawn_http_client(system(), std::move(hp));
     link_to(client_);
     backoff_ms_ = p_.limits.backoff_initial_ms;
+    // A drain asks us first, so that agents stop being sent here.
+    send(p_.pop, pop_drain_watch{caf::actor_cast<caf::actor>(this)});
     register_server();
     return {
+      [this](drain_atom) -> caf::result<std::string> { return on_drain(); },
       [this](renew_atom, uint64_t gen) {
         if (gen == renew_gen_)
           renew();
@@ -296,9 +299,10 @@ public:
             register_server();
           }
         }
+        // Sent even unchanged: the pop_server tries public ports it could
+        // not bind again (a reload is how the operator says "try again").
         auto rp = make_response_promise();
-        if (!apply([rp](const std::string& answer) mutable { rp.deliver(answer); }))
-          rp.deliver(std::string("no change"));
+        apply([rp](const std::string& answer) mutable { rp.deliver(answer); }, true);
         return rp;
       },
       [this](http_watch_line& l) { on_line(l); },
@@ -328,11 +332,12 @@ private:
   }
 
   void fetch(std::string method, const std::string& target, std::string body,
-             std::function<void(http::response&)> ok, std::function<void(const std::string&)> bad) {
+             std::function<void(http::response&)> ok, std::function<void(const std::string&)> bad,
+             uint32_t timeout_ms = 0) {
     http::header_list h;
     if (!body.empty())
       h.emplace_back("Content-Type", "application/json");
-    request(client_, milliseconds(p_.limits.fetch_timeout_ms),
+    request(client_, milliseconds(timeout_ms ? timeout_ms : p_.limits.fetch_timeout_ms),
             http_fetch{std::move(method), target, std::move(h), std::move(body)})
       .then([ok](http::response& r) { ok(r); },
             [bad](caf::error& e) { bad(describe_http_error(e)); });
@@ -404,7 +409,8 @@ private:
     s.meta.name = p_.name;
     s.status.lease_renew_unix_ms = p_.e.clock->unix_ms(clock());
     s.status.lease_duration_s = p_.limits.lease_duration_s;
-    s.status.ready = true;
+    s.status.draining = draining_ || (st && st->draining);
+    s.status.ready = !s.status.draining;
     if (st)
       for (auto& [svc, agents] : st->agents) {
         s.status.tunnels += static_cast<uint32_t>(agents.size());
@@ -448,6 +454,35 @@ private:
             }
             schedule_renew(gen, lease_s_);
           });
+  }
+
+  /// The POP starts to drain: one status PUT that says so (the registry
+  /// then counts it not ready, and bootstraps leave it out), bounded by
+  /// drain_status_timeout_ms; the renewals after it say so too. The
+  /// answer is one line, whatever happened: a drain never waits longer.
+  caf::result<std::string> on_drain() {
+    draining_ = true;
+    server s;
+    s.meta.name = p_.name;
+    s.status.lease_duration_s = p_.limits.lease_duration_s;
+    s.status.draining = true;
+    auto rp = make_response_promise<std::string>();
+    auto what = "DRTPServer " + p_.name;
+    fetch("PUT", path("drtpservers/" + p_.name + "/status"), to_json(s),
+          [this, rp, what](http::response& r) mutable {
+            auto line = r.status == 200
+                          ? what + " marked draining in the registry"
+                          : what + " not marked draining: " + status_message(r);
+            trace(line);
+            rp.deliver(line);
+          },
+          [this, rp, what](const std::string& why) mutable {
+            auto line = what + " not marked draining: " + why;
+            trace(line);
+            rp.deliver(line);
+          },
+          p_.limits.drain_status_timeout_ms);
+    return rp;
   }
 
   /// The next renewal in a third of the lease, +-10 %.
@@ -625,20 +660,25 @@ private:
     return out;
   }
 
-  /// Sends the merged configuration if it changed; false if it did not.
-  /// `done` (may be empty) gets the pop_server's answer.
-  bool apply(std::function<void(const std::string&)> done = {}) {
+  /// Sends the merged configuration if it changed (or `force`); false if
+  /// nothing was sent. `done` (may be empty) gets the pop_server's answer.
+  bool apply(std::function<void(const std::string&)> done = {}, bool force = false) {
     auto next = merge(p_, known_);
-    if (same(next.services, applied_.services) && same(next.principals, applied_.principals))
+    bool changed =
+      !same(next.services, applied_.services) || !same(next.principals, applied_.principals);
+    if (!changed && !force)
       return false;
-    auto what = diff(applied_, next);
-    applied_ = next;
-    if (p_.persist)
-      p_.persist(snapshot_of(p_.name, known_));
-    trace("applied: " + what);
+    if (changed) {
+      auto what = diff(applied_, next);
+      applied_ = next;
+      if (p_.persist)
+        p_.persist(snapshot_of(p_.name, known_));
+      trace("applied: " + what);
+    }
     request(p_.pop, milliseconds(5000), std::move(next))
-      .then([this, done](const std::string& answer) {
-              tell(pop_follower_event::applied, answer);
+      .then([this, done, changed](const std::string& answer) {
+              if (changed)
+                tell(pop_follower_event::applied, answer);
               if (done)
                 done(answer);
             },
@@ -680,6 +720,7 @@ private:
   pop_reconfigure applied_;
   uint64_t rv_[2] = {0, 0};
   bool registered_ = false;
+  bool draining_ = false; // the POP drains: every status says so
   bool watching_ = false;
   bool apply_pending_ = false;
   uint64_t attempt_gen_ = 0; // a failure ends an attempt's callbacks

@@ -15,6 +15,12 @@
 // rename) and reads it at start; the simulator keeps it in memory. The
 // actor does no I/O but through its http_client (it is over the seam).
 //
+// When its pop_server starts a drain it asks the follower first (the
+// follower sends it pop_drain_watch at start): the follower writes
+// status.draining (the registry then counts the POP not ready and
+// bootstraps leave it out) and answers within drain_status_timeout_ms,
+// whatever the control plane does.
+//
 //   registering -> syncing (lists) -> following (watches)
 //   any -> backing off -> registering | syncing (the control plane failed:
 //   bounded backoff with jitter; the POP serves on meanwhile)
@@ -58,6 +64,10 @@ struct pop_follower_limits {
   uint32_t lease_duration_s = 0;
   /// How long one fetch may take before the follower counts it failed.
   uint32_t fetch_timeout_ms = 10000;
+  /// A drain's status PUT (it tells the registry the POP is not ready):
+  /// under the pop_server's drain_notify_timeout_ms, which bounds the
+  /// drain's wait anyway.
+  uint32_t drain_status_timeout_ms = 800;
 };
 
 struct pop_follower_params {
@@ -107,9 +117,10 @@ struct pop_follower_event {
 /// as its static services and principals, merges it with the registry's
 /// and applies the result through the one path (pop_reconfigure), so a
 /// reload never drops what the registry holds. Answered with one line: the
-/// pop_server's answer, or "no change". A new `pin` (the reload swapped the
-/// certificate) is written to the DRTPServer's spec, so agents verify new
-/// links by it.
+/// pop_server's answer (sent even when unchanged: the POP then tries again
+/// the public ports it could not bind). A new `pin` (the reload swapped
+/// the certificate) is written to the DRTPServer's spec, so agents verify
+/// new links by it.
 struct pop_follower_static {
   std::vector<service_config> services;
   std::vector<principal_config> principals;

@@ -367,7 +367,8 @@ bool parse_server_status(const json* j, server_status& out, std::string& error) 
         || !l.integer("durationSeconds", out.lease_duration_s, 86400, false) || !l.finish())
       return false;
   }
-  return f.boolean("ready", out.ready) && f.integer("tunnels", out.tunnels, UINT32_MAX, false)
+  return f.boolean("ready", out.ready) && f.boolean("draining", out.draining)
+         && f.integer("tunnels", out.tunnels, UINT32_MAX, false)
          && f.strings("services", out.services, services_max, "a service name", valid_name)
          && f.finish();
 }
@@ -717,6 +718,8 @@ std::string to_json(const server& x) {
     status["lease"] = ojson{{"renewTime", rfc3339(x.status.lease_renew_unix_ms)},
                             {"durationSeconds", x.status.lease_duration_s}};
   status["ready"] = x.status.ready;
+  if (x.status.draining) // only then: a status without it stays as it was
+    status["draining"] = true;
   status["tunnels"] = x.status.tunnels;
   status["services"] = x.status.services;
   return j.dump();

@@ -53,6 +53,10 @@ struct server_status {
   int64_t lease_renew_unix_ms = 0;
   uint32_t lease_duration_s = 0;
   bool ready = false;
+  /// The POP's own word that it is draining (its last status before it
+  /// closes): not ready from then on, whatever its lease says. A restart's
+  /// first status clears it. spec.draining is the operator's.
+  bool draining = false;
   uint32_t tunnels = 0;
   std::vector<std::string> services;
 };

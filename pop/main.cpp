@@ -485,6 +485,9 @@ pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
   pp.services = cfg.services;
   pp.principals = cfg.principals;
   pp.observer = observer;
+  // Without a control plane the config is the operator's own: a taken
+  // public port stops the POP at start, as a taken tunnel port does.
+  pp.public_listen_failure_fatal = !o.control;
   pp.e.limits.session_idle_timeout_ms =
     o.idle_timeout ? cli::parse_uint(*o.idle_timeout, "--idle-timeout", 0,
                                      pop::idle_timeout_s_max, "seconds")
@@ -508,9 +511,11 @@ bool wait_ready(caf::scoped_actor& self, const pop::config& cfg,
       std::printf("drtp-pop: agents dial %s:%u (TLS)\n", cfg.listen_host.c_str(),
                   r.tunnel_port);
       for (auto& s : services)
-        if (s.is_public)
+        if (s.is_public && r.public_ports.count(s.name))
           std::printf("drtp-pop: service '%s' public on %s:%u\n", s.name.c_str(),
                       s.public_host.c_str(), r.public_ports[s.name]);
+        else if (s.is_public)
+          continue; // its port is taken: the POP said so in one line
         else
           std::printf("drtp-pop: service '%s' private (patch panel only)\n",
                       s.name.c_str());

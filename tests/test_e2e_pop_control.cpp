@@ -5,7 +5,9 @@
 // rotated credential refuses the old secret, 100 random changes of other
 // services fail no session of an unchanged one, and a POP restarted while
 // the control plane is down serves from its registry.json, then registers
-// again when the control plane is back.
+// again when the control plane is back. A public port held by another
+// process is one line and the POP serves on; SIGTERM leaves the registry
+// saying the POP is not ready.
 
 #include <gtest/gtest.h>
 
@@ -504,4 +506,45 @@ TEST_F(pop_control, pops_follow_the_registry_live_and_serve_without_it) {
   for (auto& p : pops_)
     EXPECT_TRUE(p.proc->alive()) << p.proc->output();
   std::printf("figure: whole test %lld ms\n", ms_since(t_start));
+}
+
+// A public port another process holds: pop-a serves on (one line naming
+// the service and the port, the other service public). Then SIGTERM: the
+// registry says pop-a is not ready (status.draining) before it exits.
+TEST_F(pop_control, a_taken_port_is_one_line_and_a_drain_leaves_the_registry_told) {
+  auto t_start = clock_type::now();
+  start_control();
+  uint16_t busy_port = 0;
+  auto busy = drtp::sock::listen_tcp(pops_[0].host, 0, busy_port);
+  ASSERT_TRUE(busy);
+  auto free_key = make_secret("free", "free.secret");
+  auto taken_key = make_secret("taken", "taken.secret");
+  auto free_port_ = free_port();
+  EXPECT_EQ(create("free", free_key, free_port_), 201);
+  EXPECT_EQ(create("taken", taken_key, busy_port), 201);
+  start_pop(pops_[0]);
+  auto& pa = *pops_[0].proc;
+  ASSERT_TRUE(pa.wait_for("drtp-pop: control plane: synced", 15s)) << pa.output();
+  EXPECT_TRUE(pa.wait_for("service 'taken' has no public listener (port "
+                            + std::to_string(busy_port) + ")",
+                          5s))
+    << pa.output();
+  EXPECT_GE(wait_port_state(pops_[0].host, free_port_, true, 5000ms), 0) << pa.output();
+  EXPECT_TRUE(pa.alive()) << pa.output();
+  auto me = curl(auth() + api("drtpservers/pop-a"));
+  EXPECT_NE(me.find("\"ready\":true"), std::string::npos) << me;
+
+  auto t0 = clock_type::now();
+  pa.signal(SIGTERM);
+  EXPECT_EQ(pa.wait_exit(5000ms), 0) << pa.output();
+  auto exit_ms = ms_since(t0);
+  me = curl(auth() + api("drtpservers/pop-a"));
+  EXPECT_NE(me.find("\"ready\":false"), std::string::npos) << me;
+  EXPECT_NE(me.find("\"draining\":true"), std::string::npos) << me;
+  EXPECT_NE(pa.output().find("marked draining in the registry"), std::string::npos)
+    << pa.output();
+  std::printf("figure: taken port %u named in one line (%zu), pop-a served on; SIGTERM -> "
+              "registry told and exited in %lld ms; whole test %lld ms\n",
+              busy_port, count_of(pa.output(), "has no public listener"), exit_ms,
+              ms_since(t_start));
 }

@@ -6,7 +6,11 @@
 // within 1 s of sim time (printed); a deleted one's closes and its agent
 // gets goaway; a rotated key refuses the old one; with the control plane
 // cut off the POP serves on, also after a restart from its snapshot; healed,
-// it converges. The same seed gives the same trace.
+// it converges. The same seed gives the same trace. A drain marks the POP
+// draining in the registry (not ready, out of bootstraps) before its
+// listeners close, and waits at most ~1 s on a control plane that is cut
+// off; a public port held by another program is one line, and the POP
+// serves the rest (and tries the port again on the next change).
 
 #include <gtest/gtest.h>
 
@@ -307,6 +311,120 @@ TEST(pop_follower, follows_the_registry_and_serves_without_it) {
 
 TEST(pop_follower, same_seed_same_trace) {
   EXPECT_EQ(follow_the_registry(11, false), follow_the_registry(11, false));
+}
+
+/// The registry's view of pop1 and what a bootstrap of `svc` lists.
+struct registry_view_of_pop1 {
+  bool ready = false;
+  bool draining = false;
+  bool bootstrap_lists_it = false;
+};
+
+registry_view_of_pop1 look(follower_world& s, const std::string& svc) {
+  registry_view_of_pop1 v;
+  auto me = json::parse(s.op("GET", "drtpservers/pop1")->resp.body, nullptr, false);
+  v.ready = me.is_object() && me["status"]["ready"] == true;
+  v.draining = me.is_object() && me["status"].value("draining", false);
+  auto b = s.op("GET", "drtpconnections/" + svc + "/bootstrap?region=eu");
+  EXPECT_EQ(b->resp.status, 200) << b->resp.body;
+  auto bj = json::parse(b->resp.body, nullptr, false);
+  if (bj.is_object() && bj["pops"].is_array())
+    for (auto& p : bj["pops"])
+      v.bootstrap_lists_it = v.bootstrap_lists_it || p.value("name", "") == "pop1";
+  return v;
+}
+
+TEST(pop_follower, a_drain_tells_the_registry_before_the_listeners_close) {
+  follower_world s{21};
+  s.start_pop();
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: 0 service(s)"); }, step_us));
+  s.put_service("a", "secret-a", 8001);
+  auto before = look(s, "a");
+  EXPECT_TRUE(before.ready);
+  EXPECT_TRUE(before.bootstrap_lists_it);
+
+  auto t0 = s.d.now_us();
+  caf::anon_send(s.pop, drain_atom::value);
+  ASSERT_TRUE(s.d.run_until(
+    [&] { return s.trace_has("draining: no new visitors or agents"); }, step_us));
+  auto closed_us = s.d.now_us() - t0;
+  EXPECT_TRUE(s.trace_has("DRTPServer pop1 marked draining in the registry"));
+  auto after = look(s, "a");
+  std::printf("figure: drain -> registry told and listeners closed in %.1f ms of sim time; "
+              "ready %d -> %d, bootstrap lists it %d -> %d\n",
+              closed_us / 1000.0, before.ready, after.ready, before.bootstrap_lists_it,
+              after.bootstrap_lists_it);
+  EXPECT_LE(closed_us, 1'100'000u); // the drain's bound on the control plane
+  EXPECT_FALSE(after.ready);
+  EXPECT_TRUE(after.draining);
+  EXPECT_FALSE(after.bootstrap_lists_it);
+}
+
+TEST(pop_follower, a_drain_does_not_wait_on_a_control_plane_that_is_gone) {
+  follower_world s{22};
+  s.start_pop();
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: 0 service(s)"); }, step_us));
+  s.d.net().partition("pop1", "control", true);
+  auto t0 = s.d.now_us();
+  caf::anon_send(s.pop, drain_atom::value);
+  ASSERT_TRUE(s.d.run_until(
+    [&] { return s.trace_has("draining: no new visitors or agents"); }, step_us));
+  auto closed_us = s.d.now_us() - t0;
+  std::printf("figure: drain with the control plane cut off: listeners closed after %.1f ms "
+              "of sim time\n",
+              closed_us / 1000.0);
+  EXPECT_LE(closed_us, 1'100'000u);
+  EXPECT_TRUE(s.trace_has("not marked draining") || s.trace_has("did not answer in"));
+}
+
+TEST(pop_follower, a_taken_public_port_leaves_the_rest_serving) {
+  follower_world s{23};
+  // Another program holds pop1:8009.
+  sim::spawn_app_service(s.d.sys(), s.d.net().io("pop1"), 8009, 0x11);
+  for (auto& [name, port] : {std::pair<std::string, uint16_t>{"a", 8001}, {"t", 8009}})
+    EXPECT_EQ(s.op("PUT", "drtpconnections/" + name,
+                   follower_world::connection_json(name, "secret-" + name, port))
+                ->resp.status,
+              201);
+  // The snapshot holds both: the POP starts with the taken port.
+  json snap = {{"format", "drtp-pop-registry-v1"}, {"pop", "pop1"}, {"principals", json::array()}};
+  snap["services"] = json::array();
+  for (auto& [name, port] : {std::pair<std::string, uint16_t>{"a", 8001}, {"t", 8009}})
+    snap["services"].push_back({{"name", name},
+                                {"publicKey", follower_world::key_text(name, "secret-" + name)},
+                                {"publicPort", port},
+                                {"allow", json::array()}});
+  *s.snapshot = snap.dump();
+  s.start_pop();
+  EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("ready: tunnels on port"); }, step_us));
+  EXPECT_TRUE(s.trace_has("service 't' has no public listener (port 8009)"));
+  EXPECT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: 2 service(s)"); }, step_us));
+  s.start_agent("secret-a");
+  EXPECT_TRUE(s.d.run_until([&] { return s.visit_port(8001, 1)->ok; }, 30'000'000));
+  // t is served without its listener: its agent's tunnel is accepted.
+  auto ups = s.trace_count("tunnel up to POP pop1");
+  auto ap = s.agent("joe", "t", "secret-t", {pop_endpoint{"pop1", "pop1", tunnel_port, "eu"}},
+                    service_port, 200);
+  auto agent_t = spawn_agent(s.d.sys(), std::move(ap));
+  s.d.net().register_actor("joe", agent_t);
+  EXPECT_TRUE(s.d.run_until([&] { return s.trace_count("tunnel up to POP pop1") > ups; },
+                            step_us));
+
+  // A change later asks for the taken port too: one line, the rest serves
+  // on, and t's port is tried again.
+  auto t_tries = s.trace_count("service 't' has no public listener");
+  EXPECT_EQ(s.op("PUT", "drtpconnections/c", follower_world::connection_json("c", "secret-c", 8009))
+              ->resp.status,
+            201);
+  EXPECT_TRUE(s.d.run_until(
+    [&] { return s.trace_has("service 'c' has no public listener (port 8009)"); }, step_us));
+  EXPECT_TRUE(s.d.run_until(
+    [&] { return s.trace_count("service 't' has no public listener") > t_tries; }, step_us));
+  EXPECT_TRUE(s.visit_port(8001, 2)->ok);
+  caf::anon_send_exit(agent_t, caf::exit_reason::user_shutdown);
+  std::printf("figure: taken port 8009: %zu line(s) for t, %zu for c; a served throughout\n",
+              s.trace_count("service 't' has no public listener"),
+              s.trace_count("service 'c' has no public listener"));
 }
 
 TEST(pop_follower, a_bad_snapshot_starts_from_the_static_config) {
