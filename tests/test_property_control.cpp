@@ -138,6 +138,7 @@ caf::behavior pop_proxy(caf::event_based_actor* self, caf::actor pop,
           [=](caf::error& e) mutable { rp.deliver(e); });
       return rp;
     },
+    [=](pop_drain_watch& w) { self->send(pop, std::move(w)); },
     [=](status_atom a) {
       auto rp = self->make_response_promise();
       self->request(pop, caf::infinite, a)
