@@ -92,30 +92,6 @@ std::string host_port(const std::string& host, uint16_t port) {
   return host + ":" + std::to_string(port);
 }
 
-/// The deepest nesting of arrays and objects, counted without parsing (so
-/// the parser never sees a hostile depth).
-int json_depth(const std::string& text) {
-  int depth = 0;
-  int deepest = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 /// The fields of one JSON object, read by name, with its path for errors
 /// ("spec.capacity"). Fields never read are unknown: finish() refuses them.
 class fields {
@@ -584,6 +560,29 @@ bool parse_offset(const std::string& s, size_t at, int64_t& offset_ms) {
 }
 
 } // namespace
+
+int json_depth(const std::string& text) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 
 // -- kinds and names ---------------------------------------------------------------
 

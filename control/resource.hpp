@@ -115,6 +115,10 @@ struct org {
 /// Parsing: false with `error` set to one line naming the field
 /// ("spec.local: expected host:port") for anything malformed, unknown
 /// fields included. The input is a JSON object of that kind.
+/// The deepest nesting of arrays and objects in JSON text, counted without
+/// parsing, so that no parser (nor printer) ever walks a hostile depth.
+int json_depth(const std::string& text);
+
 bool parse_server(const std::string& json, server& out, std::string& error);
 bool parse_connection(const std::string& json, connection& out, std::string& error);
 bool parse_principal(const std::string& json, principal& out, std::string& error);

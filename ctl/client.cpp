@@ -12,6 +12,7 @@
 #include "cli/args.hpp"
 #include "cli/control_endpoint.hpp"
 #include "cli/secrets.hpp"
+#include "control/resource.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/runtime.hpp"
 #include "net/stderr_tracer.hpp"
@@ -68,30 +69,6 @@ std::string one_line(const std::string& s) {
 /// Resources nest a few levels; an answer nested deeper is refused before
 /// any code (printing, JSON's own recursion) walks it.
 constexpr int answer_depth_max = 64;
-
-/// The deepest nesting of arrays and objects in JSON text, counted without
-/// parsing.
-int json_depth(const std::string& text) {
-  int depth = 0;
-  int deepest = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
 
 } // namespace
 
@@ -235,7 +212,7 @@ reply client::fetch(const std::string& method, const std::string& target,
   }
   if (out.status == 0)
     impl_->unreachable(error.empty() ? "no answer" : error);
-  if (json_depth(out.body) > answer_depth_max)
+  if (control::json_depth(out.body) > answer_depth_max)
     throw failure("the control plane at " + impl_->o.url + " answered JSON nested deeper than "
                   + std::to_string(answer_depth_max) + " levels");
   if (out.status == 401)

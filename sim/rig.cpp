@@ -1,5 +1,7 @@
 #include "sim/rig.hpp"
 
+#include "control/agent_follower.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -99,7 +101,44 @@ caf::behavior one_fetch(caf::event_based_actor* self, caf::actor client, http_fe
   return {[](const caf::message&) {}};
 }
 
+caf::behavior ask_tunnels(caf::event_based_actor* self, caf::actor follower,
+                          std::shared_ptr<tunnels_seen> out) {
+  auto give_up = [=](caf::error&) {
+    out->done = true;
+    self->quit();
+  };
+  self->request(follower, caf::infinite, control::follower_agent_atom::value)
+    .then(
+      [=](caf::actor& agent) {
+        if (!agent) {
+          out->done = true;
+          self->quit();
+          return;
+        }
+        self->request(agent, caf::infinite, agent_tunnels_atom::value)
+          .then(
+            [=](agent_tunnels& t) {
+              for (auto& x : t.tunnels)
+                if (x.up)
+                  out->up.insert(x.pop);
+              out->all = t.tunnels.size();
+              out->done = true;
+              self->quit();
+            },
+            give_up);
+      },
+      give_up);
+  return {[](const caf::message&) {}};
+}
+
 } // namespace
+
+tunnels_seen rig::follower_tunnels(caf::actor follower, uint64_t timeout_us) {
+  auto out = std::make_shared<tunnels_seen>();
+  d.sys().spawn(ask_tunnels, std::move(follower), out);
+  d.run_until([&] { return out->done; }, timeout_us);
+  return *out;
+}
 
 std::shared_ptr<fetch_result> rig::fetch(caf::actor client, http_fetch f, uint64_t timeout_us) {
   auto out = std::make_shared<fetch_result>();

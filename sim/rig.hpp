@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,14 @@ struct fetch_result {
   bool done = false;
   http::response resp;
   std::string error;
+};
+
+/// What an agent_follower's agent holds: the POPs of its up tunnels, and
+/// how many tunnels in all (done false: no answer in time, or no agent).
+struct tunnels_seen {
+  bool done = false;
+  std::set<std::string> up;
+  size_t all = 0;
 };
 
 struct rig {
@@ -57,6 +66,10 @@ struct rig {
   /// One request through the http_client `client`, run in virtual time
   /// until it is answered or `timeout_us` passed (then done is false).
   std::shared_ptr<fetch_result> fetch(caf::actor client, http_fetch f, uint64_t timeout_us);
+
+  /// Asks an agent_follower for its agent, the agent for its tunnels, in
+  /// virtual time (at most `timeout_us`).
+  tunnels_seen follower_tunnels(caf::actor follower, uint64_t timeout_us);
 
   /// How many trace lines so far contain `needle`.
   size_t trace_count(const std::string& needle) const;

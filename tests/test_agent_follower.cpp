@@ -47,42 +47,6 @@ constexpr uint16_t service_port = 5432;
 constexpr const char* secret = "joes secret";
 constexpr uint64_t sec = 1'000'000;
 
-struct tunnels_seen {
-  bool done = false;
-  std::set<std::string> up;
-  size_t all = 0;
-};
-
-/// Asks the follower for its agent, the agent for its tunnels.
-caf::behavior ask_tunnels(caf::event_based_actor* self, caf::actor follower,
-                          std::shared_ptr<tunnels_seen> out) {
-  auto give_up = [=](caf::error&) {
-    out->done = true;
-    self->quit();
-  };
-  self->request(follower, caf::infinite, follower_agent_atom::value)
-    .then(
-      [=](caf::actor& agent) {
-        if (!agent) {
-          out->done = true;
-          self->quit();
-          return;
-        }
-        self->request(agent, caf::infinite, agent_tunnels_atom::value)
-          .then(
-            [=](agent_tunnels& t) {
-              for (auto& x : t.tunnels)
-                if (x.up)
-                  out->up.insert(x.pop);
-              out->all = t.tunnels.size();
-              out->done = true;
-              self->quit();
-            },
-            give_up);
-      },
-      give_up);
-  return {[](int) {}};
-}
 
 struct scenario : sim::rig {
   explicit scenario(uint64_t seed) : rig(seed) {
@@ -247,11 +211,8 @@ struct scenario : sim::rig {
     d.run_for(sec);
   }
 
-  tunnels_seen tunnels() {
-    auto out = std::make_shared<tunnels_seen>();
-    d.sys().spawn(ask_tunnels, follower, out);
-    d.run_until([&] { return out->done; }, 5 * sec);
-    return *out;
+  sim::tunnels_seen tunnels() {
+    return follower_tunnels(follower, 5 * sec);
   }
 
   /// Runs until exactly `want` are the up tunnels and no other tunnel is

@@ -43,23 +43,8 @@ std::string bin(const std::string& name) {
 
 /// A shell command's output (stdout and stderr).
 std::string run(const std::string& cmd) {
-  std::unique_ptr<FILE, int (*)(FILE*)> p(::popen((cmd + " 2>&1").c_str(), "r"), ::pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n = 0;
-  while (p && (n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0)
-    out.append(buf.data(), n);
+  std::string out = run_shell(cmd + " 2>&1").out;
   return out;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-    s.pop_back();
-  return s;
 }
 
 /// `drtp-pop public-key --service NAME` (or --principal) of a secret file.
@@ -106,8 +91,8 @@ protected:
       process_options{{}, "", SIGTERM, 3000ms});
     ASSERT_TRUE(control_->wait_for("drtp-control: listening on", 15s)) << control_->output();
     url_ = "https://127.0.0.1:" + std::to_string(control_port_);
-    pin_ = read_file(dir_ + "/control/pin");
-    token_ = read_file(dir_ + "/control/admin.token");
+    pin_ = read_line(dir_ + "/control/pin");
+    token_ = read_line(dir_ + "/control/admin.token");
     ASSERT_EQ(pin_.rfind("sha256:", 0), 0u) << pin_;
     ASSERT_FALSE(token_.empty());
   }
@@ -123,7 +108,7 @@ protected:
     auto out = pops_[i]->output();
     tunnel_port_[i] = number_after(out, "agents dial 127.0.0.1:");
     public_port_[i] = static_cast<uint16_t>(number_after(out, "public on 127.0.0.1:"));
-    pop_pin_[i] = read_file(fp_file);
+    pop_pin_[i] = read_line(fp_file);
     ASSERT_NE(tunnel_port_[i], 0u) << out;
     ASSERT_NE(public_port_[i], 0u) << out;
     ASSERT_EQ(pop_pin_[i].rfind("sha256:", 0), 0u) << pop_pin_[i];
@@ -314,8 +299,8 @@ TEST_F(agent_control, keeps_serving_without_the_control_plane) {
   struct stat st {};
   ASSERT_EQ(::stat(snap.c_str(), &st), 0) << agent_->output();
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  auto saved = json::parse(read_file(snap), nullptr, false);
-  ASSERT_TRUE(saved.is_object()) << read_file(snap);
+  auto saved = json::parse(read_line(snap), nullptr, false);
+  ASSERT_TRUE(saved.is_object()) << read_line(snap);
   EXPECT_EQ(saved["pops"].size(), 3u) << saved.dump();
 
   auto out = agent_->output();

@@ -23,20 +23,8 @@ namespace {
 /// curl's body and, last line, the HTTP status.
 std::string curl(const std::string& args) {
   std::string cmd = "curl -sk --max-time 10 -w '\\n%{http_code}' " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n = 0;
-  while (p && (n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0)
-    out.append(buf.data(), n);
+  std::string out = run_shell(cmd).out;
   return out;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 struct control_plane {
@@ -57,7 +45,7 @@ TEST(control_e2e, serves_the_api_refuses_strangers_and_keeps_its_registry) {
   {
     control_plane cp(dir, port);
     ASSERT_TRUE(cp.proc.wait_for("drtp-control: listening on", 15s)) << cp.proc.output();
-    auto token = read_file(dir + "/admin.token");
+    auto token = read_text(dir + "/admin.token");
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r'))
       token.pop_back();
     ASSERT_FALSE(token.empty());
@@ -89,7 +77,7 @@ TEST(control_e2e, serves_the_api_refuses_strangers_and_keeps_its_registry) {
   {
     control_plane cp(dir, port);
     ASSERT_TRUE(cp.proc.wait_for("drtp-control: listening on", 15s)) << cp.proc.output();
-    auto token = read_file(dir + "/admin.token");
+    auto token = read_text(dir + "/admin.token");
     while (!token.empty() && token.back() == '\n')
       token.pop_back();
     auto got = curl("-H 'Authorization: Bearer " + token + "' " + svc + "/joes-pg'");

@@ -46,12 +46,7 @@ struct answer {
 answer curl(const std::string& common, const std::string& args) {
   std::string cmd = "curl -sS --max-time 5 -w '\\n%{http_code}' " + common + " " + args
                     + " 2>/dev/null";
-  std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
-  std::string out;
-  std::array<char, 16384> buf;
-  size_t n = 0;
-  while (p && (n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0)
-    out.append(buf.data(), n);
+  std::string out = run_shell(cmd).out;
   answer a;
   auto nl = out.rfind('\n');
   if (nl == std::string::npos)
@@ -59,13 +54,6 @@ answer curl(const std::string& common, const std::string& args) {
   a.status = std::atoi(out.c_str() + nl + 1);
   a.body = out.substr(0, nl);
   return a;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void write_file(const std::string& path, const std::string& text, mode_t mode) {
@@ -123,7 +111,7 @@ struct replica_setup {
       return;
     }
     auto digest = out.substr(at + 20, 7 + 64);
-    auto token = read_file(token_file);
+    auto token = read_text(token_file);
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r'))
       token.pop_back();
     write_file(dir + "/auth.header", "Authorization: Bearer " + token + "\n", 0600);

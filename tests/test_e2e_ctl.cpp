@@ -25,13 +25,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path);
   out << text;
@@ -54,14 +47,10 @@ result shell(const std::string& command, const std::string& dir) {
   auto err_file = dir + "/stderr";
   std::string cmd = "timeout 20 " + command + " 2>" + err_file;
   result r;
-  std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
-  std::array<char, 4096> buf;
-  size_t n = 0;
-  while (p && (n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0)
-    r.out.append(buf.data(), n);
-  int status = ::pclose(p.release());
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.err = read_file(err_file);
+  auto sh = run_shell(cmd);
+  r.out = std::move(sh.out);
+  r.rc = sh.rc;
+  r.err = read_text(err_file);
   return r;
 }
 
@@ -143,8 +132,8 @@ protected:
                                "--listen", "127.0.0.1:" + std::to_string(port_)},
       process_options{{}, "", SIGTERM, 3000ms});
     ASSERT_TRUE(cp_->wait_for("drtp-control: listening on", 15s)) << cp_->output();
-    pin_ = trimmed(read_file(dir_ + "/cp/pin"));
-    token_ = trimmed(read_file(dir_ + "/cp/admin.token"));
+    pin_ = trimmed(read_text(dir_ + "/cp/pin"));
+    token_ = trimmed(read_text(dir_ + "/cp/admin.token"));
     ASSERT_EQ(pin_.size(), 71u) << pin_;
     ASSERT_FALSE(token_.empty());
   }
@@ -186,7 +175,7 @@ TEST_F(ctl_e2e, create_service_prints_the_secret_once_and_stores_only_its_public
   EXPECT_NE(got.out.find("\"publicKey\": \"" + key + "\""), std::string::npos) << got.out;
   EXPECT_EQ(got.out.find(secret), std::string::npos);
   EXPECT_EQ(got.out.find("secret"), std::string::npos) << got.out;
-  EXPECT_EQ(read_file(dir_ + "/cp/registry.db").find(secret), std::string::npos);
+  EXPECT_EQ(read_text(dir_ + "/cp/registry.db").find(secret), std::string::npos);
 
   // The POP derives the same key from the secret: the agent's login works.
   write_file(dir_ + "/s.txt", secret + "\n");
@@ -199,7 +188,7 @@ TEST_F(ctl_e2e, create_service_prints_the_secret_once_and_stores_only_its_public
   auto out_file = dir_ + "/db.secret";
   auto to_file = ctl("create service db --local 127.0.0.1:5433 --allow sam --secret-out " + out_file);
   ASSERT_EQ(to_file.rc, 0) << to_file.all();
-  auto file_secret = trimmed(read_file(out_file));
+  auto file_secret = trimmed(read_text(out_file));
   ASSERT_EQ(file_secret.size(), 64u);
   EXPECT_EQ(to_file.all().find(file_secret), std::string::npos) << to_file.all();
   struct stat st {};
@@ -208,7 +197,7 @@ TEST_F(ctl_e2e, create_service_prints_the_secret_once_and_stores_only_its_public
   auto again = ctl("create service db2 --local 127.0.0.1:5433 --secret-out " + out_file);
   EXPECT_EQ(again.rc, 2) << again.all();
   EXPECT_NE(again.err.find("exists"), std::string::npos) << again.err;
-  EXPECT_EQ(trimmed(read_file(out_file)), file_secret);
+  EXPECT_EQ(trimmed(read_text(out_file)), file_secret);
 
   // A name taken: 409, one line; a principal and an org likewise.
   auto dup = ctl("create service joes-pg --local 127.0.0.1:5432");

@@ -38,25 +38,10 @@ std::string bin(const std::string& name) {
   return bin_dir() + "/" + name;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto s = ss.str();
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
-    s.pop_back();
-  return s;
-}
-
 /// curl's body and, last line, the HTTP status.
 std::string curl(const std::string& args) {
   std::string cmd = "curl -sk --max-time 10 -w '\\n%{http_code}' " + args + " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n = 0;
-  while (p && (n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0)
-    out.append(buf.data(), n);
+  std::string out = run_shell(cmd).out;
   return out;
 }
 
@@ -68,11 +53,11 @@ std::vector<int> curl_batch(const std::vector<std::string>& requests) {
     cmd += std::string(i ? " --next" : "") + " -sk --max-time 10 -o /dev/null -w '%{http_code}\\n' "
            + requests[i];
   cmd += " 2>&1";
-  std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
   std::vector<int> out;
-  std::array<char, 64> line;
-  while (p && out.size() < requests.size() && std::fgets(line.data(), line.size(), p.get()))
-    out.push_back(std::atoi(line.data()));
+  std::istringstream lines(run_shell(cmd).out);
+  std::string line;
+  while (out.size() < requests.size() && std::getline(lines, line))
+    out.push_back(std::atoi(line.c_str()));
   return out;
 }
 
@@ -181,8 +166,8 @@ protected:
                                "127.0.0.1:" + std::to_string(control_port_)},
       process_options{{}, "", SIGTERM, 3000ms});
     ASSERT_TRUE(control_->wait_for("drtp-control: listening on", 15s)) << control_->output();
-    token_ = read_file(cp_dir_ + "/admin.token");
-    control_pin_ = read_file(cp_dir_ + "/pin");
+    token_ = read_line(cp_dir_ + "/admin.token");
+    control_pin_ = read_line(cp_dir_ + "/pin");
     ASSERT_FALSE(token_.empty());
     ASSERT_EQ(control_pin_.rfind("sha256:", 0), 0u) << control_pin_;
   }
@@ -482,9 +467,9 @@ TEST_F(pop_control, pops_follow_the_registry_live_and_serve_without_it) {
   struct stat st {};
   ASSERT_EQ(::stat((dir_ + "/pop-a/registry.json").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  auto snapshot = read_file(dir_ + "/pop-a/registry.json");
+  auto snapshot = read_line(dir_ + "/pop-a/registry.json");
   EXPECT_NE(snapshot.find("\"echo\""), std::string::npos) << snapshot;
-  EXPECT_EQ(snapshot.find(read_file(dir_ + "/echo.secret")), std::string::npos);
+  EXPECT_EQ(snapshot.find(read_line(dir_ + "/echo.secret")), std::string::npos);
 
   // Static stability: the control plane gone, pop-a restarted, it serves
   // from its registry.json.

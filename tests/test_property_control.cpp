@@ -149,42 +149,6 @@ caf::behavior pop_proxy(caf::event_based_actor* self, caf::actor pop,
   };
 }
 
-struct tunnels_seen {
-  bool done = false;
-  std::set<std::string> up;
-  size_t all = 0;
-};
-
-/// Asks an agent_follower for its agent, the agent for its tunnels.
-caf::behavior ask_tunnels(caf::event_based_actor* self, caf::actor follower,
-                          std::shared_ptr<tunnels_seen> out) {
-  auto give_up = [=](caf::error&) {
-    out->done = true;
-    self->quit();
-  };
-  self->request(follower, caf::infinite, follower_agent_atom::value)
-    .then(
-      [=](caf::actor& agent) {
-        if (!agent) {
-          out->done = true;
-          self->quit();
-          return;
-        }
-        self->request(agent, caf::infinite, agent_tunnels_atom::value)
-          .then(
-            [=](agent_tunnels& t) {
-              for (auto& x : t.tunnels)
-                if (x.up)
-                  out->up.insert(x.pop);
-              out->all = t.tunnels.size();
-              out->done = true;
-              self->quit();
-            },
-            give_up);
-      },
-      give_up);
-  return {[](int) {}};
-}
 
 /// A service as the operator sees it: the ports it had, in order (0:
 /// deleted), each with when its request was sent.
@@ -795,12 +759,9 @@ void check_converged(control_world& w) {
       if (it["status"].value("ready", false))
         ready.insert(it["metadata"].value("name", ""));
   for (size_t i = 0; i < w.followers.size(); ++i) {
-    tunnels_seen seen;
+    sim::tunnels_seen seen;
     for (int tries = 0; tries < 300; ++tries) { // 60 s more at most
-      auto out = std::make_shared<tunnels_seen>();
-      w.d.sys().spawn(ask_tunnels, w.followers[i], out);
-      w.d.run_until([&] { return out->done; }, 5 * sec);
-      seen = *out;
+      seen = w.follower_tunnels(w.followers[i], 5 * sec);
       bool on_ready = std::includes(ready.begin(), ready.end(), seen.up.begin(), seen.up.end());
       if (seen.up.size() == 2 && seen.all == 2 && on_ready)
         break;

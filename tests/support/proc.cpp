@@ -2,6 +2,7 @@
 #include "tests/support/sock.hpp"
 #include "tests/support/spawn.hpp"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
 #include <filesystem>
@@ -117,6 +118,34 @@ bool process::alive() {
 
 std::string bin_dir() {
   return DRTP_BIN_DIR;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string read_line(const std::string& path) {
+  auto s = read_text(path);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r'))
+    s.pop_back();
+  return s;
+}
+
+shell_result run_shell(const std::string& cmd) {
+  shell_result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr)
+    return r;
+  char buf[16384];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    r.out.append(buf, n);
+  int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 unsigned number_after(const std::string& text, const std::string& prefix) {

@@ -62,6 +62,19 @@ private:
 /// The directory the binaries were built in.
 std::string bin_dir();
 
+/// A file's whole text ("" if it cannot be read).
+std::string read_text(const std::string& path);
+/// The same without trailing newlines (a pin, a token, a one-line file).
+std::string read_line(const std::string& path);
+
+/// What a shell command printed on stdout (add 2>&1 for stderr) and its
+/// exit status (-1 if it did not exit).
+struct shell_result {
+  std::string out;
+  int rc = -1;
+};
+shell_result run_shell(const std::string& cmd);
+
 /// The number after `prefix` in `text` (e.g. a port), or 0.
 unsigned number_after(const std::string& text, const std::string& prefix);
 
