@@ -11,6 +11,26 @@
 
 namespace drtp::cli {
 
+bool read_bounded(int fd, size_t bytes_max, std::string& out, std::string& why) {
+  char buf[65536];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      why = std::strerror(errno);
+      return false;
+    }
+    if (n == 0)
+      return true;
+    if (out.size() + static_cast<size_t>(n) > bytes_max) {
+      why = "over " + std::to_string(bytes_max) + " bytes";
+      return false;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
 state_file::state_file(const std::string& dir, const std::string& file_name, size_t bytes_max,
                        std::string program)
   : dir_(dir), path_(dir + "/" + file_name), program_(std::move(program)), bytes_max_(bytes_max) {
@@ -38,25 +58,10 @@ std::string state_file::read(std::string& error) const {
       error = path_ + ": " + std::strerror(errno);
     return {};
   }
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      error = path_ + ": " + std::strerror(errno);
-      out.clear();
-      break;
-    }
-    if (n == 0)
-      break;
-    if (out.size() + static_cast<size_t>(n) > bytes_max_) {
-      error = path_ + ": over " + std::to_string(bytes_max_) + " bytes";
-      out.clear();
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
+  std::string out, why;
+  if (!read_bounded(fd, bytes_max_, out, why)) {
+    error = path_ + ": " + why;
+    out.clear();
   }
   ::close(fd);
   return out;

@@ -16,6 +16,11 @@
 
 namespace drtp::cli {
 
+/// All of `fd` (not closed), at most `bytes_max`: false with `why` (the
+/// errno text, or "over N bytes") otherwise. Shared by every bounded read
+/// of a file the binaries take in.
+bool read_bounded(int fd, size_t bytes_max, std::string& out, std::string& why);
+
 class state_file {
 public:
   /// `dir` is made (0700) if missing; throws cli::error if it cannot be.

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/args.hpp"
+#include "cli/state_file.hpp"
 #include "cli/secrets.hpp"
 #include "ctl/apply.hpp"
 #include "ctl/client.hpp"
@@ -122,26 +123,12 @@ std::string read_input(const std::string& file) {
   int fd = file == "-" ? STDIN_FILENO : ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     throw drtp::ctl::failure("cannot read " + file + ": " + std::strerror(errno));
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      auto e = errno;
-      if (fd != STDIN_FILENO)
-        ::close(fd);
-      throw drtp::ctl::failure("cannot read " + file + ": " + std::strerror(e));
-    }
-    if (n == 0)
-      break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > input_bytes_max)
-      throw drtp::ctl::failure(file + ": larger than 16 MiB");
-  }
+  std::string text, why;
+  bool ok = cli::read_bounded(fd, input_bytes_max, text, why);
   if (fd != STDIN_FILENO)
     ::close(fd);
+  if (!ok)
+    throw drtp::ctl::failure("cannot read " + file + ": " + why);
   return text;
 }
 

@@ -8,7 +8,7 @@ packages=(
   libgtest-dev libgmock-dev librapidcheck-dev
   clang-tidy python3
   clang libclang-rt-dev
-  libsqlite3-dev sqlite3 nlohmann-json3-dev etcd-server etcd-client curl
+  libsqlite3-dev sqlite3 nlohmann-json3-dev etcd-server etcd-client curl openssl
 )
 missing=()
 for p in "${packages[@]}"; do
