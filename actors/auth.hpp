@@ -13,7 +13,13 @@ struct principal_config {
   std::string name;
   std::string public_key; // Ed25519: checks proofs, cannot make one
   std::vector<std::string> groups;
+  /// The org it belongs to (at most one); an allow entry "org:NAME" admits
+  /// every principal of that org.
+  std::string org;
   bool revoked = false;
+  /// Enrollment: as service_config's (actors/pop_server.hpp).
+  std::vector<std::string> revoked_serials;
+  int64_t revoked_before_unix_s = 0;
 };
 
 struct auth_db {

@@ -51,8 +51,25 @@ struct service_config {
   bool is_public = true;             // listens on public_host:public_port
   std::string public_host = "0.0.0.0";
   uint16_t public_port = 0;          // 0 = pick a free port (tests)
-  /// Patch-panel access: principal names or "group:NAME"; empty = nobody.
+  /// Patch-panel access: principal names, "group:NAME" or "org:NAME"
+  /// (every principal of that org); empty = nobody.
   std::vector<std::string> allow;
+  /// Gateways: the sources that may reach the service, CIDRs IPv4 or IPv6
+  /// ("10.0.0.0/8", "2001:db8::/32"; a bare address is /32 or /128):
+  /// public visitors by their address at accept, patch-panel clients by
+  /// their tunnel's. Empty = any source.
+  std::vector<std::string> allow_cidr;
+  /// The gateway these rules come from, for audit lines; empty: the
+  /// service's name.
+  std::string gateway;
+  /// When a change takes a visitor's or a principal's access away: false
+  /// refuses only its new sessions, true also ends its open ones.
+  bool end_open_sessions = false;
+  /// Enrollment: this service's client certificates the POP refuses, by
+  /// serial (lowercase hex), and every one issued (notBefore) before this
+  /// Unix time in seconds (0: none).
+  std::vector<std::string> revoked_serials;
+  int64_t revoked_before_unix_s = 0;
 };
 
 struct pop_params {
@@ -61,6 +78,11 @@ struct pop_params {
   uint16_t tunnel_port = 0;
   std::vector<service_config> services;
   std::vector<principal_config> principals;
+  /// Enrollment: the control plane's CA (PEM). A tunnel whose TLS client
+  /// certificate it signed (valid now, not revoked) logs in as the
+  /// certificate's subject ("service/NAME" or "principal/NAME") with no
+  /// secret; empty: certificate login is off.
+  std::string client_ca_pem;
   /// Receives pop_ready or pop_failed; may be null.
   caf::actor observer;
   /// Before login: handshake slots per source, the hello deadline, the
@@ -99,6 +121,7 @@ struct pop_params {
 struct pop_reconfigure {
   std::vector<service_config> services;
   std::vector<principal_config> principals;
+  std::string client_ca_pem; // as in pop_params
 };
 
 /// Asks `who` (drain_atom, answered with a std::string: what it did)

@@ -4,6 +4,34 @@ namespace drtp::net {
 
 crypto::~crypto() = default;
 
+// The defaults refuse: see crypto.hpp.
+std::string crypto::private_key_pem(const std::string&) {
+  return {};
+}
+std::string crypto::make_csr(const std::string&, const std::string&) {
+  return {};
+}
+std::string crypto::make_ca_certificate(const std::string&, const std::string&, int64_t,
+                                        int64_t) {
+  return {};
+}
+crypto::certificate_info crypto::read_csr(const std::string&) {
+  certificate_info out;
+  out.error = "this crypto does no X.509";
+  return out;
+}
+std::string crypto::issue_certificate(const std::string&, const std::string&,
+                                      const std::string&, const std::string&,
+                                      const std::string&, int64_t, int64_t) {
+  return {};
+}
+crypto::certificate_info crypto::verify_certificate(const std::string&, const std::string&,
+                                                    int64_t) {
+  certificate_info out;
+  out.error = "this crypto does no X.509";
+  return out;
+}
+
 bool equal_ct(const std::string& a, const std::string& b) noexcept {
   if (a.size() != b.size())
     return false;

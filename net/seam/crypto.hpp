@@ -61,6 +61,46 @@ public:
   /// not one (wrong size, or a low-order point that gives all zeros).
   virtual std::string x25519_shared(const std::string& private_key,
                                     const std::string& peer_public) = 0;
+
+  // -- X.509: enrolled agents' and principals' short-lived certificates --
+  // Keys are Ed25519 (a 32-byte seed the caller draws from its entropy);
+  // times are Unix seconds the caller reads from its own clock, so the
+  // simulator's virtual time decides validity. The defaults refuse (a
+  // unit test's crypto need not do X.509); OpenSSL's does it all.
+  /// The private key of `seed` as PKCS#8 PEM (for a TLS client identity).
+  virtual std::string private_key_pem(const std::string& seed);
+  /// A certificate request (PEM) for `subject` (its CN), signed by seed's
+  /// key; empty on failure.
+  virtual std::string make_csr(const std::string& seed, const std::string& subject);
+  /// A self-signed CA certificate (PEM), CN `name`, valid [now_s, now_s +
+  /// lifetime_s]; empty on failure.
+  virtual std::string make_ca_certificate(const std::string& seed, const std::string& name,
+                                          int64_t now_s, int64_t lifetime_s);
+  struct certificate_info {
+    std::string error;      // empty: good; else one line saying why not
+    std::string subject;    // CN, e.g. "service/joes-pg"
+    std::string serial;     // lowercase hex
+    std::string public_key; // the subject's Ed25519 public key, 32 bytes
+    int64_t not_before_s = 0;
+    int64_t not_after_s = 0;
+  };
+  /// A CSR's subject and public key, once its self-signature checks.
+  virtual certificate_info read_csr(const std::string& csr_pem);
+  /// A certificate for the CSR's key with `subject` (the CA decides it,
+  /// not the CSR), `serial` (hex), valid [not_before_s, not_after_s],
+  /// signed by the CA (ca_seed, ca_cert_pem); empty on failure (a CSR that
+  /// does not check, a key that is not Ed25519).
+  virtual std::string issue_certificate(const std::string& ca_seed,
+                                        const std::string& ca_cert_pem,
+                                        const std::string& csr_pem,
+                                        const std::string& subject,
+                                        const std::string& serial,
+                                        int64_t not_before_s, int64_t not_after_s);
+  /// Whether `cert_pem` is signed by `ca_cert_pem` and valid at now_s
+  /// (error says why not: "expired", "not yet valid", "not signed by the
+  /// CA", "malformed"); the fields are filled whenever it parses.
+  virtual certificate_info verify_certificate(const std::string& cert_pem,
+                                              const std::string& ca_cert_pem, int64_t now_s);
 };
 
 constexpr size_t x25519_key_bytes = 32;

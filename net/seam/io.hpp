@@ -49,6 +49,10 @@ struct tls_client_config {
   std::string server_name;
   /// Only for tests and explicit --insecure: accept any certificate.
   bool verify = true;
+  /// The client's own certificate and private key (PEM), presented when the
+  /// server asks (listen_req::request_client_cert); empty = none.
+  std::string cert_pem;
+  std::string key_pem;
 };
 
 enum class connect_error : uint8_t {
@@ -79,6 +83,11 @@ struct listen_req {
   std::string host;
   uint16_t port = 0;
   bool tls = false; // serve TLS with the io's server certificate
+  /// TLS only: ask clients for a certificate. The transport checks only
+  /// that the client holds its key (the TLS handshake proves that); whom it
+  /// was issued by, and whether it is valid now, the owner decides
+  /// (accepted::peer_cert_pem, crypto::verify_certificate at its own time).
+  bool request_client_cert = false;
 };
 
 struct stop_listen_req {
@@ -165,6 +174,10 @@ struct accepted {
   /// can compute (a TLS exporter, net::channel_binding_label in
   /// net/wire/handshake.hpp); a login proof signs them. Empty for plain TCP.
   std::string channel_binding;
+  /// TLS with request_client_cert: the certificate (PEM) the client
+  /// presented and proved it holds the key of; empty: none. Unverified:
+  /// the owner checks it (crypto::verify_certificate).
+  std::string peer_cert_pem;
 };
 
 struct connected {

@@ -64,26 +64,46 @@ std::string etcd_binary() {
 
 etcd_cluster::etcd_cluster(size_t members, std::chrono::milliseconds timeout) {
   dir_ = make_temp_dir("etcd");
-  members_.resize(members);
-  for (size_t i = 0; i < members; ++i) {
-    auto& m = members_[i];
-    m.name = "m" + std::to_string(i);
-    m.client_port = free_port();
-    m.peer_port = free_port();
-    if (!initial_cluster_.empty())
-      initial_cluster_ += ",";
-    initial_cluster_ += m.name + "=http://127.0.0.1:" + std::to_string(m.peer_port);
-  }
-  for (size_t i = 0; i < members; ++i)
-    start(i);
-  if (!wait_healthy(timeout)) {
-    std::string tail = log_tail(0);
+  // A port free_port() saw free may be taken by another test (ctest -j2)
+  // before etcd binds it, and then that member exits at once: start the
+  // whole cluster again on fresh ports and a fresh data directory, a
+  // bounded number of times.
+  constexpr int attempts_max = 3;
+  std::string why;
+  for (int attempt = 1; attempt <= attempts_max; ++attempt) {
+    members_.clear();
+    initial_cluster_.clear();
+    members_.resize(members);
+    for (size_t i = 0; i < members; ++i) {
+      auto& m = members_[i];
+      m.name = "m" + std::to_string(i);
+      m.client_port = free_port();
+      m.peer_port = free_port();
+      if (!initial_cluster_.empty())
+        initial_cluster_ += ",";
+      initial_cluster_ += m.name + "=http://127.0.0.1:" + std::to_string(m.peer_port);
+    }
+    for (size_t i = 0; i < members; ++i)
+      start(i);
+    if (wait_healthy(timeout))
+      return;
+    // The member to blame: the first that exited, else member 0.
+    size_t blamed = 0;
+    for (size_t i = 0; i < members; ++i)
+      if (!running(i)) {
+        blamed = i;
+        break;
+      }
+    why = "attempt " + std::to_string(attempt) + ", member " + std::to_string(blamed)
+          + (running(blamed) ? " (running)" : " (exited)") + ": " + log_tail(blamed);
     for (auto& m : members_)
       m.proc.reset();
     remove_tree(dir_);
-    throw std::runtime_error("etcd cluster not healthy within "
-                             + std::to_string(timeout.count()) + " ms: " + tail);
+    dir_ = make_temp_dir("etcd");
   }
+  remove_tree(dir_);
+  throw std::runtime_error("etcd cluster not healthy within " + std::to_string(timeout.count())
+                           + " ms, " + std::to_string(attempts_max) + " attempts; last " + why);
 }
 
 etcd_cluster::~etcd_cluster() {
