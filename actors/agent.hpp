@@ -58,6 +58,12 @@ struct agent_params {
   std::string service;
   std::string agent_id;
   std::string signing_key; // login_key::seed, derived once per process
+  /// Enrollment: a certificate from the control plane's CA for
+  /// "service/NAME" (a client: "principal/NAME") and its private key, PEM.
+  /// When set, tunnels present it in the TLS handshake and log in by it,
+  /// with no secret (signing_key may be empty); empty: login by secret.
+  std::string client_cert_pem;
+  std::string client_key_pem;
   std::string local_host;
   uint16_t local_port = 0;
   /// Receives agent_event; may be null.
@@ -101,6 +107,14 @@ struct agent_set_pops {
   std::vector<pop_endpoint> pops;
 };
 
+/// A renewed certificate (agent_params::client_cert_pem, client_key_pem):
+/// tunnels dialed from now on present it; open tunnels keep theirs (the
+/// POP ends them at their certificate's expiry, long after the renewal).
+struct agent_set_identity {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
 /// Ask the agent for its tunnels: answered with agent_tunnels.
 using agent_tunnels_atom = caf::atom_constant<caf::atom("agtunnels")>;
 
@@ -123,4 +137,5 @@ caf::actor spawn_agent(caf::actor_system& sys, agent_params p);
 } // namespace drtp
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_set_pops)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_set_identity)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::agent_tunnels)
