@@ -30,10 +30,13 @@ using bookmark_atom = caf::atom_constant<caf::atom("rbookmark")>;
 using rewatch_atom = caf::atom_constant<caf::atom("rrewatch")>;
 using ms = std::chrono::milliseconds;
 
-constexpr kind all_kinds[] = {kind::server, kind::connection, kind::principal, kind::org};
+constexpr kind all_kinds[] = {kind::server, kind::connection, kind::principal, kind::org,
+                              kind::gateway};
 constexpr size_t kinds_count = sizeof(all_kinds) / sizeof(all_kinds[0]);
 /// A lost store watch is tried again after this.
 constexpr uint32_t rewatch_delay_ms = 1000;
+/// A Gateway lists at most this many addresses (one per POP).
+constexpr size_t gateway_addresses_max = 64;
 
 size_t index_of(kind k) {
   return static_cast<size_t>(k);
@@ -53,6 +56,9 @@ bool parse_obj(const std::string& j, principal& o, std::string& e) {
 bool parse_obj(const std::string& j, org& o, std::string& e) {
   return parse_org(j, o, e);
 }
+bool parse_obj(const std::string& j, gateway& o, std::string& e) {
+  return parse_gateway(j, o, e);
+}
 
 template <class T>
 constexpr bool has_status = std::is_same_v<T, server> || std::is_same_v<T, connection>;
@@ -65,13 +71,46 @@ void with_kind(kind k, F&& f) {
     case kind::connection: f(connection{}); return;
     case kind::principal: f(principal{}); return;
     case kind::org: f(org{}); return;
+    case kind::gateway: f(gateway{}); return;
+  }
+}
+
+/// What a Gateway's addresses are computed from: which POPs hold a tunnel
+/// for each service (its DRTPConnection's status.pops) and the public
+/// address of each ready POP.
+struct address_book {
+  std::unordered_map<std::string, std::vector<std::string>> pops_of;
+  std::unordered_map<std::string, std::string> ready_address;
+};
+using book_ptr = std::shared_ptr<const address_book>;
+
+/// Where the gateway is reachable: the ready POPs that hold a tunnel for
+/// its service, with their publicAddress (their name when they have none)
+/// and the gateway's port (none for a private one), in POP name order.
+void compute_addresses(gateway& g, const address_book& b) {
+  g.status.addresses.clear();
+  auto i = b.pops_of.find(g.spec.service);
+  if (i == b.pops_of.end())
+    return;
+  auto pops = i->second;
+  std::sort(pops.begin(), pops.end());
+  pops.erase(std::unique(pops.begin(), pops.end()), pops.end());
+  for (const auto& pop : pops) {
+    auto a = b.ready_address.find(pop);
+    if (a == b.ready_address.end())
+      continue;
+    if (g.status.addresses.size() >= gateway_addresses_max)
+      break;
+    g.status.addresses.push_back({pop, a->second.empty() ? pop : a->second, g.spec.port});
   }
 }
 
 /// The object as the API shows it: its resourceVersion is the record's
-/// mod_revision, a POP's readiness is computed now.
+/// mod_revision, a POP's readiness is computed now, a Gateway's addresses
+/// from `book` (none without one: watch lines).
 template <class T>
-std::optional<std::string> render_as(const store_record& r, int64_t now_unix_ms) {
+std::optional<std::string> render_as(const store_record& r, int64_t now_unix_ms,
+                                     const address_book* book) {
   T o;
   std::string err;
   if (!parse_obj(r.value, o, err))
@@ -79,12 +118,18 @@ std::optional<std::string> render_as(const store_record& r, int64_t now_unix_ms)
   o.meta.resource_version = r.mod_revision;
   if constexpr (std::is_same_v<T, server>)
     o.status.ready = server_ready(o, now_unix_ms);
+  if constexpr (std::is_same_v<T, gateway>) {
+    o.status = gateway_status{};
+    if (book)
+      compute_addresses(o, *book);
+  }
   return to_json(o);
 }
 
-std::optional<std::string> render(kind k, const store_record& r, int64_t now_unix_ms) {
+std::optional<std::string> render(kind k, const store_record& r, int64_t now_unix_ms,
+                                  const address_book* book = nullptr) {
   std::optional<std::string> out;
-  with_kind(k, [&](auto tag) { out = render_as<decltype(tag)>(r, now_unix_ms); });
+  with_kind(k, [&](auto tag) { out = render_as<decltype(tag)>(r, now_unix_ms, book); });
   return out;
 }
 
@@ -95,6 +140,8 @@ std::string stored_json(T o) {
   o.meta.resource_version = 0;
   if constexpr (std::is_same_v<T, server>)
     o.status.ready = false;
+  if constexpr (std::is_same_v<T, gateway>)
+    o.status = gateway_status{};
   return to_json(o);
 }
 
@@ -442,13 +489,48 @@ private:
     }
   }
 
+  /// For a Gateway answer: what its addresses are computed from (the
+  /// DRTPConnections' status.pops, the ready DRTPServers), read now; f
+  /// gets null for the other kinds.
+  template <class F>
+  void with_book(const call_ptr& c, kind k, F f) {
+    if (k != kind::gateway) {
+      f(book_ptr{});
+      return;
+    }
+    ask(c, store_list{store_prefix(kind::server), 0}, [=](store_list_result& servers) {
+      auto book = std::make_shared<address_book>();
+      auto now = now_unix_ms();
+      for (const auto& rec : servers.records) {
+        server s;
+        std::string e;
+        if (parse_server(rec.value, s, e) && server_ready(s, now))
+          book->ready_address[s.meta.name] = s.spec.public_address;
+      }
+      ask(c, store_list{store_prefix(kind::connection), 0}, [=](store_list_result& conns) {
+        for (const auto& rec : conns.records) {
+          connection x;
+          std::string e;
+          if (parse_connection(rec.value, x, e) && !x.status.pops.empty())
+            book->pops_of[x.meta.name] = std::move(x.status.pops);
+        }
+        f(book_ptr{book});
+      });
+    });
+  }
+
   void do_list(const call_ptr& c) {
+    auto k = c->route.k;
+    with_book(c, k, [=](book_ptr book) { list_with(c, book); });
+  }
+
+  void list_with(const call_ptr& c, book_ptr book) {
     auto k = c->route.k;
     ask(c, store_list{store_prefix(k), 0}, [=](store_list_result& r) {
       auto now = now_unix_ms();
       std::string items;
       for (const auto& rec : r.records) {
-        auto obj = render(k, rec, now);
+        auto obj = render(k, rec, now, book.get());
         if (!obj)
           continue; // not ours to show: a value this version cannot read
         if (!items.empty())
@@ -463,6 +545,10 @@ private:
   }
 
   void do_get(const call_ptr& c) {
+    with_book(c, c->route.k, [=](book_ptr book) { get_with(c, book); });
+  }
+
+  void get_with(const call_ptr& c, book_ptr book) {
     auto k = c->route.k;
     ask(c, store_get{store_key(k, c->route.name)}, [=](store_get_result& r) {
       bool principal = c->who.kind == caller_kind::principal;
@@ -477,7 +563,7 @@ private:
         refuse(c, forbidden("not allowed on this service"), "not on the allow list");
         return;
       }
-      auto obj = render(k, r.record, now_unix_ms());
+      auto obj = render(k, r.record, now_unix_ms(), book.get());
       if (!obj) {
         fail(c, unavailable("the stored object cannot be read"));
         return;
@@ -589,12 +675,45 @@ private:
               fail(c, on_conflict);
             return;
           }
-          auto out = render(k, r.record, now_unix_ms());
-          if (!out)
-            fail(c, unavailable("the object as written cannot be read back"));
-          else
-            answer(c, ok_status, *out);
+          with_book(c, k, [=](book_ptr book) {
+            auto out = render(k, r.record, now_unix_ms(), book.get());
+            if (!out)
+              fail(c, unavailable("the object as written cannot be read back"));
+            else
+              answer(c, ok_status, *out);
+          });
         });
+  }
+
+  /// At most one public Gateway per service: `go` runs unless another
+  /// public one names the same service (then 409 naming it). Two creates
+  /// racing may both pass (the check and the write are two requests); the
+  /// follower then takes the first by name.
+  template <class T>
+  void check_unique(const call_ptr& c, const T& obj, std::function<void()> go) {
+    if constexpr (!std::is_same_v<T, gateway>) {
+      go();
+    } else {
+      if (!obj.spec.is_public) {
+        go();
+        return;
+      }
+      auto name = obj.meta.name;
+      auto service = obj.spec.service;
+      ask(c, store_list{store_prefix(kind::gateway), 0}, [=](store_list_result& r) {
+        for (const auto& rec : r.records) {
+          gateway g;
+          std::string e;
+          if (parse_gateway(rec.value, g, e) && g.meta.name != name && g.spec.is_public
+              && g.spec.service == service) {
+            fail(c, conflict("service " + service + " already has a public Gateway, "
+                             + g.meta.name + " (at most one; change or delete it)"));
+            return;
+          }
+        }
+        go();
+      });
+    }
   }
 
   template <class T>
@@ -608,8 +727,11 @@ private:
     if constexpr (has_status<T>)
       obj.status = decltype(obj.status){}; // status only through /status
     auto name = obj.meta.name;
-    write(c, std::move(obj), 0, 201,
-          already_exists(std::string(kind_name(c->route.k)) + " " + name + " already exists"));
+    auto held = std::make_shared<T>(std::move(obj));
+    check_unique(c, *held, [=] {
+      write(c, std::move(*held), 0, 201,
+            already_exists(std::string(kind_name(c->route.k)) + " " + name + " already exists"));
+    });
   }
 
   template <class T>
@@ -617,6 +739,12 @@ private:
     T obj;
     if (!read_body(c, obj))
       return;
+    auto held = std::make_shared<T>(std::move(obj));
+    check_unique(c, *held, [=] { replace_checked<T>(c, std::move(*held)); });
+  }
+
+  template <class T>
+  void replace_checked(const call_ptr& c, T obj) {
     auto wanted = obj.meta.resource_version;
     ask(c, store_get{store_key(c->route.k, obj.meta.name)}, [=](store_get_result& r) mutable {
       auto what = std::string(kind_name(c->route.k)) + " " + obj.meta.name;

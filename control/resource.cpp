@@ -443,6 +443,73 @@ bool parse_org_spec(const json* j, org_spec& out, std::string& error) {
   return f.finish();
 }
 
+bool valid_org_name(const std::string& s) {
+  return valid_name(s);
+}
+
+bool parse_gateway_spec(const json* j, gateway_spec& out, std::string& error) {
+  if (!fields::object(j, "spec", error))
+    return false;
+  fields f(*j, "spec", error);
+  if (!f.string("service", out.service, 63, true))
+    return false;
+  if (!valid_name(out.service))
+    return f.fail("service", "expected a DNS label (a-z, 0-9, '-', at most 63)");
+  std::string type;
+  if (!f.string("type", type, 16, true))
+    return false;
+  if (type != "public" && type != "private")
+    return f.fail("type", "expected public or private");
+  out.is_public = type == "public";
+  if (!f.integer("port", out.port, 65535, false))
+    return false;
+  if (out.is_public && out.port == 0)
+    return f.fail("port", "required for a public gateway (1 to 65535)");
+  if (!out.is_public && out.port != 0)
+    return f.fail("port", "a private gateway has no port");
+  return f.strings("allowCIDRs", out.allow_cidrs, gateway_cidrs_max,
+                   "a CIDR (10.0.0.0/8, 2001:db8::/32)", valid_cidr)
+         && f.strings("allowOrgs", out.allow_orgs, gateway_orgs_max, "an org name",
+                      valid_org_name)
+         && f.strings("allowPrincipals", out.allow_principals, gateway_principals_max,
+                      "a principal name or group:NAME", valid_allow_entry)
+         && f.boolean("endOpenSessions", out.end_open_sessions) && f.finish();
+}
+
+bool parse_gateway_address(const json& j, const std::string& path, gateway_address& out,
+                           std::string& error) {
+  if (!fields::object(&j, path, error))
+    return false;
+  fields f(j, path, error);
+  if (!f.string("pop", out.pop, 63, true) || !f.string("address", out.address, host_bytes_max, false)
+      || !f.integer("port", out.port, 65535, false))
+    return false;
+  if (!valid_name(out.pop))
+    return f.fail("pop", "expected a POP name");
+  if (!is_token(out.address))
+    return f.fail("address", "expected an address or DNS name");
+  return f.finish();
+}
+
+bool parse_gateway_status(const json* j, gateway_status& out, std::string& error) {
+  if (!fields::object(j, "status", error))
+    return false;
+  fields f(*j, "status", error);
+  if (auto a = f.take("addresses")) {
+    if (!a->is_array())
+      return f.fail("addresses", "expected a list");
+    if (a->size() > pops_max)
+      return f.fail("addresses", "more than " + std::to_string(pops_max) + " entries");
+    for (size_t i = 0; i < a->size(); ++i) {
+      out.addresses.emplace_back();
+      if (!parse_gateway_address((*a)[i], "status.addresses[" + std::to_string(i) + "]",
+                                 out.addresses.back(), error))
+        return false;
+    }
+  }
+  return f.finish();
+}
+
 /// The common frame of every parse_*: the document, its header, spec
 /// (required) and status (only for kinds that have one).
 template <class Object, class SpecParser, class StatusParser>
@@ -596,6 +663,8 @@ const char* kind_name(kind k) {
       return "Principal";
     case kind::org:
       return "Org";
+    case kind::gateway:
+      return "Gateway";
   }
   return "?";
 }
@@ -610,6 +679,8 @@ const char* kind_plural(kind k) {
       return "principals";
     case kind::org:
       return "orgs";
+    case kind::gateway:
+      return "gateways";
   }
   return "?";
 }
@@ -627,8 +698,9 @@ std::optional<kind> parse_kind(const std::string& s) {
     {"service", kind::connection},    {"services", kind::connection},
     {"connection", kind::connection}, {"connections", kind::connection},
     {"principal", kind::principal},   {"org", kind::org},
+    {"gateway", kind::gateway},       {"gw", kind::gateway},
   };
-  for (auto k : {kind::server, kind::connection, kind::principal, kind::org}) {
+  for (auto k : {kind::server, kind::connection, kind::principal, kind::org, kind::gateway}) {
     std::string name = kind_name(k);
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -655,6 +727,72 @@ bool valid_name(const std::string& name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
   });
+}
+
+namespace {
+
+/// A dotted quad, each part 0..255 without leading zeros.
+bool ipv4_shape(const std::string& s) {
+  int parts = 0;
+  size_t i = 0;
+  while (i <= s.size()) {
+    auto dot = s.find('.', i);
+    auto part = s.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
+    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')
+        || !std::all_of(part.begin(), part.end(), [](unsigned char c) { return std::isdigit(c); })
+        || std::stoi(part) > 255)
+      return false;
+    ++parts;
+    if (dot == std::string::npos)
+      break;
+    i = dot + 1;
+  }
+  return parts == 4;
+}
+
+/// Hex groups of at most 4 digits, at most one "::", 8 groups (or fewer with "::").
+bool ipv6_shape(const std::string& s) {
+  if (s.size() < 2 || s.size() > 39)
+    return false;
+  auto dbl = s.find("::");
+  if (dbl != std::string::npos && s.find("::", dbl + 1) != std::string::npos)
+    return false;
+  int groups = 0;
+  size_t run = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == ':') {
+      if (run > 0)
+        ++groups;
+      run = 0;
+      continue;
+    }
+    if (!std::isxdigit(static_cast<unsigned char>(s[i])) || ++run > 4)
+      return false;
+  }
+  if (s.front() == ':' && s.compare(0, 2, "::") != 0)
+    return false;
+  if (s.back() == ':' && s.size() >= 2 && s.compare(s.size() - 2, 2, "::") != 0)
+    return false;
+  return dbl == std::string::npos ? groups == 8 : groups < 8;
+}
+
+} // namespace
+
+bool valid_cidr(const std::string& s) {
+  if (s.empty() || s.size() > 43)
+    return false;
+  auto slash = s.find('/');
+  auto addr = s.substr(0, slash);
+  bool v6 = addr.find(':') != std::string::npos;
+  if (v6 ? !ipv6_shape(addr) : !ipv4_shape(addr))
+    return false;
+  if (slash == std::string::npos)
+    return true;
+  auto bits = s.substr(slash + 1);
+  if (bits.empty() || bits.size() > 3 || (bits.size() > 1 && bits[0] == '0')
+      || !std::all_of(bits.begin(), bits.end(), [](unsigned char c) { return std::isdigit(c); }))
+    return false;
+  return std::stoi(bits) <= (v6 ? 128 : 32);
 }
 
 // -- parsing -------------------------------------------------------------------------
@@ -687,6 +825,13 @@ bool parse_principal(const std::string& text, principal& out, std::string& error
       e = "status: a Principal has no status";
       return false;
     });
+}
+
+bool parse_gateway(const std::string& text, gateway& out, std::string& error) {
+  return parse_object(
+    text, kind::gateway, out, error,
+    [](const json* j, gateway& o, std::string& e) { return parse_gateway_spec(j, o.spec, e); },
+    [](const json* j, gateway& o, std::string& e) { return parse_gateway_status(j, o.status, e); });
 }
 
 bool parse_org(const std::string& text, org& out, std::string& error) {
@@ -760,6 +905,30 @@ std::string to_json(const principal& x) {
 std::string to_json(const org& x) {
   auto j = header_json(kind::org, x.meta);
   j["spec"] = ojson{{"displayName", x.spec.display_name}};
+  return j.dump();
+}
+
+std::string to_json(const gateway& x) {
+  auto j = header_json(kind::gateway, x.meta);
+  auto& spec = j["spec"] = ojson::object();
+  spec["service"] = x.spec.service;
+  spec["type"] = x.spec.is_public ? "public" : "private";
+  if (x.spec.is_public)
+    spec["port"] = x.spec.port;
+  spec["allowCIDRs"] = x.spec.allow_cidrs;
+  spec["allowOrgs"] = x.spec.allow_orgs;
+  spec["allowPrincipals"] = x.spec.allow_principals;
+  spec["endOpenSessions"] = x.spec.end_open_sessions;
+  auto& addresses = j["status"]["addresses"] = ojson::array();
+  for (auto& a : x.status.addresses) {
+    ojson e = ojson::object();
+    e["pop"] = a.pop;
+    if (!a.address.empty())
+      e["address"] = a.address;
+    if (a.port != 0)
+      e["port"] = a.port;
+    addresses.push_back(std::move(e));
+  }
   return j.dump();
 }
 

@@ -15,14 +15,15 @@ namespace drtp::control {
 constexpr const char* api_version = "drtp.dev/v1";
 constexpr const char* api_base = "/apis/drtp.dev/v1";
 
-enum class kind : uint8_t { server, connection, principal, org };
+enum class kind : uint8_t { server, connection, principal, org, gateway };
 
-/// "DRTPServer", "DRTPConnection", "Principal", "Org".
+/// "DRTPServer", "DRTPConnection", "Principal", "Org", "Gateway".
 const char* kind_name(kind k);
-/// "drtpservers", "drtpconnections", "principals", "orgs".
+/// "drtpservers", "drtpconnections", "principals", "orgs", "gateways".
 const char* kind_plural(kind k);
 /// From a plural, a kind name, or drtpctl's short forms ("server",
-/// "service", "connection", "principal", "org"; case-insensitive).
+/// "service", "connection", "principal", "org", "gateway", "gw";
+/// case-insensitive).
 std::optional<kind> parse_kind(const std::string& s);
 
 /// The store key of an object: /drtp/v1/<plural>/<name>.
@@ -112,6 +113,40 @@ struct org {
   org_spec spec;
 };
 
+/// Gateways (issue 15): who may reach a service, and on which port.
+struct gateway_spec {
+  std::string service; // a DRTPConnection's name
+  bool is_public = false; // type: public | private
+  uint16_t port = 0;      // public: 1..65535; private: 0
+  std::vector<std::string> allow_cidrs; // "10.0.0.0/8", "::1/128"; empty: any source
+  std::vector<std::string> allow_orgs;
+  std::vector<std::string> allow_principals; // names or "group:NAME"
+  bool end_open_sessions = false;
+};
+struct gateway_address {
+  std::string pop;
+  std::string address; // the POP's publicAddress
+  uint16_t port = 0;
+};
+/// Computed by the registry on read (never stored).
+struct gateway_status {
+  std::vector<gateway_address> addresses;
+};
+struct gateway {
+  object_meta meta;
+  gateway_spec spec;
+  gateway_status status;
+};
+
+/// Bounds of a Gateway's lists.
+constexpr size_t gateway_cidrs_max = 256;
+constexpr size_t gateway_orgs_max = 256;
+constexpr size_t gateway_principals_max = 256;
+
+/// Whether `s` is a CIDR the POP can enforce ("10.0.0.0/8", "2001:db8::/32",
+/// or a bare address).
+bool valid_cidr(const std::string& s);
+
 /// Parsing: false with `error` set to one line naming the field
 /// ("spec.local: expected host:port") for anything malformed, unknown
 /// fields included. The input is a JSON object of that kind.
@@ -123,12 +158,14 @@ bool parse_server(const std::string& json, server& out, std::string& error);
 bool parse_connection(const std::string& json, connection& out, std::string& error);
 bool parse_principal(const std::string& json, principal& out, std::string& error);
 bool parse_org(const std::string& json, org& out, std::string& error);
+bool parse_gateway(const std::string& json, gateway& out, std::string& error);
 
 /// Writing: the whole object (apiVersion, kind, metadata, spec, status).
 std::string to_json(const server& x);
 std::string to_json(const connection& x);
 std::string to_json(const principal& x);
 std::string to_json(const org& x);
+std::string to_json(const gateway& x);
 
 /// RFC 3339 in UTC with milliseconds ("2026-12-02T18:03:08.123Z").
 std::string rfc3339(int64_t unix_ms);

@@ -758,3 +758,109 @@ TEST_F(registry_test, a_pop_registers_and_watches_through_http_over_tls) {
   caf::anon_send_exit(client, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
 }
+
+namespace {
+
+std::string gateway_json(const std::string& name, const std::string& service, bool is_public,
+                         uint16_t port = 0, std::vector<std::string> cidrs = {}) {
+  json spec = {{"service", service}, {"type", is_public ? "public" : "private"}};
+  if (port != 0)
+    spec["port"] = port;
+  if (!cidrs.empty())
+    spec["allowCIDRs"] = cidrs;
+  json j = {{"apiVersion", "drtp.dev/v1"},
+            {"kind", "Gateway"},
+            {"metadata", {{"name", name}}},
+            {"spec", spec}};
+  return j.dump();
+}
+
+} // namespace
+
+TEST_F(registry_test, gateways_validate_one_public_per_service_and_addresses_from_pops) {
+  start();
+  // Validation: one clear line naming the field.
+  auto no_port = call("POST", path("gateways"), gateway_json("g", "joes-pg", true));
+  EXPECT_EQ(no_port.status, 400);
+  EXPECT_NE(body(no_port)["message"].get<std::string>().find("spec.port"), std::string::npos);
+  auto private_port = call("POST", path("gateways"), gateway_json("g", "joes-pg", false, 80));
+  EXPECT_EQ(private_port.status, 400);
+  auto bad_cidr =
+    call("POST", path("gateways"), gateway_json("g", "joes-pg", true, 8080, {"10.0.0.0/33"}));
+  EXPECT_EQ(bad_cidr.status, 400);
+  EXPECT_NE(body(bad_cidr)["message"].get<std::string>().find("spec.allowCIDRs[0]"),
+            std::string::npos);
+  auto unknown = json::parse(gateway_json("g", "joes-pg", true, 8080));
+  unknown["spec"]["colour"] = "red";
+  auto refused = call("POST", path("gateways"), unknown.dump());
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_NE(body(refused)["message"].get<std::string>().find("spec.colour"), std::string::npos);
+
+  ASSERT_EQ(call("POST", path("drtpconnections"), connection_json("joes-pg", svc_key)).status, 201);
+  register_pop("pop-a", "eu", 30);
+  register_pop("pop-b", "us", 30);
+  auto created = call("POST", path("gateways"),
+                      gateway_json("pg-public", "joes-pg", true, 15432, {"10.0.0.0/8", "::1"}));
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(body(created)["status"]["addresses"].size(), 0u); // no agent yet
+  // A second public gateway for the service: 409 naming the first.
+  auto second = call("POST", path("gateways"), gateway_json("pg-other", "joes-pg", true, 15433));
+  EXPECT_EQ(second.status, 409);
+  EXPECT_NE(body(second)["message"].get<std::string>().find("pg-public"), std::string::npos);
+  // A private one beside it is fine; so is replacing the public one itself.
+  ASSERT_EQ(call("POST", path("gateways"), gateway_json("pg-private", "joes-pg", false)).status,
+            201);
+  ASSERT_EQ(call("PUT", path("gateways/pg-public"),
+                 gateway_json("pg-public", "joes-pg", true, 15434))
+              .status,
+            200);
+  // The private one cannot become a second public one.
+  EXPECT_EQ(call("PUT", path("gateways/pg-private"),
+                 gateway_json("pg-private", "joes-pg", true, 15435))
+              .status,
+            409);
+
+  // The agent reports tunnels on both POPs: the addresses follow.
+  auto me = signed_by(kind_service, "joes-pg", svc_key);
+  json st = {{"status", {{"agents", {{{"id", "agent-1"}, {"pops", {"pop-a", "pop-b"}}}}}}}};
+  ASSERT_EQ(as(me, "PUT", path("drtpconnections/joes-pg/status"), st.dump()).status, 200);
+  auto got = body(call("GET", path("gateways/pg-public")));
+  ASSERT_EQ(got["status"]["addresses"].size(), 2u) << got.dump();
+  EXPECT_EQ(got["status"]["addresses"][0]["pop"], "pop-a");
+  EXPECT_EQ(got["status"]["addresses"][0]["address"], "pop-a.example");
+  EXPECT_EQ(got["status"]["addresses"][0]["port"], 15434);
+  // A POP whose lease runs out leaves the list.
+  r.d.run_for(1'000'000);
+  auto pa = signed_by(kind_pop, "pop-a", pop_key);
+  ASSERT_EQ(as(pa, "PUT", path("drtpservers/pop-a/status"), server_status_json("pop-a", 600)).status,
+            200);
+  r.d.run_for(31'000'000);
+  auto list = body(call("GET", path("gateways")));
+  ASSERT_EQ(list["kind"], "GatewayList");
+  ASSERT_EQ(list["items"].size(), 2u);
+  auto& pub = list["items"][1]["metadata"]["name"] == "pg-public" ? list["items"][1]
+                                                                  : list["items"][0];
+  ASSERT_EQ(pub["status"]["addresses"].size(), 1u) << pub.dump();
+  EXPECT_EQ(pub["status"]["addresses"][0]["pop"], "pop-a");
+
+  // POPs read and watch gateways; agents and principals do not.
+  EXPECT_EQ(as(pa, "GET", path("gateways")).status, 200);
+  EXPECT_EQ(as(me, "GET", path("gateways")).status, 403);
+  EXPECT_EQ(call("PUT", path("gateways/pg-public/status"), "{}").status, 404);
+
+  request_spec s;
+  s.path = path("gateways");
+  s.query = "watch=1";
+  s.authz = pa;
+  s.serial = 60;
+  auto w = send(s, true);
+  ASSERT_TRUE(w->streaming);
+  ASSERT_EQ(call("DELETE", path("gateways/pg-private")).status, 200);
+  ASSERT_EQ(call("POST", path("gateways"), gateway_json("pg-other", "joes-pg", false)).status, 201);
+  r.d.run_for(100'000);
+  auto lines = lines_of(w->stream);
+  ASSERT_EQ(lines.size(), 2u) << w->stream;
+  EXPECT_EQ(lines[0]["type"], "DELETED");
+  EXPECT_EQ(lines[1]["type"], "ADDED");
+  EXPECT_EQ(lines[1]["object"]["spec"]["type"], "private");
+}
