@@ -23,17 +23,20 @@ using apply_atom = caf::atom_constant<caf::atom("apply")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
 constexpr const char* snapshot_format = "drtp-pop-registry-v1";
+/// drtpconnections, principals, gateways.
+constexpr uint64_t watched_kinds = 3;
 
 // -- translation ----------------------------------------------------------------------
 
 bool same(const service_config& a, const service_config& b) {
   return a.name == b.name && a.public_key == b.public_key && a.is_public == b.is_public
          && a.public_host == b.public_host && a.public_port == b.public_port
-         && a.allow == b.allow;
+         && a.allow == b.allow && a.allow_cidr == b.allow_cidr && a.gateway == b.gateway
+         && a.end_open_sessions == b.end_open_sessions;
 }
 bool same(const principal_config& a, const principal_config& b) {
   return a.name == b.name && a.public_key == b.public_key && a.groups == b.groups
-         && a.revoked == b.revoked;
+         && a.org == b.org && a.revoked == b.revoked;
 }
 template <class T>
 bool same(const std::vector<T>& a, const std::vector<T>& b) {
@@ -44,9 +47,69 @@ bool same(const std::vector<T>& a, const std::vector<T>& b) {
 
 /// What the registry says, as the POP holds it (dynamic part only).
 struct registry_view {
+  /// From the DRTPConnections alone (or, from a snapshot, as applied).
   std::map<std::string, service_config> services;
   std::map<std::string, principal_config> principals;
+  std::map<std::string, gateway_spec> gateways; // by gateway name
 };
+
+/// A service's allow list holds at most this many entries, however many
+/// gateways add to it (a DRTPConnection's own is at most 1024).
+constexpr size_t allow_entries_max = 4096;
+
+void add_unique(std::vector<std::string>& xs, const std::string& x) {
+  if (xs.size() < allow_entries_max && std::find(xs.begin(), xs.end(), x) == xs.end())
+    xs.push_back(x);
+}
+
+/// A service with its gateways (docs/control-plane.md, "Gateways"): the
+/// public one's port and allowCIDRs (the first by name, should two race
+/// past the registry's check); without one, the private ones' CIDRs when
+/// every one of them restricts sources (one that admits any source admits
+/// any); allow gains every gateway's principals and orgs ("org:NAME");
+/// open sessions end if any gateway says so.
+void apply_gateways(service_config& sc,
+                    const std::vector<std::pair<std::string, const gateway_spec*>>& gws) {
+  const std::pair<std::string, const gateway_spec*>* pub = nullptr;
+  for (auto& g : gws)
+    if (g.second->is_public && !pub)
+      pub = &g;
+  for (auto& [name, g] : gws) {
+    for (auto& p : g->allow_principals)
+      add_unique(sc.allow, p);
+    for (auto& o : g->allow_orgs)
+      add_unique(sc.allow, "org:" + o);
+    sc.end_open_sessions = sc.end_open_sessions || g->end_open_sessions;
+  }
+  if (pub) {
+    sc.is_public = true;
+    sc.public_port = pub->second->port;
+    sc.allow_cidr = pub->second->allow_cidrs;
+    sc.gateway = pub->first;
+    return;
+  }
+  sc.gateway = gws.front().first;
+  bool every_restricts = std::all_of(gws.begin(), gws.end(), [](auto& g) {
+    return !g.second->allow_cidrs.empty();
+  });
+  if (every_restricts)
+    for (auto& [name, g] : gws)
+      for (auto& c : g->allow_cidrs)
+        add_unique(sc.allow_cidr, c);
+}
+
+/// The services as the POP gets them: each with its gateways applied (a
+/// gateway whose service is unknown does nothing).
+std::map<std::string, service_config> effective_services(const registry_view& v) {
+  auto out = v.services;
+  std::map<std::string, std::vector<std::pair<std::string, const gateway_spec*>>> by_service;
+  for (auto& [name, g] : v.gateways)
+    if (out.count(g.service))
+      by_service[g.service].emplace_back(name, &g);
+  for (auto& [svc, gws] : by_service)
+    apply_gateways(out[svc], gws);
+  return out;
+}
 
 bool to_service(const connection& c, const std::string& public_host, service_config& out) {
   out = service_config{};
@@ -64,6 +127,7 @@ bool to_principal(const principal& p, principal_config& out) {
   out = principal_config{};
   out.name = p.meta.name;
   out.groups = p.spec.groups;
+  out.org = p.spec.org;
   return !p.spec.revoked && parse_public_key(p.spec.public_key, out.public_key);
 }
 
@@ -76,7 +140,7 @@ pop_reconfigure merge(const pop_follower_params& p, const registry_view& v) {
   auto has = [](auto& xs, const std::string& name) {
     return std::any_of(xs.begin(), xs.end(), [&](auto& x) { return x.name == name; });
   };
-  for (auto& [name, s] : v.services)
+  for (auto& [name, s] : effective_services(v))
     if (!has(p.static_services, name))
       out.services.push_back(s);
   for (auto& [name, pr] : v.principals)
@@ -87,17 +151,30 @@ pop_reconfigure merge(const pop_follower_params& p, const registry_view& v) {
 
 // -- the snapshot -----------------------------------------------------------------------
 
+/// The services as applied (gateways folded in: allowCidr, gateway and
+/// endOpenSessions are additive keys, so older snapshots still load).
 std::string snapshot_of(const std::string& pop, const registry_view& v) {
   json services = json::array();
-  for (auto& [name, s] : v.services)
-    services.push_back({{"name", name},
-                        {"publicKey", public_key_text(s.public_key)},
-                        {"publicPort", s.is_public ? s.public_port : 0},
-                        {"allow", s.allow}});
+  for (auto& [name, s] : effective_services(v)) {
+    json e = {{"name", name},
+              {"publicKey", public_key_text(s.public_key)},
+              {"publicPort", s.is_public ? s.public_port : 0},
+              {"allow", s.allow}};
+    if (!s.allow_cidr.empty())
+      e["allowCidr"] = s.allow_cidr;
+    if (!s.gateway.empty())
+      e["gateway"] = s.gateway;
+    if (s.end_open_sessions)
+      e["endOpenSessions"] = true;
+    services.push_back(std::move(e));
+  }
   json principals = json::array();
-  for (auto& [name, pr] : v.principals)
-    principals.push_back(
-      {{"name", name}, {"publicKey", public_key_text(pr.public_key)}, {"groups", pr.groups}});
+  for (auto& [name, pr] : v.principals) {
+    json e = {{"name", name}, {"publicKey", public_key_text(pr.public_key)}, {"groups", pr.groups}};
+    if (!pr.org.empty())
+      e["org"] = pr.org;
+    principals.push_back(std::move(e));
+  }
   json j = {{"format", snapshot_format},
             {"pop", pop},
             {"services", services},
@@ -140,6 +217,14 @@ bool parse_snapshot(const std::string& text, const pop_follower_params& p, regis
       sc.public_host = p.public_host;
       sc.public_port = static_cast<uint16_t>(port);
       sc.allow = strings_of(s.at("allow"), "allow");
+      if (s.contains("allowCidr")) {
+        sc.allow_cidr = strings_of(s.at("allowCidr"), "allowCidr");
+        for (auto& c : sc.allow_cidr)
+          if (!valid_cidr(c))
+            throw std::runtime_error("service '" + sc.name + "': allowCidr is malformed");
+      }
+      sc.gateway = s.value("gateway", "");
+      sc.end_open_sessions = s.value("endOpenSessions", false);
       out.services[sc.name] = std::move(sc);
     }
     for (auto& s : j.at("principals")) {
@@ -151,6 +236,7 @@ bool parse_snapshot(const std::string& text, const pop_follower_params& p, regis
           || !parse_public_key(s.at("publicKey").get<std::string>(), pc.public_key))
         throw std::runtime_error("principal '" + pc.name + "' is malformed");
       pc.groups = strings_of(s.at("groups"), "groups");
+      pc.org = s.value("org", "");
       out.principals[pc.name] = std::move(pc);
     }
   } catch (const std::exception& e) {
@@ -307,7 +393,7 @@ public:
       },
       [this](http_watch_line& l) { on_line(l); },
       [this](http_watch_ended& e) {
-        if (e.tag / 2 != watch_gen_ || !watching_)
+        if (e.tag / watched_kinds != watch_gen_ || !watching_)
           return;
         failed("watch of " + std::string(plural(e.tag)) + " ended: "
                + (e.status ? "HTTP " + std::to_string(e.status) + " " : "") + e.what);
@@ -497,8 +583,14 @@ private:
 
   // -- lists and watches ---------------------------------------------------------------
 
+  /// What the follower lists and watches, by index (a watch's tag is
+  /// watch_gen_ * watched_kinds + index).
   static const char* plural(uint64_t tag) {
-    return tag % 2 == 0 ? "drtpconnections" : "principals";
+    switch (tag % watched_kinds) {
+      case 0: return "drtpconnections";
+      case 1: return "principals";
+      default: return "gateways";
+    }
   }
 
   void sync() {
@@ -523,14 +615,16 @@ private:
             rv_[which] = rv;
             for (auto& it : items)
               upsert(which, it, *fresh);
-            if (which == 0)
-              return list(1, gen, fresh);
+            if (which + 1 < watched_kinds)
+              return list(which + 1, gen, fresh);
             known_ = std::move(*fresh);
             apply();
             tell(pop_follower_event::synced,
                  std::to_string(known_.services.size()) + " service(s), "
-                   + std::to_string(known_.principals.size()) + " principal(s) at resourceVersion "
-                   + std::to_string(rv_[0]) + "/" + std::to_string(rv_[1]));
+                   + std::to_string(known_.principals.size()) + " principal(s), "
+                   + std::to_string(known_.gateways.size()) + " gateway(s) at resourceVersion "
+                   + std::to_string(rv_[0]) + "/" + std::to_string(rv_[1]) + "/"
+                   + std::to_string(rv_[2]));
             start_watches();
           },
           [this, which, gen](const std::string& what) {
@@ -542,18 +636,18 @@ private:
   void start_watches() {
     ++watch_gen_;
     watching_ = true;
-    for (uint64_t which = 0; which < 2; ++which)
+    for (uint64_t which = 0; which < watched_kinds; ++which)
       send(client_, http_watch{path(plural(which)) + "?watch=1&resourceVersion="
                                  + std::to_string(rv_[which]),
-                               this, watch_gen_ * 2 + which});
+                               this, watch_gen_ * watched_kinds + which});
   }
 
   void stop_watches() {
     if (!watching_)
       return;
     watching_ = false;
-    for (uint64_t which = 0; which < 2; ++which)
-      send(client_, http_unwatch{watch_gen_ * 2 + which});
+    for (uint64_t which = 0; which < watched_kinds; ++which)
+      send(client_, http_unwatch{watch_gen_ * watched_kinds + which});
   }
 
   /// One object of a list or a watch into `v`; false if it is malformed
@@ -572,6 +666,16 @@ private:
         return trace("ignored DRTPConnection '" + sc.name + "': over "
                      + std::to_string(p_.limits.objects_per_kind_max) + " services");
       v.services[sc.name] = std::move(sc);
+    } else if (which == 2) {
+      gateway g;
+      if (!parse_gateway(obj, g, err)) {
+        v.gateways.erase(g.meta.name);
+        return trace("ignored Gateway '" + g.meta.name + "': " + err);
+      }
+      if (!v.gateways.count(g.meta.name) && v.gateways.size() >= p_.limits.objects_per_kind_max)
+        return trace("ignored Gateway '" + g.meta.name + "': over "
+                     + std::to_string(p_.limits.objects_per_kind_max) + " gateways");
+      v.gateways[g.meta.name] = std::move(g.spec);
     } else {
       principal pr;
       principal_config pc;
@@ -595,6 +699,10 @@ private:
       connection c;
       parse_connection(obj, c, err);
       known_.services.erase(c.meta.name);
+    } else if (which == 2) {
+      gateway g;
+      parse_gateway(obj, g, err);
+      known_.gateways.erase(g.meta.name);
     } else {
       principal pr;
       parse_principal(obj, pr, err);
@@ -603,9 +711,9 @@ private:
   }
 
   void on_line(const http_watch_line& l) {
-    if (l.tag / 2 != watch_gen_ || !watching_)
+    if (l.tag / watched_kinds != watch_gen_ || !watching_)
       return;
-    auto which = l.tag % 2;
+    auto which = l.tag % watched_kinds;
     watch_event ev;
     if (!parse_watch_line(l.line, ev))
       return failed(std::string("watch of ") + plural(which) + ": a malformed line");
@@ -718,7 +826,7 @@ private:
   caf::actor client_;
   registry_view known_;
   pop_reconfigure applied_;
-  uint64_t rv_[2] = {0, 0};
+  uint64_t rv_[watched_kinds] = {0, 0, 0};
   bool registered_ = false;
   bool draining_ = false; // the POP drains: every status says so
   bool watching_ = false;

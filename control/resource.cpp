@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "net/seam/crypto.hpp"
+#include "net/wire/cidr.hpp"
 #include "net/wire/hex.hpp"
 
 namespace drtp::control {
@@ -729,70 +730,11 @@ bool valid_name(const std::string& name) {
   });
 }
 
-namespace {
-
-/// A dotted quad, each part 0..255 without leading zeros.
-bool ipv4_shape(const std::string& s) {
-  int parts = 0;
-  size_t i = 0;
-  while (i <= s.size()) {
-    auto dot = s.find('.', i);
-    auto part = s.substr(i, dot == std::string::npos ? std::string::npos : dot - i);
-    if (part.empty() || part.size() > 3 || (part.size() > 1 && part[0] == '0')
-        || !std::all_of(part.begin(), part.end(), [](unsigned char c) { return std::isdigit(c); })
-        || std::stoi(part) > 255)
-      return false;
-    ++parts;
-    if (dot == std::string::npos)
-      break;
-    i = dot + 1;
-  }
-  return parts == 4;
-}
-
-/// Hex groups of at most 4 digits, at most one "::", 8 groups (or fewer with "::").
-bool ipv6_shape(const std::string& s) {
-  if (s.size() < 2 || s.size() > 39)
-    return false;
-  auto dbl = s.find("::");
-  if (dbl != std::string::npos && s.find("::", dbl + 1) != std::string::npos)
-    return false;
-  int groups = 0;
-  size_t run = 0;
-  for (size_t i = 0; i <= s.size(); ++i) {
-    if (i == s.size() || s[i] == ':') {
-      if (run > 0)
-        ++groups;
-      run = 0;
-      continue;
-    }
-    if (!std::isxdigit(static_cast<unsigned char>(s[i])) || ++run > 4)
-      return false;
-  }
-  if (s.front() == ':' && s.compare(0, 2, "::") != 0)
-    return false;
-  if (s.back() == ':' && s.size() >= 2 && s.compare(s.size() - 2, 2, "::") != 0)
-    return false;
-  return dbl == std::string::npos ? groups == 8 : groups < 8;
-}
-
-} // namespace
-
 bool valid_cidr(const std::string& s) {
-  if (s.empty() || s.size() > 43)
-    return false;
-  auto slash = s.find('/');
-  auto addr = s.substr(0, slash);
-  bool v6 = addr.find(':') != std::string::npos;
-  if (v6 ? !ipv6_shape(addr) : !ipv4_shape(addr))
-    return false;
-  if (slash == std::string::npos)
-    return true;
-  auto bits = s.substr(slash + 1);
-  if (bits.empty() || bits.size() > 3 || (bits.size() > 1 && bits[0] == '0')
-      || !std::all_of(bits.begin(), bits.end(), [](unsigned char c) { return std::isdigit(c); }))
-    return false;
-  return std::stoi(bits) <= (v6 ? 128 : 32);
+  // The POP's own parser (net/wire/cidr), so the registry stores nothing
+  // a POP would refuse: host bits set ("10.0.0.1/8") are refused too.
+  net::cidr block;
+  return net::parse_cidr(s, block, nullptr);
 }
 
 // -- parsing -------------------------------------------------------------------------

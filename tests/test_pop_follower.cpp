@@ -441,3 +441,113 @@ TEST(pop_follower, a_bad_snapshot_starts_from_the_static_config) {
   c = pop_follower_initial_config(p, err);
   EXPECT_NE(err, "");
 }
+
+namespace {
+
+json find_named(const json& xs, const std::string& name) {
+  for (auto& x : xs)
+    if (x.value("name", "") == name)
+      return x;
+  return json();
+}
+
+} // namespace
+
+/// Gateways and principals' orgs as the POP gets them: the public gateway's
+/// port and allowCIDRs override the DRTPConnection's, allow gains every
+/// gateway's principals and orgs; the snapshot keeps it, and loads again
+/// (an older snapshot without the new keys too).
+TEST(pop_follower, gateways_translate_into_the_service_config) {
+  follower_world s{21};
+  s.start_pop();
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: 0 service(s)"); }, step_us));
+  s.put_service("a", "secret-a", 8001);
+  json sam = {{"apiVersion", "drtp.dev/v1"},
+              {"kind", "Principal"},
+              {"metadata", {{"name", "sam"}}},
+              {"spec", {{"publicKey", follower_world::key_text("sam", "s")}, {"org", "acme"}}}};
+  ASSERT_EQ(s.op("POST", "principals", sam.dump())->resp.status, 201);
+  auto gw = [](const std::string& name, bool pub, uint16_t port, json extra) {
+    json spec = {{"service", "a"}, {"type", pub ? "public" : "private"}};
+    if (port)
+      spec["port"] = port;
+    spec.update(extra);
+    return json{{"apiVersion", "drtp.dev/v1"},
+                {"kind", "Gateway"},
+                {"metadata", {{"name", name}}},
+                {"spec", spec}}
+      .dump();
+  };
+  auto before = s.trace_count("service 'a' public on");
+  auto t0 = s.d.now_us();
+  ASSERT_EQ(s.op("POST", "gateways",
+                 gw("gw-a", true, 8101,
+                    {{"allowCIDRs", {"10.0.0.0/8"}},
+                     {"allowOrgs", {"acme"}},
+                     {"allowPrincipals", {"bob"}},
+                     {"endOpenSessions", true}}))
+              ->resp.status,
+            201);
+  ASSERT_EQ(s.op("POST", "gateways", gw("gw-a-ops", false, 0, {{"allowPrincipals", {"group:ops"}}}))
+              ->resp.status,
+            201);
+  ASSERT_TRUE(s.d.run_until(
+    [&] { return s.trace_count("service 'a' public on") > before && s.snapshot->find("group:ops") != std::string::npos; },
+    step_us));
+  std::printf("figure: gateway created -> POP listens on its port in %.1f ms of sim time\n",
+              (s.d.now_us() - t0) / 1000.0);
+  auto snap = json::parse(*s.snapshot);
+  auto a = find_named(snap["services"], "a");
+  EXPECT_EQ(a["publicPort"], 8101) << a.dump();
+  EXPECT_EQ(a["allowCidr"], json({"10.0.0.0/8"}));
+  EXPECT_EQ(a["gateway"], "gw-a");
+  EXPECT_EQ(a["endOpenSessions"], true);
+  EXPECT_EQ(a["allow"], json({"bob", "org:acme", "group:ops"}));
+  EXPECT_EQ(find_named(snap["principals"], "sam")["org"], "acme");
+
+  // The snapshot loads again with the same fields.
+  pop_follower_params fp;
+  fp.snapshot = *s.snapshot;
+  std::string err;
+  auto cfg = pop_follower_initial_config(fp, err);
+  EXPECT_EQ(err, "");
+  ASSERT_EQ(cfg.services.size(), 1u);
+  EXPECT_EQ(cfg.services[0].public_port, 8101);
+  EXPECT_EQ(cfg.services[0].allow_cidr, std::vector<std::string>{"10.0.0.0/8"});
+  EXPECT_EQ(cfg.services[0].gateway, "gw-a");
+  EXPECT_TRUE(cfg.services[0].end_open_sessions);
+  ASSERT_EQ(cfg.principals.size(), 1u);
+  EXPECT_EQ(cfg.principals[0].org, "acme");
+  // An older snapshot (no allowCidr, gateway, endOpenSessions, org) loads.
+  auto old = snap;
+  for (auto& x : old["services"])
+    for (auto k : {"allowCidr", "gateway", "endOpenSessions"})
+      x.erase(k);
+  for (auto& x : old["principals"])
+    x.erase("org");
+  fp.snapshot = old.dump();
+  cfg = pop_follower_initial_config(fp, err);
+  EXPECT_EQ(err, "");
+  ASSERT_EQ(cfg.services.size(), 1u);
+  EXPECT_TRUE(cfg.services[0].allow_cidr.empty());
+
+  // The public gateway deleted: the DRTPConnection's port again; the
+  // private one without CIDRs admits any source.
+  ASSERT_EQ(s.op("DELETE", "gateways/gw-a")->resp.status, 200);
+  ASSERT_TRUE(s.d.run_until(
+    [&] { return find_named(json::parse(*s.snapshot)["services"], "a")["publicPort"] == 8001; },
+    step_us));
+  a = find_named(json::parse(*s.snapshot)["services"], "a");
+  EXPECT_EQ(a["gateway"], "gw-a-ops");
+  EXPECT_FALSE(a.contains("allowCidr"));
+  EXPECT_EQ(a["allow"], json({"group:ops"}));
+  // A private gateway with CIDRs restricts sources (patch-panel clients).
+  auto cur = json::parse(s.op("GET", "gateways/gw-a-ops")->resp.body);
+  cur["spec"]["allowCIDRs"] = {"127.0.0.0/8", "::1/128"};
+  ASSERT_EQ(s.op("PUT", "gateways/gw-a-ops", cur.dump())->resp.status, 200);
+  ASSERT_TRUE(s.d.run_until(
+    [&] { return find_named(json::parse(*s.snapshot)["services"], "a").contains("allowCidr"); },
+    step_us));
+  EXPECT_EQ(find_named(json::parse(*s.snapshot)["services"], "a")["allowCidr"],
+            json({"127.0.0.0/8", "::1/128"}));
+}
