@@ -48,7 +48,7 @@ std::string doc_error(const std::string& file, const yaml_document& doc,
 
 std::optional<control::kind> exact_kind(const std::string& s) {
   for (auto k : {control::kind::server, control::kind::connection, control::kind::principal,
-                 control::kind::org})
+                 control::kind::org, control::kind::gateway})
     if (s == control::kind_name(k))
       return k;
   return std::nullopt;
@@ -204,6 +204,13 @@ bool canonical_spec(control::kind k, const std::string& json, std::string& spec,
     case control::kind::org: {
       control::org x;
       if (!control::parse_org(json, x, error))
+        return false;
+      full = control::to_json(x);
+      break;
+    }
+    case control::kind::gateway: {
+      control::gateway x;
+      if (!control::parse_gateway(json, x, error))
         return false;
       full = control::to_json(x);
       break;

@@ -27,6 +27,9 @@ Usage:
                  [--tunnels K] [--secret-out FILE]
   drtpctl create principal NAME [--org O] [--group G]... [--secret-out FILE]
   drtpctl create org NAME [--display-name TEXT]
+  drtpctl create gateway NAME --service S (--port P | --private)
+                 [--allow-cidr CIDR]... [--allow-org O]...
+                 [--allow-principal NAME|group:NAME]... [--end-open-sessions]
 
 A service's or principal's secret is made on this machine; only its public
 key goes to the control plane. The secret is printed once (or written to
@@ -46,6 +49,15 @@ Options:
   --group G             a principal's group; repeatable
   --display-name TEXT   an org's name for people
   --secret-out FILE     write the secret to FILE instead of printing it
+  --service S           a gateway's service (a DRTPConnection)
+  --port P              a public gateway's port on every POP holding the
+                        service's tunnels
+  --private             a private gateway (patch panel only, no port)
+  --allow-cidr CIDR     sources that may reach it (10.0.0.0/8, ::1/128);
+                        repeatable; none: any source
+  --allow-org O         every principal of org O may connect; repeatable
+  --allow-principal P   a principal, or group:NAME, that may connect
+  --end-open-sessions   a change that takes access away ends open sessions too
 )";
 
 namespace {
@@ -61,7 +73,9 @@ std::string flag_of(const std::string& error) {
     {"spec.publicPort", "--public-port"}, {"spec.allow", "--allow"},
     {"spec.org", "--org"},             {"spec.tunnels", "--tunnels"},
     {"spec.groups", "--group"},        {"spec.displayName", "--display-name"},
-    {"metadata.name", "NAME"},
+    {"metadata.name", "NAME"},         {"spec.service", "--service"},
+    {"spec.port", "--port"},           {"spec.allowCIDRs", "--allow-cidr"},
+    {"spec.allowOrgs", "--allow-org"}, {"spec.allowPrincipals", "--allow-principal"},
   };
   for (auto& [field, flag] : flags)
     if (error.compare(0, std::strlen(field), field) == 0) {
@@ -97,12 +111,24 @@ ojson header(control::kind k, const std::string& name) {
 struct options {
   std::optional<std::string> protocol, local, public_port, org, tunnels, secret_out, display;
   std::vector<std::string> allow, groups;
+  // A gateway's.
+  std::optional<std::string> service, port;
+  bool is_private = false, end_open_sessions = false;
+  std::vector<std::string> allow_cidrs, allow_orgs, allow_principals;
 
   explicit options(cli::args& a)
     : protocol(a.value("--protocol")), local(a.value("--local")),
       public_port(a.value("--public-port")), org(a.value("--org")), tunnels(a.value("--tunnels")),
       secret_out(a.value("--secret-out")), display(a.value("--display-name")),
-      allow(a.values("--allow")), groups(a.values("--group")) {
+      allow(a.values("--allow")), groups(a.values("--group")), service(a.value("--service")),
+      port(a.value("--port")), is_private(a.flag("--private")),
+      end_open_sessions(a.flag("--end-open-sessions")), allow_cidrs(a.values("--allow-cidr")),
+      allow_orgs(a.values("--allow-org")), allow_principals(a.values("--allow-principal")) {
+  }
+
+  bool any_gateway_flag() const {
+    return service || port || is_private || end_open_sessions || !allow_cidrs.empty()
+           || !allow_orgs.empty() || !allow_principals.empty();
   }
 };
 
@@ -152,6 +178,36 @@ void read_principal(const options& o, plan& p) {
   if (o.org)
     spec["org"] = *o.org;
   spec["groups"] = o.groups;
+}
+
+void refuse_gateway_flags(const options& o, const char* what) {
+  refuse_other(o.any_gateway_flag(),
+               "--service, --port, --private, --allow-cidr, --allow-org, --allow-principal and "
+               "--end-open-sessions",
+               what);
+}
+
+void read_gateway(const options& o, plan& p) {
+  refuse_service_flags(o, "gateway");
+  refuse_other(o.org.has_value(), "--org", "gateway");
+  refuse_other(!o.groups.empty(), "--group", "gateway");
+  refuse_other(o.display.has_value(), "--display-name", "gateway");
+  refuse_other(o.secret_out.has_value(), "--secret-out", "gateway (a gateway has no secret)");
+  if (!o.service)
+    throw cli::error("create gateway needs --service S (the service it exposes)");
+  if (o.port.has_value() == o.is_private)
+    throw cli::error("create gateway needs one of --port P (public) and --private");
+  p.k = control::kind::gateway;
+  p.object = header(p.k, p.name);
+  auto& spec = p.object["spec"] = ojson::object();
+  spec["service"] = *o.service;
+  spec["type"] = o.is_private ? "private" : "public";
+  if (o.port)
+    spec["port"] = cli::parse_uint(*o.port, "--port", 1, 65535, "");
+  spec["allowCIDRs"] = o.allow_cidrs;
+  spec["allowOrgs"] = o.allow_orgs;
+  spec["allowPrincipals"] = o.allow_principals;
+  spec["endOpenSessions"] = o.end_open_sessions;
 }
 
 void read_org(const options& o, plan& p) {
@@ -204,18 +260,23 @@ int create(cli::args& a, const std::function<client&()>& connect) {
   if (!words.empty() && words.front() == "create")
     words.erase(words.begin());
   if (words.size() != 2)
-    throw cli::error("create needs service NAME, principal NAME or org NAME (see create --help)");
+    throw cli::error("create needs service NAME, principal NAME, org NAME or gateway NAME (see "
+                     "create --help)");
   plan p;
   p.name = words[1];
   auto k = control::parse_kind(words[0]);
+  if (k && *k != control::kind::gateway)
+    refuse_gateway_flags(o, words[0].c_str());
   if (k == control::kind::connection)
     read_service(o, p);
   else if (k == control::kind::principal)
     read_principal(o, p);
   else if (k == control::kind::org)
     read_org(o, p);
+  else if (k == control::kind::gateway)
+    read_gateway(o, p);
   else
-    throw cli::error("create " + words[0] + ": expected service, principal or org "
+    throw cli::error("create " + words[0] + ": expected service, principal, org or gateway "
                      "(a DRTPServer registers itself, or comes from apply)");
   check(p);
   auto& c = connect();

@@ -37,6 +37,9 @@ Usage:
   drtpctl [CONNECTION] create principal NAME [--org O] [--group G]...
                  [--secret-out FILE]
   drtpctl [CONNECTION] create org NAME [--display-name TEXT]
+  drtpctl [CONNECTION] create gateway NAME --service S (--port P | --private)
+                 [--allow-cidr CIDR]... [--allow-org O]...
+                 [--allow-principal NAME]... [--end-open-sessions]
   drtpctl COMMAND --help                   more about one command
 
 Connection (flags, or the environment variables in brackets):
@@ -51,7 +54,7 @@ Connection (flags, or the environment variables in brackets):
 
 KIND: drtpserver (drtpservers, server, servers), drtpconnection
 (drtpconnections, service, services, connection), principal (principals),
-org (orgs).
+org (orgs), gateway (gateways, gw).
 
 Exit status: 0 done; 1 the control plane refused, could not be reached or
 could not be verified, or FILE is not valid; 2 a usage error.
@@ -75,7 +78,8 @@ const char* get_usage = R"(drtpctl get KIND [NAME] [-o table|yaml|json]
 Lists the objects of KIND (or shows one) as a table, or as the API's
 objects in YAML or JSON. Columns: servers NAME REGION READY TUNNELS AGE;
 services NAME PROTOCOL LOCAL PUBLIC-PORT POPS AGENTS AGE; principals NAME
-ORG GROUPS REVOKED AGE; orgs NAME DISPLAY-NAME AGE.
+ORG GROUPS REVOKED AGE; orgs NAME DISPLAY-NAME AGE; gateways NAME SERVICE
+TYPE PORT ADDRESSES (pop=address:port, where it is reachable now) AGE.
 )";
 
 const char* describe_usage = R"(drtpctl describe KIND NAME
@@ -94,7 +98,8 @@ POPs).
 const std::set<std::string> global_values = {
   "--control", "--pin",  "--ca",           "--token-file", "-o",           "-f",
   "--protocol", "--local", "--public-port", "--allow",      "--org",        "--tunnels",
-  "--secret-out", "--group", "--display-name"};
+  "--secret-out", "--group", "--display-name", "--service", "--port", "--allow-cidr",
+  "--allow-org", "--allow-principal"};
 
 std::string find_command(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -113,7 +118,7 @@ control::kind kind_arg(const std::string& word) {
   auto k = control::parse_kind(word);
   if (!k)
     throw cli::error("unknown kind '" + word
-                     + "' (drtpserver, drtpconnection or service, principal, org)");
+                     + "' (drtpserver, drtpconnection or service, principal, org, gateway)");
   return *k;
 }
 

@@ -71,6 +71,7 @@ row header_of(control::kind k) {
       return {"NAME", "PROTOCOL", "LOCAL", "PUBLIC-PORT", "POPS", "AGENTS", "AGE"};
     case control::kind::principal: return {"NAME", "ORG", "GROUPS", "REVOKED", "AGE"};
     case control::kind::org: return {"NAME", "DISPLAY-NAME", "AGE"};
+    case control::kind::gateway: return {"NAME", "SERVICE", "TYPE", "PORT", "ADDRESSES", "AGE"};
   }
   return {};
 }
@@ -101,6 +102,26 @@ row row_of(control::kind k, const ojson& j) {
       return {name, cell(j, ptr("/spec/org")), cell(j, ptr("/spec/groups")),
               cell(j, ptr("/spec/revoked")), age(j)};
     case control::kind::org: return {name, cell(j, ptr("/spec/displayName")), age(j)};
+    case control::kind::gateway: {
+      // pop=address:port, the POPs where it is reachable now.
+      std::string addresses;
+      auto a = ptr("/status/addresses");
+      if (j.contains(a) && j.at(a).is_array())
+        for (auto& e : j.at(a)) {
+          if (!e.is_object())
+            continue;
+          auto text = e.value("pop", std::string("?")) + "=" + e.value("address", std::string());
+          if (e.contains("port") && e["port"].is_number())
+            text += ":" + std::to_string(e["port"].get<int>());
+          addresses += (addresses.empty() ? "" : ",") + text;
+        }
+      return {name,
+              cell(j, ptr("/spec/service")),
+              cell(j, ptr("/spec/type")),
+              cell(j, ptr("/spec/port")),
+              addresses.empty() ? "-" : addresses,
+              age(j)};
+    }
   }
   return {name};
 }
