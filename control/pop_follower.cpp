@@ -29,11 +29,13 @@ constexpr const char* snapshot_format = "drtp-pop-registry-v1";
 bool same(const service_config& a, const service_config& b) {
   return a.name == b.name && a.public_key == b.public_key && a.is_public == b.is_public
          && a.public_host == b.public_host && a.public_port == b.public_port
-         && a.allow == b.allow;
+         && a.allow == b.allow && a.revoked_serials == b.revoked_serials
+         && a.revoked_before_unix_s == b.revoked_before_unix_s;
 }
 bool same(const principal_config& a, const principal_config& b) {
   return a.name == b.name && a.public_key == b.public_key && a.groups == b.groups
-         && a.revoked == b.revoked;
+         && a.revoked == b.revoked && a.revoked_serials == b.revoked_serials
+         && a.revoked_before_unix_s == b.revoked_before_unix_s;
 }
 template <class T>
 bool same(const std::vector<T>& a, const std::vector<T>& b) {
@@ -46,6 +48,7 @@ bool same(const std::vector<T>& a, const std::vector<T>& b) {
 struct registry_view {
   std::map<std::string, service_config> services;
   std::map<std::string, principal_config> principals;
+  std::string client_ca_pem; // GET /ca's; empty: the control plane has none
 };
 
 bool to_service(const connection& c, const std::string& public_host, service_config& out) {
@@ -57,6 +60,8 @@ bool to_service(const connection& c, const std::string& public_host, service_con
   out.public_host = public_host;
   out.public_port = c.spec.public_port;
   out.allow = c.spec.allow;
+  out.revoked_serials = c.spec.revoked_serials;
+  out.revoked_before_unix_s = c.spec.revoked_before_unix_ms / 1000;
   return true;
 }
 
@@ -64,6 +69,8 @@ bool to_principal(const principal& p, principal_config& out) {
   out = principal_config{};
   out.name = p.meta.name;
   out.groups = p.spec.groups;
+  out.revoked_serials = p.spec.revoked_serials;
+  out.revoked_before_unix_s = p.spec.revoked_before_unix_ms / 1000;
   return !p.spec.revoked && parse_public_key(p.spec.public_key, out.public_key);
 }
 
@@ -71,6 +78,7 @@ bool to_principal(const principal& p, principal_config& out) {
 /// the registry's in name order.
 pop_reconfigure merge(const pop_follower_params& p, const registry_view& v) {
   pop_reconfigure out;
+  out.client_ca_pem = v.client_ca_pem;
   out.services = p.static_services;
   out.principals = p.static_principals;
   auto has = [](auto& xs, const std::string& name) {
@@ -93,15 +101,22 @@ std::string snapshot_of(const std::string& pop, const registry_view& v) {
     services.push_back({{"name", name},
                         {"publicKey", public_key_text(s.public_key)},
                         {"publicPort", s.is_public ? s.public_port : 0},
-                        {"allow", s.allow}});
+                        {"allow", s.allow},
+                        {"revokedSerials", s.revoked_serials},
+                        {"revokedBefore", s.revoked_before_unix_s}});
   json principals = json::array();
   for (auto& [name, pr] : v.principals)
     principals.push_back(
-      {{"name", name}, {"publicKey", public_key_text(pr.public_key)}, {"groups", pr.groups}});
+      {{"name", name},
+       {"publicKey", public_key_text(pr.public_key)},
+       {"groups", pr.groups},
+       {"revokedSerials", pr.revoked_serials},
+       {"revokedBefore", pr.revoked_before_unix_s}});
   json j = {{"format", snapshot_format},
             {"pop", pop},
             {"services", services},
-            {"principals", principals}};
+            {"principals", principals},
+            {"ca", v.client_ca_pem}};
   return j.dump(1) + "\n";
 }
 
@@ -112,6 +127,15 @@ std::vector<std::string> strings_of(const json& j, const char* what) {
   for (auto& x : j)
     out.push_back(x.get<std::string>());
   return out;
+}
+
+/// A snapshot entry's revocations (absent in older snapshots).
+void revocations_of(const json& s, std::vector<std::string>& serials, int64_t& before_s) {
+  if (s.contains("revokedSerials"))
+    serials = strings_of(s.at("revokedSerials"), "revokedSerials");
+  if (serials.size() > revoked_serials_max)
+    throw std::runtime_error("revokedSerials: too many");
+  before_s = s.value("revokedBefore", int64_t{0});
 }
 
 bool parse_snapshot(const std::string& text, const pop_follower_params& p, registry_view& out,
@@ -140,6 +164,7 @@ bool parse_snapshot(const std::string& text, const pop_follower_params& p, regis
       sc.public_host = p.public_host;
       sc.public_port = static_cast<uint16_t>(port);
       sc.allow = strings_of(s.at("allow"), "allow");
+      revocations_of(s, sc.revoked_serials, sc.revoked_before_unix_s);
       out.services[sc.name] = std::move(sc);
     }
     for (auto& s : j.at("principals")) {
@@ -151,8 +176,12 @@ bool parse_snapshot(const std::string& text, const pop_follower_params& p, regis
           || !parse_public_key(s.at("publicKey").get<std::string>(), pc.public_key))
         throw std::runtime_error("principal '" + pc.name + "' is malformed");
       pc.groups = strings_of(s.at("groups"), "groups");
+      revocations_of(s, pc.revoked_serials, pc.revoked_before_unix_s);
       out.principals[pc.name] = std::move(pc);
     }
+    // Additive keys (issue 15): a snapshot of an older POP has none.
+    if (j.contains("ca") && j["ca"].is_string() && j["ca"].get_ref<const std::string&>().size() <= net::pem_bytes_max)
+      out.client_ca_pem = j["ca"].get<std::string>();
   } catch (const std::exception& e) {
     error = std::string("snapshot: ") + e.what();
     out = {};
@@ -505,7 +534,31 @@ private:
     stop_watches();
     auto gen = attempt_gen_;
     auto fresh = std::make_shared<registry_view>();
-    list(0, gen, fresh);
+    fetch_ca(gen, fresh);
+  }
+
+  /// GET /ca, then the lists. A control plane without a CA (503, or 404
+  /// from one older than issue 15) means no certificate login.
+  void fetch_ca(uint64_t gen, std::shared_ptr<registry_view> fresh) {
+    fetch("GET", path("ca"), "",
+          [this, gen, fresh](http::response& r) {
+            if (gen != attempt_gen_)
+              return;
+            if (r.status == 200) {
+              json j = json::parse(r.body, nullptr, false);
+              if (!j.is_object() || !j.contains("certificate") || !j["certificate"].is_string()
+                  || j["certificate"].get_ref<const std::string&>().size() > net::pem_bytes_max)
+                return failed("reading the CA: not {\"certificate\": PEM}");
+              fresh->client_ca_pem = j["certificate"].get<std::string>();
+            } else if (r.status != 503 && r.status != 404) {
+              return failed("reading the CA: " + status_message(r));
+            }
+            list(0, gen, fresh);
+          },
+          [this, gen](const std::string& what) {
+            if (gen == attempt_gen_)
+              failed("reading the CA: " + what);
+          });
   }
 
   void list(uint64_t which, uint64_t gen, std::shared_ptr<registry_view> fresh) {
@@ -657,6 +710,8 @@ private:
     };
     walk(from.services, to.services, "svc");
     walk(from.principals, to.principals, "principal");
+    if (from.client_ca_pem != to.client_ca_pem)
+      out += to.client_ca_pem.empty() ? " -ca" : " ~ca";
     return out;
   }
 
@@ -664,8 +719,9 @@ private:
   /// nothing was sent. `done` (may be empty) gets the pop_server's answer.
   bool apply(std::function<void(const std::string&)> done = {}, bool force = false) {
     auto next = merge(p_, known_);
-    bool changed =
-      !same(next.services, applied_.services) || !same(next.principals, applied_.principals);
+    bool changed = !same(next.services, applied_.services)
+                   || !same(next.principals, applied_.principals)
+                   || next.client_ca_pem != applied_.client_ca_pem;
     if (!changed && !force)
       return false;
     if (changed) {
