@@ -121,6 +121,14 @@ bool route_sub(const std::string& method, const std::string& sub, const std::str
     }
     return true;
   }
+  if (sub == "certificate" && (out.k == kind::connection || out.k == kind::principal)) {
+    if (method != "POST") {
+      err = method_not_allowed(method + " on certificate: use POST");
+      return false;
+    }
+    out.op = api_op::certificate;
+    return true;
+  }
   err = not_found("no such subresource: " + sub);
   return false;
 }
@@ -150,12 +158,14 @@ bool service_may(const caller& c, const api_route& r) {
   if (r.k != kind::connection || r.name != c.name)
     return false;
   return r.op == api_op::get || r.op == api_op::get_status || r.op == api_op::bootstrap
-         || r.op == api_op::put_status;
+         || r.op == api_op::put_status || r.op == api_op::certificate;
 }
 
-bool principal_may(const api_route& r) {
+bool principal_may(const caller& c, const api_route& r) {
   if (r.k == kind::server)
     return is_read(r.op);
+  if (r.op == api_op::certificate)
+    return r.k == kind::principal && r.name == c.name;
   // Which services: the object's allow list says (allowed_on).
   return r.k == kind::connection && r.op == api_op::get;
 }
@@ -279,7 +289,7 @@ bool may(const caller& c, const api_route& r) {
     case caller_kind::admin: return true;
     case caller_kind::pop: return pop_may(c, r);
     case caller_kind::service: return service_may(c, r);
-    case caller_kind::principal: return principal_may(r);
+    case caller_kind::principal: return principal_may(c, r);
   }
   return false;
 }

@@ -24,6 +24,8 @@ enum class api_op : uint8_t {
   get_status,
   put_status,
   bootstrap,
+  /// POST {name}/certificate on a DRTPConnection or Principal (issue 15).
+  certificate,
 };
 
 /// One request as the registry acts on it.

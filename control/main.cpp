@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <algorithm>
 #include <fstream>
 #include <optional>
@@ -15,6 +16,10 @@
 #include <unistd.h>
 
 #include <yaml-cpp/yaml.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "actors/http_server.hpp"
 #include "caf/all.hpp"
@@ -55,12 +60,15 @@ Config (YAML):
   admin_token_sha256: sha256:HEX        from gen-admin-token
   pop_public_key: ed25519:HEX           from gen-secret --pop (optional)
   lease_duration_s: 30                  a POP's lease when it does not say
+  ca: {cert: ca.pem, key: ca.key}       the enrollment CA (Ed25519, PEM;
+                                        optional: without it no certificates)
+  cert_lifetime_s: 86400                issued certificates' lifetime (60..2592000)
 
 Options:
   --config FILE         the config above
   --dev                 development mode, no config: a self-signed certificate,
-                        a SQLite store, an admin token and a POP fleet secret,
-                        all kept in the state directory (reused when present);
+                        a SQLite store, an admin token, a POP fleet secret and
+                        an enrollment CA (ca.pem, ca.key), all kept in the state directory (reused when present);
                         prints the certificate's pin and where the token is
   --state-dir DIR       with --dev: where (default: a new /tmp/drtp-control-*)
   --listen HOST:PORT    overrides the config's listen (port 0: any free port;
@@ -87,7 +95,67 @@ struct config {
   uint32_t lease_duration_s = 30;
   bool dev = false;
   std::optional<net::tls_identity> identity; // --dev: made or read here
+  // The enrollment CA (issue 15): --dev makes it in the state directory,
+  // a config names it (ca: {cert, key}); none: no enrollment.
+  std::string ca_seed;
+  std::string ca_cert_pem;
+  uint32_t cert_lifetime_s = 86400;
 };
+
+/// Issued certificates live at least this long (a demo) and at most 30 days.
+constexpr uint32_t cert_lifetime_s_min = 60;
+constexpr uint32_t cert_lifetime_s_max = 30 * 86400;
+/// The CA made by --dev is valid this long.
+constexpr int64_t ca_lifetime_s = int64_t{10} * 365 * 86400;
+
+std::string read_small_file(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in)
+    throw cli::error("cannot read " + file + ": " + std::strerror(errno));
+  std::string out(net::pem_bytes_max + 1, '\0');
+  in.read(out.data(), static_cast<std::streamsize>(out.size()));
+  out.resize(static_cast<size_t>(in.gcount()));
+  if (out.size() > net::pem_bytes_max)
+    throw cli::error(file + ": longer than " + std::to_string(net::pem_bytes_max) + " bytes");
+  return out;
+}
+
+/// The CA's seed from its key file: the PKCS#8 PEM of an Ed25519 key (what
+/// --dev writes, and `openssl genpkey -algorithm ed25519`).
+std::string read_ca_seed(const std::string& file) {
+  auto pem = read_small_file(file);
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* key = bio ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
+  BIO_free(bio);
+  net::wipe(pem);
+  std::string seed(net::seed_bytes, '\0');
+  size_t n = seed.size();
+  bool ok = key && EVP_PKEY_get_id(key) == EVP_PKEY_ED25519
+            && EVP_PKEY_get_raw_private_key(key, reinterpret_cast<unsigned char*>(seed.data()),
+                                            &n)
+                 == 1
+            && n == net::seed_bytes;
+  EVP_PKEY_free(key);
+  ERR_clear_error();
+  if (!ok)
+    throw cli::error(file + ": not an Ed25519 private key in PEM");
+  return seed;
+}
+
+/// Loads the CA and checks that its key is its certificate's (by issuing
+/// one throwaway certificate).
+void load_ca(config& c, const std::string& cert_file, const std::string& key_file) {
+  c.ca_cert_pem = read_small_file(cert_file);
+  c.ca_seed = read_ca_seed(key_file);
+  auto crypto = net::make_openssl_crypto();
+  auto probe_seed = net::make_system_entropy()->bytes(net::seed_bytes);
+  auto now_s = static_cast<int64_t>(std::time(nullptr));
+  if (crypto->issue_certificate(c.ca_seed, c.ca_cert_pem, crypto->make_csr(probe_seed, "probe"),
+                                "probe", "1", now_s, now_s + 60)
+        .empty())
+    throw cli::error(cert_file + ": not a CA certificate of the key in " + key_file);
+  net::wipe(probe_seed);
+}
 
 // -- the config file -----------------------------------------------------------
 
@@ -194,7 +262,7 @@ config load_config(const std::string& path) {
     fail(path, root, "the config must be a map of keys (see --help)");
   check_keys(path, root,
              {"listen", "tls", "store", "admin_token_sha256", "pop_public_key",
-              "lease_duration_s"},
+              "lease_duration_s", "ca", "cert_lifetime_s"},
              "key");
   config c;
   read_top_keys(path, root, c);
@@ -213,6 +281,26 @@ config load_config(const std::string& path) {
   } catch (const std::exception& e) {
     fail(path, tls, e.what());
   }
+  if (auto ca = root["ca"]) {
+    if (!ca.IsMap())
+      fail(path, ca, "'ca' must be a map {cert: FILE, key: FILE}");
+    check_keys(path, ca, {"cert", "key"}, "ca key");
+    if (!ca["cert"] || !ca["key"])
+      fail(path, ca, "'ca' needs both 'cert' and 'key'");
+    try {
+      load_ca(c, scalar(path, ca["cert"], "ca.cert"), scalar(path, ca["key"], "ca.key"));
+    } catch (const cli::error& e) {
+      fail(path, ca, e.what());
+    }
+  }
+  if (auto n = root["cert_lifetime_s"])
+    try {
+      c.cert_lifetime_s = cli::parse_uint(scalar(path, n, "cert_lifetime_s"),
+                                          "'cert_lifetime_s'", cert_lifetime_s_min,
+                                          cert_lifetime_s_max, "seconds");
+    } catch (const cli::error& e) {
+      fail(path, n, e.what());
+    }
   return c;
 }
 
@@ -253,6 +341,21 @@ config dev_config(const std::string& dir) {
   c.pop_public_key = net::derive_public_key(cli::read_secret(pops, "DRTP_SECRET"),
                                             control::pop_fleet_salt());
   c.store = "sqlite:" + dir + "/registry.db";
+  auto ca_cert = dir + "/ca.pem", ca_key = dir + "/ca.key";
+  if (!file_exists(ca_cert) || !file_exists(ca_key)) {
+    auto seed = net::make_system_entropy()->bytes(net::seed_bytes);
+    auto key_pem = crypto->private_key_pem(seed);
+    auto cert_pem = crypto->make_ca_certificate(
+      seed, "drtp-control CA", static_cast<int64_t>(std::time(nullptr)) - 300, ca_lifetime_s);
+    net::wipe(seed);
+    if (key_pem.empty() || cert_pem.empty())
+      throw cli::error("cannot make the enrollment CA");
+    cli::write_new_file(ca_key, key_pem, 0600);
+    net::wipe(key_pem);
+    cli::write_new_file(ca_cert, cert_pem, 0644);
+  }
+  load_ca(c, ca_cert, ca_key);
+  std::printf("drtp-control: enrollment CA in %s (key %s)\n", ca_cert.c_str(), ca_key.c_str());
   auto pin = "sha256:" + net::to_hex(net::fingerprint_sha256(c.identity->cert_pem));
   if (!file_exists(dir + "/pin"))
     cli::write_new_file(dir + "/pin", pin + "\n", 0644);
@@ -368,6 +471,9 @@ services start(net::runtime& rt, caf::scoped_actor& self, const config& c) {
   rp.admin_token_digest = c.admin_token_sha256;
   rp.pop_public_key = c.pop_public_key;
   rp.lease_duration_s = c.lease_duration_s;
+  rp.ca_seed = c.ca_seed;
+  rp.ca_cert_pem = c.ca_cert_pem;
+  rp.cert_lifetime_s = c.cert_lifetime_s;
   s.registry = control::spawn_registry(rt.sys(), std::move(rp));
   http_server_params hp;
   hp.e = e;

@@ -32,11 +32,13 @@ bool same(const service_config& a, const service_config& b) {
   return a.name == b.name && a.public_key == b.public_key && a.is_public == b.is_public
          && a.public_host == b.public_host && a.public_port == b.public_port
          && a.allow == b.allow && a.allow_cidr == b.allow_cidr && a.gateway == b.gateway
-         && a.end_open_sessions == b.end_open_sessions;
+         && a.end_open_sessions == b.end_open_sessions && a.revoked_serials == b.revoked_serials
+         && a.revoked_before_unix_s == b.revoked_before_unix_s;
 }
 bool same(const principal_config& a, const principal_config& b) {
   return a.name == b.name && a.public_key == b.public_key && a.groups == b.groups
-         && a.org == b.org && a.revoked == b.revoked;
+         && a.org == b.org && a.revoked == b.revoked && a.revoked_serials == b.revoked_serials
+         && a.revoked_before_unix_s == b.revoked_before_unix_s;
 }
 template <class T>
 bool same(const std::vector<T>& a, const std::vector<T>& b) {
@@ -51,6 +53,7 @@ struct registry_view {
   std::map<std::string, service_config> services;
   std::map<std::string, principal_config> principals;
   std::map<std::string, gateway_spec> gateways; // by gateway name
+  std::string client_ca_pem; // GET /ca's; empty: the control plane has none
 };
 
 /// A service's allow list holds at most this many entries, however many
@@ -120,6 +123,8 @@ bool to_service(const connection& c, const std::string& public_host, service_con
   out.public_host = public_host;
   out.public_port = c.spec.public_port;
   out.allow = c.spec.allow;
+  out.revoked_serials = c.spec.revoked_serials;
+  out.revoked_before_unix_s = c.spec.revoked_before_unix_ms / 1000;
   return true;
 }
 
@@ -128,6 +133,8 @@ bool to_principal(const principal& p, principal_config& out) {
   out.name = p.meta.name;
   out.groups = p.spec.groups;
   out.org = p.spec.org;
+  out.revoked_serials = p.spec.revoked_serials;
+  out.revoked_before_unix_s = p.spec.revoked_before_unix_ms / 1000;
   return !p.spec.revoked && parse_public_key(p.spec.public_key, out.public_key);
 }
 
@@ -135,6 +142,7 @@ bool to_principal(const principal& p, principal_config& out) {
 /// the registry's in name order.
 pop_reconfigure merge(const pop_follower_params& p, const registry_view& v) {
   pop_reconfigure out;
+  out.client_ca_pem = v.client_ca_pem;
   out.services = p.static_services;
   out.principals = p.static_principals;
   auto has = [](auto& xs, const std::string& name) {
@@ -159,7 +167,9 @@ std::string snapshot_of(const std::string& pop, const registry_view& v) {
     json e = {{"name", name},
               {"publicKey", public_key_text(s.public_key)},
               {"publicPort", s.is_public ? s.public_port : 0},
-              {"allow", s.allow}};
+              {"allow", s.allow},
+              {"revokedSerials", s.revoked_serials},
+              {"revokedBefore", s.revoked_before_unix_s}};
     if (!s.allow_cidr.empty())
       e["allowCidr"] = s.allow_cidr;
     if (!s.gateway.empty())
@@ -170,7 +180,11 @@ std::string snapshot_of(const std::string& pop, const registry_view& v) {
   }
   json principals = json::array();
   for (auto& [name, pr] : v.principals) {
-    json e = {{"name", name}, {"publicKey", public_key_text(pr.public_key)}, {"groups", pr.groups}};
+    json e = {{"name", name},
+              {"publicKey", public_key_text(pr.public_key)},
+              {"groups", pr.groups},
+              {"revokedSerials", pr.revoked_serials},
+              {"revokedBefore", pr.revoked_before_unix_s}};
     if (!pr.org.empty())
       e["org"] = pr.org;
     principals.push_back(std::move(e));
@@ -178,7 +192,8 @@ std::string snapshot_of(const std::string& pop, const registry_view& v) {
   json j = {{"format", snapshot_format},
             {"pop", pop},
             {"services", services},
-            {"principals", principals}};
+            {"principals", principals},
+            {"ca", v.client_ca_pem}};
   return j.dump(1) + "\n";
 }
 
@@ -189,6 +204,15 @@ std::vector<std::string> strings_of(const json& j, const char* what) {
   for (auto& x : j)
     out.push_back(x.get<std::string>());
   return out;
+}
+
+/// A snapshot entry's revocations (absent in older snapshots).
+void revocations_of(const json& s, std::vector<std::string>& serials, int64_t& before_s) {
+  if (s.contains("revokedSerials"))
+    serials = strings_of(s.at("revokedSerials"), "revokedSerials");
+  if (serials.size() > revoked_serials_max)
+    throw std::runtime_error("revokedSerials: too many");
+  before_s = s.value("revokedBefore", int64_t{0});
 }
 
 bool parse_snapshot(const std::string& text, const pop_follower_params& p, registry_view& out,
@@ -225,6 +249,7 @@ bool parse_snapshot(const std::string& text, const pop_follower_params& p, regis
       }
       sc.gateway = s.value("gateway", "");
       sc.end_open_sessions = s.value("endOpenSessions", false);
+      revocations_of(s, sc.revoked_serials, sc.revoked_before_unix_s);
       out.services[sc.name] = std::move(sc);
     }
     for (auto& s : j.at("principals")) {
@@ -237,8 +262,12 @@ bool parse_snapshot(const std::string& text, const pop_follower_params& p, regis
         throw std::runtime_error("principal '" + pc.name + "' is malformed");
       pc.groups = strings_of(s.at("groups"), "groups");
       pc.org = s.value("org", "");
+      revocations_of(s, pc.revoked_serials, pc.revoked_before_unix_s);
       out.principals[pc.name] = std::move(pc);
     }
+    // Additive keys (issue 15): a snapshot of an older POP has none.
+    if (j.contains("ca") && j["ca"].is_string() && j["ca"].get_ref<const std::string&>().size() <= net::pem_bytes_max)
+      out.client_ca_pem = j["ca"].get<std::string>();
   } catch (const std::exception& e) {
     error = std::string("snapshot: ") + e.what();
     out = {};
@@ -597,7 +626,31 @@ private:
     stop_watches();
     auto gen = attempt_gen_;
     auto fresh = std::make_shared<registry_view>();
-    list(0, gen, fresh);
+    fetch_ca(gen, fresh);
+  }
+
+  /// GET /ca, then the lists. A control plane without a CA (503, or 404
+  /// from one older than issue 15) means no certificate login.
+  void fetch_ca(uint64_t gen, std::shared_ptr<registry_view> fresh) {
+    fetch("GET", path("ca"), "",
+          [this, gen, fresh](http::response& r) {
+            if (gen != attempt_gen_)
+              return;
+            if (r.status == 200) {
+              json j = json::parse(r.body, nullptr, false);
+              if (!j.is_object() || !j.contains("certificate") || !j["certificate"].is_string()
+                  || j["certificate"].get_ref<const std::string&>().size() > net::pem_bytes_max)
+                return failed("reading the CA: not {\"certificate\": PEM}");
+              fresh->client_ca_pem = j["certificate"].get<std::string>();
+            } else if (r.status != 503 && r.status != 404) {
+              return failed("reading the CA: " + status_message(r));
+            }
+            list(0, gen, fresh);
+          },
+          [this, gen](const std::string& what) {
+            if (gen == attempt_gen_)
+              failed("reading the CA: " + what);
+          });
   }
 
   void list(uint64_t which, uint64_t gen, std::shared_ptr<registry_view> fresh) {
@@ -765,6 +818,8 @@ private:
     };
     walk(from.services, to.services, "svc");
     walk(from.principals, to.principals, "principal");
+    if (from.client_ca_pem != to.client_ca_pem)
+      out += to.client_ca_pem.empty() ? " -ca" : " ~ca";
     return out;
   }
 
@@ -772,8 +827,9 @@ private:
   /// nothing was sent. `done` (may be empty) gets the pop_server's answer.
   bool apply(std::function<void(const std::string&)> done = {}, bool force = false) {
     auto next = merge(p_, known_);
-    bool changed =
-      !same(next.services, applied_.services) || !same(next.principals, applied_.principals);
+    bool changed = !same(next.services, applied_.services)
+                   || !same(next.principals, applied_.principals)
+                   || next.client_ca_pem != applied_.client_ca_pem;
     if (!changed && !force)
       return false;
     if (changed) {

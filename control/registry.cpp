@@ -219,6 +219,7 @@ using call_ptr = std::shared_ptr<call_state>;
 struct link_identity {
   std::string authorization; // the header value it was verified with
   caller who;
+  int64_t not_after_s = 0; // a certificate sign-in: good until then; 0: a key's
 };
 
 struct watcher {
@@ -328,8 +329,14 @@ private:
     }
     const auto* authz = req.header("Authorization");
     auto cached = links_.find(c->call.conn_serial);
+    if (req.path == std::string(api_base) + "/ca") {
+      do_ca(c);
+      return;
+    }
     if (authz != nullptr && cached != links_.end()
-        && net::equal_ct(cached->second.authorization, *authz)) {
+        && net::equal_ct(cached->second.authorization, *authz)
+        && (cached->second.not_after_s == 0
+            || now_unix_ms() / 1000 < cached->second.not_after_s)) {
       signed_in(c, cached->second.who, *authz);
       return;
     }
@@ -356,6 +363,8 @@ private:
     }
     if (claim.bearer)
       sign_in_bearer(c, claim, *authz);
+    else if (claim.cert)
+      sign_in_cert(c, std::move(claim), *authz);
     else
       sign_in_signed(c, std::move(claim), *authz);
   }
@@ -434,6 +443,158 @@ private:
     signed_in(c, std::move(who), authz);
   }
 
+  // -- certificates (issue 15) -----------------------------------------------------
+
+  /// GET /apis/drtp.dev/v1/ca: public, no sign-in.
+  void do_ca(const call_ptr& c) {
+    if (c->call.req.method != "GET") {
+      fail(c, method_not_allowed(c->call.req.method + " on ca: use GET"));
+      return;
+    }
+    if (p_.ca_cert_pem.empty()) {
+      fail(c, unavailable("this control plane has no CA"));
+      return;
+    }
+    answer(c, 200, "{\"certificate\":" + json_quote(p_.ca_cert_pem) + "}");
+  }
+
+  /// DRTP-Cert: the certificate checks against our CA at our time, its key
+  /// signed this link, its subject names a service or principal that
+  /// exists and has not revoked it.
+  void sign_in_cert(const call_ptr& c, auth_claim claim, const std::string& authz) {
+    if (c->call.channel_binding.empty()) {
+      refuse(c, unauthorized("signed sign-in needs a TLS link"),
+             "certificate on a link without TLS");
+      return;
+    }
+    if (p_.ca_cert_pem.empty()) {
+      refuse(c, unauthorized("this control plane has no CA"), "certificate without a CA");
+      return;
+    }
+    auto now_s = now_unix_ms() / 1000;
+    auto info = p_.e.crypto->verify_certificate(claim.cert_pem, p_.ca_cert_pem, now_s);
+    auto subject = net::escape_for_log(info.subject);
+    if (!info.error.empty()) {
+      refuse(c, unauthorized("certificate: " + info.error),
+             "certificate " + subject + " serial " + info.serial + ": " + info.error);
+      return;
+    }
+    std::string k;
+    std::string name;
+    if (!split_subject(info.subject, k, name)) {
+      refuse(c, unauthorized("certificate: not a service's or principal's"),
+             "certificate subject " + subject);
+      return;
+    }
+    if (!p_.e.crypto->verify(info.public_key, auth_message(k, name, c->call.channel_binding),
+                             claim.signature)) {
+      refuse(c, unauthorized("wrong credentials"), "bad signature for certificate " + subject);
+      return;
+    }
+    bool service = k == kind_service;
+    auto sk = service ? kind::connection : kind::principal;
+    ask(c, store_get{store_key(sk, name)}, [=](store_get_result& r) {
+      caller who{service ? caller_kind::service : caller_kind::principal, name, {}};
+      if (!r.found || !cert_good_for(r.record.value, service, info, who)) {
+        refuse(c, unauthorized("certificate: revoked"),
+               "certificate " + subject + " serial " + info.serial
+                 + (r.found ? " is revoked" : ": no such object"));
+        return;
+      }
+      remember_link(c->call.conn_serial, who, authz);
+      links_[c->call.conn_serial].not_after_s = info.not_after_s;
+      signed_in(c, std::move(who), authz);
+    });
+  }
+
+  /// Whether the stored object still accepts this certificate (its
+  /// revocations; a revoked principal accepts none); a principal's groups
+  /// go into `who`.
+  bool cert_good_for(const std::string& value, bool service,
+                     const net::crypto::certificate_info& info, caller& who) {
+    std::string err;
+    if (service) {
+      connection x;
+      return parse_connection(value, x, err)
+             && !cert_revoked(info, x.spec.revoked_serials, x.spec.revoked_before_unix_ms);
+    }
+    principal x;
+    if (!parse_principal(value, x, err) || x.spec.revoked
+        || cert_revoked(info, x.spec.revoked_serials, x.spec.revoked_before_unix_ms))
+      return false;
+    who.groups = x.spec.groups;
+    return true;
+  }
+
+  /// A serial in canonical form (net::canonical_serial): 16 random bytes,
+  /// the first in [0x10, 0x7f] so that it is positive and has no leading
+  /// zero digit.
+  std::string new_serial() {
+    auto b = p_.e.rng->bytes(16);
+    b[0] = static_cast<char>((static_cast<unsigned char>(b[0]) & 0x6f) | 0x10);
+    return net::to_hex(b);
+  }
+
+  /// POST .../{name}/certificate {"csr": PEM}: the signed-in service or
+  /// principal (may() checked the name) gets a certificate for the CSR's
+  /// key; the subject is ours, not the CSR's.
+  void do_certificate(const call_ptr& c) {
+    using nlohmann::json;
+    if (p_.ca_seed.empty() || p_.ca_cert_pem.empty()) {
+      fail(c, unavailable("this control plane has no CA"));
+      return;
+    }
+    const auto& body = c->call.req.body;
+    if (body.size() > p_.limits.csr_body_bytes_max) {
+      fail(c, bad_request("body: longer than " + std::to_string(p_.limits.csr_body_bytes_max)
+                          + " bytes"));
+      return;
+    }
+    auto j = json_depth(body) <= 4 ? json::parse(body, nullptr, false) : json{};
+    if (!j.is_object() || !j.contains("csr") || !j["csr"].is_string()) {
+      fail(c, bad_request("body: expected {\"csr\": PEM}"));
+      return;
+    }
+    auto csr = j["csr"].get<std::string>();
+    auto req = p_.e.crypto->read_csr(csr);
+    if (!req.error.empty()) {
+      fail(c, bad_request("csr: " + req.error));
+      return;
+    }
+    bool service = c->route.k == kind::connection;
+    auto name = c->route.name;
+    ask(c, store_get{store_key(c->route.k, name)}, [=](store_get_result& r) {
+      std::string err;
+      principal x;
+      if (!r.found
+          || (!service && (!parse_principal(r.record.value, x, err) || x.spec.revoked))) {
+        refuse(c, not_found(std::string(kind_name(c->route.k)) + " " + name + " not found"),
+               "certificate for a missing or revoked " + net::escape_for_log(name));
+        return;
+      }
+      auto subject = std::string(service ? kind_service : kind_principal) + "/" + name;
+      auto now_s = now_unix_ms() / 1000;
+      int64_t not_before = now_s - p_.limits.cert_backdate_s;
+      int64_t not_after = now_s + p_.cert_lifetime_s;
+      auto serial = new_serial();
+      auto cert = p_.e.crypto->issue_certificate(p_.ca_seed, p_.ca_cert_pem, csr, subject,
+                                                 serial, not_before, not_after);
+      if (cert.empty()) {
+        fail(c, unavailable("the CA could not sign this request"));
+        return;
+      }
+      p_.e.trace->audit(p_.e.host,
+                        "control issued certificate " + serial + " to " + subject + " for "
+                          + net::escape_for_log(c->who.label()),
+                        true);
+      answer(c, 200,
+             "{\"certificate\":" + json_quote(cert) + ",\"serial\":\"" + serial
+               + "\",\"notBefore\":\"" + rfc3339(not_before * 1000)
+               + "\",\"notAfter\":\"" + rfc3339(not_after * 1000)
+               + "\",\"ca\":" + json_quote(p_.ca_cert_pem) + "}");
+    });
+  }
+
   void remember_link(uint64_t serial, const caller& who, const std::string& authz) {
     if (links_.count(serial) == 0) {
       // link_order_ may name links already forgotten; it bounds links_.
@@ -477,6 +638,7 @@ private:
       case api_op::get_status: do_get(c); return;
       case api_op::remove: do_remove(c); return;
       case api_op::bootstrap: do_bootstrap(c); return;
+      case api_op::certificate: do_certificate(c); return;
       case api_op::create:
         with_kind(k, [&](auto tag) { do_create<decltype(tag)>(c); });
         return;

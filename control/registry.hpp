@@ -49,6 +49,11 @@ struct registry_limits {
   uint32_t store_timeout_ms = 5000;
   /// Retries of a status merge that lost a race with another writer.
   uint32_t merge_retries_max = 4;
+  /// A certificate request's body (issue 15): the CSR PEM and its JSON.
+  uint32_t csr_body_bytes_max = 20 * 1024;
+  /// An issued certificate's notBefore is this long before now, for
+  /// POPs whose clock is behind the control plane's.
+  uint32_t cert_backdate_s = 300;
   refusal_limits refusals;
 };
 
@@ -60,6 +65,14 @@ struct registry_params {
   std::string admin_token_digest;
   /// The POP fleet's Ed25519 public key, raw; empty: POPs cannot sign in.
   std::string pop_public_key;
+  /// The CA that signs enrolled agents' and principals' certificates
+  /// (issue 15): its Ed25519 seed (net::seed_bytes) and self-signed
+  /// certificate (PEM). Empty: no enrollment (GET /ca and POST
+  /// .../certificate answer 503, DRTP-Cert sign-in is refused).
+  std::string ca_seed;
+  std::string ca_cert_pem;
+  /// How long an issued certificate is valid.
+  uint32_t cert_lifetime_s = 86400;
   /// A POP's lease when its status does not say.
   uint32_t lease_duration_s = 30;
   registry_limits limits;

@@ -350,6 +350,18 @@ bool parse_server_status(const json* j, server_status& out, std::string& error) 
          && f.finish();
 }
 
+bool canonical_hex_serial(const std::string& s) {
+  return !s.empty() && net::canonical_serial(s) == s;
+}
+
+/// revokedSerials and revokedBefore (issue 15), as DRTPConnection and
+/// Principal specs both have them.
+bool revocations(fields& f, std::vector<std::string>& serials, int64_t& before_unix_ms) {
+  return f.strings("revokedSerials", serials, revoked_serials_max,
+                   "a serial in lowercase hex without leading zeros", canonical_hex_serial)
+         && f.time("revokedBefore", before_unix_ms);
+}
+
 bool parse_connection_spec(const json* j, connection_spec& out, std::string& error) {
   if (!fields::object(j, "spec", error))
     return false;
@@ -380,7 +392,7 @@ bool parse_connection_spec(const json* j, connection_spec& out, std::string& err
     return false;
   if (out.tunnels == 0)
     return f.fail("tunnels", "expected 1 to " + std::to_string(tunnels_per_service_max));
-  return f.finish();
+  return revocations(f, out.revoked_serials, out.revoked_before_unix_ms) && f.finish();
 }
 
 bool parse_agent(const json& j, const std::string& path, agent_report& out, std::string& error) {
@@ -430,7 +442,8 @@ bool parse_principal_spec(const json* j, principal_spec& out, std::string& error
   if (!out.org.empty() && !valid_name(out.org))
     return f.fail("org", "expected a DNS label (a-z, 0-9, '-', at most 63)");
   return f.strings("groups", out.groups, groups_max, "a group name", valid_name)
-         && f.boolean("revoked", out.revoked) && f.finish();
+         && f.boolean("revoked", out.revoked)
+         && revocations(f, out.revoked_serials, out.revoked_before_unix_ms) && f.finish();
 }
 
 bool parse_org_spec(const json* j, org_spec& out, std::string& error) {
@@ -811,6 +824,14 @@ std::string to_json(const server& x) {
   return j.dump();
 }
 
+static void revocations_json(ojson& spec, const std::vector<std::string>& serials,
+                      int64_t before_unix_ms) {
+  if (!serials.empty())
+    spec["revokedSerials"] = serials;
+  if (before_unix_ms != 0)
+    spec["revokedBefore"] = rfc3339(before_unix_ms);
+}
+
 std::string to_json(const connection& x) {
   auto j = header_json(kind::connection, x.meta);
   auto& spec = j["spec"] = ojson::object();
@@ -823,6 +844,7 @@ std::string to_json(const connection& x) {
     spec["org"] = x.spec.org;
   spec["allow"] = x.spec.allow;
   spec["tunnels"] = x.spec.tunnels;
+  revocations_json(spec, x.spec.revoked_serials, x.spec.revoked_before_unix_ms);
   auto& status = j["status"] = ojson::object();
   auto& agents = status["agents"] = ojson::array();
   for (auto& a : x.status.agents)
@@ -841,6 +863,7 @@ std::string to_json(const principal& x) {
     spec["org"] = x.spec.org;
   spec["groups"] = x.spec.groups;
   spec["revoked"] = x.spec.revoked;
+  revocations_json(spec, x.spec.revoked_serials, x.spec.revoked_before_unix_ms);
   return j.dump();
 }
 

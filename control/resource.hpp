@@ -82,6 +82,11 @@ struct connection_spec {
   std::string org;
   std::vector<std::string> allow;
   uint32_t tunnels = 2;
+  /// Certificates (issue 15) no longer good: serials (net::canonical_serial
+  /// form, at most revoked_serials_max), and every one whose notBefore is
+  /// earlier than revoked_before_unix_ms (0: none).
+  std::vector<std::string> revoked_serials;
+  int64_t revoked_before_unix_ms = 0;
 };
 struct connection_status {
   std::vector<agent_report> agents;
@@ -99,6 +104,8 @@ struct principal_spec {
   std::string org;
   std::vector<std::string> groups;
   bool revoked = false;
+  std::vector<std::string> revoked_serials; // as connection_spec's
+  int64_t revoked_before_unix_ms = 0;
 };
 struct principal {
   object_meta meta;
@@ -146,6 +153,8 @@ constexpr size_t gateway_principals_max = 256;
 /// Whether `s` is a CIDR the POP can enforce ("10.0.0.0/8", "2001:db8::/32",
 /// or a bare address).
 bool valid_cidr(const std::string& s);
+/// Serials one DRTPConnection or Principal may revoke by name.
+constexpr size_t revoked_serials_max = 1024;
 
 /// Parsing: false with `error` set to one line naming the field
 /// ("spec.local: expected host:port") for anything malformed, unknown

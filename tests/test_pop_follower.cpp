@@ -84,6 +84,8 @@ struct follower_world : sim::rig {
     p.admin_token_digest = admin_token_digest(*crypto, admin_token);
     p.pop_public_key = fleet.public_key;
     p.lease_duration_s = 30;
+    p.ca_seed = ca_seed;
+    p.ca_cert_pem = ca_pem;
     registry = spawn_registry(d.sys(), std::move(p));
     http_server_params sp;
     sp.e = make_env("control", 20 + incarnation);
@@ -191,6 +193,10 @@ struct follower_world : sim::rig {
   }
 
   std::string admin_token = "admin-token-0123456789abcdef";
+  // The enrollment CA (issue 15): its certificate reaches the POP.
+  std::string ca_seed = std::string(net::seed_bytes, '\x0c');
+  std::string ca_pem = crypto->make_ca_certificate(ca_seed, "drtp-control CA", 1767225600 - 86400,
+                                                   int64_t{10} * 365 * 86400);
   net::login_key fleet = sim::cached_login_key("fleet-secret", pop_fleet_salt());
   caf::actor store, registry, server, ops, pop, follower, agent_a;
   std::shared_ptr<std::string> snapshot = std::make_shared<std::string>();
@@ -550,4 +556,52 @@ TEST(pop_follower, gateways_translate_into_the_service_config) {
     step_us));
   EXPECT_EQ(find_named(json::parse(*s.snapshot)["services"], "a")["allowCidr"],
             json({"127.0.0.0/8", "::1/128"}));
+TEST(pop_follower, the_ca_and_revocations_reach_the_pop) {
+  follower_world s{29};
+  ASSERT_FALSE(s.ca_pem.empty());
+  auto svc = json::parse(follower_world::connection_json("a", "secret-a", 8001));
+  svc["spec"]["revokedSerials"] = json::array({"abc", "1f"});
+  svc["spec"]["revokedBefore"] = "2026-01-01T00:00:10.000Z";
+  EXPECT_EQ(s.op("PUT", "drtpconnections/a", svc.dump())->resp.status, 201);
+  s.start_pop();
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("pop-follower: 1 service(s)"); }, step_us));
+  ASSERT_TRUE(s.d.run_until([&] { return !s.snapshot->empty(); }, step_us));
+  // What the follower sent (pop_reconfigure) is what it persisted: read
+  // it back as a restarted POP would.
+  pop_follower_params p;
+  p.public_host = "pop1";
+  p.snapshot = *s.snapshot;
+  std::string err;
+  auto c = pop_follower_initial_config(p, err);
+  EXPECT_EQ(err, "");
+  EXPECT_EQ(c.client_ca_pem, s.ca_pem);
+  ASSERT_EQ(c.services.size(), 1u);
+  EXPECT_EQ(c.services[0].revoked_serials, (std::vector<std::string>{"abc", "1f"}));
+  EXPECT_EQ(c.services[0].revoked_before_unix_s, 1767225610);
+  // A revocation later reaches it through the watch.
+  auto obj = json::parse(s.op("GET", "drtpconnections/a")->resp.body);
+  obj["spec"]["revokedSerials"] = json::array({"abc", "1f", "2e"});
+  EXPECT_EQ(s.op("PUT", "drtpconnections/a", obj.dump())->resp.status, 200);
+  ASSERT_TRUE(s.d.run_until([&] { return s.snapshot->find("2e") != std::string::npos; },
+                            step_us));
+  p.snapshot = *s.snapshot;
+  c = pop_follower_initial_config(p, err);
+  ASSERT_EQ(c.services.size(), 1u);
+  EXPECT_EQ(c.services[0].revoked_serials.size(), 3u);
+  // A snapshot from before issue 15 (no ca, no revocations) still reads.
+  json old = {{"format", "drtp-pop-registry-v1"},
+              {"pop", "pop1"},
+              {"principals", json::array()},
+              {"services",
+               {{{"name", "a"},
+                 {"publicKey", follower_world::key_text("a", "secret-a")},
+                 {"publicPort", 8001},
+                 {"allow", json::array()}}}}};
+  p.snapshot = old.dump();
+  err.clear();
+  c = pop_follower_initial_config(p, err);
+  EXPECT_EQ(err, "");
+  EXPECT_EQ(c.client_ca_pem, "");
+  ASSERT_EQ(c.services.size(), 1u);
+  EXPECT_TRUE(c.services[0].revoked_serials.empty());
 }

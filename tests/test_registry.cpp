@@ -112,6 +112,10 @@ struct registry_test : ::testing::Test {
   net::login_key svc_key = sim::cached_login_key("joes-secret", "salt-joe");
   net::login_key sam_key = sim::cached_login_key("sams-secret", "salt-sam");
   uint64_t next_serial = 100;
+  // The CA (issue 15); empty: none.
+  std::string ca_seed;
+  std::string ca_pem;
+  uint32_t cert_lifetime_s = 86400;
 
   void start(registry_limits lim = {}) {
     store = spawn_memory_store(r.d.sys(), memory_store_params{});
@@ -122,6 +126,9 @@ struct registry_test : ::testing::Test {
     p.pop_public_key = pop_key.public_key;
     p.lease_duration_s = 30;
     p.limits = lim;
+    p.ca_seed = ca_seed;
+    p.ca_cert_pem = ca_pem;
+    p.cert_lifetime_s = cert_lifetime_s;
     registry = spawn_registry(r.d.sys(), std::move(p));
     r.d.run_for(100'000); // its store watches start
   }
@@ -863,4 +870,264 @@ TEST_F(registry_test, gateways_validate_one_public_per_service_and_addresses_fro
   EXPECT_EQ(lines[0]["type"], "DELETED");
   EXPECT_EQ(lines[1]["type"], "ADDED");
   EXPECT_EQ(lines[1]["object"]["spec"]["type"], "private");
+// -- enrollment (issue 15): the CA, certificates, DRTP-Cert, revocation --
+
+namespace {
+
+constexpr int64_t sim_epoch_s = 1767225600; // 2026-01-01, the simulator's
+
+struct cert_registry_test : registry_test {
+  std::string agent_seed = std::string(net::seed_bytes, '\x07');
+
+  void start_with_ca(uint32_t lifetime_s = 120) {
+    ca_seed = std::string(net::seed_bytes, '\x09');
+    ca_pem = r.crypto->make_ca_certificate(ca_seed, "drtp-control CA", sim_epoch_s - 86400,
+                                           int64_t{10} * 365 * 86400);
+    ASSERT_FALSE(ca_pem.empty());
+    cert_lifetime_s = lifetime_s;
+    start();
+  }
+
+  std::string csr_body(const std::string& subject = "whatever") {
+    return json{{"csr", r.crypto->make_csr(agent_seed, subject)}}.dump();
+  }
+
+  std::string by_cert(const std::string& cert, const std::string& kind, const std::string& name,
+                      const std::string& binding = std::string(32, 'b')) {
+    return cert_auth_header(*r.crypto, cert, kind, name, agent_seed, binding);
+  }
+
+  /// A certificate for service joes-pg, asked for with its secret.
+  json enroll_service() {
+    EXPECT_EQ(call("POST", path("drtpconnections"), connection_json("joes-pg", svc_key)).status,
+              201);
+    auto resp = as(signed_by(kind_service, "joes-pg", svc_key), "POST",
+                   path("drtpconnections/joes-pg/certificate"), csr_body());
+    EXPECT_EQ(resp.status, 200) << resp.body;
+    return body(resp);
+  }
+
+  void revoke(const std::string& field, const json& value) {
+    auto obj = body(call("GET", path("drtpconnections/joes-pg")));
+    obj["spec"][field] = value;
+    auto put = call("PUT", path("drtpconnections/joes-pg"), obj.dump());
+    ASSERT_EQ(put.status, 200) << put.body;
+  }
+};
+
+} // namespace
+
+TEST_F(cert_registry_test, ca_endpoint) {
+  start_with_ca();
+  auto resp = call("GET", path("ca"), "", "-"); // "-": no valid credentials needed
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  EXPECT_EQ(body(resp)["certificate"], ca_pem);
+  EXPECT_EQ(call("POST", path("ca"), "{}").status, 405);
+}
+
+TEST_F(registry_test, no_ca_no_enrollment) {
+  start();
+  EXPECT_EQ(call("GET", path("ca")).status, 503);
+  ASSERT_EQ(call("POST", path("drtpconnections"), connection_json("joes-pg", svc_key)).status,
+            201);
+  EXPECT_EQ(as(signed_by(kind_service, "joes-pg", svc_key), "POST",
+               path("drtpconnections/joes-pg/certificate"), "{\"csr\":\"x\"}")
+              .status,
+            503);
+}
+
+TEST_F(cert_registry_test, issue_then_renew_by_certificate) {
+  start_with_ca();
+  auto got = enroll_service();
+  std::string cert = got["certificate"];
+  EXPECT_EQ(got["ca"], ca_pem);
+  auto info = r.crypto->verify_certificate(cert, ca_pem, sim_epoch_s + 1);
+  EXPECT_EQ(info.error, "");
+  EXPECT_EQ(info.subject, "service/joes-pg"); // the CA's, not the CSR's "whatever"
+  EXPECT_EQ(info.serial, got["serial"]);
+  EXPECT_EQ(info.not_after_s - info.not_before_s, 120 + 300);
+  std::printf("issued %s serial %s notBefore %s notAfter %s\n", info.subject.c_str(),
+              info.serial.c_str(), got["notBefore"].get<std::string>().c_str(),
+              got["notAfter"].get<std::string>().c_str());
+
+  // Renewal: signed in by the certificate.
+  auto renewed = as(by_cert(cert, "service", "joes-pg"), "POST",
+                    path("drtpconnections/joes-pg/certificate"), csr_body());
+  ASSERT_EQ(renewed.status, 200) << renewed.body;
+  EXPECT_NE(body(renewed)["serial"], got["serial"]);
+  // The certificate signs in for the rest of the service's API too.
+  EXPECT_EQ(as(by_cert(cert, "service", "joes-pg"), "GET", path("drtpconnections/joes-pg"))
+              .status,
+            200);
+  // ... but not for another service's certificate.
+  ASSERT_EQ(call("POST", path("drtpconnections"), connection_json("other", sam_key)).status, 201);
+  EXPECT_EQ(as(by_cert(cert, "service", "joes-pg"), "POST",
+               path("drtpconnections/other/certificate"), csr_body())
+              .status,
+            403);
+  // A signature for another link, or by another key, does not sign in.
+  EXPECT_EQ(as(by_cert(cert, "service", "joes-pg", std::string(32, 'x')), "GET",
+               path("drtpconnections/joes-pg"))
+              .status,
+            401);
+  EXPECT_EQ(as(cert_auth_header(*r.crypto, cert, "service", "joes-pg",
+                                std::string(net::seed_bytes, '\x08'), std::string(32, 'b')),
+               "GET", path("drtpconnections/joes-pg"))
+              .status,
+            401);
+  // Garbage certificates and bodies.
+  EXPECT_EQ(as(by_cert("not a cert", "service", "joes-pg"), "GET", path("drtpconnections/joes-pg"))
+              .status,
+            401);
+  EXPECT_EQ(as("DRTP-Cert !!! 00", "GET", path("drtpconnections/joes-pg")).status, 401);
+  auto me = signed_by(kind_service, "joes-pg", svc_key);
+  EXPECT_EQ(as(me, "POST", path("drtpconnections/joes-pg/certificate"), "{}").status, 400);
+  EXPECT_EQ(as(me, "POST", path("drtpconnections/joes-pg/certificate"), "{\"csr\":\"junk\"}")
+              .status,
+            400);
+  EXPECT_EQ(as(me, "POST", path("drtpconnections/joes-pg/certificate"),
+               std::string(30000, '{'))
+              .status,
+            400);
+  EXPECT_EQ(as(me, "GET", path("drtpconnections/joes-pg/certificate")).status, 405);
+}
+
+TEST_F(cert_registry_test, principal_certificate) {
+  start_with_ca();
+  json p = {{"apiVersion", "drtp.dev/v1"},
+            {"kind", "Principal"},
+            {"metadata", {{"name", "sam"}}},
+            {"spec", {{"publicKey", public_key_text(sam_key.public_key)}, {"groups", {"dev"}}}}};
+  ASSERT_EQ(call("POST", path("principals"), p.dump()).status, 201);
+  auto resp = as(signed_by(kind_principal, "sam", sam_key), "POST",
+                 path("principals/sam/certificate"), csr_body());
+  ASSERT_EQ(resp.status, 200) << resp.body;
+  std::string cert = body(resp)["certificate"];
+  EXPECT_EQ(r.crypto->verify_certificate(cert, ca_pem, sim_epoch_s + 1).subject, "principal/sam");
+  EXPECT_EQ(as(by_cert(cert, "principal", "sam"), "POST", path("principals/sam/certificate"),
+               csr_body())
+              .status,
+            200);
+  // A principal's certificate is no service's.
+  EXPECT_EQ(as(by_cert(cert, "principal", "sam"), "POST",
+               path("drtpconnections/joes-pg/certificate"), csr_body())
+              .status,
+            403);
+  // A service may not ask for a principal's certificate.
+  enroll_service();
+  EXPECT_EQ(as(signed_by(kind_service, "joes-pg", svc_key), "POST",
+               path("principals/sam/certificate"), csr_body())
+              .status,
+            403);
+  // Revoked principals get none and sign in with none.
+  p["spec"]["revoked"] = true;
+  p["metadata"].erase("resourceVersion");
+  ASSERT_EQ(call("PUT", path("principals/sam"), p.dump()).status, 200);
+  EXPECT_EQ(as(by_cert(cert, "principal", "sam"), "GET", path("drtpservers")).status, 401);
+}
+
+TEST_F(cert_registry_test, revoked_serial) {
+  start_with_ca();
+  auto got = enroll_service();
+  std::string cert = got["certificate"];
+  auto renewed = body(as(by_cert(cert, "service", "joes-pg"), "POST",
+                         path("drtpconnections/joes-pg/certificate"), csr_body()));
+  revoke("revokedSerials", json::array({got["serial"]}));
+  auto before = r.trace_count("control refused");
+  request_spec s;
+  s.method = "POST";
+  s.path = path("drtpconnections/joes-pg/certificate");
+  s.body = csr_body();
+  s.authz = by_cert(cert, "service", "joes-pg");
+  s.serial = next_serial++;
+  auto out = send(s);
+  EXPECT_EQ(out->resp.status, 401) << out->resp.body;
+  EXPECT_EQ(r.trace_count("control refused"), before + 1);
+  // The other certificate still renews.
+  EXPECT_EQ(as(by_cert(renewed["certificate"], "service", "joes-pg"), "POST",
+               path("drtpconnections/joes-pg/certificate"), csr_body())
+              .status,
+            200);
+  // Malformed revocations are refused.
+  auto obj = body(call("GET", path("drtpconnections/joes-pg")));
+  obj["spec"]["revokedSerials"] = json::array({"00AB"});
+  EXPECT_EQ(call("PUT", path("drtpconnections/joes-pg"), obj.dump()).status, 400);
+  obj["spec"]["revokedSerials"] = json::array();
+  obj["spec"]["revokedBefore"] = "yesterday";
+  EXPECT_EQ(call("PUT", path("drtpconnections/joes-pg"), obj.dump()).status, 400);
+}
+
+TEST_F(cert_registry_test, revoked_before) {
+  start_with_ca();
+  auto got = enroll_service();
+  std::string cert = got["certificate"];
+  EXPECT_EQ(as(by_cert(cert, "service", "joes-pg"), "GET", path("drtpconnections/joes-pg"))
+              .status,
+            200);
+  r.d.run_for(1'000'000);
+  // Every certificate issued before now; the secret still signs in.
+  revoke("revokedBefore", rfc3339((sim_epoch_s + 3600) * 1000));
+  EXPECT_EQ(as(by_cert(cert, "service", "joes-pg"), "GET", path("drtpconnections/joes-pg"))
+              .status,
+            401);
+  EXPECT_EQ(as(signed_by(kind_service, "joes-pg", svc_key), "GET",
+               path("drtpconnections/joes-pg"))
+              .status,
+            200);
+  // Deleting the service revokes them all.
+  auto fresh = body(as(signed_by(kind_service, "joes-pg", svc_key), "POST",
+                       path("drtpconnections/joes-pg/certificate"), csr_body()));
+  EXPECT_EQ(call("DELETE", path("drtpconnections/joes-pg")).status, 200);
+  EXPECT_EQ(as(by_cert(fresh["certificate"], "service", "joes-pg"), "GET",
+               path("drtpservers"))
+              .status,
+            401);
+}
+
+TEST_F(cert_registry_test, expired_in_virtual_time) {
+  start_with_ca(120);
+  auto got = enroll_service();
+  std::string cert = got["certificate"];
+  // One link keeps its sign-in while the certificate is good, not after.
+  request_spec s;
+  s.path = path("drtpconnections/joes-pg");
+  s.authz = by_cert(cert, "service", "joes-pg");
+  s.serial = 7777;
+  EXPECT_EQ(send(s)->resp.status, 200);
+  r.d.run_for(uint64_t{200} * 1'000'000);
+  auto late = send(s);
+  EXPECT_EQ(late->resp.status, 401) << late->resp.body;
+  EXPECT_NE(late->resp.body.find("expired"), std::string::npos) << late->resp.body;
+  EXPECT_EQ(as(by_cert(cert, "service", "joes-pg"), "POST",
+               path("drtpconnections/joes-pg/certificate"), csr_body())
+              .status,
+            401);
+}
+
+TEST_F(cert_registry_test, wrong_subject_or_ca) {
+  start_with_ca();
+  enroll_service();
+  // A certificate from another CA, with the right subject.
+  auto other_seed = std::string(net::seed_bytes, '\x0a');
+  auto other_ca = r.crypto->make_ca_certificate(other_seed, "drtp-control CA",
+                                                sim_epoch_s - 86400, 86400 * 10);
+  auto forged = r.crypto->issue_certificate(other_seed, other_ca,
+                                            r.crypto->make_csr(agent_seed, "x"),
+                                            "service/joes-pg", "abc", sim_epoch_s - 60,
+                                            sim_epoch_s + 86400);
+  ASSERT_FALSE(forged.empty());
+  EXPECT_EQ(as(by_cert(forged, "service", "joes-pg"), "GET", path("drtpconnections/joes-pg"))
+              .status,
+            401);
+  // A certificate of our CA whose subject is no service's or principal's.
+  auto odd = r.crypto->issue_certificate(ca_seed, ca_pem, r.crypto->make_csr(agent_seed, "x"),
+                                         "pop/pop1", "abd", sim_epoch_s - 60,
+                                         sim_epoch_s + 86400);
+  EXPECT_EQ(as(by_cert(odd, "pop", "pop1"), "GET", path("drtpservers")).status, 401);
+  // Signed for a name other than the subject's.
+  auto got = body(as(signed_by(kind_service, "joes-pg", svc_key), "POST",
+                     path("drtpconnections/joes-pg/certificate"), csr_body()));
+  EXPECT_EQ(as(by_cert(got["certificate"], "service", "other"), "GET", path("drtpservers"))
+              .status,
+            401);
 }

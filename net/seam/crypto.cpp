@@ -32,6 +32,23 @@ crypto::certificate_info crypto::verify_certificate(const std::string&, const st
   return out;
 }
 
+std::string canonical_serial(const std::string& hex) {
+  if (hex.empty() || hex.size() > cert_serial_hex_max)
+    return {};
+  std::string out;
+  out.reserve(hex.size());
+  for (char c : hex) {
+    if (c >= 'A' && c <= 'F')
+      c = static_cast<char>(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      return {};
+    if (out.empty() && c == '0')
+      continue;
+    out.push_back(c);
+  }
+  return out.empty() ? std::string{"0"} : out;
+}
+
 bool equal_ct(const std::string& a, const std::string& b) noexcept {
   if (a.size() != b.size())
     return false;

@@ -79,7 +79,7 @@ public:
   struct certificate_info {
     std::string error;      // empty: good; else one line saying why not
     std::string subject;    // CN, e.g. "service/joes-pg"
-    std::string serial;     // lowercase hex
+    std::string serial;     // lowercase hex, no leading zeros (net::canonical_serial)
     std::string public_key; // the subject's Ed25519 public key, 32 bytes
     int64_t not_before_s = 0;
     int64_t not_after_s = 0;
@@ -104,6 +104,19 @@ public:
 };
 
 constexpr size_t x25519_key_bytes = 32;
+
+/// The largest certificate, CSR or key PEM the X.509 calls read (ours are
+/// under 1 KiB); longer input is refused as malformed, unparsed.
+constexpr size_t pem_bytes_max = 16 * 1024;
+/// The longest certificate subject (CN) the X.509 calls write or accept.
+constexpr size_t cert_subject_bytes_max = 256;
+/// The longest serial, in hex digits (X.509 allows 20 bytes).
+constexpr size_t cert_serial_hex_max = 40;
+
+/// A serial as verify_certificate writes it: lowercase hex without leading
+/// zeros ("0" for zero); empty when `hex` is not hex or longer than
+/// cert_serial_hex_max. Compare revocation lists through it.
+std::string canonical_serial(const std::string& hex);
 
 /// Constant-time comparison of two secrets or MACs: the time taken depends on
 /// the sizes only, never on where the bytes differ. false when sizes differ.
