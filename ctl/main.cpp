@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <functional>
 #include <memory>
 #include <set>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "ctl/apply.hpp"
 #include "ctl/client.hpp"
 #include "ctl/create.hpp"
+#include "ctl/export.hpp"
 #include "ctl/print.hpp"
 
 namespace {
@@ -40,6 +42,10 @@ Usage:
   drtpctl [CONNECTION] create gateway NAME --service S (--port P | --private)
                  [--allow-cidr CIDR]... [--allow-org O]...
                  [--allow-principal NAME]... [--end-open-sessions]
+  drtpctl export crds                      CustomResourceDefinitions for the
+                                           registry's kinds (no connection needed)
+  drtpctl [CONNECTION] export gateway NAME [--gateway-class C] [-n NAMESPACE]
+                                           the Gateway API objects for a gateway
   drtpctl COMMAND --help                   more about one command
 
 Connection (flags, or the environment variables in brackets):
@@ -93,13 +99,65 @@ Deletes one object (a deleted service's agents are told to go away by the
 POPs).
 )";
 
+const char* export_usage = R"(drtpctl export crds
+drtpctl [CONNECTION] export gateway NAME [--gateway-class CLASS] [-n NAMESPACE]
+
+crds: one CustomResourceDefinition (apiextensions.k8s.io/v1) per registry
+kind, group drtp.dev, version v1, scope Cluster (the registry's names are
+one flat space per kind): drtpservers, drtpconnections, principals, orgs,
+gateways. kubectl apply -f - takes them.
+
+gateway NAME: reads gateways/NAME, its drtpconnection and the drtpservers,
+and prints a Gateway (gateway.networking.k8s.io/v1, class CLASS, default
+drtp), a TCPRoute (UDPRoute for a udp service), the selector-less Service
+the route points at, and one EndpointSlice per address family listing the
+public addresses of the POPs that hold the service's tunnels now. Run it
+again (kubectl apply --prune -l drtp.dev/gateway=NAME) to follow the POPs.
+A private gateway has no external port: nothing to export, exit status 1.
+)";
+
+int export_command(const std::vector<std::string>& words, const std::string& gateway_class,
+                   const std::string& ns, const std::function<ctl::client&()>& connect) {
+  if (words.size() == 2 && words[1] == "crds") {
+    std::fputs(ctl::export_crds().c_str(), stdout);
+    return 0;
+  }
+  if (words.size() != 3 || words[1] != "gateway")
+    throw cli::error("export needs crds or gateway NAME (see export --help)");
+  if (!control::valid_name(words[2]))
+    throw cli::error("gateway name '" + words[2] + "': expected a DNS label");
+  if (!gateway_class.empty() && !control::valid_name(gateway_class))
+    throw cli::error("--gateway-class " + gateway_class + ": expected a DNS label");
+  if (!ns.empty() && !control::valid_name(ns))
+    throw cli::error("-n " + ns + ": expected a DNS label");
+  auto& c = connect();
+  auto gw = c.fetch("GET", ctl::api_path(control::kind::gateway, words[2]));
+  if (gw.status != 200)
+    throw ctl::failure(ctl::error_message(gw) + " (HTTP " + std::to_string(gw.status) + ")");
+  auto service = ctl::gateway_service(gw.body);
+  auto conn = c.fetch("GET", ctl::api_path(control::kind::connection, service));
+  if (conn.status != 200)
+    throw ctl::failure("drtpconnection/" + service + ": " + ctl::error_message(conn) + " (HTTP "
+                       + std::to_string(conn.status) + ")");
+  auto servers = c.fetch("GET", ctl::api_path(control::kind::server));
+  if (servers.status != 200)
+    throw ctl::failure(ctl::error_message(servers) + " (HTTP " + std::to_string(servers.status)
+                       + ")");
+  ctl::gateway_export_options o;
+  if (!gateway_class.empty())
+    o.gateway_class = gateway_class;
+  o.ns = ns;
+  std::fputs(ctl::export_gateway(gw.body, conn.body, servers.body, o).c_str(), stdout);
+  return 0;
+}
+
 /// Every option that takes a value: needed to find the command word before
 /// its options are read (a value is never the command).
 const std::set<std::string> global_values = {
   "--control", "--pin",  "--ca",           "--token-file", "-o",           "-f",
   "--protocol", "--local", "--public-port", "--allow",      "--org",        "--tunnels",
   "--secret-out", "--group", "--display-name", "--service", "--port", "--allow-cidr",
-  "--allow-org", "--allow-principal"};
+  "--allow-org", "--allow-principal", "--gateway-class", "-n", "--namespace"};
 
 std::string find_command(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -180,6 +238,8 @@ const char* help_of(const std::string& command) {
     return delete_usage;
   if (command == "create")
     return ctl::create_usage;
+  if (command == "export")
+    return export_usage;
   return usage;
 }
 
@@ -188,8 +248,18 @@ int dispatch(cli::args& a, session& s, const std::string& command) {
     return ctl::create(a, [&]() -> ctl::client& { return s.connect(); });
   auto file = command == "apply" ? a.value("-f") : std::nullopt;
   auto output = command == "get" ? a.value("-o") : std::nullopt;
+  std::optional<std::string> gateway_class, ns;
+  if (command == "export") {
+    gateway_class = a.value("--gateway-class");
+    ns = a.value("-n");
+    if (!ns)
+      ns = a.value("--namespace");
+  }
   auto words = a.positional();
   a.finish();
+  if (command == "export")
+    return export_command(words, gateway_class.value_or(""), ns.value_or(""),
+                          [&]() -> ctl::client& { return s.connect(); });
   if (command == "apply") {
     if (!file || words.size() != 1)
       throw cli::error("apply needs -f FILE (see apply --help)");
@@ -227,7 +297,7 @@ int run(int argc, char** argv) {
   bool help = a.flag("-h") || a.flag("--help");
   if (command.empty()) {
     if (!help)
-      throw cli::error("a command is needed: apply, get, describe, delete or create (see --help)");
+      throw cli::error("a command is needed: apply, get, describe, delete, create or export (see --help)");
     std::fputs(usage, stdout);
     return 0;
   }
@@ -235,7 +305,8 @@ int run(int argc, char** argv) {
     std::fputs(help_of(command), stdout);
     return 0;
   }
-  static const std::set<std::string> commands = {"apply", "get", "describe", "delete", "create"};
+  static const std::set<std::string> commands = {"apply", "get", "describe", "delete", "create",
+                                                 "export"};
   if (!commands.count(command))
     throw cli::error("unknown command '" + command + "' (see --help)");
   // Never destroyed: the process ends with _Exit while actors may still
