@@ -26,7 +26,7 @@ struct auth_db {
   /// service -> public key whose private half its agents prove
   std::map<std::string, std::string> service_keys;
   std::map<std::string, principal_config> principals;
-  /// service -> allowed principal names, or "group:NAME"
+  /// service -> allowed principal names, "group:NAME" or "org:NAME"
   std::map<std::string, std::vector<std::string>> allow;
 
   bool allowed(const std::string& principal, const std::string& service) const {
@@ -41,6 +41,9 @@ struct auth_db {
         for (auto& g : p->second.groups)
           if (entry.compare(6, std::string::npos, g) == 0)
             return true;
+      if (entry.rfind("org:", 0) == 0 && !p->second.org.empty()
+          && entry.compare(4, std::string::npos, p->second.org) == 0)
+        return true;
     }
     return false;
   }

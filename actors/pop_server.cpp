@@ -8,6 +8,7 @@
 #include "actors/messages.hpp"
 #include "net/seam/assert.hpp"
 #include "net/seam/crypto.hpp"
+#include "net/wire/cidr.hpp"
 #include "net/wire/frame.hpp"
 #include "actors/pop_tunnel.hpp"
 #include "actors/stream_limits.hpp"
@@ -32,6 +33,55 @@ public:
                      p_.stream_opens_per_principal_burst},
                     p_.limited_keys_max) {
     auth_ = make_auth_db(p_.services, p_.principals);
+    cidrs_ = make_cidrs(p_.services);
+  }
+
+  /// Each service's allow_cidr, parsed (index as p_.services). The config
+  /// loaders validated them; an entry that still fails is dropped with a
+  /// trace, never widening: a set whose every entry failed admits nobody.
+  std::vector<net::cidr_set> make_cidrs(const std::vector<service_config>& services) {
+    std::vector<net::cidr_set> out(services.size());
+    for (size_t i = 0; i < services.size(); ++i) {
+      for (auto& text : services[i].allow_cidr) {
+        net::cidr c;
+        std::string why;
+        if (net::parse_cidr(text, c, &why))
+          out[i].entries.push_back(c);
+        else
+          trace("service '" + services[i].name + "': " + why + " (ignored)");
+      }
+      if (!services[i].allow_cidr.empty() && out[i].entries.empty())
+        out[i].entries.push_back(nobody());
+    }
+    return out;
+  }
+
+  /// A block no parseable source lies in (an IPv6 /128 of a multicast
+  /// address no TCP peer has).
+  static net::cidr nobody() {
+    net::cidr c;
+    net::parse_cidr("ff00::/128", c, nullptr);
+    return c;
+  }
+
+  const std::string& gateway_of(size_t i) const {
+    return p_.services[i].gateway.empty() ? p_.services[i].name : p_.services[i].gateway;
+  }
+
+  bool source_allowed(size_t i, const std::string& host) const {
+    return i < cidrs_.size() && cidrs_[i].contains(host);
+  }
+
+  /// One audit line per power of two gateway refusals: a scan is told, not
+  /// written line by line (and each line is bounded: names are <= 128 bytes,
+  /// a source is an address).
+  void audit_gateway_refusal(const std::string& text) {
+    ++refused_gateway_;
+    if ((refused_gateway_ & (refused_gateway_ - 1)) == 0)
+      p_.e.trace->audit(p_.e.host,
+                        text + " (" + std::to_string(refused_gateway_)
+                          + " refused by gateway rules so far)",
+                        true);
   }
 
   static std::shared_ptr<const auth_db>
@@ -211,7 +261,8 @@ private:
     if (ev.client) {
       auto pr = auth_->principals.find(ev.agent_id);
       return pr != auth_->principals.end() && auth_->allowed(ev.agent_id, ev.service)
-             && net::equal_ct(pr->second.public_key, ev.public_key);
+             && net::equal_ct(pr->second.public_key, ev.public_key)
+             && source_allowed(find_service(ev.service), ev.peer);
     }
     auto k = auth_->service_keys.find(ev.service);
     return k != auth_->service_keys.end() && net::equal_ct(k->second, ev.public_key);
@@ -237,6 +288,7 @@ private:
       client_of_[ev.tunnel.address()] = {ev.agent_id, ev.service};
       // The key it proved (see recheck_clients).
       client_key_[ev.tunnel.address()] = ev.public_key;
+      client_source_[ev.tunnel.address()] = ev.peer;
       monitor(ev.tunnel);
       if (phase_ == phase::draining)
         send(ev.tunnel, drain_atom::value);
@@ -397,7 +449,11 @@ private:
         listen_public(p_.services[i]);
     }
     auth_ = make_auth_db(p_.services, p_.principals);
-    cut += recheck_clients();
+    cidrs_ = make_cidrs(p_.services);
+    uint32_t ended_streams = 0, kept_streams = 0;
+    cut += recheck_clients(ended_streams, kept_streams);
+    uint32_t ended_visitors = 0, kept_visitors = 0;
+    recheck_visitors(ended_visitors, kept_visitors);
     report_status();
     auto part = [](const char* what, const std::string& list) {
       return list.empty() ? std::string{} : std::string("; ") + what + ": " + list;
@@ -405,22 +461,38 @@ private:
     auto text = std::to_string(p_.services.size()) + " service(s)" + part("added", added)
                 + part("removed", removed) + part("new key", rekeyed)
                 + part("new public port", moved) + "; " + std::to_string(cut)
-                + " tunnel(s) closed";
+                + " tunnel(s) closed; gateway rules: " + std::to_string(ended_visitors)
+                + " visitor(s) and " + std::to_string(ended_streams)
+                + " client tunnel(s) ended, " + std::to_string(kept_visitors)
+                + " visitor(s) and " + std::to_string(kept_streams)
+                + " client tunnel(s) no longer allowed kept open (end_open_sessions false)";
     trace("config reloaded: " + text);
     return text;
   }
 
-  /// Client tunnels whose principal may no longer reach their service.
-  uint32_t recheck_clients() {
+  /// Client tunnels (one per principal and service) after a reload: one
+  /// whose principal is gone, revoked or rekeyed, or whose service is gone,
+  /// is closed; one whose principal or source the service's new rules no
+  /// longer allow is closed only when the service says end_open_sessions
+  /// (`ended`), else kept (`kept`) and its new streams refused.
+  uint32_t recheck_clients(uint32_t& ended, uint32_t& kept) {
     uint32_t cut = 0;
     for (auto& [addr, who] : client_of_) {
       auto& [principal, service] = who;
       auto pr = auth_->principals.find(principal);
-      bool ok = find_service(service) < p_.services.size() && pr != auth_->principals.end()
-                && auth_->allowed(principal, service)
-                && net::equal_ct(pr->second.public_key, client_key_[addr]);
-      if (ok)
+      auto i = find_service(service);
+      bool identity_ok = i < p_.services.size() && pr != auth_->principals.end()
+                         && !pr->second.revoked
+                         && net::equal_ct(pr->second.public_key, client_key_[addr]);
+      if (identity_ok && auth_->allowed(principal, service)
+          && source_allowed(i, client_source_[addr]))
         continue;
+      if (identity_ok && !p_.services[i].end_open_sessions) {
+        ++kept;
+        continue;
+      }
+      if (identity_ok)
+        ++ended;
       for (auto& c : client_tunnels_)
         if (c.address() == addr) {
           send_exit(c, caf::exit_reason::user_shutdown);
@@ -428,6 +500,26 @@ private:
         }
     }
     return cut;
+  }
+
+  /// Public visitors after a reload: one whose source its service's new
+  /// allow_cidr refuses is ended when the service says end_open_sessions,
+  /// else left alone.
+  void recheck_visitors(uint32_t& ended, uint32_t& kept) {
+    for (auto& [conn, v] : visitors_) {
+      auto i = find_service(v.first);
+      if (i >= p_.services.size() || source_allowed(i, v.second))
+        continue; // a removed service's visitors went with its tunnels
+      if (!p_.services[i].end_open_sessions) {
+        ++kept;
+        continue;
+      }
+      ++ended;
+      audit_gateway_refusal("gateway '" + gateway_of(i) + "' ended visitor " + v.second
+                            + " of service '" + v.first
+                            + "': its source is outside the new allow_cidr");
+      send(p_.e.io, net::abort_req{conn});
+    }
   }
 
   void on_tunnel_link(const net::accepted& ev) {
@@ -466,6 +558,13 @@ private:
       return;
     }
     auto& s = services_[it->second];
+    if (!source_allowed(it->second, ev.peer_host)) {
+      audit_gateway_refusal("gateway '" + gateway_of(it->second) + "' refused visitor "
+                            + ev.peer_host + " of service '" + p_.services[it->second].name
+                            + "': source outside allow_cidr");
+      send(p_.e.io, net::abort_req{ev.id});
+      return;
+    }
     if (s.tunnels.empty()) {
       trace("refused visitor " + ev.peer_host + ":" + std::to_string(ev.peer_port)
             + " of service '" + p_.services[it->second].name
@@ -503,9 +602,14 @@ private:
     if (v == open_limiter::verdict::admitted) {
       v = by_service_.try_open(service, now);
       if (v == open_limiter::verdict::admitted)
+      {
+        visitors_[ev.id] = {service, ev.peer_host};
         return std::make_shared<stream_slot>(
           address(), std::vector<std::pair<limit_kind, std::string>>{
-                       {limit_kind::source, source}, {limit_kind::service, service}});
+                       {limit_kind::source, source},
+                       {limit_kind::service, service},
+                       {limit_kind::visitor, std::to_string(ev.id)}});
+      }
       by_source_.release(source);
     }
     ++refused_visitors_;
@@ -523,6 +627,7 @@ private:
         case limit_kind::source: by_source_.release(key); break;
         case limit_kind::service: by_service_.release(key); break;
         case limit_kind::principal: by_principal_.release(key); break;
+        case limit_kind::visitor: visitors_.erase(std::stoull(key)); break;
       }
   }
 
@@ -530,6 +635,30 @@ private:
   /// a resume goes to the agent that holds the session.
   void on_client_stream(client_stream& ev) {
     auto i = find_service(ev.service);
+    // The gateway's rules of now: a reload since the tunnel's login may have
+    // taken the principal's (or its org's) access or its source's away.
+    if (i < services_.size()) {
+      std::string why;
+      auto pr = auth_->principals.find(ev.open.principal);
+      if (!auth_->allowed(ev.open.principal, ev.service)) {
+        std::string org = pr == auth_->principals.end() || pr->second.org.empty()
+                            ? std::string{}
+                            : " (org '" + pr->second.org + "')";
+        why = "principal '" + ev.open.principal + "'" + org + " is not allowed";
+      } else {
+        auto src = client_source_.find(ev.tunnel.address());
+        if (src == client_source_.end() || !source_allowed(i, src->second))
+          why = "source " + (src == client_source_.end() ? std::string("?") : src->second)
+                + " is outside the gateway's allow_cidr";
+      }
+      if (!why.empty()) {
+        audit_gateway_refusal("gateway '" + gateway_of(i) + "' refused service '"
+                              + ev.service + "': " + why);
+        send(ev.tunnel, set_owner{ev.sid, nullptr,
+                                  static_cast<uint32_t>(net::rst_code::refused)});
+        return;
+      }
+    }
     tunnel_entry* best = nullptr;
     if (i < services_.size() && phase_ == phase::serving)
       for (auto& t : services_[i].tunnels) {
@@ -593,6 +722,7 @@ private:
                           client_tunnels_.end());
     client_of_.erase(dm.source);
     client_key_.erase(dm.source);
+    client_source_.erase(dm.source);
     for (size_t i = 0; i < services_.size(); ++i) {
       auto& ts = services_[i].tunnels;
       auto before = ts.size();
@@ -730,6 +860,14 @@ private:
   open_limiter by_principal_; // patch-panel streams per principal
   uint64_t refused_visitors_ = 0;
   uint64_t refused_streams_ = 0;
+  uint64_t refused_gateway_ = 0;
+  std::vector<net::cidr_set> cidrs_; // each service's allow_cidr, as p_.services
+  /// Open public visitors: conn -> {service, source}, for end_open_sessions.
+  /// Bounded by visitors_per_service_max per service; an entry goes with
+  /// the visitor's stream slot.
+  std::unordered_map<net::conn_id, std::pair<std::string, std::string>> visitors_;
+  /// A client tunnel's source address (its link's peer).
+  std::map<caf::actor_addr, std::string> client_source_;
   pop_ready ready_;
   caf::actor drain_watch_; // asked before a drain closes the listeners
   bool closed_for_drain_ = false;

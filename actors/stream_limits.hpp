@@ -69,7 +69,9 @@ private:
 const char* to_string(open_limiter::verdict v) noexcept;
 
 /// Which of the POP server's limiters a key counts in.
-enum class limit_kind : uint8_t { source, service, principal };
+/// visitor: not a limit, the key is a public visitor's conn id, so the server
+/// forgets the visitor (for end_open_sessions) when its slot goes.
+enum class limit_kind : uint8_t { source, service, principal, visitor };
 
 /// Sent to the POP server when a stream slot is let go.
 struct stream_slot_released {

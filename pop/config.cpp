@@ -10,6 +10,7 @@
 #include "cli/secrets.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/tls.hpp"
+#include "net/wire/cidr.hpp"
 #include "net/wire/handshake.hpp"
 
 namespace drtp::pop {
@@ -101,7 +102,8 @@ service_config parse_service(const std::string& path, const YAML::Node& s,
   if (!s.IsMap())
     fail(path, s, "each service must be a map");
   check_keys(path, s,
-             {"name", "public_key", "secret_file", "secret_sha256", "public", "allow"},
+             {"name", "public_key", "secret_file", "secret_sha256", "public", "allow",
+              "allow_cidr", "gateway", "end_open_sessions"},
              "service key");
   service_config sc;
   if (!s["name"])
@@ -122,9 +124,36 @@ service_config parse_service(const std::string& path, const YAML::Node& s,
   }
   if (auto al = s["allow"]) {
     if (!al.IsSequence())
-      fail(path, al, "'allow' must be a list of principals or group:NAME");
+      fail(path, al, "'allow' must be a list of principals, group:NAME or org:NAME");
     for (auto x : al)
       sc.allow.push_back(scalar(path, x, "allow"));
+  }
+  if (auto ac = s["allow_cidr"]) {
+    if (!ac.IsSequence())
+      fail(path, ac, "'allow_cidr' must be a list of CIDR blocks");
+    for (auto x : ac) {
+      auto text = scalar(path, x, "allow_cidr");
+      net::cidr block;
+      std::string why;
+      if (!net::parse_cidr(text, block, &why))
+        fail(path, x, "allow_cidr of '" + sc.name + "': " + why);
+      sc.allow_cidr.push_back(text);
+    }
+    if (sc.allow_cidr.size() > net::cidr_set_entries_max)
+      fail(path, ac, "'allow_cidr' has more than "
+                       + std::to_string(net::cidr_set_entries_max) + " blocks");
+  }
+  if (auto g = s["gateway"]) {
+    sc.gateway = scalar(path, g, "gateway");
+    if (sc.gateway.size() > 128)
+      fail(path, g, "gateway name must be at most 128 characters");
+  }
+  if (auto e = s["end_open_sessions"]) {
+    try {
+      sc.end_open_sessions = e.as<bool>();
+    } catch (const YAML::Exception&) {
+      fail(path, e, "'end_open_sessions' must be true or false");
+    }
   }
   if (!sc.is_public && sc.allow.empty())
     fail(path, s, "service '" + sc.name
@@ -139,7 +168,8 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
   if (!p.IsMap() || !p["name"])
     fail(path, p, "each principal needs a 'name'");
   check_keys(path, p,
-             {"name", "public_key", "secret_file", "secret_sha256", "groups", "revoked"},
+             {"name", "public_key", "secret_file", "secret_sha256", "groups", "org",
+              "revoked"},
              "principal key");
   principal_config pc;
   pc.name = scalar(path, p["name"], "name");
@@ -152,6 +182,11 @@ principal_config parse_principal(const std::string& path, const YAML::Node& p,
       fail(path, g, "'groups' must be a list");
     for (auto x : g)
       pc.groups.push_back(scalar(path, x, "groups"));
+  }
+  if (auto o = p["org"]) {
+    pc.org = scalar(path, o, "org");
+    if (pc.org.empty() || pc.org.size() > 128)
+      fail(path, o, "org must be 1-128 characters");
   }
   if (auto r = p["revoked"]) {
     try {
@@ -285,19 +320,26 @@ config load_config(const std::string& path, bool services_required) {
 }
 
 void check_allow_lists(const config& cfg, const std::string& where) {
-  std::set<std::string> names, groups;
+  std::set<std::string> names, groups, orgs;
   for (auto& p : cfg.principals) {
     names.insert(p.name);
     groups.insert(p.groups.begin(), p.groups.end());
+    if (!p.org.empty())
+      orgs.insert(p.org);
   }
   static const std::string group_prefix = "group:";
+  static const std::string org_prefix = "org:";
   for (auto& s : cfg.services)
     for (auto& entry : s.allow) {
       bool is_group = entry.rfind(group_prefix, 0) == 0;
+      bool is_org = entry.rfind(org_prefix, 0) == 0;
       if (is_group && !groups.count(entry.substr(group_prefix.size())))
         throw cli::error(where + ": service '" + s.name + "' allows '" + entry
                          + "', a group no principal belongs to");
-      if (!is_group && !names.count(entry))
+      if (is_org && !orgs.count(entry.substr(org_prefix.size())))
+        throw cli::error(where + ": service '" + s.name + "' allows '" + entry
+                         + "', an org no principal belongs to");
+      if (!is_group && !is_org && !names.count(entry))
         throw cli::error(where + ": service '" + s.name + "' allows '" + entry
                          + "', who is not among the principals");
     }

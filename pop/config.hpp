@@ -12,11 +12,20 @@
 //       # or: secret_file: /etc/drtp/joes-pg.secret (the public key is
 //       # derived at load; the secret is not kept)
 //       public: 0.0.0.0:15432     # visitors connect here; omit: private
-//       allow: [sam, group:partners]  # patch-panel principals (drtp connect)
+//       allow: [sam, group:partners, org:acme]  # patch-panel principals
+//                                 # (drtp connect): names, groups, orgs
+//       allow_cidr: [10.0.0.0/8, "2001:db8::/32"]  # sources admitted (public
+//                                 # visitors, and a client tunnel's source);
+//                                 # omit: any. Bare address = /32 or /128;
+//                                 # host bits set is an error (net/wire/cidr.hpp)
+//       gateway: office-pg        # named in refusal audit lines; omit: the service
+//       end_open_sessions: false  # on reload, also end open sessions the new
+//                                 # rules refuse (false: only new ones refused)
 //   principals:
 //     - name: sam
 //       public_key: ed25519:9d0e...  # or secret_file
 //       groups: [partners]
+//       org: acme                 # at most one; `allow: [org:acme]` admits it
 //       revoked: false
 //   limits:                       # optional, each key too
 //     # before login, per source
@@ -74,8 +83,8 @@ constexpr uint32_t idle_timeout_s_max = 7 * 24 * 3600;
 /// a config may list none.
 config load_config(const std::string& path, bool services_required = true);
 
-/// Every `allow` entry names a principal, or a group that some principal is
-/// in: a typo must not silently lock out (or seem to admit) anyone. Throws
+/// Every `allow` entry names a principal, a group that some principal is
+/// in, or (org:NAME) an org some principal belongs to: a typo must not silently lock out (or seem to admit) anyone. Throws
 /// cli::error starting with `where` (the config file, or the flag).
 void check_allow_lists(const config& cfg, const std::string& where);
 
