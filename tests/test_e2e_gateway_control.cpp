@@ -6,7 +6,7 @@
 // reaches the POP: how long until a new visitor sees it is printed.
 //
 // The refusal of a visitor from 127.0.0.3 needs the POP's enforcement of
-// allow_cidr (branch h-gwpop): it runs when check_cidr_refusal is true (or
+// allow_cidr: it runs when check_cidr_refusal is true (or
 // DRTP_CHECK_CIDR_REFUSAL=1 in the environment).
 
 #include <gtest/gtest.h>
@@ -37,7 +37,7 @@ namespace {
 
 /// Whether the POP refuses visitors outside allowCIDRs (h-gwpop's part):
 /// turn on once it is merged.
-constexpr bool check_cidr_refusal = false;
+constexpr bool check_cidr_refusal = true;
 
 bool refusal_checked() {
   const char* env = std::getenv("DRTP_CHECK_CIDR_REFUSAL");

@@ -556,6 +556,8 @@ TEST(pop_follower, gateways_translate_into_the_service_config) {
     step_us));
   EXPECT_EQ(find_named(json::parse(*s.snapshot)["services"], "a")["allowCidr"],
             json({"127.0.0.0/8", "::1/128"}));
+}
+
 TEST(pop_follower, the_ca_and_revocations_reach_the_pop) {
   follower_world s{29};
   ASSERT_FALSE(s.ca_pem.empty());

@@ -870,6 +870,8 @@ TEST_F(registry_test, gateways_validate_one_public_per_service_and_addresses_fro
   EXPECT_EQ(lines[0]["type"], "DELETED");
   EXPECT_EQ(lines[1]["type"], "ADDED");
   EXPECT_EQ(lines[1]["object"]["spec"]["type"], "private");
+}
+
 // -- enrollment (issue 15): the CA, certificates, DRTP-Cert, revocation --
 
 namespace {
