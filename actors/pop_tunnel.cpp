@@ -277,8 +277,8 @@ private:
     auto now_s = e_.clock->unix_ms(clock()) / 1000;
     auto why = p_.auth->check_certificate(*e_.crypto, p_.peer_cert_pem, client, name, now_s,
                                           info);
-    auto who = std::string(client ? "principal '" : "agent of service '") + printable(name)
-               + "' from " + p_.peer_host;
+    auto who = std::string(client ? "principal '" : "agent '") + printable(hello.agent_id)
+               + "' for service '" + printable(hello.service) + "' from " + p_.peer_host;
     if (!why.empty()) {
       audit("denied certificate login of " + who
               + (info.serial.empty() ? "" : " (serial " + printable(info.serial, 40) + ")")
@@ -293,7 +293,7 @@ private:
             true);
       return refuse(net::reject_code::not_authorized, hello.service);
     }
-    audit("certificate login of " + who + " for service '" + hello.service + "' (serial "
+    audit("certificate login of " + who + " (serial "
             + info.serial + ", valid until " + std::to_string(info.not_after_s) + ")",
           true);
     cert_pem_ = p_.peer_cert_pem;
