@@ -65,6 +65,7 @@ public:
       },
       // -- the control plane's follower ----------------------------------------
       [this](agent_set_pops& ev) { on_set_pops(std::move(ev.pops)); },
+      [this](agent_set_identity& ev) { on_set_identity(ev); },
       [this](agent_tunnels_atom) { return tunnels_info(); },
       // -- drtp serve: resumable sessions by id ---------------------------------
       [this](register_session& ev) { on_register_session(ev); },
@@ -129,6 +130,23 @@ private:
       ps.reject = ev.message.empty() ? std::string("rejected") : ev.message;
     else
       ps.last_error = what;
+  }
+
+  /// A renewed certificate: the next dials present it. POPs set aside for
+  /// a reject are dialed again (the old certificate may be why).
+  void on_set_identity(const agent_set_identity& ev) {
+    if (ev.cert_pem.empty() || ev.key_pem.empty())
+      return;
+    p_.client_cert_pem = ev.cert_pem;
+    p_.client_key_pem = ev.key_pem;
+    auto now = p_.e.clock->now(clock());
+    for (auto& ps : pops_)
+      if (ps.rejected && !ps.retired) {
+        ps.rejected = false;
+        ps.not_before = now;
+      }
+    trace("client certificate renewed: tunnels dialed from now on present it");
+    rebalance();
   }
 
   /// A definitive reject: set this POP aside, keep every other tunnel, and
@@ -532,6 +550,15 @@ private:
     tp.service = p_.service;
     tp.agent_id = p_.agent_id;
     tp.signing_key = p_.signing_key;
+    if (!p_.client_cert_pem.empty()) {
+      // Enrolled: this dial presents the certificate of now (a renewal
+      // changes the next dial's, not this tunnel's).
+      auto with_cert = std::make_shared<net::tls_client_config>(*tp.tls);
+      with_cert->cert_pem = p_.client_cert_pem;
+      with_cert->key_pem = p_.client_key_pem;
+      tp.tls = std::move(with_cert);
+      tp.certificate = true;
+    }
     tp.client = p_.client;
     tp.resume_timeout_ms = p_.resume_timeout_ms;
     tp.local_host = p_.local_host;

@@ -51,11 +51,13 @@ private:
     dead,
   };
 
-  static bool legal(state from, state to) {
+  bool legal(state from, state to) const {
     if (to == state::dead)
       return from != state::dead;
     switch (from) {
-      case state::connecting: return to == state::awaiting_challenge;
+      case state::connecting:
+        return to == state::awaiting_challenge
+               || (to == state::awaiting_verdict && p_.certificate);
       case state::awaiting_challenge: return to == state::awaiting_verdict;
       case state::awaiting_verdict: return to == state::up;
       case state::up: return to == state::letting_go;
@@ -72,10 +74,11 @@ private:
     state_ = to;
     switch (to) {
       case state::awaiting_challenge: become(handshaking()); break;
+      case state::awaiting_verdict: become(handshaking()); break;
       case state::up: become(carrying()); break;
       case state::letting_go: become(letting_go()); break;
       case state::let_go: become(closing()); break;
-      default: break; // awaiting_verdict keeps handshaking; dead quits
+      default: break; // dead quits
     }
   }
 
@@ -165,9 +168,10 @@ private:
     hello.agent_id = p_.agent_id;
     if (p_.client)
       hello.role = static_cast<uint8_t>(net::peer_role::client);
+    hello.certificate = p_.certificate;
     hello_payload_ = net::encode(hello);
     write_control(frame_type::hello, 0, hello_payload_);
-    enter(state::awaiting_challenge);
+    enter(p_.certificate ? state::awaiting_verdict : state::awaiting_challenge);
   }
 
   bool on_frame(const frame& f) override {
@@ -223,8 +227,8 @@ private:
   }
 
   void go_up(uint32_t heartbeat_interval_ms) {
-    DRTP_ASSERT(!hello_payload_.empty() && challenge_payload_.size() > 0,
-                "an agent tunnel is up only after its hello and its proof");
+    DRTP_ASSERT(!hello_payload_.empty() && (challenge_payload_.size() > 0 || p_.certificate),
+                "an agent tunnel is up only after its hello and its proof or certificate");
     enter(state::up);
     trace("tunnel up with " + peer_name());
     send(parent_, tunnel_up{this, p_.service, p_.agent_id, p_.pop_host, false});

@@ -7,6 +7,7 @@
 // drain_atom lets the tunnel go once its last stream has ended.
 //
 //   connecting -> awaiting_challenge -> awaiting_verdict -> up
+//   connecting -> awaiting_verdict (a certificate login: no challenge)
 //   up -> letting_go -> let_go;  every state -> dead
 
 #include <cstdint>
@@ -30,6 +31,9 @@ struct agent_tunnel_params {
   std::string service;
   std::string agent_id;   // a client's principal name
   std::string signing_key; // login_key::seed of the secret: signs proofs
+  /// Log in by the client certificate in tls (cert_pem, key_pem) instead:
+  /// the hello says so, and the POP answers at once (no challenge).
+  bool certificate = false;
   bool client = false;    // drtp connect: opens streams, carries none
   std::string local_host; // where streams opened by the POP lead
   uint16_t local_port = 0;

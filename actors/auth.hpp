@@ -3,9 +3,13 @@
 // keys and groups) for patch-panel clients, and per-service allow lists.
 // Private services deny by default: only listed principals or groups pass.
 
+#include <cctype>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
+
+#include "net/seam/crypto.hpp"
 
 namespace drtp {
 
@@ -22,9 +26,69 @@ struct principal_config {
   int64_t revoked_before_unix_s = 0;
 };
 
+/// Certificates a service's or principal's that no longer log in.
+struct cert_revocations {
+  std::vector<std::string> serials; // hex, any case
+  int64_t before_unix_s = 0;        // every one with an earlier notBefore
+
+  bool revoked(const std::string& serial, int64_t not_before_s) const {
+    if (not_before_s < before_unix_s)
+      return true;
+    auto lower = [](std::string s) {
+      for (auto& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return s;
+    };
+    auto mine = lower(serial);
+    for (auto& s : serials)
+      if (lower(s) == mine)
+        return true;
+    return false;
+  }
+};
+
 struct auth_db {
   /// service -> public key whose private half its agents prove
   std::map<std::string, std::string> service_keys;
+  /// Enrollment: the CA of client certificates (empty: certificate login
+  /// is off) and each service's revocations (principals carry their own).
+  std::string client_ca_pem;
+  std::map<std::string, cert_revocations> service_revocations;
+
+  /// Why `cert_pem` does not log in as service `name` (client: principal
+  /// `name`) at now_s; empty: it does. `info` is filled when it parses.
+  std::string check_certificate(net::crypto& c, const std::string& cert_pem, bool client,
+                                const std::string& name, int64_t now_s,
+                                net::crypto::certificate_info& info) const {
+    if (client_ca_pem.empty())
+      return "this POP takes no certificate logins";
+    if (cert_pem.empty())
+      return "no client certificate in the TLS handshake";
+    info = c.verify_certificate(cert_pem, client_ca_pem, now_s);
+    if (!info.error.empty())
+      return info.error;
+    auto want = std::string(client ? "principal/" : "service/") + name;
+    if (info.subject != want)
+      return "the certificate is for '" + info.subject.substr(0, 128) + "', not '" + want
+             + "'";
+    if (client) {
+      auto p = principals.find(name);
+      if (p == principals.end())
+        return "unknown principal";
+      if (p->second.revoked)
+        return "principal revoked";
+      if (cert_revocations{p->second.revoked_serials, p->second.revoked_before_unix_s}
+            .revoked(info.serial, info.not_before_s))
+        return "certificate revoked";
+      return {};
+    }
+    if (!service_keys.count(name))
+      return "unknown service";
+    auto r = service_revocations.find(name);
+    if (r != service_revocations.end() && r->second.revoked(info.serial, info.not_before_s))
+      return "certificate revoked";
+    return {};
+  }
   std::map<std::string, principal_config> principals;
   /// service -> allowed principal names, "group:NAME" or "org:NAME"
   std::map<std::string, std::vector<std::string>> allow;

@@ -99,6 +99,9 @@ struct tunnel_up {
   /// The public key its proof was checked with: the server compares it with
   /// its config of now, which a reload may have changed meanwhile.
   std::string public_key;
+  /// Logged in by this client certificate (PEM), checked again on every
+  /// reload; empty: by secret.
+  std::string cert_pem;
 };
 
 /// Agent side: the latest round-trip time of the tunnel's link.

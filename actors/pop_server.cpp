@@ -32,7 +32,7 @@ public:
       by_principal_({p_.streams_per_principal_max, p_.stream_opens_per_principal_per_s,
                      p_.stream_opens_per_principal_burst},
                     p_.limited_keys_max) {
-    auth_ = make_auth_db(p_.services, p_.principals);
+    auth_ = make_auth_db(p_.services, p_.principals, p_.client_ca_pem);
     cidrs_ = make_cidrs(p_.services);
   }
 
@@ -86,11 +86,15 @@ public:
 
   static std::shared_ptr<const auth_db>
   make_auth_db(const std::vector<service_config>& services,
-               const std::vector<principal_config>& principals) {
+               const std::vector<principal_config>& principals,
+               const std::string& client_ca_pem) {
     auto db = std::make_shared<auth_db>();
+    db->client_ca_pem = client_ca_pem;
     for (auto& s : services) {
       db->service_keys[s.name] = s.public_key;
       db->allow[s.name] = s.allow;
+      if (!s.revoked_serials.empty() || s.revoked_before_unix_s != 0)
+        db->service_revocations[s.name] = {s.revoked_serials, s.revoked_before_unix_s};
     }
     for (auto& pr : principals)
       db->principals[pr.name] = pr;
@@ -104,7 +108,12 @@ public:
   caf::behavior make_behavior() override {
     who_ = "pop#" + std::to_string(id());
     // Tag 0 is the tunnel listener, tag i+1 the public port of service i.
-    send(p_.e.io, net::listen_req{0, p_.tunnel_host, p_.tunnel_port, true});
+    // Always asks for a client certificate, CA or not: a CA may come with a
+    // later pop_reconfigure (the control plane's follower), and a link that
+    // has none logs in by secret as before.
+    net::listen_req tunnels{0, p_.tunnel_host, p_.tunnel_port, true};
+    tunnels.request_client_cert = true;
+    send(p_.e.io, tunnels);
     for (auto& s : p_.services)
       if (s.is_public) {
         listen_public(s);
@@ -158,6 +167,7 @@ private:
     caf::actor tunnel;
     uint32_t streams = 0; // as last reported, plus visitors handed since
     std::string agent_id;
+    std::string cert_pem; // logged in by it (checked on reload); empty: secret
   };
 
   struct service_state {
@@ -257,7 +267,25 @@ private:
     return n;
   }
 
-  bool still_admitted(const tunnel_up& ev) const {
+  /// Why a certificate tunnel may no longer stay, with the config of now;
+  /// empty: it may.
+  std::string cert_refusal(const std::string& cert_pem, bool client, const std::string& name,
+                           const std::string& service) {
+    net::crypto::certificate_info info;
+    auto why = auth_->check_certificate(*p_.e.crypto, cert_pem, client, name,
+                                        p_.e.clock->unix_ms(clock()) / 1000, info);
+    if (why.empty() && client && !auth_->allowed(name, service))
+      why = "not on the allow list of service '" + service + "'";
+    if (why.empty() && find_service(service) == p_.services.size())
+      why = "unknown service";
+    return why;
+  }
+
+  bool still_admitted(const tunnel_up& ev) {
+    if (!ev.cert_pem.empty())
+      return cert_refusal(ev.cert_pem, ev.client, ev.client ? ev.agent_id : ev.service,
+                          ev.service)
+        .empty();
     if (ev.client) {
       auto pr = auth_->principals.find(ev.agent_id);
       return pr != auth_->principals.end() && auth_->allowed(ev.agent_id, ev.service)
@@ -289,6 +317,8 @@ private:
       // The key it proved (see recheck_clients).
       client_key_[ev.tunnel.address()] = ev.public_key;
       client_source_[ev.tunnel.address()] = ev.peer;
+      if (!ev.cert_pem.empty())
+        client_cert_[ev.tunnel.address()] = ev.cert_pem;
       monitor(ev.tunnel);
       if (phase_ == phase::draining)
         send(ev.tunnel, drain_atom::value);
@@ -302,7 +332,7 @@ private:
     if (phase_ == phase::draining) {
       send(ev.tunnel, drain_atom::value);
     }
-    services_[i].tunnels.push_back(tunnel_entry{ev.tunnel, 0, ev.agent_id});
+    services_[i].tunnels.push_back(tunnel_entry{ev.tunnel, 0, ev.agent_id, ev.cert_pem});
     monitor(ev.tunnel);
     report_status();
     trace("service '" + ev.service + "' now has "
@@ -365,11 +395,51 @@ private:
   // -- reload (SIGHUP) ------------------------------------------------------------
 
   /// Closes every tunnel of service state `st`; how many.
+  /// Closes every tunnel of service state `st` that logged in by the
+  /// secret (certificate tunnels never proved the key); how many.
   uint32_t cut_tunnels(service_state& st) {
-    auto n = static_cast<uint32_t>(st.tunnels.size());
-    for (auto& t : st.tunnels)
-      send_exit(t.tunnel, caf::exit_reason::user_shutdown);
-    st.tunnels.clear(); // on_down finds them in no set: nothing to do there
+    uint32_t n = 0;
+    auto& ts = st.tunnels;
+    for (auto& t : ts)
+      if (t.cert_pem.empty()) {
+        send_exit(t.tunnel, caf::exit_reason::user_shutdown);
+        ++n;
+      }
+    // on_down finds them in no set: nothing to do there
+    ts.erase(std::remove_if(ts.begin(), ts.end(),
+                            [](const tunnel_entry& t) { return t.cert_pem.empty(); }),
+             ts.end());
+    return n;
+  }
+
+  /// Agent tunnels whose certificate is now revoked, expired, of another
+  /// CA, or whose service is gone: closed at once (the bound is the
+  /// reconfigure's arrival here).
+  uint32_t recheck_cert_tunnels() {
+    uint32_t n = 0;
+    for (size_t i = 0; i < services_.size(); ++i) {
+      auto& ts = services_[i].tunnels;
+      auto& name = p_.services[i].name;
+      ts.erase(std::remove_if(ts.begin(), ts.end(),
+                              [&](const tunnel_entry& t) {
+                                if (t.cert_pem.empty())
+                                  return false;
+                                auto why = cert_refusal(t.cert_pem, false, name, name);
+                                if (why.empty())
+                                  return false;
+                                trace("closed the tunnel of agent " + t.agent_id
+                                      + " for service '" + name + "': " + why);
+                                p_.e.trace->audit(p_.e.host,
+                                                  "certificate of agent " + t.agent_id
+                                                    + " for service '" + name
+                                                    + "' no longer admitted: " + why,
+                                                  true);
+                                send_exit(t.tunnel, caf::exit_reason::user_shutdown);
+                                ++n;
+                                return true;
+                              }),
+               ts.end());
+    }
     return n;
   }
 
@@ -440,6 +510,7 @@ private:
     }
     p_.services = std::move(rc.services);
     p_.principals = std::move(rc.principals);
+    p_.client_ca_pem = std::move(rc.client_ca_pem);
     services_ = std::move(next);
     by_listener_.clear();
     for (size_t i = 0; i < services_.size(); ++i) {
@@ -448,8 +519,9 @@ private:
       else if (p_.services[i].is_public)
         listen_public(p_.services[i]);
     }
-    auth_ = make_auth_db(p_.services, p_.principals);
+    auth_ = make_auth_db(p_.services, p_.principals, p_.client_ca_pem);
     cidrs_ = make_cidrs(p_.services);
+    cut += recheck_cert_tunnels();
     uint32_t ended_streams = 0, kept_streams = 0;
     cut += recheck_clients(ended_streams, kept_streams);
     uint32_t ended_visitors = 0, kept_visitors = 0;
@@ -481,9 +553,15 @@ private:
       auto& [principal, service] = who;
       auto pr = auth_->principals.find(principal);
       auto i = find_service(service);
-      bool identity_ok = i < p_.services.size() && pr != auth_->principals.end()
-                         && !pr->second.revoked
-                         && net::equal_ct(pr->second.public_key, client_key_[addr]);
+      // Who it is still stands (its certificate, or the key it proved);
+      // whether it may still use the service is the allow list's and
+      // allow_cidr's, and end_open_sessions says what a refusal ends.
+      auto cert = client_cert_.find(addr);
+      bool identity_ok = i < p_.services.size()
+                         && (cert != client_cert_.end()
+                               ? cert_refusal(cert->second, true, principal, service).empty()
+                               : pr != auth_->principals.end() && !pr->second.revoked
+                                   && net::equal_ct(pr->second.public_key, client_key_[addr]));
       if (identity_ok && auth_->allowed(principal, service)
           && source_allowed(i, client_source_[addr]))
         continue;
@@ -543,6 +621,7 @@ private:
     tp.conn = ev.id;
     tp.peer_host = ev.peer_host;
     tp.channel_binding = ev.channel_binding;
+    tp.peer_cert_pem = ev.peer_cert_pem;
     tp.auth = auth_;
     tp.hello_deadline_ms = p_.admission.hello_deadline_ms;
     auto t = spawn_pop_tunnel(system(), std::move(tp));
@@ -723,6 +802,7 @@ private:
     client_of_.erase(dm.source);
     client_key_.erase(dm.source);
     client_source_.erase(dm.source);
+    client_cert_.erase(dm.source);
     for (size_t i = 0; i < services_.size(); ++i) {
       auto& ts = services_[i].tunnels;
       auto before = ts.size();
@@ -831,6 +911,7 @@ private:
     client_tunnels_.clear();
     client_of_.clear();
     client_key_.clear();
+    client_cert_.clear();
     services_.clear();
   }
 
@@ -842,6 +923,8 @@ private:
   /// Client tunnels: principal and service, to recheck on reload.
   std::map<caf::actor_addr, std::pair<std::string, std::string>> client_of_;
   std::map<caf::actor_addr, std::string> client_key_;
+  std::map<caf::actor_addr, std::string> client_cert_; // by certificate: it
+
   std::string who_;
   std::shared_ptr<const auth_db> auth_;
   std::vector<caf::actor> client_tunnels_;

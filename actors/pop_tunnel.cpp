@@ -16,6 +16,16 @@ using net::frame;
 using net::frame_type;
 
 using hello_deadline_atom = caf::atom_constant<caf::atom("hellodl")>;
+using cert_expiry_atom = caf::atom_constant<caf::atom("certexp")>;
+
+/// What a peer's certificate says, fit for one log line: printable ASCII,
+/// at most `max` bytes.
+std::string printable(const std::string& s, size_t max = 160) {
+  std::string out;
+  for (char c : s.substr(0, max))
+    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  return out;
+}
 
 class pop_tunnel_actor final : public tunnel_actor {
 public:
@@ -47,12 +57,13 @@ private:
     dead,
   };
 
-  static bool legal(state from, state to) {
+  bool legal(state from, state to) const {
     if (to == state::dead)
       return from != state::dead;
     switch (from) {
       case state::awaiting_hello:
-        return to == state::delaying_challenge || to == state::rejected;
+        return to == state::delaying_challenge || to == state::rejected
+               || (to == state::up && !cert_pem_.empty());
       case state::delaying_challenge: return to == state::awaiting_proof;
       case state::awaiting_proof: return to == state::up || to == state::rejected;
       case state::up: return to == state::draining;
@@ -111,6 +122,9 @@ private:
       [](evict_atom) {
         // Up: the handshake slot is given back already.
       },
+      [](cert_expiry_atom) {
+        // Only a tunnel that is up is ended by it.
+      },
     }.or_else(common());
   }
 
@@ -155,6 +169,7 @@ private:
     return caf::message_handler{
       [this](drain_atom) { start_draining(); },
       [this](service_gone_atom) { send_away(); },
+      [this](cert_expiry_atom) { on_cert_expiry(); },
       [this](attach_visitor& ev) { open_stream(ev); },
       [this](attach_splice& ev) { splice(ev); },
       [](hs_timeout_atom) {
@@ -169,6 +184,7 @@ private:
         // goaway is sent already.
       },
       [this](service_gone_atom) { send_away(); },
+      [this](cert_expiry_atom) { on_cert_expiry(); },
       [](hs_timeout_atom) {
         // As when up.
       },
@@ -230,6 +246,8 @@ private:
     auto i = p_.auth->service_keys.find(hello.service);
     if (i == p_.auth->service_keys.end())
       return refuse(net::reject_code::unknown_service, hello.service);
+    if (hello.certificate)
+      return certificate_login(hello);
     if (hello.role == static_cast<uint8_t>(net::peer_role::client)) {
       peer_ = net::peer_role::client;
       if (!take_principal_key(hello))
@@ -244,6 +262,63 @@ private:
     send(parent_, attempt_atom::value);
     enter(state::delaying_challenge);
     return true;
+  }
+
+  /// The TLS handshake proved the key of the link's certificate: it logs
+  /// in if the CA signed it, it is valid now, names this service (or
+  /// principal) and is not revoked. No challenge: accepted or refused now.
+  bool certificate_login(const net::hello_msg& hello) {
+    bool client = hello.role == static_cast<uint8_t>(net::peer_role::client);
+    if (!client && hello.role != static_cast<uint8_t>(net::peer_role::agent))
+      return protocol_error("unknown role");
+    peer_ = client ? net::peer_role::client : net::peer_role::agent;
+    auto name = client ? hello.agent_id : hello.service;
+    net::crypto::certificate_info info;
+    auto now_s = e_.clock->unix_ms(clock()) / 1000;
+    auto why = p_.auth->check_certificate(*e_.crypto, p_.peer_cert_pem, client, name, now_s,
+                                          info);
+    auto who = std::string(client ? "principal '" : "agent '") + printable(hello.agent_id)
+               + "' for service '" + printable(hello.service) + "' from " + p_.peer_host;
+    if (!why.empty()) {
+      audit("denied certificate login of " + who
+              + (info.serial.empty() ? "" : " (serial " + printable(info.serial, 40) + ")")
+              + ": " + printable(why),
+            false);
+      return refuse(net::reject_code::bad_certificate, hello.service,
+                    "certificate refused: " + printable(why));
+    }
+    if (client && !p_.auth->allowed(name, hello.service)) {
+      audit("denied principal '" + printable(name) + "' from " + p_.peer_host
+              + " for service '" + hello.service + "': not on its allow list",
+            true);
+      return refuse(net::reject_code::not_authorized, hello.service);
+    }
+    audit("certificate login of " + who + " (serial "
+            + info.serial + ", valid until " + std::to_string(info.not_after_s) + ")",
+          true);
+    cert_pem_ = p_.peer_cert_pem;
+    net::accept_msg acc;
+    acc.tunnel_id = who_;
+    acc.heartbeat_interval_ms = e_.limits.heartbeat_interval_ms;
+    write_control(frame_type::accept, 0, net::encode(acc));
+    go_up();
+    // Closed at notAfter by the POP's clock: the agent renews and dials a
+    // new tunnel long before.
+    auto left_ms = std::max<int64_t>(0, info.not_after_s * 1000 - e_.clock->unix_ms(clock()));
+    delayed_send(this, e_.clock->real_delay(std::chrono::milliseconds(left_ms)),
+                 cert_expiry_atom::value);
+    return true;
+  }
+
+  void on_cert_expiry() {
+    net::goaway_msg g;
+    g.code = static_cast<uint16_t>(net::reject_code::bad_certificate);
+    g.message = "client certificate expired";
+    write_control(frame_type::goaway, 0, net::encode(g));
+    enter(state::dead);
+    trace("certificate of " + peer_name() + " expired: tunnel closed");
+    end_streams_and_link(link_end::close);
+    quit();
   }
 
   /// A client proves its principal's secret: known and not revoked.
@@ -300,32 +375,34 @@ private:
   }
 
   void go_up() {
-    DRTP_ASSERT(!hello_payload_.empty() && !challenge_payload_.empty(),
-                "a POP tunnel is up only after a hello, a challenge and a valid proof");
+    DRTP_ASSERT(!hello_payload_.empty() && (!challenge_payload_.empty() || !cert_pem_.empty()),
+                "a POP tunnel is up only after a hello and a valid proof or certificate");
     enter(state::up);
     trace("tunnel up with " + peer_name() + " for service '" + service_ + "'");
     send(parent_, tunnel_up{this, service_, agent_id_, p_.peer_host,
-                            peer_ == net::peer_role::client, public_key_});
+                            peer_ == net::peer_role::client, public_key_, cert_pem_});
     start_heartbeats(e_.limits.heartbeat_interval_ms);
   }
 
-  void reject(net::reject_code code) {
+  void reject(net::reject_code code, std::string message = {}) {
     net::reject_msg rj;
     rj.code = static_cast<uint16_t>(code);
-    rj.message = to_string(code);
+    rj.message = message.empty() ? to_string(code) : message.substr(0, net::reason_bytes_max);
     write_control(frame_type::reject, 0, net::encode(rj));
   }
 
   /// Rejects the peer and waits for the link to close. Returns false: the
   /// rest of the batch is moot.
-  bool refuse(net::reject_code code, const std::string& service) {
+  bool refuse(net::reject_code code, const std::string& service, std::string message = {}) {
     trace(std::string("refused ")
           + (peer_ == net::peer_role::client ? "client" : "agent") + " from "
-          + p_.peer_host + " for service '" + service + "': " + to_string(code));
+          + p_.peer_host + " for service '" + service
+          + "': " + (message.empty() ? to_string(code) : message));
     if (code == net::reject_code::bad_proof || code == net::reject_code::unknown_service
-        || code == net::reject_code::unknown_principal)
+        || code == net::reject_code::unknown_principal
+        || code == net::reject_code::bad_certificate)
       send(parent_, auth_failed{p_.peer_host, service});
-    reject(code);
+    reject(code, std::move(message));
     // Let the reject reach the agent, then go.
     send(e_.io, net::close_req{conn_});
     enter(state::rejected);
@@ -458,6 +535,7 @@ private:
   std::string service_;
   std::string agent_id_;
   std::string public_key_; // of the service or principal the hello names
+  std::string cert_pem_;   // logged in by it; empty: by secret
 };
 
 } // namespace

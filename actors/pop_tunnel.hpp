@@ -8,6 +8,8 @@
 // goaway and refuses new streams while the open ones run to their end.
 //
 //   awaiting_hello -> delaying_challenge -> awaiting_proof -> up -> draining
+//   awaiting_hello -> up (a certificate login: the TLS handshake proved the
+//   key, no challenge; closed at the certificate's notAfter)
 //   awaiting_hello/proof -> rejected
 //   every state -> dead
 
@@ -30,6 +32,8 @@ struct pop_tunnel_params {
   std::string peer_host;
   /// The link's (net::accepted): the proof must sign it.
   std::string channel_binding;
+  /// The TLS client certificate of the link (net::accepted), unverified.
+  std::string peer_cert_pem;
   /// Who may authenticate.
   std::shared_ptr<const auth_db> auth;
   /// A link that sent no hello within this is closed (the proof deadline,

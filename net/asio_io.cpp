@@ -359,6 +359,7 @@ struct listener {
   listener_id id = 0;
   caf::actor owner;
   bool tls = false;
+  bool request_client_cert = false; // TLS: ask for a client certificate
   tcp::acceptor acceptor;
   asio::steady_timer retry_timer;
   // Filled by accept() itself: one getpeername less per visitor. One accept
@@ -1045,6 +1046,7 @@ void io_core::do_listen(const caf::actor& owner, const listen_req& req) {
   l->id = ++next_id_;
   l->owner = owner;
   l->tls = req.tls;
+  l->request_client_cert = req.tls && req.request_client_cert;
   listeners_.emplace(l->id, l);
   caf::anon_send(owner, listening{req.tag, l->id, bound.port()});
   accept_next(l);
@@ -1111,6 +1113,15 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
   auto c = std::make_shared<connection<tls_stream>>(shared_from_this(), id, io_,
                                                     std::move(sock),
                                                     *server_ctx_);
+  if (l->request_client_cert) {
+    // Asked for, not required (an agent without one logs in by secret),
+    // and any chain passes here: the handshake proves the client holds the
+    // certificate's key; the owner checks issuer and validity at its own
+    // time (accepted::peer_cert_pem).
+    SSL* ssl = c->stream().native_handle();
+    SSL_set_verify(ssl, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    SSL_set_max_cert_list(ssl, static_cast<long>(client_cert_chain_bytes_max));
+  }
   // Registered (unannounced) so stop() closes it mid-handshake.
   conns_.emplace(id, c);
   c->timer().expires_after(tls_accept_handshake_timeout);
@@ -1141,8 +1152,11 @@ void io_core::on_accepted(const std::shared_ptr<listener>& l,
         return;
       }
       c->established = true;
-      caf::anon_send(l->owner, accepted{l->id, c->id(), peer_host, peer_port,
-                                        channel_binding(c->stream())});
+      accepted ev{l->id, c->id(), peer_host, peer_port, channel_binding(c->stream())};
+      if (l->request_client_cert)
+        ev.peer_cert_pem = peer_certificate_pem(c->stream().native_handle(),
+                                                peer_cert_pem_bytes_max);
+      caf::anon_send(l->owner, std::move(ev));
     });
 }
 
@@ -1225,6 +1239,17 @@ void io_core::do_connect(const caf::actor& owner, const connect_req& req) {
                                                     tcp::socket(io_), *ctx);
   auto& cfg = *req.tls;
   SSL* ssl = c->stream().native_handle();
+  if (!cfg.cert_pem.empty() || !cfg.key_pem.empty()) {
+    // Per connection, not per context: an agent's certificate is renewed
+    // while its context (how it checks POPs) stays.
+    if (auto err = use_client_identity(ssl, cfg.cert_pem, cfg.key_pem); !err.empty()) {
+      trace("io", st->what + ": " + err);
+      c->kill();
+      caf::anon_send(owner, connect_failed{req.tag, connect_error::tls_failed,
+                                           st->what + ": " + err});
+      return;
+    }
+  }
   if (!cfg.server_name.empty() && !is_ip_literal(cfg.server_name))
     SSL_set_tlsext_host_name(ssl, cfg.server_name.c_str());
   if (cfg.verify) {

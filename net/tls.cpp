@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -195,6 +196,38 @@ tls_identity load_identity(const std::string& cert_file,
     throw std::runtime_error("key file " + key_file
                              + " does not match certificate file " + cert_file);
   return id;
+}
+
+std::string use_client_identity(ssl_st* ssl, const std::string& cert_pem,
+                                const std::string& key_pem) {
+  auto cert = parse_cert(cert_pem);
+  if (!cert)
+    return "the client certificate is not a PEM certificate: " + openssl_error();
+  auto bio = bio_of(key_pem);
+  owned<EVP_PKEY> key{PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)};
+  if (!key)
+    return "the client key is not a PEM private key: " + openssl_error();
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return "the client key does not match the client certificate";
+  }
+  // SSL_use_* take their own references.
+  if (SSL_use_certificate(ssl, cert.get()) != 1 || SSL_use_PrivateKey(ssl, key.get()) != 1)
+    return "cannot use the client certificate: " + openssl_error();
+  return {};
+}
+
+std::string peer_certificate_pem(ssl_st* ssl, size_t pem_bytes_max) {
+  owned<X509> cert{SSL_get1_peer_certificate(ssl)};
+  if (!cert)
+    return {};
+  owned<BIO> bio{BIO_new(BIO_s_mem())};
+  if (!bio || !PEM_write_bio_X509(bio.get(), cert.get())) {
+    ERR_clear_error();
+    return {};
+  }
+  auto pem = bio_to_string(bio.get());
+  return pem.size() <= pem_bytes_max ? pem : std::string{};
 }
 
 std::string fingerprint_sha256(const std::string& cert_pem) {

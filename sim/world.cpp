@@ -92,6 +92,7 @@ struct listener_state {
   uint16_t port = 0;
   caf::actor owner;
   bool tls = false; // its links carry a channel binding, as TLS ones do
+  bool request_client_cert = false; // accepted carries the dialer's cert
 };
 
 struct host_state {
@@ -316,7 +317,7 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
       return fail("address already in use");
     }
     auto id = next_listener_id++;
-    listeners.emplace(id, listener_state{id, host, port, sender, req.tls});
+    listeners.emplace(id, listener_state{id, host, port, sender, req.tls, req.tls && req.request_client_cert});
     h->ports.emplace(port, id);
     emit_verbose(host, "listen port " + std::to_string(port) + " -> listener #"
                          + std::to_string(id));
@@ -390,13 +391,14 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
         return connect_failed(host, sender, req.tag, target,
                               net::connect_error::refused, now_us());
       establish(*h, sender, req.tag, *dst, listeners.at(p->second), req.report_sent,
-                req.write_queue_bytes_max);
+                req.write_queue_bytes_max,
+                req.tls ? req.tls->cert_pem : std::string{});
     });
   }
 
   void establish(host_state& src, const caf::actor& sender, uint64_t tag,
                  host_state& dst, const listener_state& l, bool report_sent,
-                 uint64_t write_queue_bytes_max) {
+                 uint64_t write_queue_bytes_max, const std::string& client_cert_pem) {
     auto a_id = next_conn_id++;
     auto b_id = next_conn_id++;
     auto& a = conns[a_id];
@@ -432,7 +434,13 @@ struct world::impl : std::enable_shared_from_this<world::impl> {
       for (size_t i = 0; i < net::channel_binding_bytes; ++i)
         binding.push_back(static_cast<char>(binding_rng() & 0xff));
     tell(sender, net::connected{tag, a_id, binding});
-    tell(l.owner, net::accepted{l.id, b_id, src.name, a.local_port, binding});
+    net::accepted acc{l.id, b_id, src.name, a.local_port, binding};
+    // The simulator trusts possession: a dialer that names a certificate
+    // holds its key (the real TLS handshake proves it). Whether the
+    // certificate is any good, the listener's owner decides.
+    if (l.request_client_cert)
+      acc.peer_cert_pem = client_cert_pem;
+    tell(l.owner, std::move(acc));
     watch(sender); // last: may abort `a` at once if the requester is gone
   }
 

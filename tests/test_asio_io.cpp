@@ -604,6 +604,90 @@ TEST_P(asio_io_test, tls_close_with_unread_input_still_delivers_output) {
   EXPECT_EQ(closed_ev->reason, close_reason::local);
 }
 
+// -- client certificates (mutual TLS) ------------------------------------------
+
+/// An Ed25519 key and a self-signed certificate for it, made once with the
+/// openssl command line (the transport accepts any chain: the owner checks
+/// it). `other_key`: a key that does not match.
+struct client_identity {
+  std::string cert_pem, key_pem, other_key_pem;
+};
+const client_identity& test_client_identity() {
+  static const client_identity id = [] {
+    char dir[] = "/tmp/drtp_mtls_XXXXXX";
+    EXPECT_NE(mkdtemp(dir), nullptr);
+    std::string d = dir;
+    auto cmd = "cd " + d + " && openssl genpkey -algorithm ed25519 -out k.pem"
+               " && openssl genpkey -algorithm ed25519 -out o.pem"
+               " && openssl req -new -x509 -key k.pem -subj '/CN=service\\/joes-pg'"
+               " -days 1 -out c.pem >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    auto slurp = [&](const char* f) {
+      std::ifstream in(d + "/" + f);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    client_identity out{slurp("c.pem"), slurp("k.pem"), slurp("o.pem")};
+    std::system(("rm -rf " + d).c_str());
+    return out;
+  }();
+  return id;
+}
+
+TEST_P(asio_io_test, tls_client_certificate_reaches_a_listener_that_asks) {
+  auto& id = test_client_identity();
+  ASSERT_FALSE(id.cert_pem.empty());
+  auto tag = ++next_tag;
+  listen_req lr{tag, "127.0.0.1", 0, true};
+  lr.request_client_cert = true;
+  send(lr);
+  auto l = await<listening>([tag](auto& x) { return x.tag == tag; });
+  ASSERT_TRUE(l);
+  listener = l->id;
+  auto with_cert = pinned();
+  with_cert->cert_pem = id.cert_pem;
+  with_cert->key_pem = id.key_pem;
+  tag = ++next_tag;
+  send(connect_req{tag, "127.0.0.1", l->port, 2000, with_cert});
+  auto c = await<connected>([tag](auto& x) { return x.tag == tag; });
+  ASSERT_TRUE(c);
+  auto a = await<accepted>([this](auto& x) { return x.listener == listener; });
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->peer_cert_pem, id.cert_pem);
+  send(adopt_req{a->id, *self});
+  exchange(conn_pair{c->id, a->id}, 4096, 1000, 1000);
+  close_both(conn_pair{c->id, a->id});
+  // Asked, not required: a client without one gets in, with no certificate.
+  auto p = connect(l->port, pinned());
+  ASSERT_TRUE(p);
+  exchange(*p, 100, 100, 100);
+}
+
+TEST_P(asio_io_test, tls_client_certificate_is_not_passed_on_unasked) {
+  auto& id = test_client_identity();
+  auto port = listen(true);
+  auto with_cert = pinned();
+  with_cert->cert_pem = id.cert_pem;
+  with_cert->key_pem = id.key_pem;
+  auto tag = ++next_tag;
+  send(connect_req{tag, "127.0.0.1", port, 2000, with_cert});
+  ASSERT_TRUE(await<connected>([tag](auto& x) { return x.tag == tag; }));
+  auto a = await<accepted>([this](auto& x) { return x.listener == listener; });
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(a->peer_cert_pem.empty());
+}
+
+TEST_P(asio_io_test, tls_client_key_that_does_not_match_fails_the_connect) {
+  auto& id = test_client_identity();
+  auto port = listen(true);
+  auto bad = pinned();
+  bad->cert_pem = id.cert_pem;
+  bad->key_pem = id.other_key_pem;
+  auto f = connect_fails(port, bad);
+  EXPECT_EQ(f.reason, connect_error::tls_failed);
+  EXPECT_NE(f.what.find("does not match"), std::string::npos) << f.what;
+  EXPECT_EQ(f.what.find("PRIVATE"), std::string::npos) << "no key bytes in errors";
+}
+
 TEST_P(asio_io_test, tls_wrong_pin_fails) {
   auto port = listen(true);
   auto cfg = pinned();

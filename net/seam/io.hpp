@@ -38,6 +38,13 @@ using listener_id = uint64_t;
 /// what they queue by flow control (a window per stream), far below this.
 constexpr uint64_t write_queue_bytes_default = 64ull * 1024 * 1024;
 
+/// A client certificate a listener with request_client_cert takes: the
+/// whole chain the client sends (DER, as on the wire; a larger one fails the
+/// handshake) and the leaf's PEM handed to the owner. An Ed25519 leaf with a
+/// short subject is well under 1 KiB.
+constexpr size_t client_cert_chain_bytes_max = 16 * 1024;
+constexpr size_t peer_cert_pem_bytes_max = 8 * 1024;
+
 /// How a client verifies the TLS server it dials. A null pointer in a
 /// connect_req means plain TCP.
 struct tls_client_config {
@@ -176,7 +183,8 @@ struct accepted {
   std::string channel_binding;
   /// TLS with request_client_cert: the certificate (PEM) the client
   /// presented and proved it holds the key of; empty: none. Unverified:
-  /// the owner checks it (crypto::verify_certificate).
+  /// the owner checks it (crypto::verify_certificate). At most
+  /// peer_cert_pem_bytes_max: a larger one is not passed on (empty).
   std::string peer_cert_pem;
 };
 

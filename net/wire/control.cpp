@@ -52,12 +52,32 @@ struct strict_bool {
   }
 };
 
+/// The hello's role and its certificate flag, one byte (see
+/// role_certificate_bit).
+struct role_byte {
+  uint8_t& role;
+  bool& certificate;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(static_cast<uint8_t>(role | (certificate ? role_certificate_bit : 0)));
+  }
+
+  template <class Archive>
+  void load(Archive& ar) {
+    uint8_t v = 0;
+    ar(v);
+    certificate = (v & role_certificate_bit) != 0;
+    role = static_cast<uint8_t>(v & ~role_certificate_bit);
+  }
+};
+
 } // namespace
 
 template <class Archive>
 void serialize(Archive& ar, hello_msg& x) {
   ar(x.version, bounded<name_bytes_max>{x.service},
-     bounded<name_bytes_max>{x.agent_id}, x.role);
+     bounded<name_bytes_max>{x.agent_id}, role_byte{x.role, x.certificate});
 }
 
 template <class Archive>
@@ -141,6 +161,7 @@ const char* to_string(reject_code c) noexcept {
     case reject_code::protocol_error: return "protocol error";
     case reject_code::not_authorized: return "not authorized for this service";
     case reject_code::unknown_principal: return "unknown principal or wrong secret";
+    case reject_code::bad_certificate: return "certificate refused";
   }
   return "rejected";
 }

@@ -26,13 +26,22 @@ enum class peer_role : uint8_t {
   client = 1, // drtp connect: a principal that wants to reach a service
 };
 
+/// On the wire, the role byte's high bit says `certificate`: version 3
+/// stays, a secret login's hello is the same bytes as before, and a POP
+/// that predates certificates refuses the other as a protocol error.
+constexpr uint8_t role_certificate_bit = 0x80;
+
 /// Dialer -> POP: who I am. An agent proves the service secret; a client
 /// proves its principal's secret (agent_id is then the principal's name).
+/// certificate: log in by the TLS client certificate of this link instead
+/// (subject "service/SERVICE", a client's "principal/AGENT_ID"); the POP
+/// answers accept or reject at once, no challenge, no proof.
 struct hello_msg {
   uint16_t version = protocol_version;
   std::string service;
   std::string agent_id;
   uint8_t role = static_cast<uint8_t>(peer_role::agent);
+  bool certificate = false;
 };
 
 /// POP -> agent: prove you know the service secret.
@@ -62,6 +71,7 @@ enum class reject_code : uint16_t {
   protocol_error = 6,
   not_authorized = 7,   // the principal may not reach this service
   unknown_principal = 8,
+  bad_certificate = 9, // the message says why (expired, revoked, ...)
 };
 
 const char* to_string(reject_code c) noexcept;
