@@ -28,20 +28,17 @@ struct principal_config {
 
 /// Certificates a service's or principal's that no longer log in.
 struct cert_revocations {
-  std::vector<std::string> serials; // hex, any case
+  std::vector<std::string> serials; // hex, any case, leading zeros or not
   int64_t before_unix_s = 0;        // every one with an earlier notBefore
 
   bool revoked(const std::string& serial, int64_t not_before_s) const {
     if (not_before_s < before_unix_s)
       return true;
-    auto lower = [](std::string s) {
-      for (auto& c : s)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      return s;
-    };
-    auto mine = lower(serial);
+    // One form for both sides (lowercase, no leading zeros): "0A03" names
+    // the certificate whose serial reads "a03".
+    auto mine = net::canonical_serial(serial);
     for (auto& s : serials)
-      if (lower(s) == mine)
+      if (!mine.empty() && net::canonical_serial(s) == mine)
         return true;
     return false;
   }

@@ -114,128 +114,155 @@ const std::string dns_label = "a DNS label (a-z, 0-9, '-', at most 63)";
 
 // Bounds as control/resource.cpp enforces them (host 253 bytes, +8 for
 // ":port" and brackets; lists as its *_max constants).
+kind_table server_table() {
+  return {"DRTPServer",
+   "drtpservers",
+   "drtpserver",
+   {"drtpsrv"},
+   "A POP: where agents dial their tunnels and visitors connect.",
+   {
+     str("region", "The POP's region, " + dns_label + ".", "eu-west").req().len(63),
+     str("tunnelAddress", "host:port (or [v6]:port) where agents dial.", "127.0.0.1:7000")
+       .req()
+       .len(261),
+     str("publicAddress", "The address or DNS name visitors use.", "edge-1.example.net").len(253),
+     object("verify", "How an agent verifies the POP: exactly one of pin and ca.",
+            {str("pin", "sha256: and 64 hex digits of the POP's certificate.",
+                 "sha256:" + std::string(64, 'b'))
+               .len(80),
+             str("ca", "A CA bundle (PEM) that signed the POP's certificate.", nullptr)
+               .len(65536)})
+       .req(),
+     object("capacity", "What the POP takes.",
+            {integer("tunnels", "Tunnels at most (0: unstated).", 100).max(0, 4294967295)}),
+     boolean("draining", "The operator's drain: no new tunnels.", false),
+   },
+   {
+     object("lease", "The POP's lease, renewed every third of its duration.",
+            {str("renewTime", "RFC 3339.", "2026-12-02T18:03:08.123Z").time(),
+             integer("durationSeconds", "", 15).max(0, 86400)}),
+     boolean("ready", "Computed on read: the lease is fresh and the POP not draining.", true),
+     boolean("draining", "The POP's own word that it has started a drain.", false),
+     integer("tunnels", "Tunnels held.", 3).max(0, 4294967295),
+     strings("services", "The services it holds a tunnel for.", ojson::array({"web"}))
+       .items(100000),
+   }};
+}
+
+kind_table connection_table() {
+  return {"DRTPConnection",
+   "drtpconnections",
+   "drtpconnection",
+   {"drtpconn"},
+   "A service behind an agent (drtp serve), reachable through the POPs.",
+   {
+     str("protocol", "The service's transport.", "tcp").values({"tcp"}),
+     str("local", "host:port where the agent finds the service.", "127.0.0.1:5432")
+       .req()
+       .len(261),
+     integer("publicPort", "0 or absent: private (patch panel only).", 15432).max(0, 65535),
+     str("publicKey", "ed25519:HEX, the verifier of the service's secret (never the secret).",
+         key_example)
+       .req()
+       .len(80),
+     str("org", "The service's org, " + dns_label + ".", "acme").len(63),
+     strings("allow", "Principals, or group:NAME, allowed on the patch panel.",
+             ojson::array({"sam", "group:ops"}))
+       .items(1024),
+     integer("tunnels", "Tunnels the agent keeps (K).", 2).max(1, 3),
+     strings("revokedSerials", "Enrollment: serials of its certificates that no longer log in (lowercase hex).",
+           ojson::array({"a03"}))
+       .items(1024),
+     str("revokedBefore", "Enrollment: every certificate issued (notBefore) earlier is revoked.",
+         "2026-12-02T18:03:08.123Z")
+       .time(),
+   },
+   {
+     objects("agents", "The agents serving it.",
+             {str("id", "", "agent-1").req().len(256),
+              str("address", "As the control plane saw it.", "192.0.2.7:40000").len(261),
+              strings("pops", "POPs it holds tunnels to.", ojson::array({"edge-1"})).items(64),
+              str("lastSeen", "", "2026-12-02T18:03:08.123Z").time()})
+       .items(64),
+     strings("pops", "The POPs holding its tunnels.", ojson::array({"edge-1"})).items(64),
+     str("lastSeen", "", "2026-12-02T18:03:08.123Z").time(),
+   }};
+}
+
+kind_table principal_table() {
+  return {"Principal",
+   "principals",
+   "principal",
+   {},
+   "Who may use the patch panel (drtp connect).",
+   {
+     str("publicKey", "ed25519:HEX, the verifier of the principal's secret.", key_example)
+       .req()
+       .len(80),
+     str("org", "The org it belongs to, " + dns_label + ".", "acme").len(63),
+     strings("groups", "Groups, for allow entries group:NAME.", ojson::array({"ops"}))
+       .items(256),
+     boolean("revoked", "A revoked principal is refused everywhere.", false),
+     strings("revokedSerials", "Enrollment: serials of its certificates that no longer log in (lowercase hex).",
+           ojson::array({"a03"}))
+       .items(1024),
+     str("revokedBefore", "Enrollment: every certificate issued (notBefore) earlier is revoked.",
+         "2026-12-02T18:03:08.123Z")
+       .time(),
+   },
+   {}};
+}
+
+kind_table org_table() {
+  return {"Org",
+   "orgs",
+   "org",
+   {},
+   "An organisation: principals belong to one, gateways allow it as a whole.",
+   {str("displayName", "", "Acme Inc.").len(256)},
+   {}};
+}
+
+kind_table gateway_table() {
+  return {"Gateway",
+   "gateways",
+   "gateway",
+   {"drtpgw"},
+   "Who may reach a service: its external port, source CIDRs, orgs and principals.",
+   {
+     str("service", "The DRTPConnection it exposes.", "web").req().len(63),
+     str("type", "public: an external port on every POP holding a tunnel; private: patch "
+                 "panel only.",
+         "public")
+       .req()
+       .values({"public", "private"}),
+     integer("port", "public: the external port (replaces the DRTPConnection's publicPort).",
+             18080)
+       .max(1, 65535),
+     strings("allowCIDRs", "Allowed source CIDRs, IPv4 and IPv6; empty: any source.",
+             ojson::array({"10.0.0.0/8", "2001:db8::/32"}))
+       .items(1024),
+     strings("allowOrgs", "Orgs whose principals may use the patch panel.",
+             ojson::array({"acme"}))
+       .items(1024),
+     strings("allowPrincipals", "Principals or group:NAME; private gateways deny by default.",
+             ojson::array({"sam"}))
+       .items(1024),
+     boolean("endOpenSessions", "A change that takes access away also ends open sessions.",
+             false),
+   },
+   {
+     objects("addresses", "Computed on read: where the gateway is reachable.",
+             {str("pop", "", "edge-1").len(63),
+              str("address", "The POP's publicAddress.", "edge-1.example.net").len(253),
+              integer("port", "", 18080).max(1, 65535)})
+       .items(64),
+   }};
+}
+
 const std::vector<kind_table>& tables() {
-  static const std::vector<kind_table> t = {
-    {"DRTPServer",
-     "drtpservers",
-     "drtpserver",
-     {"drtpsrv"},
-     "A POP: where agents dial their tunnels and visitors connect.",
-     {
-       str("region", "The POP's region, " + dns_label + ".", "eu-west").req().len(63),
-       str("tunnelAddress", "host:port (or [v6]:port) where agents dial.", "127.0.0.1:7000")
-         .req()
-         .len(261),
-       str("publicAddress", "The address or DNS name visitors use.", "edge-1.example.net").len(253),
-       object("verify", "How an agent verifies the POP: exactly one of pin and ca.",
-              {str("pin", "sha256: and 64 hex digits of the POP's certificate.",
-                   "sha256:" + std::string(64, 'b'))
-                 .len(80),
-               str("ca", "A CA bundle (PEM) that signed the POP's certificate.", nullptr)
-                 .len(65536)})
-         .req(),
-       object("capacity", "What the POP takes.",
-              {integer("tunnels", "Tunnels at most (0: unstated).", 100).max(0, 4294967295)}),
-       boolean("draining", "The operator's drain: no new tunnels.", false),
-     },
-     {
-       object("lease", "The POP's lease, renewed every third of its duration.",
-              {str("renewTime", "RFC 3339.", "2026-12-02T18:03:08.123Z").time(),
-               integer("durationSeconds", "", 15).max(0, 86400)}),
-       boolean("ready", "Computed on read: the lease is fresh and the POP not draining.", true),
-       boolean("draining", "The POP's own word that it has started a drain.", false),
-       integer("tunnels", "Tunnels held.", 3).max(0, 4294967295),
-       strings("services", "The services it holds a tunnel for.", ojson::array({"web"}))
-         .items(100000),
-     }},
-    {"DRTPConnection",
-     "drtpconnections",
-     "drtpconnection",
-     {"drtpconn"},
-     "A service behind an agent (drtp serve), reachable through the POPs.",
-     {
-       str("protocol", "The service's transport.", "tcp").values({"tcp"}),
-       str("local", "host:port where the agent finds the service.", "127.0.0.1:5432")
-         .req()
-         .len(261),
-       integer("publicPort", "0 or absent: private (patch panel only).", 15432).max(0, 65535),
-       str("publicKey", "ed25519:HEX, the verifier of the service's secret (never the secret).",
-           key_example)
-         .req()
-         .len(80),
-       str("org", "The service's org, " + dns_label + ".", "acme").len(63),
-       strings("allow", "Principals, or group:NAME, allowed on the patch panel.",
-               ojson::array({"sam", "group:ops"}))
-         .items(1024),
-       integer("tunnels", "Tunnels the agent keeps (K).", 2).max(1, 3),
-     },
-     {
-       objects("agents", "The agents serving it.",
-               {str("id", "", "agent-1").req().len(256),
-                str("address", "As the control plane saw it.", "192.0.2.7:40000").len(261),
-                strings("pops", "POPs it holds tunnels to.", ojson::array({"edge-1"})).items(64),
-                str("lastSeen", "", "2026-12-02T18:03:08.123Z").time()})
-         .items(64),
-       strings("pops", "The POPs holding its tunnels.", ojson::array({"edge-1"})).items(64),
-       str("lastSeen", "", "2026-12-02T18:03:08.123Z").time(),
-     }},
-    {"Principal",
-     "principals",
-     "principal",
-     {},
-     "Who may use the patch panel (drtp connect).",
-     {
-       str("publicKey", "ed25519:HEX, the verifier of the principal's secret.", key_example)
-         .req()
-         .len(80),
-       str("org", "The org it belongs to, " + dns_label + ".", "acme").len(63),
-       strings("groups", "Groups, for allow entries group:NAME.", ojson::array({"ops"}))
-         .items(256),
-       boolean("revoked", "A revoked principal is refused everywhere.", false),
-     },
-     {}},
-    {"Org",
-     "orgs",
-     "org",
-     {},
-     "An organisation: principals belong to one, gateways allow it as a whole.",
-     {str("displayName", "", "Acme Inc.").len(256)},
-     {}},
-    {"Gateway",
-     "gateways",
-     "gateway",
-     {"drtpgw"},
-     "Who may reach a service: its external port, source CIDRs, orgs and principals.",
-     {
-       str("service", "The DRTPConnection it exposes.", "web").req().len(63),
-       str("type", "public: an external port on every POP holding a tunnel; private: patch "
-                   "panel only.",
-           "public")
-         .req()
-         .values({"public", "private"}),
-       integer("port", "public: the external port (replaces the DRTPConnection's publicPort).",
-               18080)
-         .max(1, 65535),
-       strings("allowCIDRs", "Allowed source CIDRs, IPv4 and IPv6; empty: any source.",
-               ojson::array({"10.0.0.0/8", "2001:db8::/32"}))
-         .items(1024),
-       strings("allowOrgs", "Orgs whose principals may use the patch panel.",
-               ojson::array({"acme"}))
-         .items(1024),
-       strings("allowPrincipals", "Principals or group:NAME; private gateways deny by default.",
-               ojson::array({"sam"}))
-         .items(1024),
-       boolean("endOpenSessions", "A change that takes access away also ends open sessions.",
-               false),
-     },
-     {
-       objects("addresses", "Computed on read: where the gateway is reachable.",
-               {str("pop", "", "edge-1").len(63),
-                str("address", "The POP's publicAddress.", "edge-1.example.net").len(253),
-                integer("port", "", 18080).max(1, 65535)})
-         .items(64),
-     }},
-  };
+  static const std::vector<kind_table> t = {server_table(), connection_table(), principal_table(),
+                                            org_table(), gateway_table()};
   return t;
 }
 
@@ -530,30 +557,18 @@ std::string address_type(const std::string& address) {
   return dns_subdomain(lower) ? "FQDN" : "";
 }
 
-std::string export_gateway(const std::string& gateway_json, const std::string& connection_json,
-                           const std::string& servers_json, const gateway_export_options& o) {
-  auto gw = parse_object(gateway_json, "gateway");
-  auto conn = parse_object(connection_json, "drtpconnection");
-  auto pops = pops_of(servers_json);
-  auto name = text_at(gw, "/metadata/name");
-  auto service = text_at(gw, "/spec/service");
-  if (name.empty() || service.empty())
-    throw failure("gateway: the control plane's answer has no metadata.name or spec.service");
-  if (text_at(gw, "/spec/type") == "private")
-    throw failure("gateway/" + name
-                  + " is private (patch panel only): it has no external port to export");
-  auto port = number_at(gw, "/spec/port");
-  if (port < 1 || port > 65535)
-    throw failure("gateway/" + name + ": spec.port is not a port (1-65535)");
-  bool udp = text_at(conn, "/spec/protocol") == "udp";
-  std::string protocol = udp ? "UDP" : "TCP";
-  std::string port_name = udp ? "udp" : "tcp";
-  std::string listener = port_name + "-" + std::to_string(port);
-
-  // The POPs' addresses, one endpoint each, grouped by family.
+/// The POPs' addresses of a gateway, one endpoint each, grouped by family.
+struct gateway_endpoints {
   std::map<std::string, ojson> slices; // addressType -> endpoints
-  std::set<std::string> seen;
   ojson gateway_addresses = ojson::array();
+};
+
+static gateway_endpoints endpoints_of(const ojson& gw, const std::string& name,
+                                      std::map<std::string, pop_state>& pops) {
+  gateway_endpoints out;
+  auto& slices = out.slices;
+  std::set<std::string> seen;
+  auto& gateway_addresses = out.gateway_addresses;
   auto addresses = gw.find("status") != gw.end() && gw["status"].is_object()
                        && gw["status"].contains("addresses") && gw["status"]["addresses"].is_array()
                      ? gw["status"]["addresses"]
@@ -590,6 +605,32 @@ std::string export_gateway(const std::string& gateway_json, const std::string& c
   }
   if (slices.empty())
     slices["IPv4"] = ojson::array(); // no POP holds a tunnel: an empty slice says so
+  return out;
+}
+
+std::string export_gateway(const std::string& gateway_json, const std::string& connection_json,
+                           const std::string& servers_json, const gateway_export_options& o) {
+  auto gw = parse_object(gateway_json, "gateway");
+  auto conn = parse_object(connection_json, "drtpconnection");
+  auto pops = pops_of(servers_json);
+  auto name = text_at(gw, "/metadata/name");
+  auto service = text_at(gw, "/spec/service");
+  if (name.empty() || service.empty())
+    throw failure("gateway: the control plane's answer has no metadata.name or spec.service");
+  if (text_at(gw, "/spec/type") == "private")
+    throw failure("gateway/" + name
+                  + " is private (patch panel only): it has no external port to export");
+  auto port = number_at(gw, "/spec/port");
+  if (port < 1 || port > 65535)
+    throw failure("gateway/" + name + ": spec.port is not a port (1-65535)");
+  bool udp = text_at(conn, "/spec/protocol") == "udp";
+  std::string protocol = udp ? "UDP" : "TCP";
+  std::string port_name = udp ? "udp" : "tcp";
+  std::string listener = port_name + "-" + std::to_string(port);
+
+  auto ends = endpoints_of(gw, name, pops);
+  auto& slices = ends.slices;
+  auto& gateway_addresses = ends.gateway_addresses;
 
   std::vector<ojson> docs;
   auto g = k8s_object("gateway.networking.k8s.io/v1", "Gateway", metadata(name, name, o));

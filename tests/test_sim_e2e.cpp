@@ -373,12 +373,15 @@ TEST(sim_e2e, a_login_that_began_before_a_rekey_is_closed_when_it_ends) {
   EXPECT_FALSE(r->ok) << "the old secret must not carry visitors";
 }
 
+// end_open_sessions: a reload that takes access away also ends the open
+// client tunnel (without it, the tunnel stays and only new logins are refused).
 TEST(sim_e2e, a_reload_that_takes_a_principal_off_the_allow_list_cuts_its_tunnel) {
   scenario s{6};
   s.d.net().add_host("sam");
   auto with_sam = [](std::vector<std::string> allow) {
     pop_reconfigure rc;
     auto sc = sim::rig::service("echo", "the secret", public_port);
+    sc.end_open_sessions = true;
     sc.allow = std::move(allow);
     rc.services.push_back(sc);
     rc.principals.push_back(sim::rig::principal("sam", "sam's secret"));

@@ -304,8 +304,8 @@ TEST(sim_enrollment, a_renewal_before_expiry_moves_to_the_new_certificate_losing
   EXPECT_FALSE(spanning->corrupt);
   // The old certificate's tunnel ends at its notAfter (30 s); the next one
   // logs in with the new certificate, and visitors pass again.
-  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("(serial 0b02"); }, 20'000'000));
-  EXPECT_TRUE(s.trace_has("(serial 0b01"));
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("(serial b02"); }, 20'000'000));
+  EXPECT_TRUE(s.trace_has("(serial b01"));
   ASSERT_TRUE(s.d.run_until([&] { return s.trace_count("now has 1 tunnel(s)") >= 2; },
                             5'000'000));
   EXPECT_TRUE(s.echo_through(7));
