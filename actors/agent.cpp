@@ -126,6 +126,15 @@ private:
       return;
     auto& ps = pops_[i];
     auto what = "POP " + ps.ep.name + " " + rejected_what() + ": " + ev.message;
+    if (ev.code == static_cast<uint16_t>(net::reject_code::bad_certificate)
+        && ps.by_cert && !p_.signing_key.empty() && !ps.secret_only) {
+      // A POP that does not (yet) know the control plane's CA, or a static
+      // POP with the service's verifier: the secret still logs in there,
+      // until the next identity.
+      ps.secret_only = true;
+      ps.last_error = what + "; dialing it by the secret";
+      return;
+    }
     if (definitive(ev.code))
       ps.reject = ev.message.empty() ? std::string("rejected") : ev.message;
     else
@@ -139,13 +148,19 @@ private:
       return;
     p_.client_cert_pem = ev.cert_pem;
     p_.client_key_pem = ev.key_pem;
+    if (!ev.seed.empty())
+      for (auto& ps : pops_)
+        if (ps.tunnel)
+          send(ps.tunnel, tunnel_renew{ev.cert_pem, ev.seed});
     auto now = p_.e.clock->now(clock());
-    for (auto& ps : pops_)
+    for (auto& ps : pops_) {
+      ps.secret_only = false;
       if (ps.rejected && !ps.retired) {
         ps.rejected = false;
         ps.not_before = now;
       }
-    trace("client certificate renewed: tunnels dialed from now on present it");
+    }
+    trace("client certificate renewed: open tunnels announce it, new ones present it");
     rebalance();
   }
 
@@ -383,6 +398,11 @@ private:
     /// Draining only because its POP left the list (the POP did not say
     /// goaway): up again if the POP is listed again before it is let go.
     bool retiring = false;
+    /// Its latest dial presented the certificate.
+    bool by_cert = false;
+    /// It refused our certificate while we hold a secret: dialed by the
+    /// secret until the next identity (agent_set_identity).
+    bool secret_only = false;
   };
 
   static constexpr size_t npos = static_cast<size_t>(-1);
@@ -550,9 +570,10 @@ private:
     tp.service = p_.service;
     tp.agent_id = p_.agent_id;
     tp.signing_key = p_.signing_key;
-    if (!p_.client_cert_pem.empty()) {
+    ps.by_cert = !p_.client_cert_pem.empty() && !ps.secret_only;
+    if (ps.by_cert) {
       // Enrolled: this dial presents the certificate of now (a renewal
-      // changes the next dial's, not this tunnel's).
+      // reaches this tunnel in band, tunnel_renew).
       auto with_cert = std::make_shared<net::tls_client_config>(*tp.tls);
       with_cert->cert_pem = p_.client_cert_pem;
       with_cert->key_pem = p_.client_key_pem;

@@ -108,11 +108,13 @@ struct agent_set_pops {
 };
 
 /// A renewed certificate (agent_params::client_cert_pem, client_key_pem):
-/// tunnels dialed from now on present it; open tunnels keep theirs (the
-/// POP ends them at their certificate's expiry, long after the renewal).
+/// tunnels dialed from now on present it; open tunnels that logged in by a
+/// certificate announce it to their POP in band, signed by `seed` (the new
+/// key's Ed25519 seed), so that no tunnel drops at the old notAfter.
 struct agent_set_identity {
   std::string cert_pem;
   std::string key_pem;
+  std::string seed;
 };
 
 /// Ask the agent for its tunnels: answered with agent_tunnels.

@@ -107,7 +107,33 @@ private:
       [this](attach_splice& ev) {
         send(ev.client_tunnel, set_owner{ev.client_sid, nullptr,
                                          static_cast<uint32_t>(net::rst_code::refused)});
-      });
+      },
+      [this](tunnel_renew& ev) { on_renew_req(ev); });
+  }
+
+  /// The control plane renewed our certificate: a tunnel that logged in by
+  /// the old one tells its POP in band (net::renew_msg), so that the POP
+  /// does not close it at the old notAfter; one still handshaking tells it
+  /// once up. A tunnel that logs in by secret has nothing to renew.
+  void on_renew_req(tunnel_renew& ev) {
+    if (!p_.certificate || state_ == state::dead)
+      return;
+    renew_ = std::move(ev);
+    if (state_ == state::up || state_ == state::letting_go)
+      send_renew();
+  }
+
+  void send_renew() {
+    if (renew_.cert_pem.empty())
+      return;
+    DRTP_ASSERT(!channel_binding_.empty(), "a renewal signs the link's channel binding");
+    net::renew_msg m;
+    m.cert_pem = std::move(renew_.cert_pem);
+    m.signature = e_.crypto->sign(renew_.seed, net::renew_message(channel_binding_, m.cert_pem));
+    std::fill(renew_.seed.begin(), renew_.seed.end(), '\0');
+    renew_ = {};
+    write_control(frame_type::renew, 0, net::encode(m));
+    trace("sent the renewed certificate to " + peer_name());
   }
 
   caf::behavior connecting() {
@@ -233,6 +259,7 @@ private:
     trace("tunnel up with " + peer_name());
     send(parent_, tunnel_up{this, p_.service, p_.agent_id, p_.pop_host, false});
     start_heartbeats(heartbeat_interval_ms);
+    send_renew();
   }
 
   bool on_reject(const frame& f) {
@@ -386,6 +413,7 @@ private:
   std::string channel_binding_; // of this link (net::connected): the proof signs it
   net::chunk hello_payload_;
   net::chunk challenge_payload_;
+  tunnel_renew renew_; // a renewal to send once up; empty: none
 };
 
 } // namespace

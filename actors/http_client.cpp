@@ -80,6 +80,15 @@ public:
       [this](http_fetch& f) { on_fetch(std::move(f)); },
       [this](http_watch& w) { on_watch(std::move(w)); },
       [this](const http_unwatch& u) { stop_watch(u.tag, nullptr); },
+      [this](http_set_authorization& a) {
+        p_.authorization = std::move(a.authorization);
+        // The link signed in by the old credentials: the next fetch signs
+        // in anew on a new one (an in-flight fetch finishes first).
+        if (in_flight_)
+          relink_ = true;
+        else if (link_ == link_state::up)
+          drop_link(false); // idle: nothing queued behind it
+      },
       [this](const net::connected& ev) { on_connected(ev); },
       [this](const net::connect_failed& ev) { on_connect_failed(ev); },
       [this](net::received& ev) { on_received(ev); },
@@ -181,6 +190,7 @@ private:
     link_ = link_state::none;
     link_id_ = 0;
     link_requests_ = 0;
+    relink_ = false;
   }
 
   void on_fetch_response() {
@@ -188,7 +198,7 @@ private:
     const auto* conn = r.header("Connection");
     bool close = conn != nullptr && says_close(*conn);
     finish_front({}, &r);
-    if (close)
+    if (close || relink_)
       drop_link(false);
     pump();
   }
@@ -507,6 +517,7 @@ private:
   uint64_t connect_tag_ = 0;
   uint64_t fetch_seq_ = 0;
   bool in_flight_ = false;
+  bool relink_ = false; // new credentials: drop the link after this fetch
   bool got_bytes_ = false;
   bool reused_ = false;
 };

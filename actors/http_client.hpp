@@ -90,6 +90,13 @@ struct http_unwatch {
   uint64_t tag = 0;
 };
 
+/// New credentials (an enrolled agent's renewed certificate): later links
+/// sign in with them; the current fetch link is closed once idle. Watches
+/// keep their link until it ends.
+struct http_set_authorization {
+  http_authorization authorization;
+};
+
 /// Why a fetch failed (besides caf::sec): the error's context holds one
 /// line saying more.
 enum class http_errc : uint8_t {
@@ -113,3 +120,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_watch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_watch_line)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_watch_ended)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_unwatch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::http_set_authorization)

@@ -104,6 +104,20 @@ struct tunnel_up {
   std::string cert_pem;
 };
 
+/// POP: an up tunnel that logged in by certificate moved to a renewed one
+/// (checked already); the server checks this one on later reloads.
+struct tunnel_cert_renewed {
+  std::string cert_pem;
+};
+
+/// Agent side: a renewed certificate for an up tunnel to announce in band
+/// (net::renew_msg), signed by the new key (`seed`); a tunnel not up yet
+/// sends it once up, when it logged in by an older certificate.
+struct tunnel_renew {
+  std::string cert_pem;
+  std::string seed;
+};
+
 /// Agent side: the latest round-trip time of the tunnel's link.
 struct tunnel_rtt {
   uint32_t rtt_us = 0;
@@ -231,6 +245,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_done)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::stream_violation)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::attach_visitor)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_up)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_cert_renewed)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_renew)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_rejected)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::tunnel_failed)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(drtp::auth_failed)

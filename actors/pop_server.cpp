@@ -138,6 +138,7 @@ public:
           on_visitor(ev);
       },
       [this](tunnel_up& ev) { on_tunnel_up(ev); },
+      [this](tunnel_cert_renewed& ev) { on_cert_renewed(ev); },
       [this](auth_failed& ev) {
         admission_.on_failure(ev.peer_host, p_.e.clock->now(clock()));
       },
@@ -294,6 +295,22 @@ private:
     }
     auto k = auth_->service_keys.find(ev.service);
     return k != auth_->service_keys.end() && net::equal_ct(k->second, ev.public_key);
+  }
+
+  /// Later reloads check the renewed certificate, not the one it logged
+  /// in with (which may be revoked after its renewal, or expire sooner).
+  void on_cert_renewed(tunnel_cert_renewed& ev) {
+    auto addr = caf::actor_cast<caf::actor_addr>(current_sender());
+    if (auto c = client_cert_.find(addr); c != client_cert_.end()) {
+      c->second = std::move(ev.cert_pem);
+      return;
+    }
+    for (auto& st : services_)
+      for (auto& t : st.tunnels)
+        if (t.tunnel.address() == addr) {
+          t.cert_pem = std::move(ev.cert_pem);
+          return;
+        }
   }
 
   void on_tunnel_up(tunnel_up& ev) {

@@ -122,7 +122,7 @@ private:
       [](evict_atom) {
         // Up: the handshake slot is given back already.
       },
-      [](cert_expiry_atom) {
+      [](cert_expiry_atom, uint64_t) {
         // Only a tunnel that is up is ended by it.
       },
     }.or_else(common());
@@ -169,7 +169,7 @@ private:
     return caf::message_handler{
       [this](drain_atom) { start_draining(); },
       [this](service_gone_atom) { send_away(); },
-      [this](cert_expiry_atom) { on_cert_expiry(); },
+      [this](cert_expiry_atom, uint64_t gen) { on_cert_expiry(gen); },
       [this](attach_visitor& ev) { open_stream(ev); },
       [this](attach_splice& ev) { splice(ev); },
       [](hs_timeout_atom) {
@@ -184,7 +184,7 @@ private:
         // goaway is sent already.
       },
       [this](service_gone_atom) { send_away(); },
-      [this](cert_expiry_atom) { on_cert_expiry(); },
+      [this](cert_expiry_atom, uint64_t gen) { on_cert_expiry(gen); },
       [](hs_timeout_atom) {
         // As when up.
       },
@@ -302,15 +302,66 @@ private:
     acc.heartbeat_interval_ms = e_.limits.heartbeat_interval_ms;
     write_control(frame_type::accept, 0, net::encode(acc));
     go_up();
-    // Closed at notAfter by the POP's clock: the agent renews and dials a
-    // new tunnel long before.
-    auto left_ms = std::max<int64_t>(0, info.not_after_s * 1000 - e_.clock->unix_ms(clock()));
-    delayed_send(this, e_.clock->real_delay(std::chrono::milliseconds(left_ms)),
-                 cert_expiry_atom::value);
+    arm_cert_expiry(info.not_after_s);
     return true;
   }
 
-  void on_cert_expiry() {
+  /// Closed at notAfter by the POP's clock unless the agent renews in band
+  /// before (a renewal arms a later generation; the older timer is moot).
+  void arm_cert_expiry(int64_t not_after_s) {
+    ++cert_gen_;
+    auto left_ms = std::max<int64_t>(0, not_after_s * 1000 - e_.clock->unix_ms(clock()));
+    delayed_send(this, e_.clock->real_delay(std::chrono::milliseconds(left_ms)),
+                 cert_expiry_atom::value, cert_gen_);
+  }
+
+  /// An up tunnel's agent renewed its certificate (net::renew_msg): the
+  /// same checks as a certificate login, plus the new key's signature over
+  /// this link's channel binding. A renewal refused ends nothing: the old
+  /// certificate holds until its notAfter. Bounded per tunnel, as a peer
+  /// could make the POP verify signatures in a loop.
+  bool on_renew(const frame& f) override {
+    if (cert_pem_.empty())
+      return protocol_error("renew on a tunnel that logged in by secret");
+    net::renew_msg m;
+    if (!net::decode(f.payload, m))
+      return protocol_error("malformed renew");
+    auto now = e_.clock->now(clock());
+    if (now - renew_window_start_ >= std::chrono::seconds(renew_window_s)) {
+      renew_window_start_ = now;
+      renews_in_window_ = 0;
+    }
+    if (++renews_in_window_ > renews_per_window_max)
+      return protocol_error("more than " + std::to_string(renews_per_window_max)
+                            + " renewals within " + std::to_string(renew_window_s) + " s");
+    bool client = peer_ == net::peer_role::client;
+    auto name = client ? agent_id_ : service_;
+    net::crypto::certificate_info info;
+    auto why = p_.auth->check_certificate(*e_.crypto, m.cert_pem, client, name,
+                                          e_.clock->unix_ms(clock()) / 1000, info);
+    if (why.empty()
+        && !e_.crypto->verify(info.public_key, net::renew_message(p_.channel_binding, m.cert_pem),
+                              m.signature))
+      why = "the renewal is not signed by the new certificate's key";
+    if (!why.empty()) {
+      audit("refused renewed certificate of " + peer_name() + " for service '" + service_
+              + "': " + printable(why),
+            true);
+      return true;
+    }
+    audit("renewed certificate of " + peer_name() + " for service '" + service_
+            + "' (serial " + info.serial + ", valid until " + std::to_string(info.not_after_s)
+            + ")",
+          true);
+    cert_pem_ = std::move(m.cert_pem);
+    arm_cert_expiry(info.not_after_s);
+    send(parent_, tunnel_cert_renewed{cert_pem_});
+    return true;
+  }
+
+  void on_cert_expiry(uint64_t gen) {
+    if (gen != cert_gen_)
+      return; // renewed since
     net::goaway_msg g;
     g.code = static_cast<uint16_t>(net::reject_code::bad_certificate);
     g.message = "client certificate expired";
@@ -535,7 +586,12 @@ private:
   std::string service_;
   std::string agent_id_;
   std::string public_key_; // of the service or principal the hello names
-  std::string cert_pem_;   // logged in by it; empty: by secret
+  std::string cert_pem_;   // logged in by it (or renewed to); empty: by secret
+  uint64_t cert_gen_ = 0;  // the expiry timer that counts (see arm_cert_expiry)
+  static constexpr uint32_t renew_window_s = 60;
+  static constexpr uint32_t renews_per_window_max = 4;
+  caf::actor_clock::time_point renew_window_start_{};
+  uint32_t renews_in_window_ = 0;
 };
 
 } // namespace

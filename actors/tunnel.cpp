@@ -151,6 +151,10 @@ bool tunnel_actor::on_up_frame(const frame& f) {
       return on_rst(f);
     case frame_type::open:
       return on_open_frame(f);
+    case frame_type::renew:
+      if (f.stream_id != 0)
+        return protocol_error("renew on stream " + std::to_string(f.stream_id));
+      return on_renew(f);
     case frame_type::ping:
     case frame_type::pong:
       // Answered ahead of the batch (see on_received), unless this batch

@@ -69,6 +69,11 @@ protected:
   }
   virtual void on_rtt(uint64_t) {
   }
+  /// A renew frame on an up tunnel: only an agent's end that logged in by
+  /// certificate sends one, and only a POP reads one.
+  virtual bool on_renew(const net::frame& f) {
+    return protocol_error(std::string("unexpected ") + to_string(f.type));
+  }
 
   // -- behaviours every state of both ends combines ---------------------------------
 

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "caf/all.hpp"
 #include "control/agent_follower.hpp"
 #include "control/auth.hpp"
+#include "control/enroller.hpp"
 #include "net/stderr_tracer.hpp"
 #include "net/openssl_crypto.hpp"
 #include "net/wire/handshake.hpp"
@@ -52,6 +54,15 @@ learns from it the POPs to dial (ready ones, distinct regions first, nearest
 first), how to verify each, and (serve) the service's local address and K.
 It follows the POP list live and reports its tunnels to the registry.
 
+With --state-dir it also enrolls (if the control plane has a CA): it makes a
+private key that never leaves DIR, sends a certificate request signed in by
+the secret, and from then on logs in to the control plane and to every POP
+by that certificate (mutual TLS). It renews at two thirds of the lifetime
+without dropping a tunnel; with the control plane unreachable it keeps the
+valid certificate and retries with backoff; at expiry without a renewal it
+stops with one line. A POP that does not know the CA yet is dialed by the
+secret, when there is one.
+
 Options:
   --control URL            https://HOST:PORT of the control plane
   --control-pin SHA        trust exactly this control-plane certificate
@@ -61,7 +72,11 @@ Options:
                            its POPs come first (default: by measured RTT)
   --state-dir DIR          with --control: keep what the control plane said
                            in DIR/bootstrap.json; with the control plane
-                           down, drtp starts from it (static stability)
+                           down, drtp starts from it (static stability).
+                           And enroll: DIR/identity.json (0600) keeps a
+                           private key made here and the short-lived
+                           certificate the control plane's CA signed for
+                           it; later starts need no secret
   --pop HOST:PORT[@REGION][,fingerprint=SHA]
                            a POP's tunnel address; repeat for several POPs.
                            fingerprint=sha256:HEX pins that POP's own
@@ -71,7 +86,8 @@ Options:
   --service NAME           the service name the POP knows
   --local HOST:PORT        the local service (e.g. 127.0.0.1:5432); with
                            --control, default: the registered one
-  --secret-file FILE       the service secret (default: $DRTP_SECRET)
+  --secret-file FILE       the service secret (default: $DRTP_SECRET); with
+                           --state-dir holding a valid certificate, optional
   --ca FILE                trust POP certificates signed by this CA (PEM)
   --pop-fingerprint SHA    trust exactly this certificate at every POP
                            without a fingerprint= of its own (sha256:HEX,
@@ -233,7 +249,7 @@ std::shared_ptr<net::tls_client_config> make_tls_config(const options& o,
 }
 
 /// Everything of the agent's parameters that the command line decides.
-agent_params make_agent_params(const options& o) {
+agent_params make_agent_params(const options& o, bool secret_optional) {
   agent_params ap;
   ap.client = o.connect;
   if (o.connect) {
@@ -259,12 +275,14 @@ agent_params make_agent_params(const options& o) {
   ap.service = *o.service;
   // scrypt once per process (tens of ms, 32 MiB): every tunnel signs with
   // it. The secret itself is wiped at once: the process keeps only the seed.
-  auto secret = cli::read_secret(o.secret_file, "DRTP_SECRET");
-  auto login = net::derive_login_key(secret, o.connect ? net::principal_salt(*o.principal)
-                                                       : net::service_salt(*o.service));
-  net::wipe(secret);
-  ap.signing_key = login.seed;
-  net::wipe(login.seed);
+  if (!secret_optional || o.secret_file || std::getenv("DRTP_SECRET") != nullptr) {
+    auto secret = cli::read_secret(o.secret_file, "DRTP_SECRET");
+    auto login = net::derive_login_key(secret, o.connect ? net::principal_salt(*o.principal)
+                                                         : net::service_salt(*o.service));
+    net::wipe(secret);
+    ap.signing_key = login.seed;
+    net::wipe(login.seed);
+  }
   ap.tls = make_tls_config(o, ap.pops);
   if (o.connect) {
     // the principal is the identity
@@ -359,7 +377,9 @@ int report_events(caf::scoped_actor& self, const char* me, const std::string& wh
 /// that bootstraps, follows and spawns the agent.
 caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const options& o,
                               const cli::control_endpoint& cp, agent_params ap,
-                              const std::shared_ptr<cli::state_file>& state) {
+                              const std::shared_ptr<cli::state_file>& state,
+                              const std::shared_ptr<cli::state_file>& identity,
+                              const std::string& saved_identity) {
   env e;
   e.io = rt.io();
   // The follower says what matters in one line each (to report_events);
@@ -380,9 +400,10 @@ caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const o
   std::string name = o.connect ? *o.principal : *o.service;
   auto crypto = ap.e.crypto;
   auto seed = ap.signing_key;
-  hp.authorization = [crypto, kind, name, seed](const std::string& binding) {
-    return control::auth_header(*crypto, kind, name, seed, binding);
-  };
+  if (!seed.empty()) // else the enroller signs in by the saved certificate
+    hp.authorization = [crypto, kind, name, seed](const std::string& binding) {
+      return control::auth_header(*crypto, kind, name, seed, binding);
+    };
 
   control::agent_follower_params fp;
   fp.e = e;
@@ -399,7 +420,17 @@ caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const o
   }
   fp.observer = rt.sys().spawn(relay_control_events, caf::actor_cast<caf::actor>(self));
   fp.agent = std::move(ap);
-  return control::spawn_agent_follower(rt.sys(), std::move(fp));
+  if (!identity)
+    return control::spawn_agent_follower(rt.sys(), std::move(fp));
+  control::enroller_params ep;
+  ep.e = e;
+  ep.observer = fp.observer;
+  ep.follower = std::move(fp);
+  ep.kind = kind;
+  ep.name = name;
+  ep.saved = saved_identity;
+  ep.save = [identity](const std::string& text) { identity->write(text); };
+  return control::spawn_enroller(rt.sys(), std::move(ep));
 }
 
 int serve(cli::args& a, bool connect) {
@@ -409,14 +440,27 @@ int serve(cli::args& a, bool connect) {
   const char* me = connect ? "drtp connect" : "drtp serve";
   // What can fail on the command line fails before anything runs.
   cli::control_endpoint cp;
-  std::shared_ptr<cli::state_file> state;
+  std::shared_ptr<cli::state_file> state, identity;
+  std::string saved_identity;
   if (o.control) {
     cp = cli::parse_control_endpoint(*o.control, o.control_pin, o.control_ca);
-    if (o.state_dir)
+    if (o.state_dir) {
       state = std::make_shared<cli::state_file>(*o.state_dir, "bootstrap.json",
                                                 snapshot_bytes_max, me);
+      identity = std::make_shared<cli::state_file>(*o.state_dir, "identity.json",
+                                                   control::identity_bytes_max, me);
+      std::string error;
+      saved_identity = identity->read(error);
+      if (!error.empty())
+        std::fprintf(stderr, "%s: ignoring %s\n", me, error.c_str());
+    }
   }
-  auto ap = make_agent_params(o);
+  // An enrolled agent starts by its saved certificate: the secret is only
+  // needed to enroll (the enroller says so if the certificate is unusable).
+  auto ap = make_agent_params(o, !saved_identity.empty());
+  if (identity && saved_identity.empty() && ap.signing_key.empty())
+    throw cli::error("no certificate saved in " + identity->path()
+                     + " yet: give --secret-file FILE (or $DRTP_SECRET) to enroll");
 
   cli::install_stop_signals();
   cli::ignore_hangup();
@@ -432,7 +476,8 @@ int serve(cli::args& a, bool connect) {
   // Held until the end: the follower (and through it the agent) lives
   // while this handle does.
   caf::actor top = o.control
-                     ? start_with_control(rt, self, o, cp, std::move(ap), state)
+                     ? start_with_control(rt, self, o, cp, std::move(ap), state, identity,
+                                          saved_identity)
                      : spawn_agent(rt.sys(), std::move(ap));
   int rc = report_events(self, me,
                          connect ? "principal/" + o.principal.value_or("")
@@ -440,6 +485,8 @@ int serve(cli::args& a, bool connect) {
   rt.stop();
   if (state)
     state->flush(); // _Exit runs no destructor: the last snapshot first
+  if (identity)
+    identity->flush();
   std::fflush(nullptr);
   std::_Exit(rc);
 }

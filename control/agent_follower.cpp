@@ -178,6 +178,11 @@ private:
     return {
       [this](retry_atom) { start_fetch(); },
       [this](follower_agent_atom) { return agent_; },
+      [this](agent_set_identity& id) {
+        // Renewed before the agent runs: it starts with the new one.
+        p_.agent.client_cert_pem = std::move(id.cert_pem);
+        p_.agent.client_key_pem = std::move(id.key_pem);
+      },
       [this](http_watch_line&) {},
       [this](http_watch_ended&) {},
     };
@@ -211,6 +216,7 @@ private:
         schedule_retry();
       },
       [this](follower_agent_atom) { return agent_; },
+      [this](agent_set_identity& id) { send(agent_, std::move(id)); },
     };
   }
 

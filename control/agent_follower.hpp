@@ -86,6 +86,10 @@ struct agent_follower_params {
   uint64_t document_bytes_max = 1024 * 1024;
 };
 
+/// agent_set_identity sent to the follower reaches its agent (or, before
+/// the agent runs, the params it will start with): control/enroller's
+/// renewals.
+///
 /// Ask the follower for its agent: answered with the caf::actor (null
 /// until the agent started). The agent is linked to the follower: one's
 /// exit ends the other.

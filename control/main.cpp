@@ -73,6 +73,8 @@ Options:
   --state-dir DIR       with --dev: where (default: a new /tmp/drtp-control-*)
   --listen HOST:PORT    overrides the config's listen (port 0: any free port;
                         the ready line says which)
+  --cert-lifetime S     overrides cert_lifetime_s (60..2592000; e.g. 60 for a
+                        demo in which renewals happen while you watch)
   -v, --verbose         log every connection
   -h, --help            this text
 
@@ -526,6 +528,7 @@ int run(int argc, char** argv) {
   bool dev = a.flag("--dev");
   auto state_dir = a.value("--state-dir");
   auto listen = a.value("--listen");
+  auto cert_lifetime = a.value("--cert-lifetime");
   int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
   auto extra = a.positional();
   if (!extra.empty())
@@ -538,6 +541,9 @@ int run(int argc, char** argv) {
   auto c = dev ? dev_config(dev_state_dir(state_dir)) : load_config(*config_file);
   if (listen)
     cli::parse_host_port(*listen, "--listen", c.listen_host, c.listen_port);
+  if (cert_lifetime)
+    c.cert_lifetime_s = cli::parse_uint(*cert_lifetime, "--cert-lifetime", cert_lifetime_s_min,
+                                        cert_lifetime_s_max, "seconds");
   cli::install_stop_signals();
   net::runtime rt{net::make_stderr_tracer(verbosity), c.identity, 0};
   int rc = 0;

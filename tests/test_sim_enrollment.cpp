@@ -106,6 +106,7 @@ struct issued {
   std::string cert_pem;
   std::string key_pem;
   std::string serial;
+  std::string seed; // the key's: signs an in-band renewal
 };
 
 struct enrollment : sim::rig {
@@ -139,6 +140,7 @@ struct enrollment : sim::rig {
                                              epoch_s + from_s, epoch_s + to_s);
     out.key_pem = crypto->private_key_pem(seed);
     out.serial = serial;
+    out.seed = seed;
     return out;
   }
 
@@ -283,7 +285,7 @@ TEST(sim_enrollment, the_pop_drops_a_tunnel_at_expiry_and_refuses_it_afterwards)
   EXPECT_FALSE(s.echo_through(5, 1000));
 }
 
-TEST(sim_enrollment, a_renewal_before_expiry_moves_to_the_new_certificate_losing_no_session) {
+TEST(sim_enrollment, a_renewal_before_expiry_moves_the_open_tunnel_in_band_losing_nothing) {
   enrollment s{5};
   if (!x509_available(s))
     GTEST_SKIP();
@@ -294,20 +296,44 @@ TEST(sim_enrollment, a_renewal_before_expiry_moves_to_the_new_certificate_losing
   ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("service 'echo' now has 1 tunnel(s)"); },
                             3'000'000));
   s.d.run_until([&] { return s.d.now_us() >= 20'000'000; }, 20'000'000);
-  // A session that spans the renewal: started before, ended after.
+  // A session that spans the renewal and the old certificate's notAfter.
   auto spanning = s.visit("visitors", "pop", public_port, 4000, 6, 0x5a,
-                          sim::workload_kind::request_response, 40);
+                          sim::workload_kind::request_response, 200);
   s.d.run_for(50'000);
-  caf::anon_send(s.agent_actor, agent_set_identity{new_id.cert_pem, new_id.key_pem});
-  ASSERT_TRUE(s.d.run_until([&] { return spanning->done; }, 9'000'000));
+  caf::anon_send(s.agent_actor, agent_set_identity{new_id.cert_pem, new_id.key_pem, new_id.seed});
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("renewed certificate of agent"); },
+                            2'000'000));
+  std::printf("at the POP: %s\n", s.line_with("renewed certificate of agent").c_str());
+  EXPECT_TRUE(s.trace_has("(serial b02"));
+  // Past the old notAfter (30 s): the same tunnel carries on.
+  s.d.run_until([&] { return s.d.now_us() >= 40'000'000; }, 20'000'000);
+  ASSERT_TRUE(s.d.run_until([&] { return spanning->done; }, 20'000'000));
   EXPECT_TRUE(spanning->ok) << spanning->error;
   EXPECT_FALSE(spanning->corrupt);
-  // The old certificate's tunnel ends at its notAfter (30 s); the next one
-  // logs in with the new certificate, and visitors pass again.
-  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("(serial b02"); }, 20'000'000));
-  EXPECT_TRUE(s.trace_has("(serial b01"));
-  ASSERT_TRUE(s.d.run_until([&] { return s.trace_count("now has 1 tunnel(s)") >= 2; },
-                            5'000'000));
+  EXPECT_FALSE(s.trace_has("expired: tunnel closed"));
+  EXPECT_EQ(s.trace_count("now has 1 tunnel(s)"), 1u);
   EXPECT_TRUE(s.echo_through(7));
   EXPECT_FALSE(s.trace_has("certificate refused"));
+}
+
+TEST(sim_enrollment, a_renewal_signed_by_another_key_is_refused_and_the_old_one_holds) {
+  enrollment s{6};
+  if (!x509_available(s))
+    GTEST_SKIP();
+  auto old_id = s.issue("service/echo", "0c01", -60, 30, '\x27');
+  auto new_id = s.issue("service/echo", "0c02", 0, 3600, '\x28');
+  s.start_pop();
+  s.start_agent(old_id);
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("service 'echo' now has 1 tunnel(s)"); },
+                            3'000'000));
+  // The certificate is good, the key that signs is not its key.
+  caf::anon_send(s.agent_actor,
+                 agent_set_identity{new_id.cert_pem, new_id.key_pem, old_id.seed});
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("refused renewed certificate of agent"); },
+                            2'000'000));
+  std::printf("at the POP: %s\n", s.line_with("refused renewed certificate").c_str());
+  EXPECT_TRUE(s.echo_through(8));
+  // The old certificate's notAfter still ends that tunnel.
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("expired: tunnel closed"); },
+                            40'000'000));
 }

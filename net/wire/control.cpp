@@ -113,6 +113,11 @@ void serialize(Archive& ar, goaway_msg& x) {
   ar(x.code, bounded<reason_bytes_max>{x.message});
 }
 
+template <class Archive>
+void serialize(Archive& ar, renew_msg& x) {
+  ar(bounded<renew_cert_bytes_max>{x.cert_pem}, bounded<proof_bytes>{x.signature});
+}
+
 namespace {
 
 /// Reads a chunk in place, without copying it into a stringstream.
@@ -173,6 +178,7 @@ chunk encode(const accept_msg& x) { return encode_any(x); }
 chunk encode(const reject_msg& x) { return encode_any(x); }
 chunk encode(const open_msg& x) { return encode_any(x); }
 chunk encode(const goaway_msg& x) { return encode_any(x); }
+chunk encode(const renew_msg& x) { return encode_any(x); }
 
 bool decode(const chunk& in, hello_msg& x) { return decode_any(in, x); }
 bool decode(const chunk& in, challenge_msg& x) { return decode_any(in, x); }
@@ -181,5 +187,6 @@ bool decode(const chunk& in, accept_msg& x) { return decode_any(in, x); }
 bool decode(const chunk& in, reject_msg& x) { return decode_any(in, x); }
 bool decode(const chunk& in, open_msg& x) { return decode_any(in, x); }
 bool decode(const chunk& in, goaway_msg& x) { return decode_any(in, x); }
+bool decode(const chunk& in, renew_msg& x) { return decode_any(in, x); }
 
 } // namespace drtp::net

@@ -102,6 +102,21 @@ struct goaway_msg {
   std::string message;
 };
 
+/// The largest certificate a renew_msg carries (ours are under 1 KiB; the
+/// frame's control payload is 4 KiB).
+constexpr size_t renew_cert_bytes_max = 3 * 1024;
+
+/// Agent -> POP on an up tunnel that logged in by certificate: the control
+/// plane renewed it. `signature` is the new key's Ed25519 signature of
+/// renew_message(channel binding, cert_pem): it proves the agent holds the
+/// new key on this very TLS connection, as the handshake proved the old.
+/// The POP checks the certificate as at login (CA, subject, revocations,
+/// time) and from then on closes the tunnel at the new notAfter.
+struct renew_msg {
+  std::string cert_pem;
+  std::string signature;
+};
+
 chunk encode(const hello_msg& x);
 chunk encode(const challenge_msg& x);
 chunk encode(const proof_msg& x);
@@ -109,6 +124,7 @@ chunk encode(const accept_msg& x);
 chunk encode(const reject_msg& x);
 chunk encode(const open_msg& x);
 chunk encode(const goaway_msg& x);
+chunk encode(const renew_msg& x);
 
 bool decode(const chunk& in, hello_msg& x);
 bool decode(const chunk& in, challenge_msg& x);
@@ -117,5 +133,6 @@ bool decode(const chunk& in, accept_msg& x);
 bool decode(const chunk& in, reject_msg& x);
 bool decode(const chunk& in, open_msg& x);
 bool decode(const chunk& in, goaway_msg& x);
+bool decode(const chunk& in, renew_msg& x);
 
 } // namespace drtp::net

@@ -30,6 +30,7 @@ bool known_type(uint8_t t) noexcept {
     case frame_type::ping:
     case frame_type::pong:
     case frame_type::goaway:
+    case frame_type::renew:
       return true;
   }
   return false;
@@ -64,6 +65,7 @@ const char* to_string(frame_type t) noexcept {
     case frame_type::ping: return "ping";
     case frame_type::pong: return "pong";
     case frame_type::goaway: return "goaway";
+    case frame_type::renew: return "renew";
   }
   return "unknown";
 }

@@ -34,6 +34,7 @@ enum class frame_type : uint8_t {
   ping = 32,   // payload: u64 opaque, echoed by pong
   pong = 33,
   goaway = 34, // payload: control goaway_msg
+  renew = 35,  // agent -> POP, stream 0: control renew_msg (a renewed certificate)
 };
 
 constexpr size_t frame_header_bytes = 12;

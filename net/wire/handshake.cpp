@@ -46,6 +46,15 @@ std::string make_proof(crypto& c, const std::string& seed,
   return c.sign(seed, proof_transcript(channel_binding, hello_payload, challenge_payload));
 }
 
+std::string renew_message(const std::string& channel_binding, const std::string& cert_pem) {
+  std::string m = "drtp-renew-v1";
+  append_len(m, channel_binding.size());
+  m += channel_binding;
+  append_len(m, cert_pem.size());
+  m += cert_pem;
+  return m;
+}
+
 bool check_proof(crypto& c, const std::string& public_key, const std::string& proof,
                  const std::string& channel_binding, const chunk& hello_payload,
                  const chunk& challenge_payload) {

@@ -45,4 +45,8 @@ bool check_proof(crypto& c, const std::string& public_key, const std::string& pr
                  const std::string& channel_binding, const chunk& hello_payload,
                  const chunk& challenge_payload);
 
+/// What a renewal's signature covers (net/wire/control.hpp renew_msg):
+/// label || len(channel_binding) || channel_binding || len(cert) || cert.
+std::string renew_message(const std::string& channel_binding, const std::string& cert_pem);
+
 } // namespace drtp::net
