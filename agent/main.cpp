@@ -470,6 +470,7 @@ int serve(cli::args& a, bool connect) {
   ap.e.trace = rt.trace();
   ap.e.rng = net::make_system_entropy();
   ap.e.crypto = net::make_openssl_crypto();
+  ap.e.clock = rt.clock(); // as the POP: wall time for certificates
   ap.e.host = "agent";
   ap.observer = self;
   announce(o, me, ap);

@@ -479,6 +479,7 @@ pop_params make_pop_params(net::runtime& rt, const caf::actor& observer,
   pp.e.trace = rt.trace();
   pp.e.rng = net::make_system_entropy();
   pp.e.crypto = net::make_openssl_crypto();
+  pp.e.clock = rt.clock(); // certificates are checked against the wall clock
   pp.e.host = "pop";
   pp.tunnel_host = cfg.listen_host;
   pp.tunnel_port = cfg.listen_port;
