@@ -89,6 +89,21 @@ struct auth_db {
   std::map<std::string, principal_config> principals;
   /// service -> allowed principal names, "group:NAME" or "org:NAME"
   std::map<std::string, std::vector<std::string>> allow;
+  /// service -> the gateway its rules come from (for refusals); may be absent
+  std::map<std::string, std::string> gateway_of;
+
+  /// Why `principal` may not reach `service`, in one line for the
+  /// principal itself (it proved who it is): its org and the gateway, never
+  /// the allow list (which names other principals).
+  std::string refusal_reason(const std::string& principal, const std::string& service) const {
+    std::string who = "principal '" + principal + "'";
+    if (auto p = principals.find(principal); p != principals.end() && !p->second.org.empty())
+      who += " (org '" + p->second.org + "')";
+    std::string where = "service '" + service + "'";
+    if (auto g = gateway_of.find(service); g != gateway_of.end())
+      where = "gateway '" + g->second + "' of " + where;
+    return who + " is not allowed on " + where;
+  }
 
   bool allowed(const std::string& principal, const std::string& service) const {
     auto p = principals.find(principal);

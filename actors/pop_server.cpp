@@ -93,6 +93,8 @@ public:
     for (auto& s : services) {
       db->service_keys[s.name] = s.public_key;
       db->allow[s.name] = s.allow;
+      if (!s.gateway.empty())
+        db->gateway_of[s.name] = s.gateway;
       if (!s.revoked_serials.empty() || s.revoked_before_unix_s != 0)
         db->service_revocations[s.name] = {s.revoked_serials, s.revoked_before_unix_s};
     }
@@ -735,12 +737,8 @@ private:
     // taken the principal's (or its org's) access or its source's away.
     if (i < services_.size()) {
       std::string why;
-      auto pr = auth_->principals.find(ev.open.principal);
       if (!auth_->allowed(ev.open.principal, ev.service)) {
-        std::string org = pr == auth_->principals.end() || pr->second.org.empty()
-                            ? std::string{}
-                            : " (org '" + pr->second.org + "')";
-        why = "principal '" + ev.open.principal + "'" + org + " is not allowed";
+        why = auth_->refusal_reason(ev.open.principal, ev.service);
       } else {
         auto src = client_source_.find(ev.tunnel.address());
         if (src == client_source_.end() || !source_allowed(i, src->second))

@@ -291,7 +291,8 @@ private:
       audit("denied principal '" + printable(name) + "' from " + p_.peer_host
               + " for service '" + hello.service + "': not on its allow list",
             true);
-      return refuse(net::reject_code::not_authorized, hello.service);
+      return refuse(net::reject_code::not_authorized, hello.service,
+                    p_.auth->refusal_reason(name, hello.service));
     }
     audit("certificate login of " + who + " (serial "
             + info.serial + ", valid until " + std::to_string(info.not_after_s) + ")",
@@ -412,7 +413,8 @@ private:
         audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
               + " for service '" + service_ + "': not on its allow list",
             true);
-        return refuse(net::reject_code::not_authorized, service_);
+        return refuse(net::reject_code::not_authorized, service_,
+                      p_.auth->refusal_reason(agent_id_, service_));
       }
       audit("allowed principal '" + agent_id_ + "' from " + p_.peer_host
             + " for service '" + service_ + "'", true);

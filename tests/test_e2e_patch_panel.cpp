@@ -133,10 +133,11 @@ TEST_F(patch_panel, private_service_reached_by_allowed_principal_only) {
   // Eve is a known principal, but not on the allow list.
   auto eve = start_connect("eve", free_port());
   EXPECT_EQ(eve->wait_exit(10s), 1) << eve->output();
-  EXPECT_NE(eve->output().find("refused principal 'eve' for service 'pg': not "
-                               "authorized"),
+  EXPECT_NE(eve->output().find("refused principal 'eve' for service 'pg': principal 'eve' "
+                               "is not allowed on service 'pg'"),
             std::string::npos)
     << eve->output();
+  std::printf("drtp connect as eve: %s", eve->output().c_str());
   bool audited = false;
   for (auto& p : pops_)
     audited = audited || p->output().find("denied principal 'eve'") != std::string::npos;
