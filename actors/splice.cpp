@@ -31,10 +31,24 @@ public:
   }
 
   caf::behavior make_behavior() override {
-    // A splice lives and dies with its two tunnels (it only ever quits
-    // normally, which leaves them be).
+    // A splice dies with either tunnel, but never takes the other down: it
+    // only ever quits normally, which leaves a linked tunnel be. A leg's
+    // tunnel ended on purpose (a revoked principal, end_open_sessions)
+    // exits abnormally; the default exit handler would pass that on to
+    // the agent's tunnel and every stream it carries.
     link_to(legs_[0].tunnel);
     link_to(legs_[1].tunnel);
+    set_exit_handler([this](caf::exit_msg& m) {
+      if (m.reason == caf::exit_reason::normal)
+        return; // as the default handler: a tunnel that quit normally reset its streams
+      for (int i = 0; i < 2; ++i)
+        if (legs_[i].tunnel.address() == m.source && phase_ == splice_phase::joined) {
+          auto& to = legs_[other(i)];
+          send(to.tunnel, stream_rst{to.sid, static_cast<uint32_t>(net::rst_code::tunnel_lost)});
+          phase_ = splice_phase::finished;
+        }
+      quit();
+    });
     counted_ = true;
     e_.trace->census(e_.host, "splice", 1);
     return {

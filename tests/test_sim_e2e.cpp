@@ -399,10 +399,31 @@ TEST(sim_e2e, a_reload_that_takes_a_principal_off_the_allow_list_cuts_its_tunnel
   s.d.net().register_actor("sam", spawn_agent(s.d.sys(), std::move(ap)));
   ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("tunnel up with client sam"); },
                             3'000'000));
+  // A patch-panel session open through the splice when the reload cuts
+  // sam's tunnel: it ends, and the splice must not take Joe's agent tunnel
+  // (its other leg) down with it.
+  auto open = s.rig::visit("sam", "sam", 6000, 1000, 9, 0x5a, sim::workload_kind::request_response,
+                           500);
+  ASSERT_TRUE(s.d.run_until([&] { return s.trace_has("opened session for principal 'sam'"); },
+                            3'000'000));
+  auto agent_ups = s.trace_count("now has 1 tunnel(s)");
+  // Joe's agent's own line (sam's client says "0 of 1 up" too, on host sam).
+  auto joe_says = [&](const char* what) {
+    size_t n = 0;
+    for (auto& l : s.d.trace_lines())
+      n += l.find(" agent agent#") != std::string::npos && l.find(what) != std::string::npos;
+    return n;
+  };
+  auto joe_down = [&] { return joe_says("0 of 1 up"); };
+  ASSERT_EQ(joe_says("1 of 1 up"), 1u) << "Joe's agent's lines are told apart";
+  auto agent_downs = joe_down();
   // Joe's agent is unchanged by the reload; sam's client tunnel is cut, and
   // the next login is refused: sam is no longer on the allow list.
   caf::anon_send(s.pop, with_sam({}));
   s.d.run_for(2'000'000);
+  EXPECT_EQ(s.trace_count("now has 1 tunnel(s)"), agent_ups) << "the agent's tunnel stayed";
+  EXPECT_EQ(joe_down(), agent_downs) << "the agent lost no tunnel";
+  EXPECT_FALSE(open->done && open->ok) << "the cut session did not complete";
   EXPECT_TRUE(s.trace_has("config reloaded: 1 service(s); 1 tunnel(s) closed"));
   EXPECT_TRUE(s.trace_has("denied principal 'sam' from sam for service 'echo': not on its allow list"));
   auto r = s.visit(1000, 1);
