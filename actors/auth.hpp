@@ -89,20 +89,16 @@ struct auth_db {
   std::map<std::string, principal_config> principals;
   /// service -> allowed principal names, "group:NAME" or "org:NAME"
   std::map<std::string, std::vector<std::string>> allow;
-  /// service -> the gateway its rules come from (for refusals); may be absent
-  std::map<std::string, std::string> gateway_of;
 
   /// Why `principal` may not reach `service`, in one line for the
-  /// principal itself (it proved who it is): its org and the gateway, never
-  /// the allow list (which names other principals).
+  /// principal itself (it proved who it is): its org, never the allow list
+  /// (which names other principals). Not one gateway's name: the patch
+  /// panel's allow list is every gateway's of the service together.
   std::string refusal_reason(const std::string& principal, const std::string& service) const {
     std::string who = "principal '" + principal + "'";
     if (auto p = principals.find(principal); p != principals.end() && !p->second.org.empty())
       who += " (org '" + p->second.org + "')";
-    std::string where = "service '" + service + "'";
-    if (auto g = gateway_of.find(service); g != gateway_of.end())
-      where = "gateway '" + g->second + "' of " + where;
-    return who + " is not allowed on " + where;
+    return who + " is not allowed on service '" + service + "' by its gateways and allow list";
   }
 
   bool allowed(const std::string& principal, const std::string& service) const {

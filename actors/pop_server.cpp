@@ -93,8 +93,6 @@ public:
     for (auto& s : services) {
       db->service_keys[s.name] = s.public_key;
       db->allow[s.name] = s.allow;
-      if (!s.gateway.empty())
-        db->gateway_of[s.name] = s.gateway;
       if (!s.revoked_serials.empty() || s.revoked_before_unix_s != 0)
         db->service_revocations[s.name] = {s.revoked_serials, s.revoked_before_unix_s};
     }

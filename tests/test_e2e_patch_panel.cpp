@@ -134,7 +134,7 @@ TEST_F(patch_panel, private_service_reached_by_allowed_principal_only) {
   auto eve = start_connect("eve", free_port());
   EXPECT_EQ(eve->wait_exit(10s), 1) << eve->output();
   EXPECT_NE(eve->output().find("refused principal 'eve' for service 'pg': principal 'eve' "
-                               "is not allowed on service 'pg'"),
+                               "is not allowed on service 'pg' by its gateways and allow list"),
             std::string::npos)
     << eve->output();
   std::printf("drtp connect as eve: %s", eve->output().c_str());
