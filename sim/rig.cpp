@@ -66,6 +66,12 @@ agent_params rig::agent(const std::string& host, const std::string& service,
 std::shared_ptr<visitor_result> rig::visit(const std::string& from, const std::string& pop,
                                            uint16_t port, uint64_t bytes, uint64_t seed,
                                            uint8_t key, workload_kind kind, uint32_t rounds) {
+  return start_visit(from, pop, port, bytes, seed, key, kind, rounds).result;
+}
+
+rig::visit_handle rig::start_visit(const std::string& from, const std::string& pop,
+                                   uint16_t port, uint64_t bytes, uint64_t seed, uint8_t key,
+                                   workload_kind kind, uint32_t rounds) {
   visitor_params vp;
   vp.kind = kind;
   vp.rounds = rounds;
@@ -78,8 +84,7 @@ std::shared_ptr<visitor_result> rig::visit(const std::string& from, const std::s
   vp.result = std::make_shared<visitor_result>();
   vp.now_us = [this] { return d.now_us(); };
   auto r = vp.result;
-  spawn_visitor(d.sys(), std::move(vp));
-  return r;
+  return {spawn_visitor(d.sys(), std::move(vp)), r};
 }
 
 namespace {

@@ -62,6 +62,14 @@ struct rig {
                                         uint16_t port, uint64_t bytes, uint64_t seed,
                                         uint8_t key, workload_kind kind = workload_kind::echo,
                                         uint32_t rounds = 1);
+  /// The same, with the visitor actor (a test that ends the visit itself).
+  struct visit_handle {
+    caf::actor actor;
+    std::shared_ptr<visitor_result> result;
+  };
+  visit_handle start_visit(const std::string& from, const std::string& pop, uint16_t port,
+                           uint64_t bytes, uint64_t seed, uint8_t key,
+                           workload_kind kind = workload_kind::echo, uint32_t rounds = 1);
 
   /// One request through the http_client `client`, run in virtual time
   /// until it is answered or `timeout_us` passed (then done is false).

@@ -302,29 +302,13 @@ struct gateways : sim::rig {
     return d.run_until([&] { return count_reloads(pop) > before; }, 1'000'000);
   }
 
-  std::pair<caf::actor, std::shared_ptr<sim::visitor_result>>
-  download(const std::string& from, const std::string& to, uint16_t port, uint64_t bytes,
-           sim::workload_kind kind = sim::workload_kind::download, uint32_t rounds = 1) {
-    sim::visitor_params vp;
-    vp.kind = kind;
-    vp.rounds = rounds;
-    vp.io = d.net().io(from);
-    vp.host = to;
-    vp.port = port;
-    vp.bytes = bytes;
-    vp.key = service_key;
-    vp.connect_timeout_ms = 3000;
-    vp.result = std::make_shared<sim::visitor_result>();
-    vp.now_us = [this] { return d.now_us(); };
-    auto r = vp.result;
-    return {sim::spawn_visitor(d.sys(), std::move(vp)), r};
-  }
-
   /// A short visit whose outcome the model predicts.
   void expect(const std::string& from, const std::string& to, uint16_t port, bool ok,
               std::string what) {
     auto id = 1000 + 7 * ++visits_made;
-    visits.push_back({download(from, to, port, id).second, id, ok, std::move(what)});
+    visits.push_back({start_visit(from, to, port, id, 0, service_key, sim::workload_kind::download)
+                        .result,
+                      id, ok, std::move(what)});
   }
 
   void public_visits(int pop, const rules& r, const std::string& when) {
@@ -400,15 +384,15 @@ std::vector<stayer> start_stayers(gateways& g, const rules& cur, const phase& p)
   std::vector<stayer> out;
   auto src = sources[p.stayer_source];
   if (source_ok(cur, src)) {
-    auto [a, r] = g.download(src, pop_names[p.stayer_pop], public_port, stayer_round_bytes,
-                              sim::workload_kind::request_response, stayer_rounds);
-    out.push_back({a, r, std::string("open session of ") + src});
+    auto v = g.start_visit(src, pop_names[p.stayer_pop], public_port, stayer_round_bytes, 1,
+                           service_key, sim::workload_kind::request_response, stayer_rounds);
+    out.push_back({v.actor, v.result, std::string("open session of ") + src});
   }
   auto& who = people[p.stayer_person];
   if (principal_ok(cur, p.stayer_person)) {
-    auto [a, r] = g.download(who.host, who.host, panel_port, stayer_round_bytes,
-                              sim::workload_kind::request_response, stayer_rounds);
-    out.push_back({a, r, std::string("open session of principal ") + who.name});
+    auto v = g.start_visit(who.host, who.host, panel_port, stayer_round_bytes, 2, service_key,
+                           sim::workload_kind::request_response, stayer_rounds);
+    out.push_back({v.actor, v.result, std::string("open session of principal ") + who.name});
   }
   return out;
 }
