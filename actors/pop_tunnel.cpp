@@ -6,6 +6,7 @@
 #include "actors/tunnel.hpp"
 #include "caf/all.hpp"
 #include "net/seam/assert.hpp"
+#include "net/wire/civil_time.hpp"
 #include "net/wire/handshake.hpp"
 
 namespace drtp {
@@ -295,7 +296,7 @@ private:
                     p_.auth->refusal_reason(name, hello.service));
     }
     audit("certificate login of " + who + " (serial "
-            + info.serial + ", valid until " + std::to_string(info.not_after_s) + ")",
+            + info.serial + ", valid until " + net::rfc3339(info.not_after_s * 1000) + ")",
           true);
     cert_pem_ = p_.peer_cert_pem;
     net::accept_msg acc;
@@ -351,7 +352,7 @@ private:
       return true;
     }
     audit("renewed certificate of " + peer_name() + " for service '" + service_
-            + "' (serial " + info.serial + ", valid until " + std::to_string(info.not_after_s)
+            + "' (serial " + info.serial + ", valid until " + net::rfc3339(info.not_after_s * 1000)
             + ")",
           true);
     cert_pem_ = std::move(m.cert_pem);

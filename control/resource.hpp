@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "net/wire/civil_time.hpp"
+
 namespace drtp::control {
 
 constexpr const char* api_version = "drtp.dev/v1";
@@ -177,7 +179,8 @@ std::string to_json(const org& x);
 std::string to_json(const gateway& x);
 
 /// RFC 3339 in UTC with milliseconds ("2026-12-02T18:03:08.123Z").
-std::string rfc3339(int64_t unix_ms);
+/// RFC 3339 text of a time (net/wire/civil_time).
+using net::rfc3339;
 bool parse_rfc3339(const std::string& s, int64_t& unix_ms);
 
 } // namespace drtp::control

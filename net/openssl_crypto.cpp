@@ -17,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "net/seam/assert.hpp"
+#include "net/wire/civil_time.hpp"
 
 namespace drtp::net {
 
@@ -151,17 +152,6 @@ std::string ed25519_raw(EVP_PKEY* k) {
       || n != public_key_bytes)
     return {};
   return out;
-}
-
-/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm): timegm
-/// without the C library's time zone state.
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
 bool unix_seconds(const ASN1_TIME* t, int64_t& out) {
