@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "actors/messages.hpp"
+#include "actors/metrics_endpoint.hpp"
 #include "actors/rsession.hpp"
 #include "actors/agent_tunnel.hpp"
 #include "caf/all.hpp"
@@ -61,12 +63,17 @@ public:
         if (auto i = find(current_sender()); i != npos) {
           pops_[i].rtt_us = ev.rtt_us;
           pops_[i].rtt_seen_us = ev.rtt_us;
+          p_.e.stats->histogram(net::metric::tunnel_rtt_seconds, {p_.service, pops_[i].ep.name})
+            .observe_us(ev.rtt_us);
         }
       },
       // -- the control plane's follower ----------------------------------------
       [this](agent_set_pops& ev) { on_set_pops(std::move(ev.pops)); },
       [this](agent_set_identity& ev) { on_set_identity(ev); },
       [this](agent_tunnels_atom) { return tunnels_info(); },
+      // -- the metrics endpoint (actors/metrics_endpoint) --------------------------
+      [this](health_atom) { return health(); },
+      [this](sessions_atom) { return sessions_json(); },
       // -- drtp serve: resumable sessions by id ---------------------------------
       [this](register_session& ev) { on_register_session(ev); },
       [this](lookup_atom, const std::string& id) {
@@ -361,6 +368,36 @@ private:
     rebalance();
   }
 
+  /// Ready: K tunnels up, or at least ready_tunnels_min if that is set lower.
+  health_report health() const {
+    auto up = count(pop_state::up);
+    auto need = p_.ready_tunnels_min == 0 ? target_ : std::min(p_.ready_tunnels_min, target_);
+    health_report h;
+    h.ready = run_ == run_state::running && up >= need;
+    h.detail = std::to_string(up) + " of " + std::to_string(target_) + " tunnel(s) up for service '"
+               + p_.service + "'" + (run_ == run_state::running ? "" : "; stopped");
+    return h;
+  }
+
+  std::string sessions_json() const {
+    static const char* phases[] = {"idle", "connecting", "up", "draining"};
+    std::string out = std::string("{\"role\":\"") + (p_.client ? "client" : "agent")
+                      + "\",\"service\":" + json_quote(p_.service)
+                      + ",\"tunnels_wanted\":" + std::to_string(target_) + ",\"tunnels\":[";
+    bool first = true;
+    for (auto& ps : pops_) {
+      if (!first)
+        out += ',';
+      first = false;
+      out += "{\"pop\":" + json_quote(ps.ep.name) + ",\"region\":" + json_quote(ps.ep.region)
+             + ",\"state\":\"" + phases[ps.phase] + "\",\"rtt_us\":"
+             + (ps.rtt_seen_us == UINT32_MAX ? std::string("null") : std::to_string(ps.rtt_seen_us))
+             + ",\"failures\":" + std::to_string(ps.failures) + "}";
+    }
+    out += "],\"resumable_sessions\":" + std::to_string(sessions_.size()) + "}";
+    return out;
+  }
+
   agent_tunnels tunnels_info() const {
     agent_tunnels out;
     out.target = target_;
@@ -454,7 +491,32 @@ private:
   /// Opens tunnels until K are up or connecting (never more than K+1 in
   /// all), lets draining tunnels go once K others are up, and arms a timer
   /// for the next POP that leaves its backoff.
+  /// The tunnel gauges and the restore timer, after every change: a
+  /// restore runs from the moment fewer than K are up (after K were up
+  /// once: the start is not a restore) to K up again.
+  void publish_tunnel_metrics() {
+    auto& m = *p_.e.stats;
+    for (auto& ps : pops_)
+      m.gauge(net::metric::tunnels_up, {p_.service, ps.ep.name})
+        .set(ps.phase == pop_state::up ? 1 : 0);
+    m.gauge(net::metric::tunnels_wanted, {p_.service}).set(target_);
+    auto up = count(pop_state::up);
+    auto now = p_.e.clock->now(clock());
+    if (up >= target_) {
+      if (below_k_since_)
+        m.histogram(net::metric::tunnel_restore_seconds, {p_.service})
+          .observe_us(static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(now - *below_k_since_)
+              .count()));
+      below_k_since_.reset();
+      reached_k_ = true;
+    } else if (reached_k_ && !below_k_since_) {
+      below_k_since_ = now;
+    }
+  }
+
   void rebalance() {
+    publish_tunnel_metrics();
     if (run_ == run_state::stopped)
       return;
     auto now = p_.e.clock->now(clock());
@@ -599,8 +661,11 @@ private:
     auto phase = ps.phase;
     DRTP_ASSERT(phase != pop_state::idle, "a POP with a tunnel is connecting, up or draining");
     ps.phase = pop_state::idle;
+    p_.e.stats->gauge(net::metric::tunnels_up, {p_.service, ps.ep.name}).set(0);
     if (run_ == run_state::stopped)
       return;
+    if (phase == pop_state::up || phase == pop_state::draining)
+      p_.e.stats->counter(net::metric::tunnel_failovers_total, {p_.service}).add();
     if (ps.retired) {
       trace("let go of POP " + ps.ep.name + " (no longer listed); "
             + std::to_string(count(pop_state::up)) + " of " + std::to_string(target_) + " up");
@@ -665,6 +730,9 @@ private:
   agent_params p_;
   uint32_t wanted_ = 2; // K as asked
   uint32_t target_ = 2; // K as applied: wanted_ clamped to the listed POPs
+  /// The restore timer (publish_tunnel_metrics).
+  bool reached_k_ = false;
+  std::optional<caf::actor_clock::time_point> below_k_since_;
   std::string who_;
   std::vector<pop_state> pops_;
   std::set<caf::actor_addr> let_go_;

@@ -70,6 +70,9 @@ struct agent_params {
   caf::actor observer;
   uint32_t backoff_initial_ms = 200;
   uint32_t backoff_max_ms = 10000;
+  /// /readyz (actors/metrics_endpoint) says ready with this many tunnels
+  /// up; 0: with K.
+  uint32_t ready_tunnels_min = 0;
   /// A tunnel up this long resets its POP's backoff.
   uint32_t stable_ms = 10000;
   uint32_t failures_before_set_aside = 3;

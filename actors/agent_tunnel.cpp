@@ -291,6 +291,7 @@ private:
     sp.tunnel = this;
     sp.tunnel_conn = conn_;
     sp.sid = sid;
+    sp.service = p_.service;
     sp.local_host = p_.local_host;
     sp.local_port = p_.local_port;
     auto s = spawn_session(system(), std::move(sp));
@@ -342,6 +343,7 @@ private:
     rp.local_host = p_.local_host;
     rp.local_port = p_.local_port;
     rp.agent_id = p_.agent_id;
+    rp.service = p_.service;
     rp.controller = parent_; // the session goes with its agent
     rp.resume_timeout_ms = p_.resume_timeout_ms;
     auto s = spawn_rsession(system(), std::move(rp));

@@ -10,6 +10,7 @@
 #include "net/seam/crypto.hpp"
 #include "net/seam/entropy.hpp"
 #include "net/seam/host_clock.hpp"
+#include "net/seam/metrics.hpp"
 #include "net/seam/trace.hpp"
 
 namespace drtp {
@@ -51,6 +52,9 @@ struct env {
   std::string host;                   // this host's name, for traces
   tunnel_limits limits;
   std::shared_ptr<net::host_clock> clock = std::make_shared<net::host_clock>();
+  /// This process's (or simulated host's) metrics: never null; every
+  /// actor a process spawns shares its one registry.
+  std::shared_ptr<net::metrics> stats = net::make_metrics();
 };
 
 } // namespace drtp

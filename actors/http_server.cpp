@@ -187,6 +187,7 @@ private:
       return;
     busy_ = false;
     streaming_ = true;
+    count_response(b.status);
     write(http::write_chunked_head(b.status, b.headers));
   }
 
@@ -194,6 +195,7 @@ private:
     if (closing_)
       return;
     bool keep = keep_alive_ && !read_closed_;
+    count_response(r.status);
     auto bytes = http::write_response(r, keep);
     if (head_)
       bytes.resize(bytes.size() - r.body.size());
@@ -231,7 +233,18 @@ private:
   }
 
   /// A request the parser refused (or too slow): its 4xx, then close.
+  /// drtp_http_responses_total, by the status's class (a bounded label).
+  void count_response(int status) {
+    static const char* classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    auto k = status / 100;
+    p_.e.stats
+      ->counter(net::metric::http_responses_total,
+                {p_.name, k >= 1 && k <= 5 ? classes[k - 1] : "5xx"})
+      .add();
+  }
+
   void fail(int status, const std::string& what) {
+    count_response(status);
     trace(std::to_string(status) + " to " + c_.peer_host + ": " + what);
     http::response r{status, {{"Content-Type", "text/plain"}}, what + "\n"};
     write(http::write_response(r, false));
@@ -338,6 +351,7 @@ private:
       trace("refused a connection from " + ev.peer_host + ": "
             + std::to_string(p_->connections_max) + " connections busy");
       send(p_->e.io, net::adopt_req{ev.id, this, false, 0});
+      p_->e.stats->counter(net::metric::http_responses_total, {p_->name, "5xx"}).add();
       http::response r{503, {{"Content-Type", "text/plain"}}, "too many connections\n"};
       auto bytes = http::write_response(r, false);
       send(p_->e.io, net::write_req{ev.id, {net::chunk::copy_of(bytes)}});

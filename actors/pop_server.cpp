@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "actors/messages.hpp"
+#include "actors/metrics_endpoint.hpp"
 #include "net/seam/assert.hpp"
 #include "net/seam/crypto.hpp"
 #include "net/wire/cidr.hpp"
@@ -76,6 +77,7 @@ public:
   /// written line by line (and each line is bounded: names are <= 128 bytes,
   /// a source is an address).
   void audit_gateway_refusal(const std::string& text) {
+    count_audit(false);
     ++refused_gateway_;
     if ((refused_gateway_ & (refused_gateway_ - 1)) == 0)
       p_.e.trace->audit(p_.e.host,
@@ -159,6 +161,9 @@ public:
       },
       [this](status_atom, report_atom) { return status_report(); },
       [this](status_atom) { return current_status(); },
+      // -- the metrics endpoint (actors/metrics_endpoint) --------------------------
+      [this](health_atom) { return health(); },
+      [this](sessions_atom) { return sessions_json(); },
       [this](pop_reconfigure& rc) { return reconfigure(rc); },
     };
   }
@@ -250,11 +255,55 @@ private:
   void count_listener() {
     if (!ready_sent_ && ++listening_ == listeners_wanted_) {
       ready_sent_ = true;
+      publish_tunnel_gauges(); // 0 for each service, before any tunnel
       trace("ready: tunnels on port " + std::to_string(ready_.tunnel_port)
             + ", " + std::to_string(p_.services.size()) + " service(s)");
       if (p_.observer)
         send(p_.observer, ready_);
     }
+  }
+
+  /// Ready: every listener asked for at start answered, and serving.
+  health_report health() const {
+    health_report h;
+    h.ready = ready_sent_ && phase_ == phase::serving;
+    h.detail = phase_ != phase::serving
+                 ? std::string("draining")
+                 : ready_sent_ ? "tunnel port " + std::to_string(ready_.tunnel_port) + ", "
+                                   + std::to_string(p_.services.size()) + " service(s)"
+                               : std::string("opening listeners");
+    return h;
+  }
+
+  /// What the POP holds, per service: its agents' tunnels (and the streams
+  /// each carries), patch-panel clients, public sessions. No visitor
+  /// address: the endpoint is for dashboards too.
+  std::string sessions_json() const {
+    std::map<std::string, size_t> visitors, clients;
+    for (auto& [conn, v] : visitors_)
+      ++visitors[v.first];
+    for (auto& [addr, who] : client_of_)
+      ++clients[who.second];
+    std::string out = std::string("{\"role\":\"pop\",\"draining\":")
+                      + (phase_ == phase::serving ? "false" : "true") + ",\"services\":[";
+    for (size_t i = 0; i < services_.size(); ++i) {
+      auto& name = p_.services[i].name;
+      if (i > 0)
+        out += ',';
+      out += "{\"service\":" + json_quote(name) + ",\"public_port\":";
+      auto port = ready_.public_ports.find(name);
+      out += port == ready_.public_ports.end() ? std::string("null") : std::to_string(port->second);
+      out += ",\"tunnels\":[";
+      for (size_t j = 0; j < services_[i].tunnels.size(); ++j) {
+        auto& t = services_[i].tunnels[j];
+        out += std::string(j > 0 ? "," : "") + "{\"agent\":" + json_quote(t.agent_id)
+               + ",\"streams\":" + std::to_string(t.streams) + "}";
+      }
+      out += "],\"clients\":" + std::to_string(clients[name])
+             + ",\"public_sessions\":" + std::to_string(visitors[name]) + "}";
+    }
+    out += "]}";
+    return out;
   }
 
   /// How many of the services' sets and the client list hold `a`.
@@ -339,6 +388,7 @@ private:
       monitor(ev.tunnel);
       if (phase_ == phase::draining)
         send(ev.tunnel, drain_atom::value);
+      p_.e.stats->gauge(net::metric::pop_tunnels_up, {ev.service, "client"}).add(1);
       return;
     }
     auto i = find_service(ev.service);
@@ -658,6 +708,7 @@ private:
       audit_gateway_refusal("gateway '" + gateway_of(it->second) + "' refused visitor "
                             + ev.peer_host + " of service '" + p_.services[it->second].name
                             + "': source outside allow_cidr");
+      count_refused(p_.services[it->second].name, "source_not_allowed");
       send(p_.e.io, net::abort_req{ev.id});
       return;
     }
@@ -665,6 +716,7 @@ private:
       trace("refused visitor " + ev.peer_host + ":" + std::to_string(ev.peer_port)
             + " of service '" + p_.services[it->second].name
             + "': no tunnel is up");
+      count_refused(p_.services[it->second].name, "no_tunnel");
       send(p_.e.io, net::abort_req{ev.id});
       return;
     }
@@ -708,6 +760,7 @@ private:
       }
       by_source_.release(source);
     }
+    count_refused(service, "limit");
     ++refused_visitors_;
     // One line per power of two: a burst is told, not logged line by line.
     if ((refused_visitors_ & (refused_visitors_ - 1)) == 0)
@@ -735,9 +788,11 @@ private:
     // taken the principal's (or its org's) access or its source's away.
     if (i < services_.size()) {
       std::string why;
+      const char* reason = "principal_not_allowed";
       if (!auth_->allowed(ev.open.principal, ev.service)) {
         why = auth_->refusal_reason(ev.open.principal, ev.service);
       } else {
+        reason = "source_not_allowed";
         auto src = client_source_.find(ev.tunnel.address());
         if (src == client_source_.end() || !source_allowed(i, src->second))
           why = "source " + (src == client_source_.end() ? std::string("?") : src->second)
@@ -746,6 +801,7 @@ private:
       if (!why.empty()) {
         audit_gateway_refusal("gateway '" + gateway_of(i) + "' refused service '"
                               + ev.service + "': " + why);
+        count_refused(ev.service, reason);
         send(ev.tunnel, set_owner{ev.sid, nullptr,
                                   static_cast<uint32_t>(net::rst_code::refused)});
         return;
@@ -765,6 +821,8 @@ private:
         // One audit line per power of two refused: a burst is told, not
         // written line by line.
         ++refused_streams_;
+        count_refused(ev.service, "limit");
+        count_audit(false);
         if ((refused_streams_ & (refused_streams_ - 1)) == 0)
           p_.e.trace->audit(p_.e.host,
                             "principal '" + ev.open.principal + "' to service '"
@@ -778,6 +836,8 @@ private:
     }
     if (!best) {
       // The client's tunnel is up: its principal proved its secret.
+      count_refused(ev.service, phase_ == phase::serving ? "no_tunnel" : "draining");
+      count_audit(false);
       p_.e.trace->audit(p_.e.host,
                         "principal '" + ev.open.principal + "' to service '"
                           + ev.service + "': no agent here"
@@ -788,6 +848,7 @@ private:
       return;
     }
     ++best->streams;
+    count_audit(true);
     p_.e.trace->audit(p_.e.host,
                       std::string(ev.open.resume ? "resumed" : "opened")
                         + " session for principal '" + ev.open.principal
@@ -812,7 +873,10 @@ private:
                                            return a.address() == dm.source;
                                          }),
                           client_tunnels_.end());
-    client_of_.erase(dm.source);
+    if (auto c = client_of_.find(dm.source); c != client_of_.end()) {
+      p_.e.stats->gauge(net::metric::pop_tunnels_up, {c->second.second, "client"}).add(-1);
+      client_of_.erase(c);
+    }
     client_key_.erase(dm.source);
     client_source_.erase(dm.source);
     client_cert_.erase(dm.source);
@@ -845,8 +909,36 @@ private:
   }
 
   void report_status() {
+    publish_tunnel_gauges();
     if (p_.observer)
       send(p_.observer, current_status());
+  }
+
+  /// drtp_pop_tunnels_up of agents from the services' sets of now (after
+  /// every change to them, so the gauge never drifts from what the POP
+  /// holds); a service gone from the configuration shows 0. Clients are
+  /// counted as they come and go (there may be many more of them).
+  void publish_tunnel_gauges() {
+    std::map<std::string, int64_t> up;
+    for (auto& name : gauged_services_)
+      up[name] = 0;
+    for (size_t i = 0; i < services_.size(); ++i)
+      up[p_.services[i].name] = static_cast<int64_t>(services_[i].tunnels.size());
+    for (auto& [name, n] : up) {
+      p_.e.stats->gauge(net::metric::pop_tunnels_up, {name, "agent"}).set(n);
+      if (gauged_services_.size() < net::metrics::label_sets_per_family_max)
+        gauged_services_.insert(name);
+    }
+  }
+
+  /// A refused visitor or patch-panel stream, by a reason from a fixed set.
+  void count_refused(const std::string& service, const char* reason) {
+    p_.e.stats->counter(net::metric::visitors_refused_total, {service, reason}).add();
+  }
+
+  void count_audit(bool allowed) {
+    p_.e.stats->counter(net::metric::audit_decisions_total, {allowed ? "allow" : "deny"})
+      .add();
   }
 
   /// The drain's watcher first (bounded: drain_notify_timeout_ms), then
@@ -935,6 +1027,9 @@ private:
   bool ready_sent_ = false;
   /// Client tunnels: principal and service, to recheck on reload.
   std::map<caf::actor_addr, std::pair<std::string, std::string>> client_of_;
+  /// Services drtp_pop_tunnels_up has shown (bounded by the registry's
+  /// label-set cap): a removed one is set to 0, not left at its last value.
+  std::set<std::string> gauged_services_;
   std::map<caf::actor_addr, std::string> client_key_;
   std::map<caf::actor_addr, std::string> client_cert_; // by certificate: it
 

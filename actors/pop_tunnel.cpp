@@ -133,16 +133,20 @@ private:
     return caf::message_handler{
       [this](hs_timeout_atom) {
         reject(net::reject_code::handshake_timeout);
+        count_handshake_failure("timeout");
         fail("handshake with " + peer_name() + " timed out");
       },
       [this](hello_deadline_atom) {
         // No reject: a peer that sent nothing may be an agent on a slow
         // path, which must retry rather than give up.
-        if (state_ == state::awaiting_hello)
+        if (state_ == state::awaiting_hello) {
+          count_handshake_failure("no_hello");
           fail("no hello from " + peer_name() + " within "
                + std::to_string(p_.hello_deadline_ms) + " ms");
+        }
       },
       [this](evict_atom) {
+        count_handshake_failure("evicted");
         fail("handshake with " + peer_name()
              + " evicted: the POP's handshake table is full");
       },
@@ -160,6 +164,7 @@ private:
       },
       [this](overlimit_atom) {
         // No reject either: the agent retries later, within the budget.
+        count_handshake_failure("overlimit");
         fail("handshake with " + peer_name() + " from " + p_.peer_host
              + " refused: too many login attempts from its network");
       },
@@ -281,7 +286,7 @@ private:
     auto who = std::string(client ? "principal '" : "agent '") + printable(hello.agent_id)
                + "' for service '" + printable(hello.service) + "' from " + p_.peer_host;
     if (!why.empty()) {
-      audit("denied certificate login of " + who
+      audit(false, "denied certificate login of " + who
               + (info.serial.empty() ? "" : " (serial " + printable(info.serial, 40) + ")")
               + ": " + printable(why),
             false);
@@ -289,13 +294,13 @@ private:
                     "certificate refused: " + printable(why));
     }
     if (client && !p_.auth->allowed(name, hello.service)) {
-      audit("denied principal '" + printable(name) + "' from " + p_.peer_host
+      audit(false, "denied principal '" + printable(name) + "' from " + p_.peer_host
               + " for service '" + hello.service + "': not on its allow list",
             true);
       return refuse(net::reject_code::not_authorized, hello.service,
                     p_.auth->refusal_reason(name, hello.service));
     }
-    audit("certificate login of " + who + " (serial "
+    audit(true, "certificate login of " + who + " (serial "
             + info.serial + ", valid until " + net::rfc3339(info.not_after_s * 1000) + ")",
           true);
     cert_pem_ = p_.peer_cert_pem;
@@ -346,12 +351,12 @@ private:
                               m.signature))
       why = "the renewal is not signed by the new certificate's key";
     if (!why.empty()) {
-      audit("refused renewed certificate of " + peer_name() + " for service '" + service_
+      audit(false, "refused renewed certificate of " + peer_name() + " for service '" + service_
               + "': " + printable(why),
             true);
       return true;
     }
-    audit("renewed certificate of " + peer_name() + " for service '" + service_
+    audit(true, "renewed certificate of " + peer_name() + " for service '" + service_
             + "' (serial " + info.serial + ", valid until " + net::rfc3339(info.not_after_s * 1000)
             + ")",
           true);
@@ -378,7 +383,7 @@ private:
   bool take_principal_key(const net::hello_msg& hello) {
     auto pr = p_.auth->principals.find(hello.agent_id);
     if (pr == p_.auth->principals.end() || pr->second.revoked) {
-      audit("denied principal '" + hello.agent_id + "' from " + p_.peer_host
+      audit(false, "denied principal '" + hello.agent_id + "' from " + p_.peer_host
             + " for service '" + hello.service + "': "
             + (pr == p_.auth->principals.end() ? "unknown principal" : "revoked"),
             false);
@@ -404,20 +409,20 @@ private:
                           hello_payload_, challenge_payload_)) {
       if (peer_ != net::peer_role::client)
         return refuse(net::reject_code::bad_proof, service_);
-      audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
+      audit(false, "denied principal '" + agent_id_ + "' from " + p_.peer_host
             + " for service '" + service_ + "': wrong secret",
             false);
       return refuse(net::reject_code::unknown_principal, service_);
     }
     if (peer_ == net::peer_role::client) {
       if (!p_.auth->allowed(agent_id_, service_)) {
-        audit("denied principal '" + agent_id_ + "' from " + p_.peer_host
+        audit(false, "denied principal '" + agent_id_ + "' from " + p_.peer_host
               + " for service '" + service_ + "': not on its allow list",
             true);
         return refuse(net::reject_code::not_authorized, service_,
                       p_.auth->refusal_reason(agent_id_, service_));
       }
-      audit("allowed principal '" + agent_id_ + "' from " + p_.peer_host
+      audit(true, "allowed principal '" + agent_id_ + "' from " + p_.peer_host
             + " for service '" + service_ + "'", true);
     }
     net::accept_msg acc;
@@ -432,6 +437,7 @@ private:
     DRTP_ASSERT(!hello_payload_.empty() && (!challenge_payload_.empty() || !cert_pem_.empty()),
                 "a POP tunnel is up only after a hello and a valid proof or certificate");
     enter(state::up);
+    e_.stats->counter(net::metric::pop_tunnel_logins_total, {kind_label(), "ok"}).add();
     trace("tunnel up with " + peer_name() + " for service '" + service_ + "'");
     send(parent_, tunnel_up{this, service_, agent_id_, p_.peer_host,
                             peer_ == net::peer_role::client, public_key_, cert_pem_});
@@ -448,14 +454,18 @@ private:
   /// Rejects the peer and waits for the link to close. Returns false: the
   /// rest of the batch is moot.
   bool refuse(net::reject_code code, const std::string& service, std::string message = {}) {
+    e_.stats->counter(net::metric::pop_tunnel_logins_total, {kind_label(), reject_label(code)})
+      .add();
     trace(std::string("refused ")
           + (peer_ == net::peer_role::client ? "client" : "agent") + " from "
           + p_.peer_host + " for service '" + service
           + "': " + (message.empty() ? to_string(code) : message));
     if (code == net::reject_code::bad_proof || code == net::reject_code::unknown_service
         || code == net::reject_code::unknown_principal
-        || code == net::reject_code::bad_certificate)
+        || code == net::reject_code::bad_certificate) {
+      e_.stats->counter(net::metric::auth_failures_total, {reject_label(code)}).add();
       send(parent_, auth_failed{p_.peer_host, service});
+    }
     reject(code, std::move(message));
     // Let the reject reach the agent, then go.
     send(e_.io, net::close_req{conn_});
@@ -499,6 +509,7 @@ private:
     sp.tunnel = this;
     sp.tunnel_conn = conn_;
     sp.sid = sid;
+    sp.service = service_;
     sp.conn = ev.conn;
     sp.admitted = std::move(ev.admitted);
     auto s = spawn_session(system(), std::move(sp));
@@ -515,7 +526,7 @@ private:
     write_control(frame_type::open, sid, net::encode(ev.open));
     auto sp = spawn_splice(system(), e_,
                            splice_leg{ev.client_tunnel, ev.client_conn, ev.client_sid},
-                           splice_leg{this, conn_, sid}, std::move(ev.admitted));
+                           splice_leg{this, conn_, sid}, service_, std::move(ev.admitted));
     add_stream(sid, sp, opener::acceptor);
     send(ev.client_tunnel, set_owner{ev.client_sid, sp, 0});
   }
@@ -554,6 +565,30 @@ private:
 
   // -- the rest ----------------------------------------------------------------------------
 
+  const char* kind_label() const {
+    return peer_ == net::peer_role::client ? "client" : "agent";
+  }
+
+  /// A reject code as a metric label (net/wire's to_string is for people).
+  static const char* reject_label(net::reject_code c) {
+    switch (c) {
+      case net::reject_code::bad_version: return "bad_version";
+      case net::reject_code::unknown_service: return "unknown_service";
+      case net::reject_code::bad_proof: return "bad_proof";
+      case net::reject_code::handshake_timeout: return "timeout";
+      case net::reject_code::draining: return "draining";
+      case net::reject_code::protocol_error: return "protocol_error";
+      case net::reject_code::not_authorized: return "not_authorized";
+      case net::reject_code::unknown_principal: return "unknown_principal";
+      case net::reject_code::bad_certificate: return "bad_certificate";
+    }
+    return "other";
+  }
+
+  void count_handshake_failure(const char* reason) {
+    e_.stats->counter(net::metric::handshakes_failed_total, {reason}).add();
+  }
+
   std::string peer_name() const override {
     return (peer_ == net::peer_role::client ? "client " : "agent ")
            + (agent_id_.empty() ? p_.peer_host : agent_id_);
@@ -561,7 +596,8 @@ private:
 
   /// Authorization decisions, always logged (never with secrets).
   /// `authenticated`: the peer proved its secret (see tracer::audit).
-  void audit(const std::string& what, bool authenticated) {
+  void audit(bool allowed, const std::string& what, bool authenticated) {
+    e_.stats->counter(net::metric::audit_decisions_total, {allowed ? "allow" : "deny"}).add();
     e_.trace->audit(e_.host, what, authenticated);
   }
 

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 #include <set>
 #include <vector>
 
 #include "actors/local_link.hpp"
 #include "actors/messages.hpp"
+#include "actors/session_meter.hpp"
 #include "caf/all.hpp"
 #include "net/seam/assert.hpp"
 #include "net/seam/crypto.hpp"
@@ -119,6 +121,7 @@ public:
     who_ = "rsession#" + std::to_string(id());
     counted_ = true;
     p_.e.trace->census(p_.e.host, "rsession", 1);
+    meter_.emplace(*p_.e.stats, p_.service, "patch_panel");
     start();
     // The local connection's events go to the link, which calls back
     // on_local_*.
@@ -307,6 +310,12 @@ private:
   // -- the local connection ----------------------------------------------------------
 
   void on_local_bytes(net::chunk data) override {
+    // The client end's local side is the user's client, the serve end's the
+    // service.
+    if (p_.client_end)
+      meter_->to_service(data.size());
+    else
+      meter_->from_service(data.size());
     held_.push_back(std::move(data));
     pump();
   }
@@ -327,6 +336,7 @@ private:
   void on_local_connect_failed(const std::string& what) override {
     trace("cannot reach local service " + p_.local_host + ":"
           + std::to_string(p_.local_port) + ": " + what);
+    end_ = session_end::local_failed;
     send_control(net::encode_close());
     end_soon();
   }
@@ -340,6 +350,7 @@ private:
     }
     trace(std::string("local connection ") + net::to_string(reason)
           + "; closing the session");
+    end_ = session_end::reset;
     send_control(net::encode_close());
     end_soon();
   }
@@ -485,6 +496,8 @@ private:
       return;
     }
     trace("lost its path (" + why + "); resuming");
+    if (!stalled_since_)
+      stalled_since_ = p_.e.clock->now(clock());
     arm_expiry();
     if (p_.client_end)
       schedule_retry(std::chrono::milliseconds(20));
@@ -534,6 +547,7 @@ private:
     if (!tunnel_ && life_ != life_state::finished) {
       trace("no path back within " + std::to_string(p_.resume_timeout_ms)
             + " ms; closing the session");
+      end_ = session_end::resume_timeout;
       local_.close();
       finish();
     }
@@ -836,6 +850,10 @@ private:
     DRTP_ASSERT(path_pos_ <= received_, "a path's data continues where we stand");
     path_pos_ = end;
     received_ = end;
+    if (p_.client_end)
+      meter_->from_service(payload.size());
+    else
+      meter_->to_service(payload.size());
     local_.write(std::move(payload));
     // An honest peer keeps at most retransmit_bytes_max unacknowledged, and
     // we acknowledge only what the local side took: more is an attack on
@@ -935,6 +953,7 @@ private:
     if (!rewind_to(peer_received))
       return;
     ++resumes_;
+    count_resume(sent_ - acked_);
     path_back();
     trace("resumed on a new path; resending " + std::to_string(sent_ - acked_)
           + " bytes from offset " + std::to_string(acked_));
@@ -942,6 +961,20 @@ private:
     // send depends on it.
     send_ack();
     pump();
+  }
+
+  /// The metrics of one resume: resent bytes, and the stall since the loss.
+  void count_resume(uint64_t resent_bytes) {
+    auto& m = *p_.e.stats;
+    m.counter(net::metric::resumes_total, {p_.service}).add();
+    m.counter(net::metric::resent_bytes_total, {p_.service}).add(resent_bytes);
+    if (stalled_since_) {
+      auto stall = p_.e.clock->now(clock()) - *stalled_since_;
+      m.histogram(net::metric::resume_stall_seconds, {p_.service})
+        .observe_us(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(stall).count()));
+      stalled_since_.reset();
+    }
   }
 
   /// A working path again: the resume timeout starts over at the next loss.
@@ -989,6 +1022,7 @@ private:
 
   void protocol_error(const std::string& what) {
     trace("protocol error in session: " + what);
+    end_ = session_end::reset;
     local_.abort();
     if (tunnel_)
       send(tunnel_, stream_rst{sid_, static_cast<uint32_t>(net::rst_code::refused)});
@@ -1025,6 +1059,7 @@ private:
       return;
     DRTP_ASSERT(!local_.live(), "a finished session holds no local socket");
     to_life(life_state::finished);
+    meter_->close(end_.value_or(session_end::done));
     if (tunnel_)
       send(tunnel_, stream_done{sid_});
     if (cand_.tunnel)
@@ -1041,6 +1076,7 @@ private:
   void on_exit() override {
     if (counted_)
       p_.e.trace->census(p_.e.host, "rsession", -1);
+    meter_.reset(); // killed with its controller: cut
     p_ = {};
     tunnel_ = nullptr;
     cand_ = {};
@@ -1063,6 +1099,10 @@ private:
 
   rsession_params p_;
   bool counted_ = false; // in the tracer's census
+  std::optional<session_meter> meter_;
+  std::optional<session_end> end_; // why, once known
+  /// Since the path was lost (for the stall histogram); none while it has one.
+  std::optional<caf::actor_clock::time_point> stalled_since_;
   std::string who_;
   std::string agent_id_;
   net::frame_writer writer_;

@@ -49,6 +49,7 @@ struct rsession_params {
   // (both ends: the session goes when its controller, the agent, goes)
   net::conn_id local_conn = 0;
   caf::actor controller;
+  /// Both ends: for the metrics' labels.
   std::string service;
 
   uint32_t resume_timeout_ms = 30000;

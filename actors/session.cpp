@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 
 #include "actors/local_link.hpp"
 #include "actors/messages.hpp"
+#include "actors/session_meter.hpp"
 #include "caf/all.hpp"
 #include "net/seam/assert.hpp"
 #include "net/wire/frame_writer.hpp"
@@ -39,6 +41,7 @@ public:
     who_ = "session#" + std::to_string(id()) + "/s" + std::to_string(p_.sid);
     counted_ = true;
     p_.e.trace->census(p_.e.host, "session", 1);
+    meter_.emplace(*p_.e.stats, p_.service, "public");
     if (p_.conn != 0)
       local_.adopt(p_.e.io, p_.conn);
     else
@@ -52,8 +55,14 @@ public:
       // -- the stream ------------------------------------------------------------
       [this](stream_data& ev) {
         touch();
-        if (phase_ == phase::streaming && from_peer_ == half::open)
+        if (phase_ == phase::streaming && from_peer_ == half::open) {
+          // At the POP the peer is the agent (the service's replies).
+          if (pop_side())
+            meter_->from_service(ev.data.size());
+          else
+            meter_->to_service(ev.data.size());
           local_.write(std::move(ev.data));
+        }
       },
       [this](stream_fin&) {
         from_peer_ = half::finished;
@@ -80,6 +89,11 @@ public:
 private:
   void trace(const std::string& what) {
     p_.e.trace->emit(p_.e.host, who_, what);
+  }
+
+  /// The POP's end adopted a visitor; the agent's connects to the service.
+  bool pop_side() const {
+    return p_.conn != 0;
   }
 
   void become_phase(phase next) {
@@ -120,6 +134,7 @@ private:
           + " ms (idle timeout " + std::to_string(p_.e.limits.session_idle_timeout_ms)
           + " ms); closing");
     become_phase(phase::reset);
+    end_ = session_end::idle;
     send(p_.tunnel, stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::closed)});
     local_.abort();
     if (!local_.live() && local_.current() != local_link::state::closing)
@@ -136,6 +151,10 @@ private:
     if (phase_ != phase::streaming)
       return;
     touch();
+    if (pop_side())
+      meter_->to_service(data.size());
+    else
+      meter_->from_service(data.size());
     held_.push_back(std::move(data));
     flush_held();
     if (!held_.empty())
@@ -162,6 +181,7 @@ private:
   void on_local_connect_failed(const std::string& what) override {
     trace("cannot reach local service " + p_.local_host + ":"
           + std::to_string(p_.local_port) + ": " + what);
+    end_ = session_end::local_failed;
     if (phase_ == phase::streaming)
       send(p_.tunnel,
            stream_rst{p_.sid, static_cast<uint32_t>(net::rst_code::connect_failed)});
@@ -252,6 +272,9 @@ private:
     if (phase_ == phase::finished)
       return;
     DRTP_ASSERT(!local_.live(), "a finished session holds no local socket");
+    if (!end_)
+      end_ = both_finished() ? session_end::done : session_end::reset;
+    meter_->close(*end_);
     become_phase(phase::finished);
     send(p_.tunnel, stream_done{p_.sid});
     quit();
@@ -262,12 +285,15 @@ private:
   void on_exit() override {
     if (counted_)
       p_.e.trace->census(p_.e.host, "session", -1);
+    meter_.reset(); // closes as cut unless finish() closed it
     p_ = {};
     local_.release();
   }
 
   session_params p_;
   bool counted_ = false; // in the tracer's census
+  std::optional<session_meter> meter_; // from make_behavior to on_exit
+  std::optional<session_end> end_;     // why, once known
   std::string who_;
   net::frame_writer writer_;
   local_link local_;

@@ -24,6 +24,8 @@ struct session_params {
   /// without a hop through the tunnel actor.
   net::conn_id tunnel_conn = 0;
   uint32_t sid = 0;
+  /// For the metrics' labels.
+  std::string service;
   /// POP side: the accepted visitor connection (adopted by the session).
   net::conn_id conn = 0;
   /// Agent side (conn == 0): the local service to connect to.

@@ -1,6 +1,9 @@
 #include "actors/splice.hpp"
 
+#include <optional>
+
 #include "actors/messages.hpp"
+#include "actors/session_meter.hpp"
 #include "actors/stream_limits.hpp"
 #include "caf/all.hpp"
 #include "net/seam/assert.hpp"
@@ -20,8 +23,9 @@ enum class splice_phase { joined, finished };
 class splice_actor final : public caf::event_based_actor {
 public:
   splice_actor(caf::actor_config& cfg, env e, splice_leg client, splice_leg agent,
-               std::shared_ptr<stream_slot> admitted)
-    : caf::event_based_actor(cfg), e_(std::move(e)), admitted_(std::move(admitted)) {
+               std::string service, std::shared_ptr<stream_slot> admitted)
+    : caf::event_based_actor(cfg), e_(std::move(e)), admitted_(std::move(admitted)),
+      service_(std::move(service)) {
     legs_[0] = std::move(client);
     legs_[1] = std::move(agent);
   }
@@ -51,6 +55,7 @@ public:
     });
     counted_ = true;
     e_.trace->census(e_.host, "splice", 1);
+    meter_.emplace(*e_.stats, service_, "patch_panel");
     return {
       [this](stream_data& ev) {
         auto from = leg_of_sender();
@@ -58,6 +63,11 @@ public:
           return;
         auto& to = legs_[other(from)];
         forwarded_bytes_[other(from)] += ev.data.size();
+        // Leg 0 is the client's: what it sends goes toward the service.
+        if (from == 0)
+          meter_->to_service(ev.data.size());
+        else
+          meter_->from_service(ev.data.size());
         send(e_.io, net::write_req{to.conn, writer_.data(to.sid, std::move(ev.data))});
       },
       [this](stream_window& ev) {
@@ -126,6 +136,9 @@ private:
                   || (state_[0] == leg_state::fin_seen && state_[1] == leg_state::fin_seen),
                 "a splice ends on a reset or on both FINs");
     phase_ = splice_phase::finished;
+    meter_->close(state_[0] == leg_state::reset || state_[1] == leg_state::reset
+                    ? session_end::reset
+                    : session_end::done);
     for (int i = 0; i < 2; ++i)
       if (state_[i] != leg_state::reset)
         send(legs_[i].tunnel, stream_done{legs_[i].sid});
@@ -137,6 +150,7 @@ private:
   void on_exit() override {
     if (counted_)
       e_.trace->census(e_.host, "splice", -1);
+    meter_.reset(); // a tunnel's loss: cut
     e_ = {};
     legs_[0] = legs_[1] = {};
     admitted_ = nullptr;
@@ -144,7 +158,9 @@ private:
 
   env e_;
   std::shared_ptr<stream_slot> admitted_;
+  std::string service_;
   bool counted_ = false; // in the tracer's census
+  std::optional<session_meter> meter_;
   splice_leg legs_[2];
   leg_state state_[2] = {leg_state::open, leg_state::open};
   splice_phase phase_ = splice_phase::joined;
@@ -157,9 +173,10 @@ private:
 } // namespace
 
 caf::actor spawn_splice(caf::actor_system& sys, env e, splice_leg client,
-                        splice_leg agent, std::shared_ptr<stream_slot> admitted) {
+                        splice_leg agent, std::string service,
+                        std::shared_ptr<stream_slot> admitted) {
   return sys.spawn<splice_actor>(std::move(e), std::move(client), std::move(agent),
-                                 std::move(admitted));
+                                 std::move(service), std::move(admitted));
 }
 
 } // namespace drtp

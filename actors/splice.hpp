@@ -21,9 +21,10 @@ struct splice_leg {
 
 class stream_slot;
 
-/// `admitted`: the principal's place in the POP's limits, let go with the
-/// splice.
+/// `service`: for the metrics' labels. `admitted`: the principal's place in
+/// the POP's limits, let go with the splice.
 caf::actor spawn_splice(caf::actor_system& sys, env e, splice_leg client,
-                        splice_leg agent, std::shared_ptr<stream_slot> admitted = nullptr);
+                        splice_leg agent, std::string service,
+                        std::shared_ptr<stream_slot> admitted = nullptr);
 
 } // namespace drtp

@@ -20,6 +20,7 @@
 #include "net/wire/handshake.hpp"
 #include "net/tls.hpp"
 #include "cli/args.hpp"
+#include "cli/metrics_option.hpp"
 #include "cli/control_endpoint.hpp"
 #include "cli/state_file.hpp"
 #include "cli/secrets.hpp"
@@ -101,7 +102,7 @@ Options:
                            for this long (default 7200; 0 = never)
   --resume-timeout SECONDS how long a patch-panel session waits for a new
                            path, at either end (default 30)
-  --busy-poll-us N         after each event, keep polling up to N us before
+)" DRTP_METRICS_HELP R"(  --busy-poll-us N         after each event, keep polling up to N us before
                            sleeping (default 0 = off; 100 saves most wake-ups
                            on VMs with cores to spare, at a CPU cost)
   -v, --verbose            log every session
@@ -133,7 +134,7 @@ struct options {
   bool connect = false;
   std::optional<std::string> listen, principal, resume_timeout, idle_timeout, tunnels,
     service,
-    local, secret_file, ca, fp, server_name, agent_id;
+    local, secret_file, ca, fp, server_name, agent_id, metrics;
   std::vector<std::string> pops, fps;
   /// --control mode: the control plane's URL and how to verify it.
   std::optional<std::string> control, control_pin, control_ca, region, state_dir;
@@ -165,6 +166,7 @@ options parse_options(cli::args& a, bool connect) {
   o.server_name = a.value("--server-name");
   o.insecure = a.flag("--insecure");
   o.agent_id = a.value("--agent-id");
+  o.metrics = a.value("--metrics");
   o.verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
   o.busy_poll_us = cli::busy_poll_us(a);
   o.control = a.value("--control");
@@ -389,6 +391,7 @@ caf::actor start_with_control(net::runtime& rt, caf::scoped_actor& self, const o
   e.crypto = ap.e.crypto;
   e.clock = rt.clock();
   e.host = "agent";
+  e.stats = ap.e.stats; // one registry per process
 
   http_client_params hp;
   hp.e = e;
@@ -474,12 +477,15 @@ int serve(cli::args& a, bool connect) {
   ap.e.host = "agent";
   ap.observer = self;
   announce(o, me, ap);
+  auto metrics_env = ap.e;
   // Held until the end: the follower (and through it the agent) lives
   // while this handle does.
   caf::actor top = o.control
                      ? start_with_control(rt, self, o, cp, std::move(ap), state, identity,
                                           saved_identity)
                      : spawn_agent(rt.sys(), std::move(ap));
+  if (o.metrics)
+    cli::start_metrics(rt.sys(), metrics_env, *o.metrics, top, me);
   int rc = report_events(self, me,
                          connect ? "principal/" + o.principal.value_or("")
                                  : "service/" + o.service.value_or(""));

@@ -10,6 +10,7 @@
 
 #include "actors/http_client.hpp"
 #include "actors/messages.hpp"
+#include "actors/metrics_endpoint.hpp"
 #include "caf/all.hpp"
 #include "control/api_rules.hpp"
 #include "control/resource.hpp"
@@ -178,6 +179,11 @@ private:
     return {
       [this](retry_atom) { start_fetch(); },
       [this](follower_agent_atom) { return agent_; },
+      // The metrics endpoint asks the agent, which does not run yet.
+      [](health_atom) {
+        return health_report{false, "waiting for the control plane's list of POPs"};
+      },
+      [](sessions_atom) { return std::string("{}"); },
       [this](agent_set_identity& id) {
         // Renewed before the agent runs: it starts with the new one.
         p_.agent.client_cert_pem = std::move(id.cert_pem);
@@ -217,6 +223,8 @@ private:
       },
       [this](follower_agent_atom) { return agent_; },
       [this](agent_set_identity& id) { send(agent_, std::move(id)); },
+      [this](health_atom x) { return delegate(agent_, x); },
+      [this](sessions_atom x) { return delegate(agent_, x); },
     };
   }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "control/resource.hpp"
+#include "net/wire/http.hpp"
 
 namespace drtp::control {
 
@@ -60,8 +61,8 @@ api_error unavailable(std::string message);
 
 /// The Status object of `e` (JSON text).
 std::string status_json(const api_error& e);
-/// A JSON string literal of `s` (quotes and escapes).
-std::string json_quote(const std::string& s);
+/// A JSON string literal (net/wire/http).
+using http::json_quote;
 
 /// Longest region name an agent may ask for (a DNS label's 63, with room).
 constexpr size_t region_bytes_max = 63;

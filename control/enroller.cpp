@@ -7,6 +7,7 @@
 
 #include "actors/http_client.hpp"
 #include "actors/messages.hpp"
+#include "actors/metrics_endpoint.hpp"
 #include "caf/all.hpp"
 #include "control/auth.hpp"
 #include "control/resource.hpp"
@@ -82,6 +83,25 @@ public:
       [this](expiry_atom, uint64_t gen) {
         if (gen == expiry_gen_)
           on_expired();
+      },
+      // The metrics endpoint's questions go to the follower (and its agent).
+      [this](health_atom x) -> caf::result<health_report> {
+        if (!follower_)
+          return health_report{false, "enrolling"};
+        auto rp = make_response_promise<health_report>();
+        request(follower_, caf::infinite, x)
+          .then([rp](health_report h) mutable { rp.deliver(std::move(h)); },
+                [rp](caf::error&) mutable { rp.deliver(health_report{false, "restarting"}); });
+        return rp;
+      },
+      [this](sessions_atom x) -> caf::result<std::string> {
+        if (!follower_)
+          return std::string("{}");
+        auto rp = make_response_promise<std::string>();
+        request(follower_, caf::infinite, x)
+          .then([rp](std::string j) mutable { rp.deliver(std::move(j)); },
+                [rp](caf::error&) mutable { rp.deliver(std::string("{}")); });
+        return rp;
       },
       [this](follower_agent_atom) -> caf::result<caf::actor> {
         if (!follower_)

@@ -24,6 +24,7 @@
 #include "actors/http_server.hpp"
 #include "caf/all.hpp"
 #include "cli/args.hpp"
+#include "cli/metrics_option.hpp"
 #include "cli/secrets.hpp"
 #include "cli/signals.hpp"
 #include "control/auth.hpp"
@@ -75,7 +76,7 @@ Options:
                         the ready line says which)
   --cert-lifetime S     overrides cert_lifetime_s (60..2592000; e.g. 60 for a
                         demo in which renewals happen while you watch)
-  -v, --verbose         log every connection
+)" DRTP_METRICS_HELP R"(  -v, --verbose         log every connection
   -h, --help            this text
 
 Once serving it prints one line:
@@ -102,6 +103,7 @@ struct config {
   std::string ca_seed;
   std::string ca_cert_pem;
   uint32_t cert_lifetime_s = 86400;
+  std::optional<std::string> metrics; // --metrics HOST:PORT
 };
 
 /// Issued certificates live at least this long (a demo) and at most 30 days.
@@ -497,6 +499,8 @@ services start(net::runtime& rt, caf::scoped_actor& self, const config& c) {
   std::printf("drtp-control: listening on %s:%u (store %s)\n", c.listen_host.c_str(), port,
               c.store.c_str());
   std::fflush(stdout);
+  if (c.metrics)
+    cli::start_metrics(rt.sys(), e, *c.metrics, nullptr, "drtp-control");
   return s;
 }
 
@@ -529,6 +533,7 @@ int run(int argc, char** argv) {
   auto state_dir = a.value("--state-dir");
   auto listen = a.value("--listen");
   auto cert_lifetime = a.value("--cert-lifetime");
+  auto metrics = a.value("--metrics");
   int verbosity = (a.flag("-v") || a.flag("--verbose")) ? 1 : 0;
   auto extra = a.positional();
   if (!extra.empty())
@@ -541,6 +546,7 @@ int run(int argc, char** argv) {
   auto c = dev ? dev_config(dev_state_dir(state_dir)) : load_config(*config_file);
   if (listen)
     cli::parse_host_port(*listen, "--listen", c.listen_host, c.listen_port);
+  c.metrics = metrics;
   if (cert_lifetime)
     c.cert_lifetime_s = cli::parse_uint(*cert_lifetime, "--cert-lifetime", cert_lifetime_s_min,
                                         cert_lifetime_s_max, "seconds");

@@ -178,6 +178,10 @@ class io_core;
 
 /// What io_core needs from a connection, whatever its stream type. Every
 /// method runs on the I/O thread.
+/// Every connection's write queue, summed (drtp_write_queue_bytes): one
+/// relaxed add per write and per completion.
+std::atomic<uint64_t> write_queue_bytes_total{0};
+
 class conn_base {
 public:
   /// Holds the backend: completions of a connection can run after the
@@ -225,6 +229,9 @@ public:
   template <class... Ts>
   connection(std::shared_ptr<io_core> io, conn_id id, asio::io_context& ctx,
              Ts&&... xs);
+  ~connection() override {
+    write_queue_bytes_total.fetch_sub(queued_bytes_, std::memory_order_relaxed);
+  }
 
   Stream& stream() { return stream_; }
   tcp::socket& socket() { return lowest(stream_); }
@@ -319,7 +326,7 @@ private:
   bool eof_ = false; // read_closed went out
 
   std::deque<chunk> queue_;
-  size_t queued_bytes_ = 0;
+  size_t queued_bytes_ = 0; // in write_queue_bytes_total too, until destroyed
   size_t in_flight_chunks_ = 0; // chunks the current write covers
   std::vector<asio::const_buffer> gather_;
   bool write_in_flight_ = false;
@@ -670,6 +677,7 @@ void connection<Stream>::write(chunk_list&& data) {
     if (x.empty())
       continue;
     queued_bytes_ += x.size();
+    write_queue_bytes_total.fetch_add(x.size(), std::memory_order_relaxed);
     queue_.push_back(std::move(x));
   }
   if (queued_bytes_ > queue_bytes_max_) {
@@ -732,6 +740,7 @@ void connection<Stream>::on_write(const asio::error_code& ec, size_t n) {
   in_flight_chunks_ = 0;
   DRTP_ASSERT(n <= queued_bytes_, "bytes written were queued");
   queued_bytes_ -= n;
+  write_queue_bytes_total.fetch_sub(n, std::memory_order_relaxed);
   // Tell the owner before the next step: with the queue drained, that step
   // may finish the connection (an ordered close), and every byte the socket
   // took must be reported before `closed`, or an owner that counts
@@ -1368,6 +1377,10 @@ void io_core::dial_done(conn_base& c, dial_state& st, std::string channel_bindin
 } // namespace
 
 // -- asio_io -----------------------------------------------------------------------
+
+uint64_t asio_write_queue_bytes() {
+  return write_queue_bytes_total.load(std::memory_order_relaxed);
+}
 
 struct asio_io::impl final : io_core {
   using io_core::io_core;

@@ -11,6 +11,10 @@
 
 namespace drtp::net {
 
+/// Bytes queued for writing on every real connection of the process (for
+/// drtp_write_queue_bytes).
+uint64_t asio_write_queue_bytes();
+
 class asio_io {
 public:
   /// `server_identity` is needed only to accept TLS (listen_req::tls).

@@ -1,6 +1,7 @@
 #include "net/stderr_tracer.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -33,6 +34,10 @@ public:
     write_line(host, who, what);
   }
 
+  uint64_t lines_dropped_total() const override {
+    return dropped_total_.load(std::memory_order_relaxed);
+  }
+
   bool verbose() const override {
     return level_ > 0;
   }
@@ -60,6 +65,7 @@ private:
   /// Kinds come from the code, hosts from the command line: a handful.
   /// Anything past this shares one budget.
   static constexpr size_t budgets_max = 64;
+  std::atomic<uint64_t> dropped_total_{0};
 
   /// False if the line is to be dropped. Lock held.
   bool spend(const std::string& host, const std::string& who) {
@@ -78,6 +84,7 @@ private:
                         b.tokens + elapsed.count() * log_lines_per_second);
     if (b.tokens < 1.0) {
       ++b.dropped;
+      dropped_total_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
     b.tokens -= 1.0;

@@ -31,6 +31,7 @@
 #include "net/wire/handshake.hpp"
 #include "net/wire/hex.hpp"
 #include "pop/admin_token.hpp"
+#include "cli/metrics_option.hpp"
 #include "pop/config.hpp"
 #include "net/seam/assert.hpp"
 
@@ -82,7 +83,7 @@ Options:
                            echo "$(cat F) status" | nc 127.0.0.1 7001
   --admin-token-file F     with --admin: the token, in a file only its owner
                            may read; created with a random token if missing
-  --busy-poll-us N         after each event, keep polling up to N us before
+)" DRTP_METRICS_HELP R"(  --busy-poll-us N         after each event, keep polling up to N us before
                            sleeping (default 0 = off; 100 saves most wake-ups
                            on VMs with cores to spare, at a CPU cost)
   -v, --verbose           log every session
@@ -185,7 +186,7 @@ int gen_secret(int argc, char** argv) {
 /// The command line of `drtp-pop` (not public-key, gen-secret or gen-cert).
 struct options {
   std::optional<std::string> config_file, listen, cert, key, fp_out, service,
-    public_addr, secret_file, grace, admin, admin_token_file, idle_timeout;
+    public_addr, secret_file, grace, admin, admin_token_file, idle_timeout, metrics;
   // --control and what goes with it
   std::optional<std::string> control, control_pin, control_ca, pop_name, region,
     pop_secret_file, public_address, advertise, state_dir;
@@ -213,6 +214,7 @@ options parse_options(cli::args& a) {
   o.grace = a.value("--drain-grace");
   o.idle_timeout = a.value("--idle-timeout");
   o.admin = a.value("--admin");
+  o.metrics = a.value("--metrics");
   o.admin_token_file = a.value("--admin-token-file");
   if (o.admin)
     cli::parse_host_port(*o.admin, "--admin", o.admin_host, o.admin_port);
@@ -751,6 +753,8 @@ int run(int argc, char** argv) {
     ap.observer = self;
     spawn_admin(rt.sys(), std::move(ap));
   }
+  if (o.metrics)
+    cli::start_metrics(rt.sys(), admin_env, *o.metrics, pop, "drtp-pop");
   int rc = 1;
   uint16_t tunnel_port = 0;
   if (wait_ready(self, cfg, services, tunnel_port)) {

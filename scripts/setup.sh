@@ -9,6 +9,7 @@ packages=(
   clang-tidy python3
   clang libclang-rt-dev
   libsqlite3-dev sqlite3 nlohmann-json3-dev etcd-server etcd-client curl openssl
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do

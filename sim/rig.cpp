@@ -29,6 +29,11 @@ env rig::make_env(const std::string& host, uint64_t salt) {
   e.rng = net::make_seeded_entropy(d.seed() * 1000 + salt);
   e.crypto = crypto;
   e.host = host;
+  // One registry per simulated host, as a process has one.
+  auto& stats = stats_[host];
+  if (!stats)
+    stats = net::make_metrics();
+  e.stats = stats;
   return e;
 }
 

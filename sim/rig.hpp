@@ -6,6 +6,7 @@
 // when DRTP_SIM_TRACE is set.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -87,6 +88,10 @@ struct rig {
 
   driver d;
   std::shared_ptr<net::crypto> crypto;
+
+private:
+  /// Each host's metrics (make_env hands every actor of a host the same).
+  std::map<std::string, std::shared_ptr<net::metrics>> stats_;
 };
 
 } // namespace drtp::sim

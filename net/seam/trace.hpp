@@ -16,6 +16,8 @@ public:
                     const std::string& what) = 0;
   /// Verbose events are dropped unless the tracer wants them.
   virtual bool verbose() const { return false; }
+  /// Lines dropped by a rate limit so far (drtp_log_lines_dropped_total).
+  virtual uint64_t lines_dropped_total() const { return 0; }
   /// An authorization decision, as component "audit". One about a peer that
   /// proved its secret (`authenticated`) is never dropped: there are only as
   /// many as there are logins. One about a peer that did not (an unknown

@@ -48,6 +48,10 @@ struct request {
 
 /// The value of `key` in a query string ("a=1&b=x"), percent-decoded;
 /// empty when absent. `found` (if given) says whether it was present.
+/// A JSON string literal of `s`, quotes included, every control character
+/// escaped (for the JSON bodies the API and the metrics endpoint write).
+std::string json_quote(const std::string& s);
+
 std::string query_param(std::string_view query, std::string_view key,
                         bool* found = nullptr);
 
