@@ -73,33 +73,31 @@ private:
     if (req.path == "/readyz") {
       if (!p_.probe)
         return text_response(200, "ready\n");
-      auto rp = make_response_promise<http::response>();
-      request(p_.probe, std::chrono::milliseconds(p_.probe_timeout_ms), health_atom::value)
-        .then(
-          [rp](const health_report& h) mutable {
-            rp.deliver(text_response(h.ready ? 200 : 503,
-                                     (h.ready ? "ready: " : "not ready: ") + h.detail + "\n"));
-          },
-          [rp](const caf::error&) mutable {
-            rp.deliver(text_response(503, "not ready: no answer from the process\n"));
-          });
-      return rp;
+      return ask_probe<health_report>(health_atom::value, "not ready: ", [](const health_report& h) {
+        return text_response(h.ready ? 200 : 503,
+                             (h.ready ? "ready: " : "not ready: ") + h.detail + "\n");
+      });
     }
     if (req.path == "/debug/sessions") {
       if (!p_.probe)
         return text_response(200, "{}\n", "application/json");
-      auto rp = make_response_promise<http::response>();
-      request(p_.probe, std::chrono::milliseconds(p_.probe_timeout_ms), sessions_atom::value)
-        .then(
-          [rp](const std::string& json) mutable {
-            rp.deliver(text_response(200, json + "\n", "application/json"));
-          },
-          [rp](const caf::error&) mutable {
-            rp.deliver(text_response(503, "no answer from the process\n"));
-          });
-      return rp;
+      return ask_probe<std::string>(sessions_atom::value, "", [](const std::string& json) {
+        return text_response(200, json + "\n", "application/json");
+      });
     }
     return text_response(404, "not found: try /metrics, /healthz, /readyz, /debug/sessions\n");
+  }
+
+  /// Asks the probe (within probe_timeout_ms) and answers with what
+  /// `make` makes of its reply; no reply in time: 503, `prefix` and why.
+  template <class Answer, class Atom, class Make>
+  caf::result<http::response> ask_probe(Atom question, const char* prefix, Make make) {
+    auto rp = make_response_promise<http::response>();
+    std::string late = std::string(prefix) + "no answer from the process\n";
+    request(p_.probe, std::chrono::milliseconds(p_.probe_timeout_ms), question)
+      .then([rp, make](const Answer& answer) mutable { rp.deliver(make(answer)); },
+            [rp, late](const caf::error&) mutable { rp.deliver(text_response(503, late)); });
+    return rp;
   }
 
   metrics_endpoint_params p_;

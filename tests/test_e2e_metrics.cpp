@@ -64,10 +64,8 @@ class metrics_e2e : public ::testing::Test {
 protected:
   void SetUp() override {
     dir_ = drtp::test::make_temp_dir("metrics");
-    process gen({bin("drtp-pop"), "gen-cert", "--cert", dir_ + "/c.pem", "--key",
-                 dir_ + "/k.pem"});
-    ASSERT_EQ(gen.wait_exit(10s), 0);
-    fp_ = gen.output().substr(0, gen.output().find('\n'));
+    fp_ = drtp::test::gen_pop_cert(dir_);
+    ASSERT_FALSE(fp_.empty());
     std::ofstream{dir_ + "/joe"} << "joe's service secret\n";
     std::ofstream{dir_ + "/sam"} << "sam's own secret\n";
     for (auto* p : {&pop_m_, &serve_m_, &connect_m_, &prom_port_})

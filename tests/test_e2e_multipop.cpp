@@ -28,10 +28,8 @@ class multipop : public ::testing::Test {
 protected:
   void SetUp() override {
     dir_ = drtp::test::make_temp_dir("mp");
-    process gen({bin("drtp-pop"), "gen-cert", "--cert", dir_ + "/c.pem", "--key",
-                 dir_ + "/k.pem"});
-    ASSERT_EQ(gen.wait_exit(10s), 0);
-    fp_ = gen.output().substr(0, gen.output().find('\n'));
+    fp_ = drtp::test::gen_pop_cert(dir_);
+    ASSERT_FALSE(fp_.empty());
     std::ofstream{dir_ + "/secret"} << "multi pop secret\n";
     for (int i = 0; i < pop_count; ++i)
       start_pop(i);

@@ -44,10 +44,8 @@ class patch_panel : public ::testing::Test {
 protected:
   void SetUp() override {
     dir_ = drtp::test::make_temp_dir("pp");
-    process gen({bin("drtp-pop"), "gen-cert", "--cert", dir_ + "/c.pem", "--key",
-                 dir_ + "/k.pem"});
-    ASSERT_EQ(gen.wait_exit(10s), 0);
-    fp_ = gen.output().substr(0, gen.output().find('\n'));
+    fp_ = drtp::test::gen_pop_cert(dir_);
+    ASSERT_FALSE(fp_.empty());
     std::ofstream{dir_ + "/joe"} << "joe's service secret\n";
     std::ofstream{dir_ + "/sam"} << "sam's own secret\n";
     std::ofstream{dir_ + "/eve"} << "eve's secret\n";

@@ -196,4 +196,12 @@ bool wait_accepts(uint16_t port, std::chrono::milliseconds timeout,
   return false;
 }
 
+std::string gen_pop_cert(const std::string& dir) {
+  process gen({bin_dir() + "/drtp-pop", "gen-cert", "--cert", dir + "/c.pem", "--key",
+               dir + "/k.pem"});
+  if (gen.wait_exit(std::chrono::seconds(10)) != 0)
+    return "";
+  return gen.output().substr(0, gen.output().find('\n'));
+}
+
 } // namespace drtp::test

@@ -84,6 +84,10 @@ uint16_t free_port();
 /// A fresh directory /tmp/drtp-NAME-XXXXXX for a test's files; throws if
 /// none can be made.
 std::string make_temp_dir(const std::string& name);
+
+/// drtp-pop gen-cert into dir/c.pem and dir/k.pem; the certificate's
+/// fingerprint (sha256:HEX), or empty if it failed.
+std::string gen_pop_cert(const std::string& dir);
 /// Removes a directory made by make_temp_dir, with everything in it.
 void remove_tree(const std::string& dir);
 
