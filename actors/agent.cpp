@@ -65,7 +65,12 @@ public:
           pops_[i].rtt_seen_us = ev.rtt_us;
           p_.e.stats->histogram(net::metric::tunnel_rtt_seconds, {p_.service, pops_[i].ep.name})
             .observe_us(ev.rtt_us);
+          p_.e.sessions->observe_rtt(pops_[i].ep.name, ev.rtt_us, p_.e.clock->unix_ms(clock()));
         }
+      },
+      [this](path_info_atom, const caf::actor_addr& tunnel) {
+        auto i = find(tunnel);
+        return i == npos ? std::string{} : pops_[i].ep.name;
       },
       // -- the control plane's follower ----------------------------------------
       [this](agent_set_pops& ev) { on_set_pops(std::move(ev.pops)); },
@@ -394,7 +399,8 @@ private:
              + (ps.rtt_seen_us == UINT32_MAX ? std::string("null") : std::to_string(ps.rtt_seen_us))
              + ",\"failures\":" + std::to_string(ps.failures) + "}";
     }
-    out += "],\"resumable_sessions\":" + std::to_string(sessions_.size()) + "}";
+    out += "],\"resumable_sessions\":" + std::to_string(sessions_.size()) + ",\"sessions\":"
+           + p_.e.sessions->json(p_.e.clock->unix_ms(clock()), net::debug_sessions_listed_max) + "}";
     return out;
   }
 
@@ -619,6 +625,7 @@ private:
     agent_tunnel_params tp;
     tp.e = p_.e;
     tp.parent = this;
+    tp.pop_name = ps.ep.name;
     tp.pop_host = ps.ep.host;
     tp.pop_port = ps.ep.port;
     tp.tls = ps.ep.tls ? ps.ep.tls : p_.tls;

@@ -245,6 +245,9 @@ private:
       return protocol_error("malformed accept");
     // The POP decides how often both ends ping; its value is adopted within
     // sane bounds (see agent_tunnel.hpp) so that a POP cannot stall us.
+    // The POP's name for this tunnel: with the stream id, a public
+    // session's id at both ends (net/seam/session_table).
+    tunnel_id_ = acc.tunnel_id;
     auto interval_ms = std::clamp(acc.heartbeat_interval_ms,
                                   adopted_heartbeat_interval_ms_min,
                                   adopted_heartbeat_interval_ms_max);
@@ -292,6 +295,8 @@ private:
     sp.tunnel_conn = conn_;
     sp.sid = sid;
     sp.service = p_.service;
+    sp.id = tunnel_id_ + "/" + std::to_string(sid);
+    sp.pop = p_.pop_name;
     sp.local_host = p_.local_host;
     sp.local_port = p_.local_port;
     auto s = spawn_session(system(), std::move(sp));
@@ -413,6 +418,7 @@ private:
   agent_tunnel_params p_;
   state state_ = state::connecting;
   std::string channel_binding_; // of this link (net::connected): the proof signs it
+  std::string tunnel_id_; // the POP's name for this tunnel (accept_msg)
   net::chunk hello_payload_;
   net::chunk challenge_payload_;
   tunnel_renew renew_; // a renewal to send once up; empty: none

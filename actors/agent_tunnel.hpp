@@ -25,6 +25,7 @@ struct agent_tunnel_params {
   /// Told of tunnel_up / tunnel_rtt / tunnel_draining / tunnel_rejected /
   /// tunnel_failed.
   caf::actor parent;
+  std::string pop_name; // the agent's name for the POP (pop_endpoint::name)
   std::string pop_host;
   uint16_t pop_port = 0;
   std::shared_ptr<const net::tls_client_config> tls;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "net/seam/session_table.hpp"
 #include "caf/actor.hpp"
 #include "net/seam/crypto.hpp"
 #include "net/seam/entropy.hpp"
@@ -55,6 +56,9 @@ struct env {
   /// This process's (or simulated host's) metrics: never null; every
   /// actor a process spawns shares its one registry.
   std::shared_ptr<net::metrics> stats = net::make_metrics();
+  /// This process's (or simulated host's) live sessions, for
+  /// /debug/sessions: never null, shared like stats.
+  std::shared_ptr<net::session_table> sessions = std::make_shared<net::session_table>();
 };
 
 } // namespace drtp

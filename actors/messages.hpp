@@ -32,6 +32,9 @@ using best_tunnel_atom = caf::atom_constant<caf::atom("besttunnel")>;
 using lookup_atom = caf::atom_constant<caf::atom("lookup")>;
 using resume_atom = caf::atom_constant<caf::atom("resume")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
+/// A resumable session asks its agent which POP a tunnel (by address)
+/// leads to: answered with the POP's name, empty if unknown.
+using path_info_atom = caf::atom_constant<caf::atom("pathinfo")>;
 /// Admission (actors/admission): a POP tunnel asks its server for a
 /// challenge (answered with delayed_atom, or overlimit_atom); the server
 /// ends a handshake that lost its slot with evict_atom.

@@ -302,7 +302,8 @@ private:
       out += "],\"clients\":" + std::to_string(clients[name])
              + ",\"public_sessions\":" + std::to_string(visitors[name]) + "}";
     }
-    out += "]}";
+    out += "],\"sessions\":"
+           + p_.e.sessions->json(p_.e.clock->unix_ms(clock()), net::debug_sessions_listed_max) + "}";
     return out;
   }
 

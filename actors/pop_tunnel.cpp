@@ -510,6 +510,7 @@ private:
     sp.tunnel_conn = conn_;
     sp.sid = sid;
     sp.service = service_;
+    sp.id = who_ + "/" + std::to_string(sid);
     sp.conn = ev.conn;
     sp.admitted = std::move(ev.admitted);
     auto s = spawn_session(system(), std::move(sp));
@@ -526,7 +527,9 @@ private:
     write_control(frame_type::open, sid, net::encode(ev.open));
     auto sp = spawn_splice(system(), e_,
                            splice_leg{ev.client_tunnel, ev.client_conn, ev.client_sid},
-                           splice_leg{this, conn_, sid}, service_, std::move(ev.admitted));
+                           splice_leg{this, conn_, sid},
+                           splice_names{service_, ev.open.session_id, ev.open.principal, agent_id_},
+                           std::move(ev.admitted));
     add_stream(sid, sp, opener::acceptor);
     send(ev.client_tunnel, set_owner{ev.client_sid, sp, 0});
   }

@@ -14,6 +14,7 @@
 #include "net/seam/crypto.hpp"
 #include "net/wire/control.hpp"
 #include "net/wire/frame_writer.hpp"
+#include "net/wire/hex.hpp"
 #include "net/wire/record.hpp"
 
 namespace drtp {
@@ -106,6 +107,7 @@ enum class timer_state { idle, armed };
 
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using telemetry_tick_atom = caf::atom_constant<caf::atom("telemtick")>;
 
 class rsession_actor final : public caf::event_based_actor, public local_link::owner {
 public:
@@ -121,7 +123,8 @@ public:
     who_ = "rsession#" + std::to_string(id());
     counted_ = true;
     p_.e.trace->census(p_.e.host, "rsession", 1);
-    meter_.emplace(*p_.e.stats, p_.service, "patch_panel");
+    meter_.emplace(p_.e, p_.service, "patch_panel", p_.client_end ? "connect" : "serve",
+                   std::string{}, now_ms());
     start();
     // The local connection's events go to the link, which calls back
     // on_local_*.
@@ -141,12 +144,17 @@ public:
       [this](stream_rst& ev) { on_stream_rst(ev); },
       [this](retry_atom) { on_retry(); },
       [this](expire_atom, uint64_t epoch) { on_expire(epoch); },
+      [this](telemetry_tick_atom) { on_telemetry_tick(); },
     }.or_else(local_.handlers());
   }
 
 private:
   void trace(const std::string& what) {
     p_.e.trace->emit(p_.e.host, who_, what);
+  }
+
+  int64_t now_ms() {
+    return p_.e.clock->unix_ms(clock());
   }
 
   // -- states ----------------------------------------------------------------------
@@ -234,6 +242,7 @@ private:
     session_id_ = p_.session_id.empty() || hello_sent_
                     ? p_.e.rng->bytes(net::session_id_bytes)
                     : p_.session_id;
+    meter_->facts().set_id(net::to_hex(session_id_));
     make_key_pair();
     hello_sent_ = false;
   }
@@ -282,6 +291,7 @@ private:
       attach_via_controller();
     } else {
       session_id_ = p_.session_id;
+      meter_->facts().set_id(net::to_hex(session_id_));
       attach_path(p_.tunnel, p_.tunnel_conn, p_.sid, path_state::awaiting_hello);
       local_.connect(p_.e.io, 1, p_.local_host, p_.local_port,
                      p_.e.limits.connect_timeout_ms);
@@ -495,6 +505,7 @@ private:
       finish();
       return;
     }
+    meter_->facts().lost_path(now_ms());
     trace("lost its path (" + why + "); resuming");
     if (!stalled_since_)
       stalled_since_ = p_.e.clock->now(clock());
@@ -667,6 +678,7 @@ private:
     }
     to_path(path_state::attached);
     tunnel_ = std::move(cand_.tunnel);
+    on_attached();
     tunnel_conn_ = cand_.conn;
     sid_ = cand_.sid;
     stream_credit_ = cand_.credit;
@@ -880,6 +892,8 @@ private:
       case record_type::close:
         local_.abort();
         return end_soon();
+      case record_type::telemetry:
+        return on_telemetry(net::decode_telemetry(r.body));
       case record_type::data:
         break;
     }
@@ -894,7 +908,9 @@ private:
       return protocol_error("hello with a key that is not one");
     to_life(life_state::running);
     to_path(path_state::attached);
+    on_attached();
     send_control(net::encode_welcome(public_key_, p_.agent_id));
+    start_telemetry();
     pump();
   }
 
@@ -906,6 +922,8 @@ private:
     agent_id_ = w.agent_id;
     to_life(life_state::running);
     to_path(path_state::attached);
+    on_attached();
+    start_telemetry();
     path_back();
     pump();
   }
@@ -923,6 +941,7 @@ private:
     send_control(net::encode_proof(received_,
                                    resume_mac("proof", nonce_c_, r.nonce_s, received_)));
     to_path(path_state::attached);
+    on_attached();
     resume_from(r.recv_offset);
   }
 
@@ -968,6 +987,7 @@ private:
     auto& m = *p_.e.stats;
     m.counter(net::metric::resumes_total, {p_.service}).add();
     m.counter(net::metric::resent_bytes_total, {p_.service}).add(resent_bytes);
+    meter_->facts().resumed(resent_bytes, stall_ms());
     if (stalled_since_) {
       auto stall = p_.e.clock->now(clock()) - *stalled_since_;
       m.histogram(net::metric::resume_stall_seconds, {p_.service})
@@ -975,6 +995,89 @@ private:
           std::chrono::duration_cast<std::chrono::microseconds>(stall).count()));
       stalled_since_.reset();
     }
+  }
+
+  // -- the session's path and telemetry (net/seam/session_table) ------------------------
+
+  /// Since the path was lost, in ms (0 while there is one).
+  uint32_t stall_ms() {
+    if (!stalled_since_)
+      return 0;
+    auto d = p_.e.clock->now(clock()) - *stalled_since_;
+    return static_cast<uint32_t>(std::min<int64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(d).count(), UINT32_MAX));
+  }
+
+  /// A proven path: which POP it goes through is the agent's to say.
+  void on_attached() {
+    DRTP_ASSERT(path_ == path_state::attached && tunnel_, "a hop is an attached path");
+    auto at = now_ms();
+    auto stall = stall_ms();
+    if (!p_.controller) {
+      meter_->facts().moved_to("?", at, stall);
+      return;
+    }
+    request(p_.controller, std::chrono::seconds(5), path_info_atom::value, tunnel_.address())
+      .then([this, at, stall](const std::string& pop) {
+              meter_->facts().moved_to(pop.empty() ? "?" : pop, at, stall);
+            },
+            [this, at, stall](caf::error&) { meter_->facts().moved_to("?", at, stall); });
+  }
+
+  void start_telemetry() {
+    if (p_.telemetry_interval_ms == 0)
+      return;
+    delayed_send(this, p_.e.clock->real_delay(std::chrono::milliseconds(p_.telemetry_interval_ms)),
+                 telemetry_tick_atom::value);
+  }
+
+  /// Our hop's facts to the other end, when they changed (or now and then,
+  /// so that its figure of our round trip stays fresh) and the stream has
+  /// credit to spare beyond what acks and FIN need.
+  void on_telemetry_tick() {
+    if (life_ == life_state::finished)
+      return;
+    start_telemetry();
+    auto& f = meter_->facts();
+    auto bytes = f.to_service_bytes.load(std::memory_order_relaxed)
+                 + f.from_service_bytes.load(std::memory_order_relaxed);
+    ++quiet_ticks_;
+    bool changed = f.version() != told_version_ || bytes != told_bytes_;
+    if (!changed && quiet_ticks_ < telemetry_quiet_ticks)
+      return;
+    auto ours = f.ours(*p_.e.sessions, now_ms());
+    net::telemetry_body t;
+    t.sent_bytes = ours.sent_bytes;
+    t.received_bytes = ours.received_bytes;
+    t.resent_bytes = ours.resent_bytes;
+    t.resumes = ours.resumes;
+    t.stall_ms = ours.stall_ms;
+    t.rtt_samples = ours.rtt.samples;
+    t.rtt_p50_us = ours.rtt.p50_us;
+    t.rtt_max_us = ours.rtt.max_us;
+    t.pop = ours.pop;
+    auto rec = net::encode_telemetry(t);
+    if (!can_send(rec.size() - net::record_header_bytes, control_reserve_bytes))
+      return; // best effort: the next tick tries again
+    send_control(rec);
+    told_version_ = f.version();
+    told_bytes_ = bytes;
+    quiet_ticks_ = 0;
+  }
+
+  void on_telemetry(const net::telemetry_body& t) {
+    net::peer_telemetry p;
+    p.at_ms = now_ms();
+    p.sent_bytes = t.sent_bytes;
+    p.received_bytes = t.received_bytes;
+    p.resent_bytes = t.resent_bytes;
+    p.resumes = t.resumes;
+    p.stall_ms = t.stall_ms;
+    p.rtt.samples = t.rtt_samples;
+    p.rtt.p50_us = t.rtt_p50_us;
+    p.rtt.max_us = t.rtt_max_us;
+    p.pop = t.pop;
+    meter_->facts().set_peer(std::move(p));
   }
 
   /// A working path again: the resume timeout starts over at the next loss.
@@ -1135,6 +1238,10 @@ private:
   timer_state expiry_ = timer_state::idle;
   uint64_t path_epoch_ = 0;
   uint32_t resumes_ = 0;
+  // the telemetry we last told the other end
+  uint64_t told_version_ = 0;
+  uint64_t told_bytes_ = 0;
+  uint32_t quiet_ticks_ = 0;
   // our direction, end to end
   std::deque<std::pair<uint64_t, net::chunk>> retx_; // [offset, bytes) unacked
   size_t resend_at_ = 0; // retx_ entries before this index went out on this path

@@ -56,7 +56,14 @@ struct rsession_params {
   /// Sent but unacknowledged bytes kept for a resend; reading the local
   /// socket pauses at this bound.
   uint32_t retransmit_bytes_max = 1024 * 1024;
+  /// How often the session may tell the other end its telemetry (a record
+  /// goes out only when something changed, or after telemetry_quiet_ticks
+  /// ticks); 0: never (then the other end shows only its own hop).
+  uint32_t telemetry_interval_ms = 2000;
 };
+
+/// A telemetry record goes out at least once in this many ticks.
+constexpr uint32_t telemetry_quiet_ticks = 10;
 
 caf::actor spawn_rsession(caf::actor_system& sys, rsession_params p);
 

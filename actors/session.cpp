@@ -41,7 +41,9 @@ public:
     who_ = "session#" + std::to_string(id()) + "/s" + std::to_string(p_.sid);
     counted_ = true;
     p_.e.trace->census(p_.e.host, "session", 1);
-    meter_.emplace(*p_.e.stats, p_.service, "public");
+    auto now_ms = p_.e.clock->unix_ms(clock());
+    meter_.emplace(p_.e, p_.service, "public", p_.conn != 0 ? "pop" : "agent", p_.id, now_ms);
+    meter_->facts().moved_to(p_.conn != 0 ? p_.e.host : p_.pop, now_ms, 0);
     if (p_.conn != 0)
       local_.adopt(p_.e.io, p_.conn);
     else

@@ -26,6 +26,10 @@ struct session_params {
   uint32_t sid = 0;
   /// For the metrics' labels.
   std::string service;
+  /// The session's id at both ends ("tunnel#7/12": the POP's tunnel id and
+  /// the stream) and, agent side, the POP it came through (net/seam/session_table).
+  std::string id;
+  std::string pop;
   /// POP side: the accepted visitor connection (adopted by the session).
   net::conn_id conn = 0;
   /// Agent side (conn == 0): the local service to connect to.

@@ -8,6 +8,7 @@
 #include "caf/all.hpp"
 #include "net/seam/assert.hpp"
 #include "net/wire/frame_writer.hpp"
+#include "net/wire/hex.hpp"
 
 namespace drtp {
 
@@ -23,9 +24,9 @@ enum class splice_phase { joined, finished };
 class splice_actor final : public caf::event_based_actor {
 public:
   splice_actor(caf::actor_config& cfg, env e, splice_leg client, splice_leg agent,
-               std::string service, std::shared_ptr<stream_slot> admitted)
+               splice_names names, std::shared_ptr<stream_slot> admitted)
     : caf::event_based_actor(cfg), e_(std::move(e)), admitted_(std::move(admitted)),
-      service_(std::move(service)) {
+      names_(std::move(names)) {
     legs_[0] = std::move(client);
     legs_[1] = std::move(agent);
   }
@@ -55,7 +56,11 @@ public:
     });
     counted_ = true;
     e_.trace->census(e_.host, "splice", 1);
-    meter_.emplace(*e_.stats, service_, "patch_panel");
+    auto now_ms = e_.clock->unix_ms(clock());
+    meter_.emplace(e_, names_.service, "patch_panel", "pop", net::to_hex(names_.session_id),
+                   now_ms);
+    meter_->facts().set_ends(names_.principal, names_.agent);
+    meter_->facts().moved_to(e_.host, now_ms, 0);
     return {
       [this](stream_data& ev) {
         auto from = leg_of_sender();
@@ -158,7 +163,7 @@ private:
 
   env e_;
   std::shared_ptr<stream_slot> admitted_;
-  std::string service_;
+  splice_names names_;
   bool counted_ = false; // in the tracer's census
   std::optional<session_meter> meter_;
   splice_leg legs_[2];
@@ -173,10 +178,10 @@ private:
 } // namespace
 
 caf::actor spawn_splice(caf::actor_system& sys, env e, splice_leg client,
-                        splice_leg agent, std::string service,
+                        splice_leg agent, splice_names names,
                         std::shared_ptr<stream_slot> admitted) {
   return sys.spawn<splice_actor>(std::move(e), std::move(client), std::move(agent),
-                                 std::move(service), std::move(admitted));
+                                 std::move(names), std::move(admitted));
 }
 
 } // namespace drtp

@@ -21,10 +21,18 @@ struct splice_leg {
 
 class stream_slot;
 
-/// `service`: for the metrics' labels. `admitted`: the principal's place in
-/// the POP's limits, let go with the splice.
+/// Who the splice joins, for the metrics' labels and /debug/sessions.
+struct splice_names {
+  std::string service;
+  std::string session_id; // the patch-panel session's (net::session_id_bytes)
+  std::string principal;  // the client's
+  std::string agent;      // the agent's id
+};
+
+/// `admitted`: the principal's place in the POP's limits, let go with the
+/// splice.
 caf::actor spawn_splice(caf::actor_system& sys, env e, splice_leg client,
-                        splice_leg agent, std::string service,
+                        splice_leg agent, splice_names names,
                         std::shared_ptr<stream_slot> admitted = nullptr);
 
 } // namespace drtp

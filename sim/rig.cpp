@@ -34,6 +34,10 @@ env rig::make_env(const std::string& host, uint64_t salt) {
   if (!stats)
     stats = net::make_metrics();
   e.stats = stats;
+  auto& sessions = sessions_[host];
+  if (!sessions)
+    sessions = std::make_shared<net::session_table>();
+  e.sessions = sessions;
   return e;
 }
 

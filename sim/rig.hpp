@@ -92,6 +92,7 @@ struct rig {
 private:
   /// Each host's metrics (make_env hands every actor of a host the same).
   std::map<std::string, std::shared_ptr<net::metrics>> stats_;
+  std::map<std::string, std::shared_ptr<net::session_table>> sessions_;
 };
 
 } // namespace drtp::sim

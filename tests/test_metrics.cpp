@@ -173,7 +173,9 @@ TEST(metrics, the_grafana_dashboard_parses_and_queries_only_metrics_that_exist) 
 
 // -- in the simulator --------------------------------------------------------------
 
+#include "net/wire/handshake.hpp"
 #include "sim/rig.hpp"
+#include "sim/scenario.hpp"
 
 namespace {
 
@@ -287,4 +289,111 @@ TEST(sim_metrics, a_simulated_pop_and_agent_are_scraped_through_the_seam) {
   auto agent_stats = s.make_env("agent", 0).stats;
   EXPECT_EQ(agent_stats->peek(metric::tunnel_failovers_total, {"echo"}), 1);
   EXPECT_EQ(agent_stats->peek(metric::tunnels_up, {"echo", "pop"}), 0);
+}
+
+// -- a patch-panel session's path, seen from its three hosts ----------------------
+
+namespace {
+
+struct sim_path : drtp::sim::rig {
+  sim_path() : rig(23) {
+    auto& w = d.net();
+    drtp::sim::link_params link;
+    link.latency_us = 1000;
+    w.set_default_link(link);
+    for (auto h : {"pop-a", "pop-b", "agent", "sam"})
+      w.add_host(h);
+    drtp::sim::spawn_app_service(d.sys(), w.io("agent"), service_port, 0x5a);
+    std::vector<drtp::pop_endpoint> pops;
+    for (auto name : {"pop-a", "pop-b"}) {
+      drtp::pop_params pp;
+      pp.e = make_env(name, 1);
+      pp.tunnel_port = tunnel_port;
+      auto sc = service("echo", "the secret", public_port);
+      sc.allow = {"sam"};
+      pp.services.push_back(sc);
+      pp.principals.push_back(principal("sam", "sam's secret"));
+      auto pop = spawn_pop_server(d.sys(), std::move(pp));
+      w.register_actor(name, pop);
+      pops.push_back(drtp::pop_endpoint{name, name, tunnel_port, "eu"});
+    }
+    auto ap = agent("agent", "echo", "the secret", pops, service_port, 3);
+    ap.tunnels_target = 2;
+    w.register_actor("agent", spawn_agent(d.sys(), std::move(ap)));
+    auto cp = agent("sam", "echo", "the secret", pops, 0, 5);
+    cp.agent_id = "sam";
+    cp.signing_key = drtp::sim::cached_login_key("sam's secret", drtp::net::principal_salt("sam")).seed;
+    cp.client = true;
+    cp.tunnels_target = 2;
+    cp.listen_host = "sam";
+    cp.listen_port = 6000;
+    w.register_actor("sam", spawn_agent(d.sys(), std::move(cp)));
+    d.run_for(3'000'000);
+  }
+
+  /// The one session `host` lists.
+  nlohmann::json session_at(const std::string& host) {
+    auto table = make_env(host, 0).sessions;
+    auto list = nlohmann::json::parse(table->json(drtp::net::host_clock{}.unix_ms(d.sys().clock()), 10));
+    return list.size() == 1 ? list[0] : nlohmann::json{};
+  }
+};
+
+} // namespace
+
+TEST(sim_session_path, both_ends_and_the_pops_show_one_session_and_its_move) {
+  sim_path s;
+  auto v = s.visit("sam", "sam", 6000, 1000, 9, 0x5a, drtp::sim::workload_kind::request_response,
+                   4000);
+  ASSERT_TRUE(s.d.run_until([&] { return !s.session_at("sam").is_null()
+                                         && !s.session_at("agent").is_null(); }, 3'000'000));
+  s.d.run_for(5'000'000); // a few telemetry ticks
+  auto c = s.session_at("sam");
+  auto e = s.session_at("agent");
+  ASSERT_FALSE(c["pop"].is_null()) << c.dump();
+  auto first = c["pop"].get<std::string>();
+  auto other = first == "pop-a" ? std::string("pop-b") : std::string("pop-a");
+  // One id at the client end, the serve end and the POP that splices it.
+  EXPECT_EQ(c["role"], "connect");
+  EXPECT_EQ(e["role"], "serve");
+  EXPECT_EQ(c["id"], e["id"]);
+  EXPECT_EQ(c["id"].get<std::string>().size(), 32u);
+  auto at_pop = s.session_at(first);
+  EXPECT_EQ(at_pop["id"], c["id"]) << at_pop.dump();
+  EXPECT_EQ(at_pop["principal"], "sam");
+  EXPECT_EQ(at_pop["agent"], "joe");
+  EXPECT_TRUE(s.session_at(other).is_null());
+  EXPECT_EQ(e["pop"], first);
+  // Each end knows its own hop's round trip, and the other's from telemetry.
+  ASSERT_FALSE(c["rtt"].is_null()) << c.dump();
+  EXPECT_GE(c["rtt"]["p50_us"].get<uint64_t>(), 2000u); // 1 ms each way
+  ASSERT_TRUE(c.contains("peer")) << c.dump();
+  EXPECT_EQ(c["peer"]["pop"], first);
+  EXPECT_GE(c["peer"]["rtt"]["p50_us"].get<uint64_t>(), 2000u);
+  EXPECT_GT(c["peer"]["sent_bytes"].get<uint64_t>(), 0u);
+  ASSERT_TRUE(e.contains("peer")) << e.dump();
+  // The carrying POP dies: the session moves, and all three say where.
+  s.d.net().crash(first, drtp::sim::crash_mode::silent);
+  ASSERT_TRUE(s.d.run_until([&] { return s.session_at("sam")["resumes"] == 1; }, 15'000'000))
+    << s.session_at("sam").dump();
+  s.d.run_for(5'000'000);
+  c = s.session_at("sam");
+  e = s.session_at("agent");
+  EXPECT_FALSE(v->done) << "the session is still running";
+  ASSERT_EQ(c["hops"].size(), 2u) << c.dump();
+  EXPECT_EQ(c["hops"][0]["pop"], first);
+  EXPECT_EQ(c["hops"][1]["pop"], other);
+  EXPECT_GT(c["hops"][1]["stall_ms"].get<uint64_t>(), 0u);
+  EXPECT_EQ(c["pop"], other);
+  ASSERT_EQ(e["hops"].size(), 2u) << e.dump();
+  EXPECT_EQ(e["hops"][1]["pop"], other);
+  EXPECT_EQ(e["resumes"], 1);
+  EXPECT_EQ(c["peer"]["resumes"], 1) << c.dump();
+  EXPECT_EQ(c["peer"]["pop"], other);
+  EXPECT_EQ(s.session_at(other)["id"], c["id"]);
+  ASSERT_TRUE(s.d.run_until([&] { return v->done; }, 120'000'000));
+  EXPECT_TRUE(v->ok) << v->error;
+  s.d.run_for(1'000'000);
+  EXPECT_TRUE(s.session_at("sam").is_null()) << "a finished session leaves the table";
+  EXPECT_TRUE(s.session_at("agent").is_null());
 }

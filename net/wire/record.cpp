@@ -14,6 +14,11 @@ void put_u64(char* p, uint64_t v) noexcept {
     p[i] = static_cast<char>(v >> (56 - 8 * i));
 }
 
+void put_u32(char* p, uint32_t v) noexcept {
+  for (int i = 0; i < 4; ++i)
+    p[i] = static_cast<char>(v >> (24 - 8 * i));
+}
+
 std::string encode_record(record_type t, const void* body, size_t n) {
   DRTP_ASSERT(n <= record_control_bytes_max,
               "a control record body is at most 256 bytes");
@@ -67,6 +72,8 @@ const char* to_string(record_type t) noexcept {
       return "close";
     case record_type::proof:
       return "proof";
+    case record_type::telemetry:
+      return "telemetry";
   }
   return "unknown";
 }
@@ -117,6 +124,37 @@ std::string encode_ack(uint64_t delivered_offset, bool fin_seen) {
   put_u64(buf, delivered_offset);
   buf[8] = fin_seen ? 1 : 0;
   return encode_record(record_type::ack, buf, sizeof(buf));
+}
+
+std::string encode_telemetry(const telemetry_body& t) {
+  char buf[record_telemetry_fixed_bytes + record_telemetry_pop_bytes_max];
+  put_u64(buf, t.sent_bytes);
+  put_u64(buf + 8, t.received_bytes);
+  put_u64(buf + 16, t.resent_bytes);
+  uint32_t words[] = {t.resumes, t.stall_ms, t.rtt_samples, t.rtt_p50_us, t.rtt_max_us};
+  for (size_t i = 0; i < 5; ++i)
+    put_u32(buf + 24 + 4 * i, words[i]);
+  auto pop_bytes = std::min(t.pop.size(), record_telemetry_pop_bytes_max);
+  std::memcpy(buf + record_telemetry_fixed_bytes, t.pop.data(), pop_bytes);
+  return encode_record(record_type::telemetry, buf, record_telemetry_fixed_bytes + pop_bytes);
+}
+
+telemetry_body decode_telemetry(const chunk& body) {
+  DRTP_ASSERT(body.size() >= record_telemetry_fixed_bytes
+                && body.size() <= record_telemetry_fixed_bytes + record_telemetry_pop_bytes_max,
+              "the decoder passes only telemetry bodies within their bounds");
+  auto p = body.data();
+  telemetry_body t;
+  t.sent_bytes = read_u64(p);
+  t.received_bytes = read_u64(p + 8);
+  t.resent_bytes = read_u64(p + 16);
+  t.resumes = read_u32(p + 24);
+  t.stall_ms = read_u32(p + 28);
+  t.rtt_samples = read_u32(p + 32);
+  t.rtt_p50_us = read_u32(p + 36);
+  t.rtt_max_us = read_u32(p + 40);
+  t.pop.assign(p + record_telemetry_fixed_bytes, body.size() - record_telemetry_fixed_bytes);
+  return t;
 }
 
 std::string encode_fin() {
@@ -175,7 +213,7 @@ record_decoder::status record_decoder::start_record(std::vector<record>& out) {
   auto t = static_cast<uint8_t>(hdr_[0]);
   size_t n = read_u32(hdr_ + 1);
   if (t < static_cast<uint8_t>(record_type::hello)
-      || t > static_cast<uint8_t>(record_type::proof))
+      || t > static_cast<uint8_t>(record_type::telemetry))
     return status::bad_type;
   type_ = static_cast<record_type>(t);
   if (type_ == record_type::data) {
@@ -190,6 +228,10 @@ record_decoder::status record_decoder::start_record(std::vector<record>& out) {
     if (fixed >= 0 && n != static_cast<size_t>(fixed))
       return status::bad_size;
     if (type_ == record_type::welcome && n < record_key_bytes)
+      return status::bad_size;
+    if (type_ == record_type::telemetry
+        && (n < record_telemetry_fixed_bytes
+            || n > record_telemetry_fixed_bytes + record_telemetry_pop_bytes_max))
       return status::bad_size;
     if (n == 0)
       out.push_back({type_, chunk{}});

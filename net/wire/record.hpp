@@ -20,6 +20,17 @@
 //   7 fin        (empty)                                both: no more data
 //   8 close      (empty)                                both: abort
 //   9 proof      recv_offset(u64) mac(32)               client, answers resumed
+//  10 telemetry  sent(u64) received(u64) resent(u64)    both, attached paths
+//                resumes(u32) stall_ms(u32) rtt_samples(u32)
+//                rtt_p50_us(u32) rtt_max_us(u32) pop (<= 64 bytes)
+//
+// Telemetry is what one end knows of its hop (its POP, the round trip to
+// it, what it resent and how long it stalled): each end shows the other's
+// beside its own, which is the session's path end to end. It is sent only
+// on an attached path, every few seconds while something changed, and
+// skipped when the stream has no credit for it: it is never worth a stall.
+// Both ends must be of a version that knows it (an older one ends the path
+// on an unknown record type).
 //
 // The keys are X25519 public halves: each end derives the session key from
 // its own private half and the other's public one, so the POPs that relay
@@ -53,6 +64,7 @@ enum class record_type : uint8_t {
   fin = 7,
   close = 8,
   proof = 9,
+  telemetry = 10,
 };
 
 const char* to_string(record_type t) noexcept;
@@ -71,6 +83,8 @@ constexpr size_t record_resume_bytes = record_nonce_bytes;
 constexpr size_t record_resumed_bytes = record_nonce_bytes + 8 + record_mac_bytes;
 constexpr size_t record_proof_bytes = 8 + record_mac_bytes;
 constexpr size_t record_ack_bytes = 9;
+constexpr size_t record_telemetry_fixed_bytes = 3 * 8 + 5 * 4;
+constexpr size_t record_telemetry_pop_bytes_max = 64;
 
 /// Writes the 5-byte header of a record with `body_bytes` of body.
 void put_record_header(char* out, record_type t, uint32_t body_bytes) noexcept;
@@ -84,6 +98,18 @@ std::string encode_resumed(const std::string& nonce_s, uint64_t recv_offset,
                            const std::string& mac);
 std::string encode_proof(uint64_t recv_offset, const std::string& mac);
 std::string encode_ack(uint64_t delivered_offset, bool fin_seen);
+struct telemetry_body {
+  uint64_t sent_bytes = 0;
+  uint64_t received_bytes = 0;
+  uint64_t resent_bytes = 0;
+  uint32_t resumes = 0;
+  uint32_t stall_ms = 0;
+  uint32_t rtt_samples = 0;
+  uint32_t rtt_p50_us = 0;
+  uint32_t rtt_max_us = 0;
+  std::string pop; // cut to record_telemetry_pop_bytes_max
+};
+std::string encode_telemetry(const telemetry_body& t);
 std::string encode_fin();
 std::string encode_close();
 
@@ -130,6 +156,7 @@ struct ack_body {
   bool fin_seen = false;
 };
 ack_body decode_ack(const chunk& body);
+telemetry_body decode_telemetry(const chunk& body);
 
 /// Cuts the payload bytes of one stream into records, incrementally.
 class record_decoder {
