@@ -21,6 +21,7 @@
 #include "net/tls.hpp"
 #include "cli/args.hpp"
 #include "cli/metrics_option.hpp"
+#include "cli/status.hpp"
 #include "cli/control_endpoint.hpp"
 #include "cli/state_file.hpp"
 #include "cli/secrets.hpp"
@@ -43,6 +44,7 @@ Usage:
              --service NAME --local HOST:PORT [options]
   drtp connect --pop HOST:PORT[@REGION][,fingerprint=SHA] [--pop ...] --service NAME
              --listen HOST:PORT --principal NAME [options]
+  drtp status [--metrics HOST:PORT] [--wide] [--json]
 
 drtp serve dials out to POPs over TLS and carries the visitors of the
 service's public port at those POPs to HOST:PORT here. No inbound port needed.
@@ -54,6 +56,15 @@ service/NAME (serve) or principal/NAME (connect) with the same secret, and
 learns from it the POPs to dial (ready ones, distinct regions first, nearest
 first), how to verify each, and (serve) the service's local address and K.
 It follows the POP list live and reports its tunnels to the registry.
+
+drtp status asks a running drtp serve, drtp connect or drtp-pop, started with
+--metrics HOST:PORT (default for status: $DRTP_METRICS), what it holds: its
+tunnels, and each live session with the POP carrying it, its age, bytes each
+way, resumes, resent bytes and stall, the round trip of this end's hop and of
+the other end's (a patch-panel session's two ends tell each other in band),
+and, for a session that moved, which POPs carried it and when. The session id
+is the same at both ends and at the POP (--wide prints it whole; --json the
+endpoint's /debug/sessions as it is).
 
 With --state-dir it also enrolls (if the control plane has a CA): it makes a
 private key that never leaves DIR, sends a certificate request signed in by
@@ -508,6 +519,25 @@ int main(int argc, char** argv) {
     }
     std::string cmd = argv[1];
     drtp::cli::args a{argc, argv, 2};
+    if (cmd == "status") {
+      if (a.flag("-h") || a.flag("--help")) {
+        std::fputs(usage, stdout);
+        return 0;
+      }
+      auto endpoint = a.value("--metrics");
+      bool wide = a.flag("--wide");
+      bool raw = a.flag("--json");
+      a.finish();
+      if (!endpoint && std::getenv("DRTP_METRICS"))
+        endpoint = std::getenv("DRTP_METRICS");
+      if (!endpoint)
+        throw drtp::cli::error("status: --metrics HOST:PORT is needed (the address the running "
+                               "process was given with --metrics), or $DRTP_METRICS");
+      auto body = drtp::cli::http_get(*endpoint, "/debug/sessions", 3000);
+      std::fputs(raw ? (body + "\n").c_str() : drtp::cli::render_status(body, wide).c_str(),
+                 stdout);
+      return 0;
+    }
     if (cmd == "serve" || cmd == "connect") {
       if (a.flag("-h") || a.flag("--help")) {
         std::fputs(usage, stdout);

@@ -275,3 +275,41 @@ TEST_F(metrics_e2e, a_taken_metrics_port_is_one_line_and_exit_2) {
             std::string::npos)
     << p.output();
 }
+
+// drtp status, at the three hosts of one open patch-panel session: one id.
+TEST_F(metrics_e2e, drtp_status_shows_one_session_by_one_id_at_both_ends_and_the_pop) {
+  auto s = drtp::sock::connect_tcp("127.0.0.1", local_port_, 10000);
+  ASSERT_TRUE(s);
+  auto data = drtp::sock::random_bytes(30000, 7);
+  ASSERT_TRUE(drtp::sock::send_all(s.get(), data.data(), data.size()));
+  std::vector<char> back(data.size());
+  ASSERT_TRUE(drtp::sock::recv_all(s.get(), back.data(), back.size()));
+  std::this_thread::sleep_for(2500ms); // a telemetry record each way
+  auto status = [&](uint16_t port, const char* extra = "") {
+    return drtp::test::run_shell(bin("drtp") + " status --metrics 127.0.0.1:"
+                                 + std::to_string(port) + " " + extra + " 2>&1");
+  };
+  auto c = status(connect_m_), e = status(serve_m_), p = status(pop_m_);
+  std::printf("figure: drtp status at the connect end:\n%s\n", c.out.c_str());
+  ASSERT_EQ(c.rc, 0) << c.out;
+  ASSERT_EQ(e.rc, 0) << e.out;
+  ASSERT_EQ(p.rc, 0) << p.out;
+  auto js = nlohmann::json::parse(status(connect_m_, "--json").out);
+  ASSERT_EQ(js["sessions"].size(), 1u) << js.dump();
+  auto id = js["sessions"][0]["id"].get<std::string>();
+  ASSERT_EQ(id.size(), 32u);
+  for (auto* out : {&c.out, &e.out, &p.out}) {
+    EXPECT_NE(out->find("1 live session(s)"), std::string::npos) << *out;
+    EXPECT_NE(out->find(id.substr(0, 12)), std::string::npos) << *out;
+    EXPECT_NE(out->find("patch panel"), std::string::npos) << *out;
+  }
+  EXPECT_NE(c.out.find("drtp connect for service 'pg'"), std::string::npos) << c.out;
+  EXPECT_NE(p.out.find("pop (sam -> joe)"), std::string::npos) << p.out;
+  // The other end's round trip came in band.
+  EXPECT_TRUE(js["sessions"][0].contains("peer")) << js.dump();
+  EXPECT_NE(c.out.find(" ms via "), std::string::npos) << c.out;
+  // Nothing listening: one line, exit 1.
+  auto none = status(free_port());
+  EXPECT_EQ(none.rc, 1);
+  EXPECT_NE(none.out.find("drtp: error: --metrics 127.0.0.1:"), std::string::npos) << none.out;
+}
